@@ -1,0 +1,795 @@
+//! The web console: server-rendered HTML (askama), no JavaScript, CSRF-protected forms.
+//!
+//! Forms use a double-submit token: a random `parapet_csrf` cookie (SameSite=Strict) whose value
+//! each form repeats in a hidden field; a POST whose field does not match the cookie, or whose
+//! Origin names another site, is refused.
+
+use askama::Template;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use base64::Engine;
+use parapet_iam::{Action, IamError, Principal, authorize};
+use parapet_store::{AuditFilter, AuditRecord, TenantStatus, UserStatus};
+use parapet_types::{Role, TenantKind, Timestamp};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::api::{TenantView, UserView, clear_session_cookie, session_cookie, user_view};
+use crate::extract::{Meta, SESSION_COOKIE, cookie, same_origin};
+
+const CSRF_COOKIE: &str = "parapet_csrf";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(dashboard))
+        .route("/console/login", get(login_page).post(login_submit))
+        .route("/console/logout", post(logout))
+        .route("/console/tenants", get(tenants_page).post(tenant_create))
+        .route("/console/tenants/{tenant}/suspend", post(tenant_suspend))
+        .route("/console/tenants/{tenant}/activate", post(tenant_activate))
+        .route(
+            "/console/tenants/{tenant}/users",
+            get(users_page).post(user_create),
+        )
+        .route(
+            "/console/tenants/{tenant}/users/{user}/disable",
+            post(user_disable),
+        )
+        .route(
+            "/console/tenants/{tenant}/users/{user}/enable",
+            post(user_enable),
+        )
+        .route("/console/users", get(own_users))
+        .route("/console/audit", get(audit_page))
+        .route("/console/static/parapet.css", get(css))
+}
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../static/parapet.css"),
+    )
+        .into_response()
+}
+
+/// An entry of the navigation: the modules of DESIGN.md §1 with their X.1642 clauses. Modules not
+/// in this version are listed without a link.
+pub struct NavItem {
+    pub label: &'static str,
+    pub href: Option<&'static str>,
+    pub clause: &'static str,
+}
+
+pub const NAV: &[NavItem] = &[
+    NavItem { label: "Dashboard", href: Some("/console"), clause: "" },
+    NavItem { label: "Tenants", href: Some("/console/tenants"), clause: "8.1" },
+    NavItem { label: "Users", href: Some("/console/users"), clause: "8.1" },
+    NavItem { label: "Audit", href: Some("/console/audit"), clause: "8.11" },
+    NavItem { label: "SLA", href: None, clause: "7.1, 7.2" },
+    NavItem { label: "Keys", href: None, clause: "8.2" },
+    NavItem { label: "Monitoring", href: None, clause: "8.3" },
+    NavItem { label: "Disaster recovery", href: None, clause: "8.4" },
+    NavItem { label: "Configuration", href: None, clause: "8.5" },
+    NavItem { label: "Incidents", href: None, clause: "8.6" },
+    NavItem { label: "Patches", href: None, clause: "8.7" },
+    NavItem { label: "CMDB", href: None, clause: "8.8" },
+    NavItem { label: "Emergency plans", href: None, clause: "8.9" },
+    NavItem { label: "Backup", href: None, clause: "8.10" },
+];
+
+/// What every page of the layout shows.
+pub struct Chrome {
+    pub me: String,
+    pub role: String,
+    pub tenant: String,
+    pub csrf: String,
+    pub nav: &'static [NavItem],
+    pub active: &'static str,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+}
+
+/// The signed-in console user, with the CSRF token to put in forms (and a cookie to set when the
+/// browser had none).
+pub struct ConsoleUser {
+    pub p: Principal,
+    pub csrf: String,
+    pub set_csrf: Option<HeaderValue>,
+    pub meta: parapet_iam::RequestMeta,
+}
+
+impl ConsoleUser {
+    fn chrome(&self, active: &'static str) -> Chrome {
+        Chrome {
+            me: self.p.login_name(),
+            role: self.p.user.role.to_string(),
+            tenant: self.p.tenant.name.clone(),
+            csrf: self.csrf.clone(),
+            nav: NAV,
+            active,
+            error: None,
+            notice: None,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for ConsoleUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        st: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let secret = cookie(&parts.headers, SESSION_COOKIE)
+            .ok_or_else(|| Redirect::to("/console/login").into_response())?;
+        let p = match st.iam.authenticate(secret).await {
+            Ok(p) => p,
+            Err(IamError::Unauthenticated) => {
+                return Err(Redirect::to("/console/login").into_response());
+            }
+            Err(e) => return Err(failure(e)),
+        };
+        let (csrf, set_csrf) = csrf_token(st, &parts.headers);
+        let Meta(meta) = match Meta::from_request_parts(parts, st).await {
+            Ok(m) => m,
+            Err(never) => match never {},
+        };
+        Ok(ConsoleUser {
+            p,
+            csrf,
+            set_csrf,
+            meta,
+        })
+    }
+}
+
+/// The browser's CSRF token, or a new one with the cookie that carries it.
+fn csrf_token(st: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    if let Some(c) = cookie(headers, CSRF_COOKIE).filter(|c| c.len() == 43) {
+        return (c.to_string(), None);
+    }
+    let bytes: [u8; 32] = st.iam.env().random().unwrap_or([0; 32]);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let secure = if st.config.tls { "; Secure" } else { "" };
+    let v = HeaderValue::from_str(&format!(
+        "{CSRF_COOKIE}={token}; Path=/console; HttpOnly; SameSite=Strict{secure}"
+    ))
+    .ok();
+    (token, v)
+}
+
+/// Whether a form POST carries the browser's CSRF token and comes from our own origin.
+fn csrf_ok(headers: &HeaderMap, field: &str) -> bool {
+    let Some(c) = cookie(headers, CSRF_COOKIE) else {
+        return false;
+    };
+    same_origin(headers) && c.len() == field.len() && constant_eq(c.as_bytes(), field.as_bytes())
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn forbidden_form() -> Response {
+    html_page(
+        StatusCode::FORBIDDEN,
+        "<!doctype html><title>Form expired</title><p>This form has expired or did not come \
+         from this site. <a href=\"/console\">Go back</a> and try again.</p>"
+            .to_string(),
+        None,
+    )
+}
+
+fn html_page(status: StatusCode, body: String, set_cookie: Option<HeaderValue>) -> Response {
+    let mut res = (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response();
+    if let Some(c) = set_cookie {
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    res
+}
+
+fn render<T: Template>(status: StatusCode, t: &T, set_cookie: Option<HeaderValue>) -> Response {
+    match t.render() {
+        Ok(body) => html_page(status, body, set_cookie),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            html_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "<!doctype html><p>Internal error.</p>".into(),
+                None,
+            )
+        }
+    }
+}
+
+fn failure(e: IamError) -> Response {
+    let (status, msg) = match &e {
+        IamError::Unavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The database is unavailable; try again later.".to_string(),
+        ),
+        IamError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
+        IamError::Forbidden(m) => (StatusCode::FORBIDDEN, format!("Forbidden: {m}")),
+        _ => {
+            tracing::error!(error = %e, "console request failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error; it has been logged.".into(),
+            )
+        }
+    };
+    html_page(
+        status,
+        format!(
+            "<!doctype html><title>Parapet</title><link rel=\"stylesheet\" \
+             href=\"/console/static/parapet.css\"><main><p class=\"error\">{}</p>\
+             <p><a href=\"/console\">Back to the console</a></p></main>",
+            escape(&msg)
+        ),
+        None,
+    )
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// Status and message of a failed form action, shown on the re-rendered page.
+fn form_error(e: &IamError) -> Option<(StatusCode, String)> {
+    match e {
+        IamError::Invalid(m) => Some((StatusCode::UNPROCESSABLE_ENTITY, m.clone())),
+        IamError::Conflict(m) => Some((StatusCode::CONFLICT, m.clone())),
+        IamError::Forbidden(m) => Some((StatusCode::FORBIDDEN, format!("Forbidden: {m}"))),
+        IamError::NotFound(m) => Some((StatusCode::NOT_FOUND, m.clone())),
+        _ => None,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    error: Option<String>,
+    username: String,
+}
+
+async fn login_page(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let (csrf, set) = csrf_token(&st, &headers);
+    render(
+        StatusCode::OK,
+        &LoginPage {
+            csrf,
+            error: None,
+            username: String::new(),
+        },
+        set,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn login_submit(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Meta(meta): Meta,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let (csrf, set) = csrf_token(&st, &headers);
+    let page = |status, error: &str| {
+        render(
+            status,
+            &LoginPage {
+                csrf: csrf.clone(),
+                error: Some(error.to_string()),
+                username: f.username.clone(),
+            },
+            set.clone(),
+        )
+    };
+    if !csrf_ok(&headers, &f.csrf) {
+        return page(
+            StatusCode::FORBIDDEN,
+            "The form expired; please log in again.",
+        );
+    }
+    if f.username.len() > 200 || f.password.len() > 4096 {
+        return page(StatusCode::UNAUTHORIZED, "Wrong user name or password.");
+    }
+    match st.iam.login(f.username.trim(), &f.password, &meta).await {
+        Ok(issued) => {
+            let max_age = (issued.expires_at.0 - st.iam.env().now().0) / 1000;
+            let mut res = Redirect::to("/console").into_response();
+            *res.status_mut() = StatusCode::SEE_OTHER;
+            if let Ok(v) =
+                HeaderValue::from_str(&session_cookie(&issued.secret, max_age, st.config.tls))
+            {
+                res.headers_mut().append(header::SET_COOKIE, v);
+            }
+            res
+        }
+        Err(IamError::Unauthenticated) => {
+            page(StatusCode::UNAUTHORIZED, "Wrong user name or password.")
+        }
+        Err(IamError::Unavailable(_)) => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The database is unavailable; try again later.",
+        ),
+        Err(e) => failure(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+fn see_other(to: &str) -> Response {
+    let mut res = Redirect::to(to).into_response();
+    *res.status_mut() = StatusCode::SEE_OTHER;
+    res
+}
+
+async fn logout(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if !csrf_ok(&headers, &f.csrf) {
+        return forbidden_form();
+    }
+    if let Err(e) = st.iam.logout(&u.p, &u.meta).await {
+        return failure(e);
+    }
+    let mut res = see_other("/console/login");
+    if let Ok(v) = HeaderValue::from_str(&clear_session_cookie(st.config.tls)) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
+/// An audit record as a table row.
+struct AuditRow {
+    id: i64,
+    time: String,
+    actor: String,
+    action: String,
+    target: String,
+    source: String,
+    outcome: &'static str,
+}
+
+fn audit_row(r: &AuditRecord) -> AuditRow {
+    AuditRow {
+        id: r.id,
+        time: r.event.time.rfc3339(),
+        actor: r.event.actor.label(),
+        action: r.event.action.clone(),
+        target: r.event.target.clone(),
+        source: r.event.source_ip.clone().unwrap_or_default(),
+        outcome: r.event.outcome.as_str(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    c: Chrome,
+    tenants: usize,
+    users: String,
+    backend: &'static str,
+    recent: Vec<AuditRow>,
+    activity_svg: String,
+}
+
+async fn dashboard(State(st): State<AppState>, u: ConsoleUser) -> Response {
+    let tenants = match st.iam.list_tenants(&u.p, None, 1000).await {
+        Ok(t) => t.len(),
+        Err(e) => return failure(e),
+    };
+    let own = u.p.tenant.name.clone();
+    let users = match st.iam.list_users(&u.p, &own, None, 1000, &u.meta).await {
+        Ok((_, list)) => list.len().to_string(),
+        Err(IamError::Forbidden(_)) => "–".into(),
+        Err(e) => return failure(e),
+    };
+    let records = match st
+        .iam
+        .list_audit(&u.p, &own, &AuditFilter::default(), None, 500, &u.meta)
+        .await
+    {
+        Ok(r) => r,
+        Err(IamError::Forbidden(_)) => Vec::new(),
+        Err(e) => return failure(e),
+    };
+    let now = st.iam.env().now();
+    let page = DashboardPage {
+        c: u.chrome("Dashboard"),
+        tenants,
+        users,
+        backend: st.store.backend(),
+        activity_svg: activity_svg(&records, now),
+        recent: records.iter().take(15).map(audit_row).collect(),
+    };
+    render(StatusCode::OK, &page, u.set_csrf)
+}
+
+#[derive(Template)]
+#[template(path = "tenants.html")]
+struct TenantsPage {
+    c: Chrome,
+    tenants: Vec<TenantView>,
+    can_manage: bool,
+}
+
+async fn tenants_view(
+    st: &AppState,
+    u: &ConsoleUser,
+    error: Option<String>,
+    notice: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        match st.iam.list_tenants(&u.p, after.clone(), 1000).await {
+            Ok(list) => {
+                let done = list.len() < 1000;
+                after = list.last().map(|t| t.id.to_string());
+                all.extend(list);
+                if done {
+                    break;
+                }
+            }
+            Err(e) => return failure(e),
+        }
+    }
+    let mut c = u.chrome("Tenants");
+    c.error = error;
+    c.notice = notice;
+    let page = TenantsPage {
+        c,
+        tenants: all.iter().map(TenantView::from).collect(),
+        can_manage: authorize(&u.p, Action::TenantCreate, &u.p.tenant).is_ok(),
+    };
+    render(status, &page, u.set_csrf.clone())
+}
+
+#[derive(Debug, Deserialize)]
+struct Done {
+    done: Option<String>,
+}
+
+fn notice(done: &Option<String>) -> Option<String> {
+    match done.as_deref() {
+        Some("created") => Some("Created.".into()),
+        Some("updated") => Some("Updated.".into()),
+        _ => None,
+    }
+}
+
+async fn tenants_page(
+    State(st): State<AppState>,
+    u: ConsoleUser,
+    axum::extract::Query(d): axum::extract::Query<Done>,
+) -> Response {
+    tenants_view(&st, &u, None, notice(&d.done), StatusCode::OK).await
+}
+
+#[derive(Debug, Deserialize)]
+struct TenantForm {
+    name: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn tenant_create(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Form(f): Form<TenantForm>,
+) -> Response {
+    if !csrf_ok(&headers, &f.csrf) {
+        return forbidden_form();
+    }
+    match st.iam.create_tenant(&u.p, f.name.trim(), &u.meta).await {
+        Ok(_) => see_other("/console/tenants?done=created"),
+        Err(e) => match form_error(&e) {
+            Some((status, msg)) => tenants_view(&st, &u, Some(msg), None, status).await,
+            None => failure(e),
+        },
+    }
+}
+
+async fn tenant_status(
+    st: AppState,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    tenant: String,
+    csrf: String,
+    status: TenantStatus,
+) -> Response {
+    if !csrf_ok(&headers, &csrf) {
+        return forbidden_form();
+    }
+    match st.iam.set_tenant_status(&u.p, &tenant, status, &u.meta).await {
+        Ok(_) => see_other("/console/tenants?done=updated"),
+        Err(e) => match form_error(&e) {
+            Some((status, msg)) => tenants_view(&st, &u, Some(msg), None, status).await,
+            None => failure(e),
+        },
+    }
+}
+
+async fn tenant_suspend(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Path(tenant): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    tenant_status(st, headers, u, tenant, f.csrf, TenantStatus::Suspended).await
+}
+
+async fn tenant_activate(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Path(tenant): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    tenant_status(st, headers, u, tenant, f.csrf, TenantStatus::Active).await
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    c: Chrome,
+    tenant: String,
+    users: Vec<UserView>,
+    roles: Vec<&'static str>,
+    can_manage: bool,
+}
+
+async fn users_view(
+    st: &AppState,
+    u: &ConsoleUser,
+    tenant: &str,
+    error: Option<String>,
+    notice: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let (t, users) = match st.iam.list_users(&u.p, tenant, None, 1000, &u.meta).await {
+        Ok(x) => x,
+        Err(e) => return failure(e),
+    };
+    let mut c = u.chrome("Users");
+    c.error = error;
+    c.notice = notice;
+    let roles = Role::ALL
+        .into_iter()
+        .filter(|r| r.fits(t.kind))
+        .filter(|r| authorize(&u.p, Action::UserCreate(*r), &t).is_ok())
+        .map(Role::as_str)
+        .collect::<Vec<_>>();
+    let page = UsersPage {
+        c,
+        tenant: t.name.clone(),
+        users: users.iter().map(|x| user_view(&t, x)).collect(),
+        can_manage: !roles.is_empty() && authorize(&u.p, Action::UserDisable, &t).is_ok(),
+        roles,
+    };
+    render(status, &page, u.set_csrf.clone())
+}
+
+async fn users_page(
+    State(st): State<AppState>,
+    u: ConsoleUser,
+    Path(tenant): Path<String>,
+    axum::extract::Query(d): axum::extract::Query<Done>,
+) -> Response {
+    users_view(&st, &u, &tenant, None, notice(&d.done), StatusCode::OK).await
+}
+
+async fn own_users(u: ConsoleUser) -> Response {
+    Redirect::to(&format!("/console/tenants/{}/users", u.p.tenant.name)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct UserForm {
+    username: String,
+    password: String,
+    role: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn user_create(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Path(tenant): Path<String>,
+    Form(f): Form<UserForm>,
+) -> Response {
+    if !csrf_ok(&headers, &f.csrf) {
+        return forbidden_form();
+    }
+    let result = match f.role.parse::<Role>() {
+        Ok(role) => {
+            st.iam
+                .create_user(&u.p, &tenant, f.username.trim(), &f.password, role, &u.meta)
+                .await
+        }
+        Err(e) => Err(IamError::Invalid(e.to_string())),
+    };
+    match result {
+        Ok((t, _)) => see_other(&format!("/console/tenants/{}/users?done=created", t.name)),
+        Err(e) => match form_error(&e) {
+            Some((status, msg)) => users_view(&st, &u, &tenant, Some(msg), None, status).await,
+            None => failure(e),
+        },
+    }
+}
+
+async fn user_status(
+    st: AppState,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    (tenant, user): (String, String),
+    csrf: String,
+    status: UserStatus,
+) -> Response {
+    if !csrf_ok(&headers, &csrf) {
+        return forbidden_form();
+    }
+    match st
+        .iam
+        .set_user_status(&u.p, &tenant, &user, status, &u.meta)
+        .await
+    {
+        Ok(_) => see_other(&format!("/console/tenants/{tenant}/users?done=updated")),
+        Err(e) => match form_error(&e) {
+            Some((status, msg)) => users_view(&st, &u, &tenant, Some(msg), None, status).await,
+            None => failure(e),
+        },
+    }
+}
+
+async fn user_disable(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Path(path): Path<(String, String)>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    user_status(st, headers, u, path, f.csrf, UserStatus::Disabled).await
+}
+
+async fn user_enable(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Path(path): Path<(String, String)>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    user_status(st, headers, u, path, f.csrf, UserStatus::Active).await
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    c: Chrome,
+    tenant: String,
+    action: String,
+    actor: String,
+    records: Vec<AuditRow>,
+    activity_svg: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    tenant: Option<String>,
+    action: Option<String>,
+    actor: Option<String>,
+}
+
+async fn audit_page(
+    State(st): State<AppState>,
+    u: ConsoleUser,
+    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
+) -> Response {
+    let tenant = q
+        .tenant
+        .clone()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| u.p.tenant.name.clone());
+    let filter = AuditFilter {
+        action: q.action.clone().filter(|s| !s.is_empty()),
+        actor: q.actor.clone().filter(|s| !s.is_empty()),
+        ..AuditFilter::default()
+    };
+    let records = match st
+        .iam
+        .list_audit(&u.p, &tenant, &filter, None, 500, &u.meta)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return failure(e),
+    };
+    let now = st.iam.env().now();
+    let page = AuditPage {
+        c: u.chrome("Audit"),
+        tenant,
+        action: q.action.unwrap_or_default(),
+        actor: q.actor.unwrap_or_default(),
+        activity_svg: activity_svg(&records, now),
+        records: records.iter().map(audit_row).collect(),
+    };
+    render(StatusCode::OK, &page, u.set_csrf)
+}
+
+/// A bar chart (SVG) of the records per hour over the 24 hours up to `now`.
+pub fn activity_svg(records: &[AuditRecord], now: Timestamp) -> String {
+    const HOURS: usize = 24;
+    const W: usize = 24;
+    let mut bins = [0u32; HOURS];
+    let hour = 3_600_000i64;
+    for r in records {
+        let age = now.0 - r.event.time.0;
+        if (0..hour * HOURS as i64).contains(&age) {
+            let i = HOURS - 1 - (age / hour) as usize;
+            if let Some(b) = bins.get_mut(i) {
+                *b += 1;
+            }
+        }
+    }
+    let max = bins.iter().copied().max().unwrap_or(0).max(1);
+    let height = 80.0;
+    let mut svg = format!(
+        "<svg class=\"chart\" role=\"img\" aria-label=\"activity per hour, last 24 hours\" \
+         width=\"{}\" height=\"110\" viewBox=\"0 0 {} 110\" xmlns=\"http://www.w3.org/2000/svg\">",
+        HOURS * W + 40,
+        HOURS * W + 40
+    );
+    svg.push_str(&format!(
+        "<text x=\"2\" y=\"12\">{max}</text><text x=\"2\" y=\"92\">0</text>"
+    ));
+    for (i, n) in bins.iter().enumerate() {
+        let h = f64::from(*n) / f64::from(max) * height;
+        let x = 30 + i * W;
+        svg.push_str(&format!(
+            "<rect x=\"{x}\" y=\"{:.1}\" width=\"{}\" height=\"{h:.1}\"><title>{n} events</title></rect>",
+            90.0 - h,
+            W - 4
+        ));
+    }
+    svg.push_str(&format!(
+        "<text x=\"30\" y=\"105\">−24 h</text><text x=\"{}\" y=\"105\">now</text></svg>",
+        HOURS * W + 10
+    ));
+    let _ = TenantKind::Provider;
+    svg
+}

@@ -1,0 +1,310 @@
+//! Parapet's HTTP layer: the REST API under `/api/v1`, the server-rendered console under
+//! `/console`, health and metrics endpoints, security headers, and the listener (plain HTTP on
+//! loopback or TLS with rustls). This is the only crate that knows HTTP.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use parapet_iam::IamService;
+use parapet_store::Store;
+use utoipa::OpenApi;
+
+pub mod api;
+pub mod console;
+pub mod error;
+pub mod extract;
+mod openapi;
+
+pub use error::{ApiError, Problem};
+
+/// Largest request body accepted anywhere (JSON and forms).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone, Default)]
+pub struct AppConfig {
+    /// Whether the server is reached over TLS (cookies get `Secure`, responses get HSTS).
+    pub tls: bool,
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub iam: Arc<IamService>,
+    pub store: Arc<dyn Store>,
+    pub config: Arc<AppConfig>,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// Installs the process-wide Prometheus recorder once and returns its handle.
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ])
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .clone()
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/auth/login", post(api::login))
+        .route("/auth/logout", post(api::logout))
+        .route("/auth/whoami", get(api::whoami))
+        .route("/tenants", get(api::list_tenants).post(api::create_tenant))
+        .route("/tenants/{tenant}", get(api::get_tenant))
+        .route("/tenants/{tenant}/suspend", post(api::suspend_tenant))
+        .route("/tenants/{tenant}/activate", post(api::activate_tenant))
+        .route(
+            "/tenants/{tenant}/users",
+            get(api::list_users).post(api::create_user),
+        )
+        .route(
+            "/tenants/{tenant}/users/{username}/disable",
+            post(api::disable_user),
+        )
+        .route(
+            "/tenants/{tenant}/users/{username}/enable",
+            post(api::enable_user),
+        )
+        .route("/tenants/{tenant}/audit", get(api::list_audit))
+        .route("/tokens", post(api::create_token))
+        .route("/openapi.json", get(openapi_json))
+        .fallback(api_not_found)
+        .method_not_allowed_fallback(api_method_not_allowed);
+
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(console::routes())
+        .route("/", get(|| async { axum::response::Redirect::to("/console") }))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_endpoint))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), security_headers))
+        .layer(middleware::from_fn(track_metrics))
+        .with_state(state)
+}
+
+async fn openapi_json() -> Response {
+    let doc = openapi::ApiDoc::openapi();
+    match doc.to_json() {
+        Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("cannot render the OpenAPI document: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError::not_found("no such API endpoint")
+}
+
+async fn api_method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this endpoint does not accept that method",
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such page")
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready when the database answers within two seconds.
+async fn readyz(State(st): State<AppState>) -> Response {
+    let ping = tokio::time::timeout(Duration::from_secs(2), st.store.ping()).await;
+    match ping {
+        Ok(Ok(())) => axum::Json(serde_json::json!({
+            "status": "ready",
+            "database": st.store.backend(),
+        }))
+        .into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            ApiError::unavailable("the database is unavailable").into_response()
+        }
+        Err(_) => ApiError::unavailable("the database did not answer in time").into_response(),
+    }
+}
+
+async fn metrics_endpoint(State(st): State<AppState>) -> Response {
+    match &st.metrics {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => ApiError::unavailable("metrics are not enabled in this process").into_response(),
+    }
+}
+
+/// Counts requests and their latency per route, method and status.
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("parapet_http_requests_total", &labels).increment(1);
+    metrics::histogram!("parapet_http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    res
+}
+
+/// Content-Security-Policy of every response: no scripts, no framing, forms to ourselves only.
+pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn security_headers(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if st.config.tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        );
+    }
+    res
+}
+
+/// Where and how to listen.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    /// PEM certificate chain and private key; plain HTTP when `None`.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot load the TLS certificate or key: {0}")]
+    Tls(String),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A bound listener, not yet serving; `local_addr` is known (useful with port 0).
+pub struct Bound {
+    listener: std::net::TcpListener,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    pub local_addr: SocketAddr,
+}
+
+impl Bound {
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+}
+
+/// Binds the listener and loads TLS material.
+pub async fn bind(listen: &Listen) -> Result<Bound, ServeError> {
+    let listener = std::net::TcpListener::bind(listen.addr).map_err(|source| ServeError::Bind {
+        addr: listen.addr,
+        source,
+    })?;
+    listener.set_nonblocking(true)?;
+    let local_addr = listener.local_addr()?;
+    let tls = match &listen.tls {
+        None => None,
+        Some((cert, key)) => {
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .map_err(|e| ServeError::Tls(e.to_string()))?,
+            )
+        }
+    };
+    Ok(Bound {
+        listener,
+        tls,
+        local_addr,
+    })
+}
+
+/// Serves `app` until `shutdown` completes, then drains in-flight requests (up to 30 s).
+pub async fn serve(
+    bound: Bound,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let make = app.into_make_service_with_connect_info::<SocketAddr>();
+    match bound.tls {
+        None => {
+            let listener = tokio::net::TcpListener::from_std(bound.listener)?;
+            axum::serve(listener, make)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+        Some(cfg) => {
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                h.graceful_shutdown(Some(Duration::from_secs(30)));
+            });
+            axum_server::from_tcp_rustls(bound.listener, cfg)?
+                .handle(handle)
+                .serve(make)
+                .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,34 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::api;
+use crate::error::Problem;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Parapet API", description = "The operational-security control plane (ITU-T X.1642)."),
+    paths(
+        api::login, api::logout, api::whoami,
+        api::list_tenants, api::create_tenant, api::get_tenant, api::suspend_tenant, api::activate_tenant,
+        api::list_users, api::create_user, api::disable_user, api::enable_user,
+        api::create_token, api::list_audit,
+    ),
+    components(schemas(Problem, api::TenantView, api::UserView, api::LoginRequest, api::LoginResponse,
+        api::CreateTenant, api::CreateUser, api::CreateToken, api::TokenCreated)),
+    modifiers(&Bearer),
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

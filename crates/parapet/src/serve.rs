@@ -1,0 +1,281 @@
+//! `parapet serve`: configuration (flags > `PARAPET_*` environment > TOML file > defaults),
+//! logging, database, first start, and the HTTP listener.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use parapet_app::{AppConfig, AppState, Listen};
+use parapet_iam::{IamConfig, IamService, PasswordCost};
+use parapet_store_sql::{OpenOptions, SqlStore};
+use parapet_types::Env;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Options of `parapet serve`. Every option can also be given as a `PARAPET_*` environment
+/// variable or as a key of the `--config` TOML file (same name, with `_` for `-`).
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "PARAPET_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory of the embedded SQLite database [default: ./parapet-data].
+    #[arg(long, env = "PARAPET_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://user:pass@host/db); replaces the embedded SQLite database.
+    #[arg(long, env = "PARAPET_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "PARAPET_LISTEN", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// PEM certificate chain for TLS.
+    #[arg(long, env = "PARAPET_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long, env = "PARAPET_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy).
+    #[arg(long, env = "PARAPET_INSECURE_HTTP")]
+    insecure_http: bool,
+    /// Seed a small demo provider (three tenants with users) if they do not exist.
+    #[arg(long)]
+    demo: bool,
+    /// Log format on standard error [default: text]. The level comes from PARAPET_LOG
+    /// (e.g. `info`, `debug,sqlx=warn`).
+    #[arg(long, env = "PARAPET_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+/// The `--config` file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    listen: Option<SocketAddr>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    insecure_http: Option<bool>,
+    log_format: Option<LogFormat>,
+    demo: Option<bool>,
+    /// Lifetime of console and CLI sessions, in seconds.
+    session_ttl_secs: Option<i64>,
+    /// Argon2id cost of password hashes.
+    password_memory_kib: Option<u32>,
+    password_iterations: Option<u32>,
+    /// Largest number of database connections.
+    max_connections: Option<u32>,
+}
+
+/// The effective settings.
+#[derive(Debug)]
+struct Settings {
+    database: String,
+    listen: Listen,
+    insecure_http: bool,
+    log_format: LogFormat,
+    demo: bool,
+    iam: IamConfig,
+    open: OpenOptions,
+}
+
+fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+            toml::from_str::<FileConfig>(&text)
+                .with_context(|| format!("invalid configuration file {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let database_url = args.database_url.or(file.database_url);
+    let data_dir = args.data_dir.or(file.data_dir);
+    let database = match (database_url, data_dir) {
+        (Some(_), Some(_)) => bail!("give either a data directory or a database URL, not both"),
+        (Some(url), None) => {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                bail!("the database URL must start with postgres:// or postgresql://");
+            }
+            url
+        }
+        (None, Some(dir)) => dir.display().to_string(),
+        (None, None) => "./parapet-data".to_string(),
+    };
+    let tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => bail!("TLS needs both a certificate (--tls-cert) and a key (--tls-key)"),
+    };
+    let addr = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let mut iam = IamConfig::default();
+    if let Some(s) = file.session_ttl_secs {
+        if s < 60 {
+            bail!("session_ttl_secs must be at least 60");
+        }
+        iam.session_ttl_secs = s;
+    }
+    let default_cost = PasswordCost::default();
+    iam.password_cost = PasswordCost {
+        memory_kib: file.password_memory_kib.unwrap_or(default_cost.memory_kib),
+        iterations: file.password_iterations.unwrap_or(default_cost.iterations),
+        lanes: default_cost.lanes,
+    };
+    let mut open = OpenOptions::default();
+    if let Some(n) = file.max_connections {
+        open.max_connections = n;
+    }
+    Ok(Settings {
+        database,
+        listen: Listen { addr, tls },
+        insecure_http: args.insecure_http || file.insecure_http.unwrap_or(false),
+        log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+        demo: args.demo || file.demo.unwrap_or(false),
+        iam,
+        open,
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PARAPET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let s = settings(args)?;
+    init_logging(s.log_format);
+    if s.listen.tls.is_none() && !s.listen.addr.ip().is_loopback() && !s.insecure_http {
+        bail!(
+            "refusing to serve plain HTTP on the non-loopback address {}: give --tls-cert and \
+             --tls-key, or --insecure-http when a TLS-terminating proxy is in front",
+            s.listen.addr
+        );
+    }
+    let store = SqlStore::open(&s.database, &s.open)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact(&s.database)))?;
+    let backend = parapet_store::Health::backend(&store);
+    tracing::info!(backend, database = %redact(&s.database), "database ready");
+    let store = Arc::new(store);
+    let env = Env::system();
+    let iam = Arc::new(
+        IamService::new(store.clone(), env, s.iam.clone()).context("cannot start the identity service")?,
+    );
+    let bootstrap_password = std::env::var("PARAPET_BOOTSTRAP_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let boot = iam.bootstrap(bootstrap_password).await?;
+    if boot.created {
+        println!(
+            "First start: created the provider tenant {:?} and the administrator 'admin'.",
+            boot.provider.name
+        );
+        match &boot.generated_password {
+            Some(p) => println!(
+                "  admin password (shown once, store it safely): {p}"
+            ),
+            None => println!("  admin password: the value of PARAPET_BOOTSTRAP_PASSWORD"),
+        }
+    }
+    if s.demo {
+        let created = iam.seed_demo(&boot.provider).await?;
+        if !created.is_empty() {
+            println!(
+                "Demo data: {} accounts ({}), all with the password {:?}. Not for production.",
+                created.len(),
+                created.join(", "),
+                parapet_iam::DEMO_PASSWORD
+            );
+        }
+    }
+    let state = AppState {
+        iam,
+        store: store.clone(),
+        config: Arc::new(AppConfig {
+            tls: s.listen.tls.is_some(),
+        }),
+        metrics: parapet_app::metrics_handle(),
+    };
+    let bound = parapet_app::bind(&s.listen).await?;
+    let url = bound.url();
+    println!(
+        "Parapet {} listening on {url} (database: {backend}); console at {url}/console",
+        env!("CARGO_PKG_VERSION")
+    );
+    tracing::info!(%url, "listening");
+    let app = parapet_app::router(state);
+    parapet_app::serve(bound, app, shutdown_signal()).await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A database location with any password removed, for messages and logs.
+fn redact(db: &str) -> String {
+    match (db.find("://"), db.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = db.get(scheme + 3..at).unwrap_or("");
+            match creds.split_once(':') {
+                Some((user, _)) => format!(
+                    "{}{}:***{}",
+                    db.get(..scheme + 3).unwrap_or(""),
+                    user,
+                    db.get(at..).unwrap_or("")
+                ),
+                None => db.to_string(),
+            }
+        }
+        _ => db.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("./parapet-data"), "./parapet-data");
+    }
+}

@@ -1,0 +1,117 @@
+//! Shared test harness: starts the real `parapet serve` binary on 127.0.0.1:0 with a fresh
+//! database (SQLite in a temporary directory, or a new database in the PostgreSQL cluster that
+//! `scripts/test` starts) and stops it when dropped.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use parapet_store_sql::testkit::Backend;
+
+/// The bootstrap password every test server's `admin` gets.
+pub const ADMIN_PASSWORD: &str = "test-admin-password-0123";
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_parapet"))
+}
+
+/// A running server.
+pub struct Server {
+    pub url: String,
+    pub child: Child,
+    /// SQLite data directory or PostgreSQL URL.
+    pub database: String,
+    pub backend: Backend,
+    /// Lines the server printed on standard output.
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where the server's database lives for `backend`: a new SQLite directory, or a new PostgreSQL
+/// database (the test fails with a clear message when no cluster is available).
+pub fn fresh_database(backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => parapet_store_sql::testkit::temp_dir("srv").display().to_string(),
+        Backend::Postgres => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(parapet_store_sql::testkit::fresh_postgres_url())
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    }
+}
+
+/// Starts `parapet serve` on `backend` with extra arguments and environment.
+pub fn start_with(backend: Backend, extra: &[&str], env: &[(&str, &str)]) -> Server {
+    let database = fresh_database(backend);
+    start_on(backend, &database, extra, env)
+}
+
+/// Starts a server on an existing database.
+pub fn start_on(backend: Backend, database: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut cmd = Command::new(bin());
+    cmd.arg("serve").arg("--listen").arg("127.0.0.1:0");
+    match backend {
+        Backend::Sqlite => cmd.arg("--data-dir").arg(database),
+        Backend::Postgres => cmd.arg("--database-url").arg(database),
+    };
+    cmd.args(extra)
+        .env("PARAPET_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD)
+        .env("PARAPET_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn parapet serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line.clone());
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let url = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    break rest.split_whitespace().next().unwrap().to_string();
+                }
+            }
+            Err(_) => {
+                let status = child.try_wait();
+                panic!(
+                    "parapet serve did not report its address within 60 s (exit: {status:?}); output: {:?}",
+                    lines.lock().unwrap()
+                );
+            }
+        }
+    };
+    Server {
+        url,
+        child,
+        database: database.to_string(),
+        backend,
+        stdout: lines,
+    }
+}
+
+pub fn start(backend: Backend) -> Server {
+    start_with(backend, &[], &[])
+}

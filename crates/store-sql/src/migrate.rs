@@ -1,0 +1,66 @@
+//! Schema migrations, embedded in the binary, applied at start.
+
+use parapet_store::StoreError;
+use sqlx::Row;
+
+use crate::{DbResult, SqlStore, with_tx};
+
+const SQLITE: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_foundation.sql"))];
+const POSTGRES: &[(i64, &str)] = &[(
+    1,
+    include_str!("../migrations/postgres/0001_foundation.sql"),
+)];
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \
+    (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";
+
+/// Key of the PostgreSQL advisory lock that serializes migrations between replicas.
+const MIGRATION_LOCK: i64 = 0x7061_7261_7065_7401;
+
+impl SqlStore {
+    /// Applies every migration not yet applied, in order, each in its own transaction.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        with_tx!(self, |tx| {
+            if let crate::Db::Pg(_) = &self.db {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(MIGRATION_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
+            }
+            sqlx::query(CREATE_TABLE).execute(&mut *tx).await.db()?;
+            let rows = sqlx::query("SELECT version FROM parapet_migrations")
+                .fetch_all(&mut *tx)
+                .await
+                .db()?;
+            let mut applied = Vec::with_capacity(rows.len());
+            for r in &rows {
+                applied.push(r.try_get::<i64, _>("version").db()?);
+            }
+            let list = match &self.db {
+                crate::Db::Sqlite(_) => SQLITE,
+                crate::Db::Pg(_) => POSTGRES,
+            };
+            for (version, sql) in list {
+                if applied.contains(version) {
+                    continue;
+                }
+                tracing::info!(version, "applying database migration");
+                sqlx::raw_sql(*sql).execute(&mut *tx).await.map_err(|e| {
+                    StoreError::Other(format!("migration {version} failed: {e}"))
+                })?;
+                sqlx::query("INSERT INTO parapet_migrations (version, applied_at) VALUES ($1, $2)")
+                    .bind(*version)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
+            }
+        });
+        Ok(())
+    }
+}
