@@ -429,14 +429,14 @@ pub fn parse_error(status: u16, body: &[u8]) -> ClientError {
         .and_then(|s| s.canonical_reason())
         .unwrap_or("")
         .to_string();
-    if let Ok(p) = serde_json::from_slice::<Problem>(body) {
-        if p.title.is_some() || p.detail.is_some() {
-            return ClientError::Api {
-                status,
-                title: one_line(&p.title.unwrap_or(reason), MAX_ERROR_BODY),
-                detail: one_line(&p.detail.unwrap_or_default(), MAX_ERROR_BODY * 2),
-            };
-        }
+    if let Ok(p) = serde_json::from_slice::<Problem>(body)
+        && (p.title.is_some() || p.detail.is_some())
+    {
+        return ClientError::Api {
+            status,
+            title: one_line(&p.title.unwrap_or(reason), MAX_ERROR_BODY),
+            detail: one_line(&p.detail.unwrap_or_default(), MAX_ERROR_BODY * 2),
+        };
     }
     let text = String::from_utf8_lossy(body);
     ClientError::Api {
@@ -813,11 +813,11 @@ where
     for _ in 0..MAX_PAGES {
         let page = fetch(cursor.clone()).await?;
         out.extend(page.items);
-        if let Some(m) = max {
-            if out.len() >= m {
-                out.truncate(m);
-                return Ok(out);
-            }
+        if let Some(m) = max
+            && out.len() >= m
+        {
+            out.truncate(m);
+            return Ok(out);
         }
         match page.next_cursor {
             None => return Ok(out),

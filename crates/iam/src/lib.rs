@@ -518,19 +518,22 @@ impl IamService {
         action: Action,
         meta: &RequestMeta,
     ) -> IamResult<Tenant> {
-        let t = match self
+        let t = self.lookup(p, id_or_name).await?;
+        self.check(p, action, &t, meta).await?;
+        Ok(t)
+    }
+
+    /// The tenant `id_or_name` if `p` may see it at all (its own, or any for provider staff).
+    async fn lookup(&self, p: &Principal, id_or_name: &str) -> IamResult<Tenant> {
+        match self
             .store
             .get_tenant(TenantCtx::new(p.tenant.id), id_or_name)
             .await
         {
-            Ok(t) => t,
-            Err(StoreError::NotFound) => {
-                return Err(IamError::NotFound(format!("no tenant {id_or_name:?}")));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        self.check(p, action, &t, meta).await?;
-        Ok(t)
+            Ok(t) => Ok(t),
+            Err(StoreError::NotFound) => Err(IamError::NotFound("no such tenant".into())),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn check(
@@ -661,15 +664,14 @@ impl IamService {
         meta: &RequestMeta,
     ) -> IamResult<(Tenant, User)> {
         let username = Username::parse(username)?;
-        let t = self
-            .resolve(p, tenant, Action::UserCreate(role), meta)
-            .await?;
+        let t = self.lookup(p, tenant).await?;
         if !role.fits(t.kind) {
             return Err(IamError::Invalid(format!(
                 "role {role} cannot be held in a {} tenant",
                 t.kind.as_str()
             )));
         }
+        self.check(p, Action::UserCreate(role), &t, meta).await?;
         secret::check_password_policy(username.as_str(), password)?;
         let user = User {
             id: UserId(self.new_id()?),
@@ -713,10 +715,7 @@ impl IamService {
         {
             Ok(u) => u,
             Err(StoreError::NotFound) => {
-                return Err(IamError::NotFound(format!(
-                    "no user {username:?} in tenant {}",
-                    t.name
-                )));
+                return Err(IamError::NotFound(format!("no such user in tenant {}", t.name)));
             }
             Err(e) => return Err(e.into()),
         };

@@ -44,7 +44,12 @@ pub struct CommonArgs {
     pub server: Option<String>,
     /// A session or API token to use instead of the stored one (prefer the environment variable:
     /// command lines are visible to other local users).
-    #[arg(long, env = "PARAPET_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PARAPET_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<Secret>,
     /// Print machine-readable JSON instead of a table or sentence.
     #[arg(long)]
@@ -543,11 +548,7 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
         UserCommand::List(a) => {
             let s = Session::open(&a.common)?;
-            let users = s
-                .client
-                .all_users(&a.tenant)
-                .await
-                .map_err(|e| s.fail(e))?;
+            let users = s.client.all_users(&a.tenant).await.map_err(|e| s.fail(e))?;
             if s.json {
                 return json(&users);
             }
@@ -565,7 +566,14 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
                 })
                 .collect();
             out(&table(
-                &["USERNAME", "LOGIN", "ROLE", "STATUS", "LAST LOGIN", "CREATED"],
+                &[
+                    "USERNAME",
+                    "LOGIN",
+                    "ROLE",
+                    "STATUS",
+                    "LAST LOGIN",
+                    "CREATED",
+                ],
                 &rows,
             ))
         }
@@ -698,7 +706,9 @@ async fn audit_search(a: AuditSearchArgs) -> anyhow::Result<()> {
         })
         .collect();
     out(&table(
-        &["ID", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "SOURCE"],
+        &[
+            "ID", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "SOURCE",
+        ],
         &rows,
     ))
 }
@@ -719,8 +729,16 @@ mod tests {
     #[test]
     fn parses_the_documented_command_lines() {
         let t = Top::try_parse_from([
-            "parapet", "user", "create", "--tenant", "acme", "alice", "--role", "tenant-admin",
-            "--password-stdin", "--json",
+            "parapet",
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "alice",
+            "--role",
+            "tenant-admin",
+            "--password-stdin",
+            "--json",
         ])
         .unwrap();
         match t.cmd {
@@ -734,8 +752,19 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let t = Top::try_parse_from([
-            "parapet", "token", "create", "--name", "ci", "--scope", "read", "--scope", "write",
-            "--expires-in", "3600", "--token", "ppt_x",
+            "parapet",
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--scope",
+            "read",
+            "--scope",
+            "write",
+            "--expires-in",
+            "3600",
+            "--token",
+            "ppt_x",
         ])
         .unwrap();
         match t.cmd {
@@ -747,8 +776,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(Top::try_parse_from(["parapet", "token", "create", "--name", "x", "--scope", "admin"]).is_err());
-        assert!(Top::try_parse_from(["parapet", "audit", "search", "--tenant", "a", "--limit", "0"]).is_err());
+        assert!(
+            Top::try_parse_from([
+                "parapet", "token", "create", "--name", "x", "--scope", "admin"
+            ])
+            .is_err()
+        );
+        assert!(
+            Top::try_parse_from([
+                "parapet", "audit", "search", "--tenant", "a", "--limit", "0"
+            ])
+            .is_err()
+        );
         assert!(Top::try_parse_from(["parapet", "tenant", "show"]).is_err());
     }
 }

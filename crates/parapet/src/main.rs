@@ -45,6 +45,8 @@ fn main() -> std::process::ExitCode {
                 .map(|c| c.to_string())
                 .collect::<Vec<_>>()
                 .join(": ");
+            // Keep it to one line even when a cause spans several (e.g. TOML parse errors).
+            let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
             eprintln!("error: {msg}");
             std::process::ExitCode::FAILURE
         }

@@ -45,7 +45,10 @@ pub fn credentials_path() -> anyhow::Result<PathBuf> {
         return Ok(dir.join("parapet").join("credentials.json"));
     }
     if let Some(home) = env_path("HOME") {
-        return Ok(home.join(".config").join("parapet").join("credentials.json"));
+        return Ok(home
+            .join(".config")
+            .join("parapet")
+            .join("credentials.json"));
     }
     Err(anyhow!(
         "cannot find a configuration directory: set PARAPET_CONFIG_DIR, XDG_CONFIG_HOME or HOME"

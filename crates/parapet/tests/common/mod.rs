@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 pub use parapet_store_sql::testkit::Backend;
 
 /// The bootstrap password every test server's `admin` gets.
-pub const ADMIN_PASSWORD: &str = "test-admin-password-0123";
+pub const ADMIN_PASSWORD: &str = "test-root-password-0123";
 
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_parapet"))
