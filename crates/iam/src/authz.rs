@@ -104,3 +104,114 @@ fn describe(a: Action) -> String {
         Action::TokenCreate => "create API tokens".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parapet_store::{
+        CredentialKind, Tenant, TenantStatus, User, UserStatus,
+    };
+    use parapet_types::{CredentialId, TenantId, Timestamp, UserId};
+
+    fn tenant(kind: TenantKind, n: u128) -> Tenant {
+        Tenant {
+            id: TenantId(uuid::Uuid::from_u128(n)),
+            name: format!("t{n}"),
+            kind,
+            status: TenantStatus::Active,
+            created_at: Timestamp(0),
+        }
+    }
+
+    fn principal(t: &Tenant, role: Role, kind: CredentialKind, scopes: &[&str]) -> Principal {
+        Principal {
+            tenant: t.clone(),
+            user: User {
+                id: UserId(uuid::Uuid::from_u128(99)),
+                tenant: t.id,
+                username: "u".into(),
+                role,
+                status: UserStatus::Active,
+                password_hash: String::new(),
+                created_at: Timestamp(0),
+                last_login_at: None,
+            },
+            credential: CredentialId(uuid::Uuid::from_u128(7)),
+            kind,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn actions() -> Vec<Action> {
+        let mut v = vec![
+            Action::TenantRead,
+            Action::TenantCreate,
+            Action::TenantSetStatus,
+            Action::UserList,
+            Action::UserDisable,
+            Action::AuditRead,
+            Action::TokenCreate,
+        ];
+        v.extend(Role::ALL.into_iter().map(Action::UserCreate));
+        v
+    }
+
+    /// Exhaustive over every role, action, credential kind and target: the invariants of the
+    /// access model hold in every combination.
+    #[test]
+    fn access_model_invariants_hold_everywhere() {
+        let provider = tenant(TenantKind::Provider, 1);
+        let acme = tenant(TenantKind::Customer, 2);
+        let globex = tenant(TenantKind::Customer, 3);
+        let mut allowed = 0;
+        for home in [&provider, &acme] {
+            for role in Role::ALL.into_iter().filter(|r| r.fits(home.kind)) {
+                for (kind, scopes) in [
+                    (CredentialKind::Session, &[][..]),
+                    (CredentialKind::ApiToken, &["read"][..]),
+                    (CredentialKind::ApiToken, &["read", "write"][..]),
+                    (CredentialKind::ApiToken, &[][..]),
+                ] {
+                    let p = principal(home, role, kind, scopes);
+                    for target in [&provider, &acme, &globex] {
+                        for a in actions() {
+                            let ok = authorize(&p, a, target).is_ok();
+                            allowed += usize::from(ok);
+                            // A customer never acts on another tenant.
+                            if home.kind == TenantKind::Customer && target.id != home.id {
+                                assert!(!ok, "{role} {a:?} on foreign tenant");
+                            }
+                            // A read-only token never changes anything.
+                            if kind == CredentialKind::ApiToken && !scopes.contains(&"write") {
+                                assert!(!ok || !a.writes(), "{role} {a:?} with {scopes:?}");
+                            }
+                            // No token without scopes does anything.
+                            if kind == CredentialKind::ApiToken && scopes.is_empty() {
+                                assert!(!ok);
+                            }
+                            // Nobody grants a role that does not fit the target tenant, and a
+                            // customer never grants a provider role.
+                            if let Action::UserCreate(r) = a {
+                                assert!(!ok || r.fits(target.kind), "{role} grants {r}");
+                            }
+                            // Tenants are created and suspended only by provider security admins,
+                            // and the provider is never suspended.
+                            if matches!(a, Action::TenantCreate | Action::TenantSetStatus) && ok {
+                                assert_eq!((home.kind, role), (TenantKind::Provider, Role::SecurityAdmin));
+                                assert!(a != Action::TenantSetStatus || target.kind == TenantKind::Customer);
+                            }
+                            // Everyone may read its own tenant and make tokens for itself, given
+                            // the scopes.
+                            if target.id == home.id && kind == CredentialKind::Session {
+                                if a == Action::TenantRead || a == Action::TokenCreate {
+                                    assert!(ok, "{role} {a:?}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(allowed > 0);
+    }
+}

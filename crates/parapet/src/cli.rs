@@ -378,7 +378,16 @@ async fn login(a: LoginArgs) -> anyhow::Result<()> {
     let path = config::credentials_path()?;
     let client = Client::new(&a.server)?;
     let password = read_password(a.password_stdin, "Password: ", false)?;
-    let resp = client.login(&a.username, &password).await?;
+    let resp = client
+        .login(&a.username, &password)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot log in to {} as {}",
+                client.base_url(),
+                output::clean(&a.username)
+            )
+        })?;
     drop(password);
     let creds = Credentials {
         server: client.base_url().to_string(),

@@ -39,7 +39,9 @@ impl Drop for Server {
 /// database (the test fails with a clear message when no cluster is available).
 pub fn fresh_database(backend: Backend) -> String {
     match backend {
-        Backend::Sqlite => parapet_store_sql::testkit::temp_dir("srv").display().to_string(),
+        Backend::Sqlite => parapet_store_sql::testkit::temp_dir("srv")
+            .display()
+            .to_string(),
         Backend::Postgres => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
