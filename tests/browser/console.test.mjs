@@ -132,6 +132,21 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     return page;
   }
 
+  /** Runs `fn` on a page of a fresh browser context; on failure leaves a screenshot. */
+  async function withPage(name, fn) {
+    const page = await newPage();
+    try {
+      await fn(page);
+    } catch (e) {
+      const shot = join(shotDir, `${name}-failure.png`);
+      await page.screenshot({ path: shot, fullPage: true }).catch(() => {});
+      console.log(`failure screenshot: ${shot}`);
+      throw e;
+    } finally {
+      await page.context().close();
+    }
+  }
+
   async function openLogin(page) {
     const res = await page.goto(`${server.url}/console/login`);
     assert.ok(res, 'no response for /console/login');
@@ -143,19 +158,14 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     return { form, res };
   }
 
-  it('serves the console with security headers', async () => {
-    const page = await newPage();
-    try {
+  it('serves the console with security headers', () =>
+    withPage('headers', async (page) => {
       const { res } = await openLogin(page);
       assertSecurityHeaders(await res.allHeaders(), '/console/login');
-    } finally {
-      await page.context().close();
-    }
-  });
+    }));
 
-  it('rejects a wrong password with an error and stays on the login page', async () => {
-    const page = await newPage();
-    try {
+  it('rejects a wrong password with an error and stays on the login page', () =>
+    withPage('wrong-password', async (page) => {
       const { form } = await openLogin(page);
       const wrong = `wrong-${randomBytes(6).toString('hex')}`;
       await form.locator('input[name="username"]').fill('admin');
@@ -163,33 +173,34 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
       await submit(page, form);
       assert.equal(new URL(page.url()).pathname, '/console/login', `landed on ${page.url()}`);
       await page.locator('form#login-form').waitFor({ state: 'visible' });
+      // The message must be about the credentials (not, say, an expired form).
       const alert = page.locator('[role="alert"], .error, .alert, .flash-error, #login-error');
-      const body = await page.locator('body').innerText();
-      assert.ok(
-        (await alert.count()) > 0 || /invalid|incorrect|wrong|failed|not recogni[sz]ed/i.test(body),
-        `no error message shown after a wrong password; page text:\n${body}`,
+      const shown =
+        (await alert.count()) > 0
+          ? await alert.first().innerText()
+          : await page.locator('body').innerText();
+      assert.match(
+        shown,
+        /wrong|invalid|incorrect|not recogni[sz]ed/i,
+        `no credentials error shown after a wrong password; shown:\n${shown}`,
       );
       assert.ok(!(await page.content()).includes(wrong), 'the wrong password is echoed back in the page');
       // No session was created: the console still sends us to the login page.
       await page.goto(`${server.url}/console/tenants`);
       assert.equal(new URL(page.url()).pathname, '/console/login', 'a failed log-in opened a session');
-    } finally {
-      await page.context().close();
-    }
-  });
+    }));
 
-  it('logs in, shows the modules, and creates a tenant', async () => {
-    const page = await newPage();
-    try {
+  it('logs in, shows the modules, and creates a tenant', () =>
+    withPage('login-and-create-tenant', async (page) => {
       const { form } = await openLogin(page);
       await form.locator('input[name="username"]').fill('admin');
       await form.locator('input[name="password"]').fill(PASSWORD);
       await submit(page, form);
       const landed = new URL(page.url());
-      assert.ok(
-        landed.pathname.startsWith('/console') && landed.pathname !== '/console/login',
-        `log-in did not lead into the console: ${page.url()}`,
-      );
+      if (!landed.pathname.startsWith('/console') || landed.pathname === '/console/login') {
+        const text = await page.locator('body').innerText().catch(() => '');
+        assert.fail(`log-in did not lead into the console: ${page.url()}; page text:\n${text}`);
+      }
       const nav = page.locator('nav').first();
       await nav.waitFor({ state: 'visible' });
       const navText = await nav.innerText();
@@ -215,11 +226,8 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
       const shot = join(shotDir, 'console-tenants.png');
       await page.screenshot({ path: shot, fullPage: true });
       assert.ok(existsSync(shot), 'no screenshot written');
-      console.log(`# screenshot: ${shot}`);
-    } finally {
-      await page.context().close();
-    }
-  });
+      console.log(`screenshot: ${shot}`);
+    }));
 
   it('raised no JavaScript errors', () => {
     assert.deepEqual(pageErrors, []);

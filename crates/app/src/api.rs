@@ -1,9 +1,9 @@
 //! The REST API under `/api/v1`.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use parapet_iam::{Principal, display_login};
 use parapet_store::{AuditFilter, AuditRecord, Tenant, TenantStatus, User, UserStatus};
 use parapet_types::{Role, Timestamp};
@@ -148,9 +148,23 @@ pub async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
     if req.username.len() > 200 || req.password.len() > 4096 {
-        return Err(ApiError::unauthenticated());
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "login-failed",
+            "wrong user name or password, or the account is disabled",
+        ));
     }
-    let issued = st.iam.login(&req.username, &req.password, &meta).await?;
+    let issued = match st.iam.login(&req.username, &req.password, &meta).await {
+        Ok(i) => i,
+        Err(parapet_iam::IamError::Unauthenticated) => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "login-failed",
+                "wrong user name or password, or the account is disabled",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let max_age = (issued.expires_at.0 - st.iam.env().now().0) / 1000;
     let body = LoginResponse {
         token: issued.secret.clone(),
@@ -158,8 +172,7 @@ pub async fn login(
         user: principal_view(&issued.principal),
     };
     let mut res = Json(body).into_response();
-    if let Ok(v) = HeaderValue::from_str(&session_cookie(&issued.secret, max_age, st.config.tls))
-    {
+    if let Ok(v) = HeaderValue::from_str(&session_cookie(&issued.secret, max_age, st.config.tls)) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(res)
@@ -199,9 +212,12 @@ pub async fn list_tenants(
 ) -> ApiResult<Json<PageView<TenantView>>> {
     let limit = q.limit();
     let items = st.iam.list_tenants(&p, q.cursor.clone(), limit + 1).await?;
-    Ok(Json(page_of(items, limit, |t| t.id.to_string(), |t| {
-        TenantView::from(t)
-    })))
+    Ok(Json(page_of(
+        items,
+        limit,
+        |t| t.id.to_string(),
+        |t| TenantView::from(t),
+    )))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -297,9 +313,12 @@ pub async fn list_users(
         .iam
         .list_users(&p, &tenant, q.cursor.clone(), limit + 1, &meta)
         .await?;
-    Ok(Json(page_of(users, limit, |u| u.id.to_string(), |u| {
-        user_view(&t, u)
-    })))
+    Ok(Json(page_of(
+        users,
+        limit,
+        |u| u.id.to_string(),
+        |u| user_view(&t, u),
+    )))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -324,12 +343,9 @@ pub async fn create_user(
     Path(tenant): Path<String>,
     ApiJson(req): ApiJson<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
-    let role: Role = req
-        .role
-        .parse()
-        .map_err(|e: parapet_types::UnknownRole| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
-        })?;
+    let role: Role = req.role.parse().map_err(|e: parapet_types::UnknownRole| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
+    })?;
     let (t, u) = st
         .iam
         .create_user(&p, &tenant, &req.username, &req.password, role, &meta)
@@ -485,5 +501,71 @@ pub async fn list_audit(
         .iam
         .list_audit(&p, &tenant, &filter, q.cursor.clone(), limit + 1, &meta)
         .await?;
-    Ok(Json(page_of(items, limit, |r| r.id.to_string(), Clone::clone)))
+    Ok(Json(page_of(
+        items,
+        limit,
+        |r| r.id.to_string(),
+        Clone::clone,
+    )))
+}
+
+/// A live session or API token of the caller (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialView {
+    pub id: String,
+    /// `session` or `api-token`.
+    pub kind: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_at: String,
+    pub expires_at: String,
+    /// Whether this is the credential of the current request.
+    pub current: bool,
+}
+
+/// The caller's live sessions and API tokens.
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "auth",
+    responses((status = 200, body = PageView<CredentialView>), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list_tokens(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<PageView<CredentialView>>> {
+    let list = st.iam.list_own_credentials(&p).await?;
+    Ok(Json(PageView {
+        items: list
+            .iter()
+            .map(|c| CredentialView {
+                id: c.id.to_string(),
+                kind: c.kind.as_str().into(),
+                name: c.name.clone(),
+                scopes: if c.kind == parapet_store::CredentialKind::Session {
+                    vec!["read".into(), "write".into()]
+                } else {
+                    c.scopes.clone()
+                },
+                created_at: c.created_at.rfc3339(),
+                expires_at: c.expires_at.rfc3339(),
+                current: c.id == p.credential,
+            })
+            .collect(),
+        next_cursor: None,
+    }))
+}
+
+/// Revoke one of the caller's sessions or API tokens.
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "auth",
+    params(("id" = String, Path, description = "credential id")),
+    responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn revoke_token(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id: parapet_types::CredentialId = id
+        .parse()
+        .map_err(|_| ApiError::not_found("no such live session or token of yours"))?;
+    st.iam.revoke_own_credential(&p, id, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

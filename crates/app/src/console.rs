@@ -68,20 +68,76 @@ pub struct NavItem {
 }
 
 pub const NAV: &[NavItem] = &[
-    NavItem { label: "Dashboard", href: Some("/console"), clause: "" },
-    NavItem { label: "Tenants", href: Some("/console/tenants"), clause: "8.1" },
-    NavItem { label: "Users", href: Some("/console/users"), clause: "8.1" },
-    NavItem { label: "Audit", href: Some("/console/audit"), clause: "8.11" },
-    NavItem { label: "SLA", href: None, clause: "7.1, 7.2" },
-    NavItem { label: "Keys", href: None, clause: "8.2" },
-    NavItem { label: "Monitoring", href: None, clause: "8.3" },
-    NavItem { label: "Disaster recovery", href: None, clause: "8.4" },
-    NavItem { label: "Configuration", href: None, clause: "8.5" },
-    NavItem { label: "Incidents", href: None, clause: "8.6" },
-    NavItem { label: "Patches", href: None, clause: "8.7" },
-    NavItem { label: "CMDB", href: None, clause: "8.8" },
-    NavItem { label: "Emergency plans", href: None, clause: "8.9" },
-    NavItem { label: "Backup", href: None, clause: "8.10" },
+    NavItem {
+        label: "Dashboard",
+        href: Some("/console"),
+        clause: "",
+    },
+    NavItem {
+        label: "Tenants",
+        href: Some("/console/tenants"),
+        clause: "8.1",
+    },
+    NavItem {
+        label: "Users",
+        href: Some("/console/users"),
+        clause: "8.1",
+    },
+    NavItem {
+        label: "Audit",
+        href: Some("/console/audit"),
+        clause: "8.11",
+    },
+    NavItem {
+        label: "SLA",
+        href: None,
+        clause: "7.1, 7.2",
+    },
+    NavItem {
+        label: "Keys",
+        href: None,
+        clause: "8.2",
+    },
+    NavItem {
+        label: "Monitoring",
+        href: None,
+        clause: "8.3",
+    },
+    NavItem {
+        label: "Disaster recovery",
+        href: None,
+        clause: "8.4",
+    },
+    NavItem {
+        label: "Configuration",
+        href: None,
+        clause: "8.5",
+    },
+    NavItem {
+        label: "Incidents",
+        href: None,
+        clause: "8.6",
+    },
+    NavItem {
+        label: "Patches",
+        href: None,
+        clause: "8.7",
+    },
+    NavItem {
+        label: "CMDB",
+        href: None,
+        clause: "8.8",
+    },
+    NavItem {
+        label: "Emergency plans",
+        href: None,
+        clause: "8.9",
+    },
+    NavItem {
+        label: "Backup",
+        href: None,
+        clause: "8.10",
+    },
 ];
 
 /// What every page of the layout shows.
@@ -123,10 +179,7 @@ impl ConsoleUser {
 impl FromRequestParts<AppState> for ConsoleUser {
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        st: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
         let secret = cookie(&parts.headers, SESSION_COOKIE)
             .ok_or_else(|| Redirect::to("/console/login").into_response())?;
         let p = match st.iam.authenticate(secret).await {
@@ -535,7 +588,11 @@ async fn tenant_status(
     if !csrf_ok(&headers, &csrf) {
         return forbidden_form();
     }
-    match st.iam.set_tenant_status(&u.p, &tenant, status, &u.meta).await {
+    match st
+        .iam
+        .set_tenant_status(&u.p, &tenant, status, &u.meta)
+        .await
+    {
         Ok(_) => see_other("/console/tenants?done=updated"),
         Err(e) => match form_error(&e) {
             Some((status, msg)) => tenants_view(&st, &u, Some(msg), None, status).await,

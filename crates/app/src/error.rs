@@ -70,9 +70,7 @@ impl From<IamError> for ApiError {
             IamError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
             IamError::NotFound(m) => ApiError::not_found(m),
             IamError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            IamError::Invalid(m) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m)
-            }
+            IamError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
             IamError::Unavailable(m) => {
                 tracing::warn!(error = %m, "database unavailable");
                 ApiError::unavailable("the database is unavailable; try again later")

@@ -135,8 +135,7 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let (secret, from_cookie) =
-            bearer(&parts.headers).ok_or_else(ApiError::unauthenticated)?;
+        let (secret, from_cookie) = bearer(&parts.headers).ok_or_else(ApiError::unauthenticated)?;
         // A cookie-authenticated request that changes state must come from our own pages.
         if from_cookie && !parts.method.is_safe() && !same_origin(&parts.headers) {
             return Err(ApiError::new(

@@ -91,7 +91,8 @@ pub fn router(state: AppState) -> Router {
             post(api::enable_user),
         )
         .route("/tenants/{tenant}/audit", get(api::list_audit))
-        .route("/tokens", post(api::create_token))
+        .route("/tokens", get(api::list_tokens).post(api::create_token))
+        .route("/tokens/{id}", axum::routing::delete(api::revoke_token))
         .route("/openapi.json", get(openapi_json))
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
@@ -99,13 +100,19 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(console::routes())
-        .route("/", get(|| async { axum::response::Redirect::to("/console") }))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/console") }),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_endpoint))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn_with_state(state.clone(), security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
         .layer(middleware::from_fn(track_metrics))
         .with_state(state)
 }
@@ -205,7 +212,10 @@ async fn security_headers(State(st): State<AppState>, req: Request, next: Next) 
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

@@ -13,10 +13,10 @@ use crate::error::Problem;
         api::login, api::logout, api::whoami,
         api::list_tenants, api::create_tenant, api::get_tenant, api::suspend_tenant, api::activate_tenant,
         api::list_users, api::create_user, api::disable_user, api::enable_user,
-        api::create_token, api::list_audit,
+        api::create_token, api::list_tokens, api::revoke_token, api::list_audit,
     ),
     components(schemas(Problem, api::TenantView, api::UserView, api::LoginRequest, api::LoginResponse,
-        api::CreateTenant, api::CreateUser, api::CreateToken, api::TokenCreated)),
+        api::CreateTenant, api::CreateUser, api::CreateToken, api::TokenCreated, api::CredentialView)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

@@ -73,10 +73,7 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
         (Role::SecurityAdmin, _) => true,
         (Role::Operator, TenantRead | UserList) => true,
         (Role::Auditor, TenantRead | UserList | AuditRead) => true,
-        (
-            Role::KeyCustodian | Role::IncidentResponder | Role::ChangeApprover,
-            TenantRead,
-        ) => true,
+        (Role::KeyCustodian | Role::IncidentResponder | Role::ChangeApprover, TenantRead) => true,
         _ => false,
     }
 }
@@ -108,9 +105,7 @@ fn describe(a: Action) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parapet_store::{
-        CredentialKind, Tenant, TenantStatus, User, UserStatus,
-    };
+    use parapet_store::{CredentialKind, Tenant, TenantStatus, User, UserStatus};
     use parapet_types::{CredentialId, TenantId, Timestamp, UserId};
 
     fn tenant(kind: TenantKind, n: u128) -> Tenant {
@@ -197,15 +192,22 @@ mod tests {
                             // Tenants are created and suspended only by provider security admins,
                             // and the provider is never suspended.
                             if matches!(a, Action::TenantCreate | Action::TenantSetStatus) && ok {
-                                assert_eq!((home.kind, role), (TenantKind::Provider, Role::SecurityAdmin));
-                                assert!(a != Action::TenantSetStatus || target.kind == TenantKind::Customer);
+                                assert_eq!(
+                                    (home.kind, role),
+                                    (TenantKind::Provider, Role::SecurityAdmin)
+                                );
+                                assert!(
+                                    a != Action::TenantSetStatus
+                                        || target.kind == TenantKind::Customer
+                                );
                             }
                             // Everyone may read its own tenant and make tokens for itself, given
                             // the scopes.
-                            if target.id == home.id && kind == CredentialKind::Session {
-                                if a == Action::TenantRead || a == Action::TokenCreate {
-                                    assert!(ok, "{role} {a:?}");
-                                }
+                            if target.id == home.id
+                                && kind == CredentialKind::Session
+                                && (a == Action::TenantRead || a == Action::TokenCreate)
+                            {
+                                assert!(ok, "{role} {a:?}");
                             }
                         }
                     }

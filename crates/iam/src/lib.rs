@@ -147,6 +147,9 @@ pub struct IamService {
     /// exist.
     dummy_hash: String,
     auth_cache: Mutex<HashMap<[u8; 32], (Principal, Timestamp)>>,
+    /// Tenants resolved by (viewer, id or name), kept as long as authentications: ids and names
+    /// never change, and a status change clears the entry on this replica.
+    tenant_cache: Mutex<HashMap<(parapet_types::TenantId, String), (Tenant, Timestamp)>>,
 }
 
 impl std::fmt::Debug for IamService {
@@ -155,6 +158,8 @@ impl std::fmt::Debug for IamService {
     }
 }
 
+/// Builds the audit record of an action; the arguments are the record's fields.
+#[allow(clippy::too_many_arguments)]
 fn event(
     env: &Env,
     tenant: Option<&Tenant>,
@@ -205,6 +210,7 @@ impl IamService {
             config,
             dummy_hash,
             auth_cache: Mutex::new(HashMap::new()),
+            tenant_cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -285,11 +291,10 @@ impl IamService {
             .store
             .bootstrap_provider(&provider, &admin, &audit)
             .await?;
-        let provider = self
-            .store
-            .provider_tenant()
-            .await?
-            .ok_or_else(|| IamError::Internal("provider tenant missing after bootstrap".into()))?;
+        let provider =
+            self.store.provider_tenant().await?.ok_or_else(|| {
+                IamError::Internal("provider tenant missing after bootstrap".into())
+            })?;
         Ok(Bootstrap {
             provider,
             generated_password: (created && generated).then_some(password),
@@ -440,8 +445,7 @@ impl IamService {
             .authenticate(&hash, now)
             .await?
             .ok_or(IamError::Unauthenticated)?;
-        if found.user.status != UserStatus::Active || found.tenant.status != TenantStatus::Active
-        {
+        if found.user.status != UserStatus::Active || found.tenant.status != TenantStatus::Active {
             return Err(IamError::Unauthenticated);
         }
         let p = Principal {
@@ -462,9 +466,7 @@ impl IamService {
 
     fn forget_cached(&self, credential: Option<CredentialId>, user: Option<UserId>) {
         if let Ok(mut cache) = self.auth_cache.lock() {
-            cache.retain(|_, (p, _)| {
-                Some(p.credential) != credential && Some(p.user.id) != user
-            });
+            cache.retain(|_, (p, _)| Some(p.credential) != credential && Some(p.user.id) != user);
         }
     }
 
@@ -525,12 +527,28 @@ impl IamService {
 
     /// The tenant `id_or_name` if `p` may see it at all (its own, or any for provider staff).
     async fn lookup(&self, p: &Principal, id_or_name: &str) -> IamResult<Tenant> {
+        let now = self.env.now();
+        let key = (p.tenant.id, id_or_name.to_string());
+        if let Ok(cache) = self.tenant_cache.lock()
+            && let Some((t, at)) = cache.get(&key)
+            && (0..self.config.auth_cache_ms).contains(&(now.0 - at.0))
+        {
+            return Ok(t.clone());
+        }
         match self
             .store
             .get_tenant(TenantCtx::new(p.tenant.id), id_or_name)
             .await
         {
-            Ok(t) => Ok(t),
+            Ok(t) => {
+                if let Ok(mut cache) = self.tenant_cache.lock() {
+                    if cache.len() >= AUTH_CACHE_MAX {
+                        cache.clear();
+                    }
+                    cache.insert(key, (t.clone(), now));
+                }
+                Ok(t)
+            }
             Err(StoreError::NotFound) => Err(IamError::NotFound("no such tenant".into())),
             Err(e) => Err(e.into()),
         }
@@ -634,6 +652,9 @@ impl IamService {
         if let Ok(mut cache) = self.auth_cache.lock() {
             cache.retain(|_, (q, _)| q.tenant.id != t.id);
         }
+        if let Ok(mut cache) = self.tenant_cache.lock() {
+            cache.retain(|_, (q, _)| q.id != t.id);
+        }
         t.status = status;
         Ok(t)
     }
@@ -715,7 +736,10 @@ impl IamService {
         {
             Ok(u) => u,
             Err(StoreError::NotFound) => {
-                return Err(IamError::NotFound(format!("no such user in tenant {}", t.name)));
+                return Err(IamError::NotFound(format!(
+                    "no such user in tenant {}",
+                    t.name
+                )));
             }
             Err(e) => return Err(e.into()),
         };
@@ -823,6 +847,49 @@ impl IamService {
                 ..p.clone()
             },
         })
+    }
+
+    /// The caller's live sessions and API tokens (never their secrets).
+    pub async fn list_own_credentials(&self, p: &Principal) -> IamResult<Vec<Credential>> {
+        Ok(self
+            .store
+            .list_credentials(TenantCtx::new(p.tenant.id), p.user.id, self.env.now())
+            .await?)
+    }
+
+    /// Revokes one of the caller's own sessions or API tokens.
+    pub async fn revoke_own_credential(
+        &self,
+        p: &Principal,
+        id: CredentialId,
+        meta: &RequestMeta,
+    ) -> IamResult<()> {
+        let own = self.list_own_credentials(p).await?;
+        let Some(c) = own.iter().find(|c| c.id == id) else {
+            return Err(IamError::NotFound(
+                "no such live session or token of yours".into(),
+            ));
+        };
+        if !p.has_scope("write") {
+            return Err(IamError::Forbidden(
+                "this token lacks the 'write' scope".into(),
+            ));
+        }
+        let e = event(
+            &self.env,
+            Some(&p.tenant),
+            p.actor(),
+            "token.revoke",
+            format!("token:{}", c.id),
+            meta,
+            AuditOutcome::Success,
+            json!({"kind": c.kind, "name": c.name}),
+        );
+        self.store
+            .revoke_credential(TenantCtx::new(p.tenant.id), id, e.time, &e)
+            .await?;
+        self.forget_cached(Some(id), None);
+        Ok(())
     }
 
     /// The audit trail of `tenant` as `p` may see it (the provider's trail includes every tenant).
@@ -943,7 +1010,11 @@ impl IamService {
             AuditOutcome::Success,
             json!({"role": role, "demo": true}),
         );
-        match self.store.create_user(TenantCtx::new(t.id), &user, &e).await {
+        match self
+            .store
+            .create_user(TenantCtx::new(t.id), &user, &e)
+            .await
+        {
             Ok(()) => Ok(true),
             Err(StoreError::Conflict(_)) => Ok(false),
             Err(e) => Err(e.into()),

@@ -1,6 +1,11 @@
 //! The identity service over a real store, with an injected clock: expiry and revocation are
 //! tested by moving the clock, never by sleeping.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::sync::Arc;
 
@@ -27,7 +32,11 @@ const PW: &str = "a-long-enough-password-42";
 
 fn config() -> IamConfig {
     IamConfig {
-        password_cost: PasswordCost { memory_kib: 256, iterations: 1, lanes: 1 },
+        password_cost: PasswordCost {
+            memory_kib: 256,
+            iterations: 1,
+            lanes: 1,
+        },
         session_ttl_secs: 3600,
         ..IamConfig::default()
     }
@@ -40,76 +49,145 @@ struct World {
 }
 
 async fn world(backend: Backend) -> World {
-    let (store, _) = testkit::fresh(backend).await.unwrap_or_else(|e| panic!("{e}"));
+    let (store, _) = testkit::fresh(backend)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let store = Arc::new(store);
     let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
-    let env = Env { clock: clock.clone(), entropy: Arc::new(OsEntropy) };
+    let env = Env {
+        clock: clock.clone(),
+        entropy: Arc::new(OsEntropy),
+    };
     let svc = IamService::new(store.clone(), env, config()).unwrap();
-    let boot = svc.bootstrap(Some("root-password-for-tests".into())).await.unwrap();
+    let boot = svc
+        .bootstrap(Some("root-password-for-tests".into()))
+        .await
+        .unwrap();
     assert!(boot.created);
     World { clock, svc, store }
 }
 
 fn meta() -> RequestMeta {
-    RequestMeta { source_ip: Some("192.0.2.7".into()), user_agent: Some("t".into()) }
+    RequestMeta {
+        source_ip: Some("192.0.2.7".into()),
+        user_agent: Some("t".into()),
+    }
 }
 
 async fn sessions_expire_with_the_clock(backend: Backend) {
     let w = world(backend).await;
-    let s = w.svc.login("admin", "root-password-for-tests", &meta()).await.unwrap();
+    let s = w
+        .svc
+        .login("admin", "root-password-for-tests", &meta())
+        .await
+        .unwrap();
     assert_eq!(s.expires_at, w.clock.now_plus(3600));
     assert!(w.svc.authenticate(&s.secret).await.is_ok());
     w.clock.advance_secs(3599);
     assert!(w.svc.authenticate(&s.secret).await.is_ok());
     w.clock.advance_secs(2);
-    assert!(matches!(w.svc.authenticate(&s.secret).await, Err(IamError::Unauthenticated)));
+    assert!(matches!(
+        w.svc.authenticate(&s.secret).await,
+        Err(IamError::Unauthenticated)
+    ));
 }
 
 async fn revocation_reaches_other_replicas_within_the_cache_bound(backend: Backend) {
     let w = world(backend).await;
     // A second replica on the same database and clock.
-    let env = Env { clock: w.clock.clone(), entropy: Arc::new(OsEntropy) };
+    let env = Env {
+        clock: w.clock.clone(),
+        entropy: Arc::new(OsEntropy),
+    };
     let other = IamService::new(w.store.clone(), env, config()).unwrap();
-    let admin = w.svc.login("admin", "root-password-for-tests", &meta()).await.unwrap().principal;
+    let admin = w
+        .svc
+        .login("admin", "root-password-for-tests", &meta())
+        .await
+        .unwrap()
+        .principal;
     let t = w.svc.create_tenant(&admin, "acme", &meta()).await.unwrap();
-    w.svc.create_user(&admin, "acme", "alice", PW, Role::TenantAdmin, &meta()).await.unwrap();
+    w.svc
+        .create_user(&admin, "acme", "alice", PW, Role::TenantAdmin, &meta())
+        .await
+        .unwrap();
     let alice = w.svc.login("alice@acme", PW, &meta()).await.unwrap();
     assert!(other.authenticate(&alice.secret).await.is_ok()); // now cached on the other replica
-    w.svc.set_user_status(&admin, "acme", "alice", UserStatus::Disabled, &meta()).await.unwrap();
+    w.svc
+        .set_user_status(&admin, "acme", "alice", UserStatus::Disabled, &meta())
+        .await
+        .unwrap();
     // The replica that disabled her forgets at once.
     assert!(w.svc.authenticate(&alice.secret).await.is_err());
     // The other replica may serve its cached answer for at most the cache bound (1 s).
     w.clock.advance_secs(1);
-    assert!(matches!(other.authenticate(&alice.secret).await, Err(IamError::Unauthenticated)));
+    assert!(matches!(
+        other.authenticate(&alice.secret).await,
+        Err(IamError::Unauthenticated)
+    ));
     let _ = t;
 }
 
 async fn unknown_users_fail_like_wrong_passwords(backend: Backend) {
     let w = world(backend).await;
-    for (login, pw) in [("admin", "wrong-password-xyz"), ("ghost", PW), ("x@no-such-tenant", PW)] {
-        assert!(matches!(w.svc.login(login, pw, &meta()).await, Err(IamError::Unauthenticated)));
+    for (login, pw) in [
+        ("admin", "wrong-password-xyz"),
+        ("ghost", PW),
+        ("x@no-such-tenant", PW),
+    ] {
+        assert!(matches!(
+            w.svc.login(login, pw, &meta()).await,
+            Err(IamError::Unauthenticated)
+        ));
     }
     let p = w.store.provider_tenant().await.unwrap().unwrap();
     let recs = w
         .store
-        .list_audit(TenantCtx::new(p.id), &AuditFilter { action: Some("auth.login".into()), ..Default::default() }, &Page { after: None, limit: 100 })
+        .list_audit(
+            TenantCtx::new(p.id),
+            &AuditFilter {
+                action: Some("auth.login".into()),
+                ..Default::default()
+            },
+            &Page {
+                after: None,
+                limit: 100,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(recs.len(), 3);
-    assert!(recs.iter().all(|r| r.event.outcome == parapet_store::AuditOutcome::Failure));
-    assert!(recs.iter().all(|r| r.event.source_ip.as_deref() == Some("192.0.2.7")));
+    assert!(
+        recs.iter()
+            .all(|r| r.event.outcome == parapet_store::AuditOutcome::Failure)
+    );
+    assert!(
+        recs.iter()
+            .all(|r| r.event.source_ip.as_deref() == Some("192.0.2.7"))
+    );
     // The unknown tenant's attempt belongs to no tenant; the wrong password to the provider.
     assert_eq!(recs.iter().filter(|r| r.event.tenant.is_none()).count(), 2);
 }
 
 async fn api_tokens_expire_and_never_exceed_their_creator(backend: Backend) {
     let w = world(backend).await;
-    let admin = w.svc.login("admin", "root-password-for-tests", &meta()).await.unwrap().principal;
-    let t = w.svc.create_token(&admin, "ci", &["read".into()], Some(120), &meta()).await.unwrap();
+    let admin = w
+        .svc
+        .login("admin", "root-password-for-tests", &meta())
+        .await
+        .unwrap()
+        .principal;
+    let t = w
+        .svc
+        .create_token(&admin, "ci", &["read".into()], Some(120), &meta())
+        .await
+        .unwrap();
     let p = w.svc.authenticate(&t.secret).await.unwrap();
     assert!(p.has_scope("read") && !p.has_scope("write"));
     assert!(matches!(
-        w.svc.create_token(&p, "more", &["write".into()], None, &meta()).await,
+        w.svc
+            .create_token(&p, "more", &["write".into()], None, &meta())
+            .await,
         Err(IamError::Forbidden(_))
     ));
     w.clock.advance_secs(121);

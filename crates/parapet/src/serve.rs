@@ -89,8 +89,9 @@ struct Settings {
 fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     let file = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the configuration file {}", path.display())
+            })?;
             toml::from_str::<FileConfig>(&text)
                 .with_context(|| format!("invalid configuration file {}", path.display()))?
         }
@@ -109,7 +110,10 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         (None, Some(dir)) => dir.display().to_string(),
         (None, None) => "./parapet-data".to_string(),
     };
-    let tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
+    let tls = match (
+        args.tls_cert.or(file.tls_cert),
+        args.tls_key.or(file.tls_key),
+    ) {
         (Some(c), Some(k)) => Some((c, k)),
         (None, None) => None,
         _ => bail!("TLS needs both a certificate (--tls-cert) and a key (--tls-key)"),
@@ -139,7 +143,10 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         database,
         listen: Listen { addr, tls },
         insecure_http: args.insecure_http || file.insecure_http.unwrap_or(false),
-        log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+        log_format: args
+            .log_format
+            .or(file.log_format)
+            .unwrap_or(LogFormat::Text),
         demo: args.demo || file.demo.unwrap_or(false),
         iam,
         open,
@@ -198,7 +205,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(store);
     let env = Env::system();
     let iam = Arc::new(
-        IamService::new(store.clone(), env, s.iam.clone()).context("cannot start the identity service")?,
+        IamService::new(store.clone(), env, s.iam.clone())
+            .context("cannot start the identity service")?,
     );
     let bootstrap_password = std::env::var("PARAPET_BOOTSTRAP_PASSWORD")
         .ok()
@@ -210,9 +218,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             boot.provider.name
         );
         match &boot.generated_password {
-            Some(p) => println!(
-                "  admin password (shown once, store it safely): {p}"
-            ),
+            Some(p) => println!("  admin password (shown once, store it safely): {p}"),
             None => println!("  admin password: the value of PARAPET_BOOTSTRAP_PASSWORD"),
         }
     }

@@ -237,6 +237,40 @@ fn login_whoami_logout(b: Backend) {
     out.ok();
     assert_eq!(mode(&xdg.join("parapet").join("credentials.json")), 0o600);
 
+    // A session ended elsewhere: commands say to log in again, and logout still forgets it.
+    let gone = config_dir("gone");
+    login(&gone, url, "admin", common::ADMIN_PASSWORD);
+    let gone_file = gone.join("credentials.json");
+    let creds3: Value =
+        serde_json::from_str(&std::fs::read_to_string(&gone_file).unwrap()).unwrap();
+    let t3 = creds3["token"].as_str().unwrap();
+    let out = run_env(
+        &config_dir("none"),
+        &["logout"],
+        None,
+        &[("PARAPET_SERVER", url), ("PARAPET_TOKEN", t3)],
+    );
+    assert_eq!(out.ok(), format!("Logged out of {url}\n"));
+    assert!(
+        gone_file.exists(),
+        "a given token's logout leaves the stored file"
+    );
+    let out = run(&gone, &["whoami"]);
+    let line = out.err();
+    assert!(line.starts_with("error: 401 "), "{line}");
+    assert!(
+        line.ends_with(&format!(
+            "(the stored session has ended: run 'parapet login --server {url} --username NAME' again)"
+        )),
+        "{line}"
+    );
+    assert!(!line.contains(t3));
+    assert_eq!(
+        run(&gone, &["logout"]).ok(),
+        format!("Logged out of {url} (the session had already ended)\n")
+    );
+    assert!(!gone_file.exists());
+
     // logout ends the session on the server and forgets it here.
     assert_eq!(
         run(&dir, &["logout"]).ok(),
@@ -694,7 +728,8 @@ fn errors_are_one_line(b: Backend) {
     let out = run(&dir, &["tenant", "show", "nosuch"]);
     let line = out.err();
     assert!(line.starts_with("error: 404 Not Found: "), "{line}");
-    assert!(line.contains("nosuch"), "{line}");
+    assert!(line.contains("tenant"), "{line}");
+    assert!(out.stdout.is_empty());
     assert!(
         run(&dir, &["user", "list", "--tenant", "nosuch"])
             .err()

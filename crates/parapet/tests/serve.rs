@@ -1,6 +1,13 @@
 //! Tests of the `parapet serve` process: TLS, the refusal of plain HTTP on public addresses,
 //! configuration file and environment, graceful shutdown, and a database that goes away.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::match_like_matches_macro,
+    clippy::type_complexity
+)]
 
 mod common;
 
@@ -29,17 +36,69 @@ fn test_pki(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, s
             .current_dir(dir)
             .output()
             .expect("openssl is needed for the TLS test (Debian package openssl)");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    run(&[&["req", "-x509"][..], &ec, &["-days", "1", "-subj", "/CN=parapet-test-ca", "-keyout", "ca.key", "-out", "ca.pem"]].concat());
-    run(&[&["req"][..], &ec, &["-subj", "/CN=localhost", "-keyout", "key.pem", "-out", "leaf.csr"]].concat());
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-days",
+            "1",
+            "-subj",
+            "/CN=parapet-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "leaf.csr",
+        ],
+    ]
+    .concat());
     std::fs::write(
         p("leaf.ext"),
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
-    run(&["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-out", "cert.pem", "-extfile", "leaf.ext"]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        "cert.pem",
+        "-extfile",
+        "leaf.ext",
+    ]);
     (p("cert.pem"), p("key.pem"), p("ca.pem"))
 }
 
@@ -49,7 +108,12 @@ fn tls_serves_https_with_hsts_and_secure_cookies() {
     let (cert, key, ca) = test_pki(&dir);
     let srv = common::start_with(
         Backend::Sqlite,
-        &["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
         &[],
     );
     assert!(srv.url.starts_with("https://127.0.0.1:"), "{}", srv.url);
@@ -66,12 +130,23 @@ fn tls_serves_https_with_hsts_and_secure_cookies() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
-        assert!(r.headers()["strict-transport-security"].to_str().unwrap().contains("max-age="));
+        assert!(
+            r.headers()["strict-transport-security"]
+                .to_str()
+                .unwrap()
+                .contains("max-age=")
+        );
         let cookie = r.headers()["set-cookie"].to_str().unwrap();
         assert!(cookie.contains("; Secure"), "{cookie}");
         // A client that does not trust the certificate is refused.
         let strict = reqwest::Client::new();
-        assert!(strict.get(format!("{}/healthz", srv.url)).send().await.is_err());
+        assert!(
+            strict
+                .get(format!("{}/healthz", srv.url))
+                .send()
+                .await
+                .is_err()
+        );
     });
 }
 
@@ -88,9 +163,17 @@ fn refuses_plain_http_on_a_public_address() {
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(lines.len(), 1, "{err}");
-    assert!(lines[0].contains("refusing to serve plain HTTP") && lines[0].contains("--insecure-http"), "{err}");
+    assert!(
+        lines[0].contains("refusing to serve plain HTTP") && lines[0].contains("--insecure-http"),
+        "{err}"
+    );
     // With --insecure-http it starts.
-    let srv = common::start_on(Backend::Sqlite, dir.to_str().unwrap(), &["--insecure-http"], &[]);
+    let srv = common::start_on(
+        Backend::Sqlite,
+        dir.to_str().unwrap(),
+        &["--insecure-http"],
+        &[],
+    );
     drop(srv);
 }
 
@@ -100,18 +183,51 @@ fn bad_configuration_is_one_clear_line() {
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "listen = \"127.0.0.1:0\"\nno_such_key = 1\n").unwrap();
     let cases: Vec<(Vec<String>, Vec<(&str, &str)>, &str)> = vec![
-        (vec!["--config".into(), bad.display().to_string()], vec![], "unknown field `no_such_key`"),
-        (vec!["--config".into(), "/nonexistent/parapet.toml".into()], vec![], "cannot read the configuration file"),
-        (vec!["--tls-cert".into(), "/x.pem".into()], vec![], "TLS needs both"),
-        (vec!["--database-url".into(), "mysql://x".into()], vec![], "must start with postgres://"),
-        (vec!["--data-dir".into(), "/tmp/x".into(), "--database-url".into(), "postgres://x/y".into()], vec![], "not both"),
-        (vec![], vec![("PARAPET_BOOTSTRAP_PASSWORD", "short")], "PARAPET_BOOTSTRAP_PASSWORD is not acceptable"),
+        (
+            vec!["--config".into(), bad.display().to_string()],
+            vec![],
+            "unknown field `no_such_key`",
+        ),
+        (
+            vec!["--config".into(), "/nonexistent/parapet.toml".into()],
+            vec![],
+            "cannot read the configuration file",
+        ),
+        (
+            vec!["--tls-cert".into(), "/x.pem".into()],
+            vec![],
+            "TLS needs both",
+        ),
+        (
+            vec!["--database-url".into(), "mysql://x".into()],
+            vec![],
+            "must start with postgres://",
+        ),
+        (
+            vec![
+                "--data-dir".into(),
+                "/tmp/x".into(),
+                "--database-url".into(),
+                "postgres://x/y".into(),
+            ],
+            vec![],
+            "not both",
+        ),
+        (
+            vec![],
+            vec![("PARAPET_BOOTSTRAP_PASSWORD", "short")],
+            "PARAPET_BOOTSTRAP_PASSWORD is not acceptable",
+        ),
     ];
     for (args, env, want) in cases {
         let mut cmd = Command::new(common::bin());
         cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(&args);
-        if !args.iter().any(|a| a == "--data-dir" || a == "--database-url") {
-            cmd.arg("--data-dir").arg(parapet_store_sql::testkit::temp_dir("cfg"));
+        if !args
+            .iter()
+            .any(|a| a == "--data-dir" || a == "--database-url")
+        {
+            cmd.arg("--data-dir")
+                .arg(parapet_store_sql::testkit::temp_dir("cfg"));
         }
         cmd.env("PARAPET_LOG", "off");
         for (k, v) in env {
@@ -121,7 +237,10 @@ fn bad_configuration_is_one_clear_line() {
         assert!(!out.status.success(), "{args:?} should fail");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(err.starts_with("error: ") && err.contains(want), "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(want),
+            "{args:?}: {err}"
+        );
     }
 }
 
@@ -132,7 +251,10 @@ fn config_file_and_environment_are_layered() {
     let cfg = dir.join("parapet.toml");
     std::fs::write(
         &cfg,
-        format!("data_dir = \"{}\"\nlisten = \"127.0.0.1:1\"\nlog_format = \"json\"\n", data.display()),
+        format!(
+            "data_dir = \"{}\"\nlisten = \"127.0.0.1:1\"\nlog_format = \"json\"\n",
+            data.display()
+        ),
     )
     .unwrap();
     // The flag --listen (from the harness) wins over the file; the data directory comes from the
@@ -157,15 +279,32 @@ fn config_file_and_environment_are_layered() {
         buf.push_str(&String::from_utf8_lossy(&b[..n]));
     }
     assert!(buf.contains("listening on http://127.0.0.1:"), "{buf}");
-    assert!(data.join("parapet.db").exists(), "data_dir from the file was not used");
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    assert!(
+        data.join("parapet.db").exists(),
+        "data_dir from the file was not used"
+    );
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let status = child.wait().unwrap();
-    assert!(status.success(), "SIGTERM must end the server cleanly: {status:?} {err}");
+    assert!(
+        status.success(),
+        "SIGTERM must end the server cleanly: {status:?} {err}"
+    );
     let first = err.lines().find(|l| !l.trim().is_empty()).unwrap();
     let v: serde_json::Value = serde_json::from_str(first).expect("JSON log line");
-    assert!(v.get("level").is_some() && v.get("fields").is_some(), "{first}");
+    assert!(
+        v.get("level").is_some() && v.get("fields").is_some(),
+        "{first}"
+    );
     assert!(!err.contains(ADMIN_PASSWORD), "a secret reached the log");
 }
 
@@ -192,14 +331,25 @@ fn generated_admin_password_is_printed_once() {
             }
             buf.push_str(&String::from_utf8_lossy(&b[..n]));
         }
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let mut err = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
         child.wait().unwrap();
         (buf, err)
     };
     let (out, err) = run();
-    let line = out.lines().find(|l| l.contains("admin password")).expect("password line");
+    let line = out
+        .lines()
+        .find(|l| l.contains("admin password"))
+        .expect("password line");
     let pw = line.rsplit(' ').next().unwrap();
     assert_eq!(pw.len(), 24, "{line}");
     assert!(!err.contains(pw), "the generated password reached the log");
@@ -222,7 +372,10 @@ fn generated_admin_password_is_printed_once() {
 fn demo_seeds_three_tenants_with_users() {
     let srv = common::start_with(Backend::Sqlite, &["--demo"], &[]);
     let out = srv.stdout.lock().unwrap().join("\n");
-    assert!(out.contains("alice@acme") && out.contains(parapet_iam_demo_password()), "{out}");
+    assert!(
+        out.contains("alice@acme") && out.contains(parapet_iam_demo_password()),
+        "{out}"
+    );
     rt().block_on(async {
         let http = reqwest::Client::new();
         let r = http
@@ -293,7 +446,9 @@ impl Proxy {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
-                let Ok(server) = TcpStream::connect(&target) else { continue };
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
                 c.lock().unwrap().push(client.try_clone().unwrap());
                 c.lock().unwrap().push(server.try_clone().unwrap());
                 for (mut from, mut to) in [
@@ -350,11 +505,25 @@ fn database_outage_gives_503_and_readyz_false_then_recovers() {
         };
         let r = login().await.unwrap();
         assert_eq!(r.status(), 200);
-        let tok = r.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_string();
-        assert_eq!(http.get(format!("{}/readyz", srv.url)).send().await.unwrap().status(), 200);
+        let tok = r.json::<serde_json::Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            http.get(format!("{}/readyz", srv.url))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
 
         proxy.cut();
-        let r = http.get(format!("{}/readyz", srv.url)).send().await.unwrap();
+        let r = http
+            .get(format!("{}/readyz", srv.url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 503);
         assert_eq!(r.headers()["content-type"], "application/problem+json");
         let started = Instant::now();
@@ -367,16 +536,31 @@ fn database_outage_gives_503_and_readyz_false_then_recovers() {
             .unwrap();
         // The cached credential lets the request reach the database, which is down.
         assert_eq!(r.status(), 503, "{:?}", r.text().await);
-        assert!(started.elapsed() < Duration::from_secs(20), "the request hung");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the request hung"
+        );
         let r = login().await.unwrap();
         assert_eq!(r.status(), 503);
         // The liveness probe is not about the database.
-        assert_eq!(http.get(format!("{}/healthz", srv.url)).send().await.unwrap().status(), 200);
+        assert_eq!(
+            http.get(format!("{}/healthz", srv.url))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
 
         proxy.restore();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let s = http.get(format!("{}/readyz", srv.url)).send().await.unwrap().status();
+            let s = http
+                .get(format!("{}/readyz", srv.url))
+                .send()
+                .await
+                .unwrap()
+                .status();
             if s == 200 {
                 break;
             }
@@ -386,7 +570,10 @@ fn database_outage_gives_503_and_readyz_false_then_recovers() {
         let r = login().await.unwrap();
         assert_eq!(r.status(), 200);
         // Nothing was written during the outage.
-        let tok = r.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+        let tok = r.json::<serde_json::Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let t: serde_json::Value = http
             .get(format!("{}/api/v1/tenants", srv.url))
             .bearer_auth(&tok)

@@ -2,12 +2,12 @@
 
 use async_trait::async_trait;
 use parapet_store::{
-    AuditEvent, AuditFilter, AuditOutcome, AuditRecord, AuditStore, Page, StoreError, StoreResult,
+    AuditEvent, AuditFilter, AuditRecord, AuditStore, Page, StoreError, StoreResult,
 };
-use parapet_types::{TenantCtx, TenantId, Timestamp};
-use sqlx::{AssertSqlSafe, Row};
+use parapet_types::TenantCtx;
 
-use crate::{Db, DbResult, SqlStore, with_tx};
+use crate::rows::{AUDIT_COLS, AuditRow, Bind};
+use crate::{DbResult, SqlStore, with_tx};
 
 pub(crate) const INSERT: &str = "INSERT INTO audit_events (time, tenant_id, actor, actor_label, action, \
     target, source_ip, user_agent, outcome, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -38,44 +38,6 @@ macro_rules! insert_audit {
     }};
 }
 pub(crate) use insert_audit;
-
-enum Bind {
-    I64(i64),
-    Text(String),
-}
-
-fn bad(what: &str, v: &str) -> StoreError {
-    StoreError::Other(format!("corrupt audit row: invalid {what} {v:?}"))
-}
-
-macro_rules! audit_row {
-    ($r:expr) => {{
-        let r = $r;
-        let tenant: Option<String> = r.try_get("tenant_id").db()?;
-        let actor: String = r.try_get("actor").db()?;
-        let outcome: String = r.try_get("outcome").db()?;
-        let details: String = r.try_get("details").db()?;
-        AuditRecord {
-            id: r.try_get("id").db()?,
-            event: AuditEvent {
-                time: Timestamp(r.try_get("time").db()?),
-                tenant: match tenant {
-                    Some(t) => Some(TenantId(
-                        uuid::Uuid::parse_str(&t).map_err(|_| bad("tenant", &t))?,
-                    )),
-                    None => None,
-                },
-                actor: serde_json::from_str(&actor).map_err(|_| bad("actor", &actor))?,
-                action: r.try_get("action").db()?,
-                target: r.try_get("target").db()?,
-                source_ip: r.try_get("source_ip").db()?,
-                user_agent: r.try_get("user_agent").db()?,
-                outcome: AuditOutcome::parse(&outcome).ok_or_else(|| bad("outcome", &outcome))?,
-                details: serde_json::from_str(&details).map_err(|_| bad("details", &details))?,
-            },
-        }
-    }};
-}
 
 #[async_trait]
 impl AuditStore for SqlStore {
@@ -121,26 +83,7 @@ impl AuditStore for SqlStore {
         binds.push(Bind::I64(i64::from(page.limit.clamp(1, 1000))));
         sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", binds.len()));
 
-        macro_rules! run {
-            ($pool:expr) => {{
-                let mut q = sqlx::query(AssertSqlSafe(sql.clone()));
-                for b in &binds {
-                    q = match b {
-                        Bind::I64(v) => q.bind(*v),
-                        Bind::Text(s) => q.bind(s.clone()),
-                    };
-                }
-                let rows = q.fetch_all($pool).await.db()?;
-                let mut out = Vec::with_capacity(rows.len());
-                for r in &rows {
-                    out.push(audit_row!(r));
-                }
-                Ok(out)
-            }};
-        }
-        match &self.db {
-            Db::Sqlite(pool) => run!(pool),
-            Db::Pg(pool) => run!(pool),
-        }
+        self.records::<AuditRow, AuditRecord>(&sql, AUDIT_COLS, "id DESC", &binds)
+            .await
     }
 }

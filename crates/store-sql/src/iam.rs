@@ -9,51 +9,41 @@ use parapet_types::{CredentialId, TenantCtx, TenantId, TenantKind, Timestamp, Us
 use sqlx::Row;
 
 use crate::audit::insert_audit;
+use crate::rows::{Bind, TENANT_COLS, TenantRow, USER_COLS, UserRow, uuid};
 use crate::{DbResult, SqlStore, with_pool, with_tx};
 
 fn bad(what: &str, value: &str) -> StoreError {
     StoreError::Other(format!("corrupt row: invalid {what} {value:?}"))
 }
 
-fn uuid(what: &str, s: &str) -> StoreResult<uuid::Uuid> {
-    uuid::Uuid::parse_str(s).map_err(|_| bad(what, s))
-}
-
 /// Decodes a tenant from columns named `{prefix}id`, `{prefix}name`, ….
 macro_rules! tenant_row {
     ($row:expr, $p:literal) => {{
         let row = $row;
-        let id: String = row.try_get(concat!($p, "id")).db()?;
-        let kind: String = row.try_get(concat!($p, "kind")).db()?;
-        let status: String = row.try_get(concat!($p, "status")).db()?;
-        Tenant {
-            id: TenantId(uuid("tenant id", &id)?),
+        Tenant::try_from(TenantRow {
+            id: row.try_get(concat!($p, "id")).db()?,
             name: row.try_get(concat!($p, "name")).db()?,
-            kind: TenantKind::parse(&kind).ok_or_else(|| bad("tenant kind", &kind))?,
-            status: TenantStatus::parse(&status).ok_or_else(|| bad("tenant status", &status))?,
-            created_at: Timestamp(row.try_get(concat!($p, "created_at")).db()?),
-        }
+            kind: row.try_get(concat!($p, "kind")).db()?,
+            status: row.try_get(concat!($p, "status")).db()?,
+            created_at: row.try_get(concat!($p, "created_at")).db()?,
+        })?
     }};
 }
 
+/// Decodes a user from columns named `{prefix}id`, ….
 macro_rules! user_row {
     ($row:expr, $p:literal) => {{
         let row = $row;
-        let id: String = row.try_get(concat!($p, "id")).db()?;
-        let tenant: String = row.try_get(concat!($p, "tenant_id")).db()?;
-        let role: String = row.try_get(concat!($p, "role")).db()?;
-        let status: String = row.try_get(concat!($p, "status")).db()?;
-        let last: Option<i64> = row.try_get(concat!($p, "last_login_at")).db()?;
-        User {
-            id: UserId(uuid("user id", &id)?),
-            tenant: TenantId(uuid("tenant id", &tenant)?),
+        User::try_from(UserRow {
+            id: row.try_get(concat!($p, "id")).db()?,
+            tenant_id: row.try_get(concat!($p, "tenant_id")).db()?,
             username: row.try_get(concat!($p, "username")).db()?,
-            role: role.parse().map_err(|_| bad("role", &role))?,
-            status: UserStatus::parse(&status).ok_or_else(|| bad("user status", &status))?,
+            role: row.try_get(concat!($p, "role")).db()?,
+            status: row.try_get(concat!($p, "status")).db()?,
             password_hash: row.try_get(concat!($p, "password_hash")).db()?,
-            created_at: Timestamp(row.try_get(concat!($p, "created_at")).db()?),
-            last_login_at: last.map(Timestamp),
-        }
+            created_at: row.try_get(concat!($p, "created_at")).db()?,
+            last_login_at: row.try_get(concat!($p, "last_login_at")).db()?,
+        })?
     }};
 }
 
@@ -132,7 +122,10 @@ macro_rules! insert_user {
         .db()
         .map_err(|e| {
             conflict(e, || {
-                format!("a user named {:?} already exists in this tenant", $u.username)
+                format!(
+                    "a user named {:?} already exists in this tenant",
+                    $u.username
+                )
             })
         })?
     };
@@ -221,7 +214,9 @@ impl IamStore for SqlStore {
         audit: &AuditEvent,
     ) -> StoreResult<()> {
         if tenant.kind != TenantKind::Customer {
-            return Err(StoreError::Other("only customer tenants can be created".into()));
+            return Err(StoreError::Other(
+                "only customer tenants can be created".into(),
+            ));
         }
         with_tx!(self, |tx| {
             let ok: bool = sqlx::query(IS_PROVIDER)
@@ -244,20 +239,17 @@ impl IamStore for SqlStore {
         const SQL: &str = "SELECT id, name, kind, status, created_at FROM tenants \
             WHERE (id = $1 OR EXISTS (SELECT 1 FROM tenants p WHERE p.id = $1 AND p.kind = 'provider')) \
             AND id > $2 ORDER BY id LIMIT $3";
-        with_pool!(self, |pool| {
-            let rows = sqlx::query(SQL)
-                .bind(ctx.tenant.to_string())
-                .bind(page.after.clone().unwrap_or_default())
-                .bind(limit(page))
-                .fetch_all(pool)
-                .await
-                .db()?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                out.push(tenant_row!(r, ""));
-            }
-            Ok(out)
-        })
+        self.records::<TenantRow, Tenant>(
+            SQL,
+            TENANT_COLS,
+            "id",
+            &[
+                Bind::Text(ctx.tenant.to_string()),
+                Bind::Text(page.after.clone().unwrap_or_default()),
+                Bind::I64(limit(page)),
+            ],
+        )
+        .await
     }
 
     async fn get_tenant(&self, ctx: TenantCtx, id_or_name: &str) -> StoreResult<Tenant> {
@@ -319,20 +311,17 @@ impl IamStore for SqlStore {
     async fn list_users(&self, ctx: TenantCtx, page: &Page) -> StoreResult<Vec<User>> {
         const SQL: &str = "SELECT id, tenant_id, username, role, status, password_hash, created_at, \
             last_login_at FROM users WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3";
-        with_pool!(self, |pool| {
-            let rows = sqlx::query(SQL)
-                .bind(ctx.tenant.to_string())
-                .bind(page.after.clone().unwrap_or_default())
-                .bind(limit(page))
-                .fetch_all(pool)
-                .await
-                .db()?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                out.push(user_row!(r, ""));
-            }
-            Ok(out)
-        })
+        self.records::<UserRow, User>(
+            SQL,
+            USER_COLS,
+            "id",
+            &[
+                Bind::Text(ctx.tenant.to_string()),
+                Bind::Text(page.after.clone().unwrap_or_default()),
+                Bind::I64(limit(page)),
+            ],
+        )
+        .await
     }
 
     async fn get_user(&self, ctx: TenantCtx, username: &str) -> StoreResult<User> {

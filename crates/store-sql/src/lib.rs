@@ -15,9 +15,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-mod iam;
 mod audit;
+mod iam;
 mod migrate;
+mod rows;
 pub mod testkit;
 
 /// The connection pool of the backend chosen at start.
@@ -124,7 +125,10 @@ impl SqlStore {
     /// applies the migrations.
     pub async fn open_sqlite(dir: &Path, opts: &OpenOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create data directory {}: {e}", dir.display()))
+            StoreError::Unavailable(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
         })?;
         let connect = SqliteConnectOptions::new()
             .filename(dir.join("parapet.db"))
@@ -140,7 +144,9 @@ impl SqlStore {
             .connect_with(connect)
             .await
             .db()?;
-        let store = SqlStore { db: Db::Sqlite(pool) };
+        let store = SqlStore {
+            db: Db::Sqlite(pool),
+        };
         store.migrate().await?;
         Ok(store)
     }

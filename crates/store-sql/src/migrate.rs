@@ -5,11 +5,23 @@ use sqlx::Row;
 
 use crate::{DbResult, SqlStore, with_tx};
 
-const SQLITE: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_foundation.sql"))];
-const POSTGRES: &[(i64, &str)] = &[(
-    1,
-    include_str!("../migrations/postgres/0001_foundation.sql"),
-)];
+const SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_foundation.sql")),
+    (
+        2,
+        include_str!("../migrations/sqlite/0002_users_by_tenant.sql"),
+    ),
+];
+const POSTGRES: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        include_str!("../migrations/postgres/0002_users_by_tenant.sql"),
+    ),
+];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \
     (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";
@@ -50,9 +62,10 @@ impl SqlStore {
                     continue;
                 }
                 tracing::info!(version, "applying database migration");
-                sqlx::raw_sql(*sql).execute(&mut *tx).await.map_err(|e| {
-                    StoreError::Other(format!("migration {version} failed: {e}"))
-                })?;
+                sqlx::raw_sql(*sql)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| StoreError::Other(format!("migration {version} failed: {e}")))?;
                 sqlx::query("INSERT INTO parapet_migrations (version, applied_at) VALUES ($1, $2)")
                     .bind(*version)
                     .bind(now)

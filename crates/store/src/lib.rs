@@ -8,7 +8,9 @@
 //!   transaction as the change: no change without its record, no record without its change.
 
 use async_trait::async_trait;
-use parapet_types::{Actor, CredentialId, Role, TenantCtx, TenantId, TenantKind, Timestamp, UserId};
+use parapet_types::{
+    Actor, CredentialId, Role, TenantCtx, TenantId, TenantKind, Timestamp, UserId,
+};
 use serde::{Deserialize, Serialize};
 
 pub mod audit;

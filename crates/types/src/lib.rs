@@ -67,7 +67,8 @@ impl ManualClock {
         ManualClock(AtomicI64::new(start.0))
     }
     pub fn advance_secs(&self, secs: i64) {
-        self.0.fetch_add(secs.saturating_mul(1000), Ordering::SeqCst);
+        self.0
+            .fetch_add(secs.saturating_mul(1000), Ordering::SeqCst);
     }
     pub fn set(&self, t: Timestamp) {
         self.0.store(t.0, Ordering::SeqCst);
@@ -272,7 +273,9 @@ impl fmt::Display for Role {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown role {0:?}; expected one of: security-admin, operator, key-custodian, incident-responder, change-approver, auditor, tenant-admin, tenant-member, tenant-auditor")]
+#[error(
+    "unknown role {0:?}; expected one of: security-admin, operator, key-custodian, incident-responder, change-approver, auditor, tenant-admin, tenant-member, tenant-auditor"
+)]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {

@@ -147,7 +147,15 @@ mod tests {
     fn tenant_names() {
         assert!(TenantName::parse("acme-corp").is_ok());
         assert!(TenantName::parse("a").is_ok());
-        for bad in ["", "Acme", "-acme", "acme-", "ac me", "acmé", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "Acme",
+            "-acme",
+            "acme-",
+            "ac me",
+            "acmé",
+            &"a".repeat(64),
+        ] {
             assert!(TenantName::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
