@@ -19,6 +19,7 @@ mod audit;
 mod iam;
 mod migrate;
 mod rows;
+mod sqlite_read;
 pub mod testkit;
 
 /// The connection pool of the backend chosen at start.
@@ -32,6 +33,8 @@ pub enum Db {
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     db: Db,
+    /// SQLite only: the direct read path (see `sqlite_read`).
+    reader: Option<std::sync::Arc<sqlite_read::SqliteReader>>,
 }
 
 /// Runs `$body` with `$pool` bound to the concrete pool of either backend.
@@ -130,8 +133,9 @@ impl SqlStore {
                 dir.display()
             ))
         })?;
+        let file = dir.join("parapet.db");
         let connect = SqliteConnectOptions::new()
-            .filename(dir.join("parapet.db"))
+            .filename(&file)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -146,6 +150,7 @@ impl SqlStore {
             .db()?;
         let store = SqlStore {
             db: Db::Sqlite(pool),
+            reader: Some(std::sync::Arc::new(sqlite_read::SqliteReader::new(file))),
         };
         store.migrate().await?;
         Ok(store)
@@ -162,7 +167,10 @@ impl SqlStore {
             .connect_with(connect)
             .await
             .db()?;
-        let store = SqlStore { db: Db::Pg(pool) };
+        let store = SqlStore {
+            db: Db::Pg(pool),
+            reader: None,
+        };
         store.migrate().await?;
         Ok(store)
     }

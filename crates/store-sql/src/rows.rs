@@ -185,9 +185,10 @@ impl SqlStore {
                 q.fetch_one($pool).await.db()?
             }};
         }
-        let json = match &self.db {
-            Db::Sqlite(pool) => run!(pool),
-            Db::Pg(pool) => run!(pool),
+        let json = match (&self.db, &self.reader) {
+            (Db::Sqlite(_), Some(reader)) => reader.scalar_text(&sql, binds)?,
+            (Db::Sqlite(pool), None) => run!(pool),
+            (Db::Pg(pool), _) => run!(pool),
         };
         serde_json::from_str(&json)
             .map_err(|e| StoreError::Other(format!("cannot decode rows: {e}")))
