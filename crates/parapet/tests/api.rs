@@ -1191,18 +1191,38 @@ fn console_forms_need_csrf_and_cookies_are_strict(backend: Backend) {
             .await
             .unwrap();
         assert_eq!(r.status(), 403);
-        let r = api
-            .http
-            .post(url("/console/login"))
-            .header("cookie", format!("parapet_csrf={token}"))
-            .form(&[
+        // A browser's cross-site post is refused whatever else it carries.
+        let post = |extra: &[(&'static str, &'static str)]| {
+            let mut rb = api
+                .http
+                .post(url("/console/login"))
+                .header("cookie", format!("parapet_csrf={token}"));
+            for (k, v) in extra {
+                rb = rb.header(*k, *v);
+            }
+            rb.form(&[
                 ("username", "admin"),
                 ("password", ADMIN_PASSWORD),
                 ("csrf", token.as_str()),
             ])
             .send()
+        };
+        assert_eq!(
+            post(&[("sec-fetch-site", "cross-site")])
+                .await
+                .unwrap()
+                .status(),
+            403
+        );
+        assert_eq!(post(&[("origin", "null")]).await.unwrap().status(), 403);
+        // What Chromium sends for our own form: `Sec-Fetch-Site: same-origin`, with
+        // `Origin: null` under strict referrer policies.
+        let r = post(&[("origin", "null"), ("sec-fetch-site", "same-origin")])
             .await
             .unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()["referrer-policy"], "same-origin");
+        let r = post(&[]).await.unwrap();
         assert_eq!(r.status(), 303);
         let session = r
             .headers()

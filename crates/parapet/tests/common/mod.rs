@@ -24,6 +24,8 @@ pub struct Server {
     /// SQLite data directory or PostgreSQL URL.
     pub database: String,
     pub backend: Backend,
+    /// Whether the harness made the database for this server alone (removed on drop).
+    pub owns_database: bool,
     /// Lines the server printed on standard output.
     pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -32,6 +34,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.owns_database && self.backend == Backend::Sqlite {
+            let _ = std::fs::remove_dir_all(&self.database);
+        }
     }
 }
 
@@ -56,7 +61,9 @@ pub fn fresh_database(backend: Backend) -> String {
 /// Starts `parapet serve` on `backend` with extra arguments and environment.
 pub fn start_with(backend: Backend, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let database = fresh_database(backend);
-    start_on(backend, &database, extra, env)
+    let mut srv = start_on(backend, &database, extra, env);
+    srv.owns_database = true;
+    srv
 }
 
 /// Starts a server on an existing database.
@@ -110,6 +117,7 @@ pub fn start_on(backend: Backend, database: &str, extra: &[&str], env: &[(&str, 
         child,
         database: database.to_string(),
         backend,
+        owns_database: false,
         stdout: lines,
     }
 }
