@@ -5,7 +5,7 @@
 //! request, and every state change is handed to storage together with its audit record.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use parapet_store::{
     AuditEvent, AuditFilter, AuditOutcome, AuditRecord, Credential, CredentialKind, Page, Store,
@@ -146,10 +146,10 @@ pub struct IamService {
     /// A hash verified when the user does not exist, so that timing does not reveal which names
     /// exist.
     dummy_hash: String,
-    auth_cache: Mutex<HashMap<[u8; 32], (Principal, Timestamp)>>,
+    auth_cache: RwLock<HashMap<[u8; 32], (Principal, Timestamp)>>,
     /// Tenants resolved by (viewer, id or name), kept as long as authentications: ids and names
     /// never change, and a status change clears the entry on this replica.
-    tenant_cache: Mutex<HashMap<(parapet_types::TenantId, String), (Tenant, Timestamp)>>,
+    tenant_cache: RwLock<HashMap<(parapet_types::TenantId, String), (Tenant, Timestamp)>>,
 }
 
 impl std::fmt::Debug for IamService {
@@ -209,8 +209,8 @@ impl IamService {
             env,
             config,
             dummy_hash,
-            auth_cache: Mutex::new(HashMap::new()),
-            tenant_cache: Mutex::new(HashMap::new()),
+            auth_cache: RwLock::new(HashMap::new()),
+            tenant_cache: RwLock::new(HashMap::new()),
         })
     }
 
@@ -433,7 +433,7 @@ impl IamService {
         }
         let hash = secret::secret_hash(secret);
         let now = self.env.now();
-        if let Ok(cache) = self.auth_cache.lock()
+        if let Ok(cache) = self.auth_cache.read()
             && let Some((p, at)) = cache.get(&hash)
             && now.0 - at.0 < self.config.auth_cache_ms
             && now.0 >= at.0
@@ -455,7 +455,7 @@ impl IamService {
             tenant: found.tenant,
             user: found.user,
         };
-        if let Ok(mut cache) = self.auth_cache.lock() {
+        if let Ok(mut cache) = self.auth_cache.write() {
             if cache.len() >= AUTH_CACHE_MAX {
                 cache.clear();
             }
@@ -465,7 +465,7 @@ impl IamService {
     }
 
     fn forget_cached(&self, credential: Option<CredentialId>, user: Option<UserId>) {
-        if let Ok(mut cache) = self.auth_cache.lock() {
+        if let Ok(mut cache) = self.auth_cache.write() {
             cache.retain(|_, (p, _)| Some(p.credential) != credential && Some(p.user.id) != user);
         }
     }
@@ -529,7 +529,7 @@ impl IamService {
     async fn lookup(&self, p: &Principal, id_or_name: &str) -> IamResult<Tenant> {
         let now = self.env.now();
         let key = (p.tenant.id, id_or_name.to_string());
-        if let Ok(cache) = self.tenant_cache.lock()
+        if let Ok(cache) = self.tenant_cache.read()
             && let Some((t, at)) = cache.get(&key)
             && (0..self.config.auth_cache_ms).contains(&(now.0 - at.0))
         {
@@ -541,7 +541,7 @@ impl IamService {
             .await
         {
             Ok(t) => {
-                if let Ok(mut cache) = self.tenant_cache.lock() {
+                if let Ok(mut cache) = self.tenant_cache.write() {
                     if cache.len() >= AUTH_CACHE_MAX {
                         cache.clear();
                     }
@@ -649,10 +649,10 @@ impl IamService {
         self.store
             .set_tenant_status(TenantCtx::new(p.tenant.id), t.id, status, &e)
             .await?;
-        if let Ok(mut cache) = self.auth_cache.lock() {
+        if let Ok(mut cache) = self.auth_cache.write() {
             cache.retain(|_, (q, _)| q.tenant.id != t.id);
         }
-        if let Ok(mut cache) = self.tenant_cache.lock() {
+        if let Ok(mut cache) = self.tenant_cache.write() {
             cache.retain(|_, (q, _)| q.id != t.id);
         }
         t.status = status;

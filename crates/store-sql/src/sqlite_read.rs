@@ -7,8 +7,9 @@
 //! wait for writers, so they are run here directly, in microseconds, while every write keeps going
 //! through sqlx's transactions. Both drivers link the same bundled SQLite.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parapet_store::{StoreError, StoreResult};
@@ -16,12 +17,20 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::rows::Bind;
 
-/// Idle read connections kept open.
-const MAX_IDLE: usize = 16;
+/// Read connections one thread keeps open (one per database it reads).
+const PER_THREAD: usize = 8;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's read connections, by reader id: each worker thread reads through its own
+    /// connection, so no lock is taken on the read path.
+    static CONNECTIONS: RefCell<Vec<(u64, Connection)>> = const { RefCell::new(Vec::new()) };
+}
 
 pub(crate) struct SqliteReader {
+    id: u64,
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
 }
 
 impl std::fmt::Debug for SqliteReader {
@@ -52,8 +61,8 @@ fn map_err(e: rusqlite::Error) -> StoreError {
 impl SqliteReader {
     pub(crate) fn new(path: PathBuf) -> Self {
         SqliteReader {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             path,
-            idle: Mutex::new(Vec::new()),
         }
     }
 
@@ -70,17 +79,20 @@ impl SqliteReader {
     /// Runs `sql` with the `$N` parameters `binds` and returns the text of the first column of
     /// its first row.
     pub(crate) fn scalar_text(&self, sql: &str, binds: &[Bind]) -> StoreResult<String> {
-        let conn = match self.idle.lock().ok().and_then(|mut v| v.pop()) {
-            Some(c) => c,
-            None => self.open().map_err(map_err)?,
-        };
-        let result = run(&conn, sql, binds);
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < MAX_IDLE
-        {
-            idle.push(conn);
-        }
-        result.map_err(map_err)
+        CONNECTIONS.with(|cell| {
+            let mut conns = cell.borrow_mut();
+            if !conns.iter().any(|(id, _)| *id == self.id) {
+                let conn = self.open().map_err(map_err)?;
+                if conns.len() >= PER_THREAD {
+                    conns.remove(0);
+                }
+                conns.push((self.id, conn));
+            }
+            match conns.iter().find(|(id, _)| *id == self.id) {
+                Some((_, conn)) => run(conn, sql, binds).map_err(map_err),
+                None => Err(StoreError::Other("read connection vanished".into())),
+            }
+        })
     }
 }
 
