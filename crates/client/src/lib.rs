@@ -208,6 +208,22 @@ pub struct NewToken {
     pub expires_in_secs: Option<u64>,
 }
 
+/// A live session or API token of the caller, as `GET /api/v1/tokens` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: String,
+    /// `session` or `api-token`.
+    pub kind: String,
+    pub name: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub created_at: String,
+    pub expires_at: String,
+    /// Whether this is the credential the request was made with.
+    #[serde(default)]
+    pub current: bool,
+}
+
 /// A freshly created API token: the only time its secret is shown. `Debug` hides it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedToken {
@@ -712,6 +728,18 @@ impl Client {
     /// `POST /api/v1/tokens`: an API token for the calling user.
     pub async fn create_token(&self, token: &NewToken) -> Result<CreatedToken, ClientError> {
         self.post(self.url(&["tokens"], &[]), token).await
+    }
+
+    /// `GET /api/v1/tokens`: the caller's live sessions and API tokens (never their secrets).
+    pub async fn list_tokens(&self) -> Result<Page<TokenInfo>, ClientError> {
+        self.get(self.url(&["tokens"], &[])).await
+    }
+
+    /// `DELETE /api/v1/tokens/{id}`: revokes one of the caller's sessions or API tokens.
+    pub async fn revoke_token(&self, id: &str) -> Result<(), ClientError> {
+        self.send(self.http.delete(self.url(&["tokens", id], &[])))
+            .await
+            .map(|_| ())
     }
 
     // -- audit -------------------------------------------------------------------------------

@@ -189,6 +189,25 @@ pub struct UserArgs {
 pub enum TokenCommand {
     /// Create an API token for yourself; it is printed once and cannot be shown again.
     Create(TokenCreateArgs),
+    /// List your live sessions and API tokens (never their secrets).
+    List(TokenListArgs),
+    /// Revoke one of your sessions or API tokens by its id.
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenListArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TokenRevokeArgs {
+    /// The id shown by `parapet token list`.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -240,6 +259,8 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Tenant(c) => tenant(c).await,
         ClientCommand::User(c) => user(c).await,
         ClientCommand::Token(TokenCommand::Create(a)) => token_create(a).await,
+        ClientCommand::Token(TokenCommand::List(a)) => token_list(a).await,
+        ClientCommand::Token(TokenCommand::Revoke(a)) => token_revoke(a).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
     }
 }
@@ -680,6 +701,41 @@ async fn token_create(a: TokenCreateArgs) -> anyhow::Result<()> {
         output::clean(t.expires_at.as_deref().unwrap_or("never")),
     ));
     Ok(())
+}
+
+async fn token_list(a: TokenListArgs) -> anyhow::Result<()> {
+    let s = Session::open(&a.common)?;
+    let page = s.client.list_tokens().await.map_err(|e| s.fail(e))?;
+    if s.json {
+        return json(&page.items);
+    }
+    let rows: Vec<Vec<String>> = page
+        .items
+        .iter()
+        .map(|t| {
+            vec![
+                output::clean(&t.id),
+                output::clean(&t.kind),
+                output::clean(&t.name),
+                output::clean(&t.scopes.join(",")),
+                output::clean(&t.expires_at),
+                if t.current { "*".into() } else { String::new() },
+            ]
+        })
+        .collect();
+    out(&output::table(
+        &["ID", "KIND", "NAME", "SCOPES", "EXPIRES", "CURRENT"],
+        &rows,
+    ))
+}
+
+async fn token_revoke(a: TokenRevokeArgs) -> anyhow::Result<()> {
+    let s = Session::open(&a.common)?;
+    s.client.revoke_token(&a.id).await.map_err(|e| s.fail(e))?;
+    if s.json {
+        return json(&serde_json::json!({"revoked": a.id}));
+    }
+    out(&format!("Revoked {}\n", output::clean(&a.id)))
 }
 
 async fn audit_search(a: AuditSearchArgs) -> anyhow::Result<()> {

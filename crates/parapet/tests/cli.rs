@@ -661,6 +661,33 @@ fn tokens(b: Backend) {
     );
     assert!(out.err().starts_with("error: 401 "), "{out:?}");
     assert!(!out.stderr.contains("ppt_not-a-real-token"));
+
+    // The caller's sessions and tokens are listed without secrets, and one is revoked.
+    let list = run(&dir, &["token", "list", "--json"]).json();
+    let items = list.as_array().unwrap();
+    assert_eq!(items.len(), 3, "{list}");
+    assert!(!list.to_string().contains("ppt_") && !list.to_string().contains("pps_"));
+    assert_eq!(items.iter().filter(|t| t["current"] == true).count(), 1);
+    let human = run(&dir, &["token", "list"]).ok().to_string();
+    assert!(
+        human.starts_with("ID") && human.contains("deploy") && human.contains("session"),
+        "{human}"
+    );
+    let deploy_id = items.iter().find(|t| t["name"] == "deploy").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = run(&dir, &["token", "revoke", &deploy_id]);
+    assert_eq!(out.ok(), format!("Revoked {deploy_id}\n"));
+    let out = run_env(
+        &empty,
+        &["whoami"],
+        None,
+        &[("PARAPET_SERVER", url), ("PARAPET_TOKEN", rw_token)],
+    );
+    assert!(out.err().starts_with("error: 401 "), "{out:?}");
+    let out = run(&dir, &["token", "revoke", &deploy_id]);
+    assert!(out.err().starts_with("error: 404 Not Found"), "{out:?}");
 }
 
 fn errors_are_one_line(b: Backend) {
