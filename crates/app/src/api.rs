@@ -271,11 +271,7 @@ pub async fn suspend_tenant(
     Meta(meta): Meta,
     Path(tenant): Path<String>,
 ) -> ApiResult<Json<TenantView>> {
-    let t = st
-        .iam
-        .set_tenant_status(&p, &tenant, TenantStatus::Suspended, &meta)
-        .await?;
-    Ok(Json(TenantView::from(&t)))
+    set_tenant_status(&st, &p, &meta, &tenant, TenantStatus::Suspended).await
 }
 
 /// Reactivate a suspended tenant.
@@ -289,10 +285,17 @@ pub async fn activate_tenant(
     Meta(meta): Meta,
     Path(tenant): Path<String>,
 ) -> ApiResult<Json<TenantView>> {
-    let t = st
-        .iam
-        .set_tenant_status(&p, &tenant, TenantStatus::Active, &meta)
-        .await?;
+    set_tenant_status(&st, &p, &meta, &tenant, TenantStatus::Active).await
+}
+
+async fn set_tenant_status(
+    st: &AppState,
+    p: &Principal,
+    meta: &parapet_iam::RequestMeta,
+    tenant: &str,
+    status: TenantStatus,
+) -> ApiResult<Json<TenantView>> {
+    let t = st.iam.set_tenant_status(p, tenant, status, meta).await?;
     Ok(Json(TenantView::from(&t)))
 }
 

@@ -267,16 +267,8 @@ impl IamService {
             status: TenantStatus::Active,
             created_at: now,
         };
-        let admin = User {
-            id: UserId(self.new_id()?),
-            tenant: provider.id,
-            username: "admin".into(),
-            role: Role::SecurityAdmin,
-            status: UserStatus::Active,
-            password_hash: self.hash(&password).await?,
-            created_at: now,
-            last_login_at: None,
-        };
+        let hash = self.hash(&password).await?;
+        let admin = self.user_record(&provider, "admin", Role::SecurityAdmin, hash)?;
         let audit = event(
             &self.env,
             Some(&provider),
@@ -306,6 +298,37 @@ impl IamService {
         self.env
             .new_id()
             .map_err(|e| IamError::Internal(e.to_string()))
+    }
+
+    /// A new active customer tenant record.
+    fn customer_tenant(&self, name: &str) -> IamResult<Tenant> {
+        Ok(Tenant {
+            id: parapet_types::TenantId(self.new_id()?),
+            name: name.to_string(),
+            kind: TenantKind::Customer,
+            status: TenantStatus::Active,
+            created_at: self.env.now(),
+        })
+    }
+
+    /// A new active user record of `tenant` with an already computed password hash.
+    fn user_record(
+        &self,
+        tenant: &Tenant,
+        username: &str,
+        role: Role,
+        password_hash: String,
+    ) -> IamResult<User> {
+        Ok(User {
+            id: UserId(self.new_id()?),
+            tenant: tenant.id,
+            username: username.to_string(),
+            role,
+            status: UserStatus::Active,
+            password_hash,
+            created_at: self.env.now(),
+            last_login_at: None,
+        })
     }
 
     /// Splits a log-in name: `alice@acme` → (`acme`, `alice`); a bare name belongs to the
@@ -599,13 +622,7 @@ impl IamService {
         let name = TenantName::parse(name)?;
         let provider = p.tenant.clone();
         self.check(p, Action::TenantCreate, &provider, meta).await?;
-        let t = Tenant {
-            id: parapet_types::TenantId(self.new_id()?),
-            name: name.to_string(),
-            kind: TenantKind::Customer,
-            status: TenantStatus::Active,
-            created_at: self.env.now(),
-        };
+        let t = self.customer_tenant(name.as_str())?;
         let e = event(
             &self.env,
             Some(&t),
@@ -694,16 +711,8 @@ impl IamService {
         }
         self.check(p, Action::UserCreate(role), &t, meta).await?;
         secret::check_password_policy(username.as_str(), password)?;
-        let user = User {
-            id: UserId(self.new_id()?),
-            tenant: t.id,
-            username: username.to_string(),
-            role,
-            status: UserStatus::Active,
-            password_hash: self.hash(password).await?,
-            created_at: self.env.now(),
-            last_login_at: None,
-        };
+        let hash = self.hash(password).await?;
+        let user = self.user_record(&t, username.as_str(), role, hash)?;
         let e = event(
             &self.env,
             Some(&t),
@@ -945,13 +954,7 @@ impl IamService {
             {
                 Ok(t) => t,
                 Err(StoreError::NotFound) => {
-                    let t = Tenant {
-                        id: parapet_types::TenantId(self.new_id()?),
-                        name: tenant.to_string(),
-                        kind: TenantKind::Customer,
-                        status: TenantStatus::Active,
-                        created_at: self.env.now(),
-                    };
+                    let t = self.customer_tenant(tenant)?;
                     let e = event(
                         &self.env,
                         Some(&t),
@@ -990,16 +993,7 @@ impl IamService {
         hash: &str,
         meta: &RequestMeta,
     ) -> IamResult<bool> {
-        let user = User {
-            id: UserId(self.new_id()?),
-            tenant: t.id,
-            username: name.to_string(),
-            role,
-            status: UserStatus::Active,
-            password_hash: hash.to_string(),
-            created_at: self.env.now(),
-            last_login_at: None,
-        };
+        let user = self.user_record(t, name, role, hash.to_string())?;
         let e = event(
             &self.env,
             Some(t),
