@@ -7,7 +7,12 @@ mod serve;
 
 /// Parapet: the operational-security control plane for a cloud service provider (ITU-T X.1642).
 #[derive(Debug, Parser)]
-#[command(name = "parapet", version, about, long_about = None)]
+#[command(
+    name = "parapet",
+    version,
+    about = "Parapet: the operational-security control plane of a cloud service provider (ITU-T X.1642)",
+    long_about = None
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

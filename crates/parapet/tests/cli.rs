@@ -841,7 +841,15 @@ fn help_and_usage(b: Backend) {
         (
             &[],
             &[
-                "serve", "login", "logout", "whoami", "tenant", "user", "token", "audit",
+                "serve",
+                "login",
+                "logout",
+                "whoami",
+                "tenant",
+                "user",
+                "token",
+                "audit",
+                "ITU-T X.1642",
             ],
         ),
         (&["login"], &["--server", "--username", "--password-stdin"]),
@@ -859,7 +867,8 @@ fn help_and_usage(b: Backend) {
             &["--tenant", "--role", "--password-stdin", "tenant-admin"],
         ),
         (&["user", "list"], &["--tenant", "--json"]),
-        (&["token"], &["create"]),
+        (&["token"], &["create", "list", "revoke"]),
+        (&["token", "revoke"], &["<ID>", "--json"]),
         (
             &["token", "create"],
             &["--name", "--scope", "--expires-in", "read", "write"],
