@@ -1,10 +1,10 @@
 //! Row shapes and their conversion into records, shared by single-row reads (decoded column by
 //! column) and multi-row reads (decoded from one JSON array that the database builds).
 //!
-//! Multi-row reads go through [`SqlStore::json_rows`]: the database aggregates the rows of a
-//! query into one JSON document (`json_group_array` in SQLite, `json_agg` in PostgreSQL), so a
-//! list costs one round trip and one row, whatever its length. With sqlx's SQLite driver, whose
-//! worker thread hands every row over a channel, this is several times faster for lists.
+//! Multi-row reads go through [`SqlStore::select_rows`]: on SQLite the rows are read on the direct
+//! read path (`sqlite_read`) and deserialized by column name; on PostgreSQL the database
+//! aggregates them into one JSON document (`json_agg`), so a list costs one round trip and one
+//! row whatever its length.
 
 use parapet_store::{
     AuditEvent, AuditOutcome, AuditRecord, StoreError, StoreResult, Tenant, TenantStatus, User,
@@ -149,52 +149,46 @@ pub(crate) enum Bind {
 }
 
 impl SqlStore {
-    /// Runs `inner`, a `SELECT` of the columns `cols` with `$N` parameters `binds`, and decodes
-    /// its rows, ordered by `order` (e.g. `id DESC`), from one JSON array built by the database.
-    pub(crate) async fn json_rows<T: DeserializeOwned>(
+    /// Runs `inner`, a `SELECT` of the columns `cols` ordered by `order` (e.g. `id DESC`, the
+    /// same order as `inner`'s own `ORDER BY`), with `$N` parameters `binds`, and decodes its rows.
+    /// On SQLite the query runs as it is on the direct read path; on PostgreSQL the database
+    /// aggregates the rows into one JSON array, ordered inside the aggregate.
+    pub(crate) async fn select_rows<T: DeserializeOwned>(
         &self,
         inner: &str,
         cols: &[&str],
         order: &str,
         binds: &[Bind],
     ) -> StoreResult<Vec<T>> {
+        let pool = match (&self.db, &self.reader) {
+            (Db::Sqlite(_), Some(reader)) => return reader.rows(inner, binds),
+            (Db::Sqlite(_), None) => {
+                return Err(StoreError::Other("the SQLite read path is missing".into()));
+            }
+            (Db::Pg(pool), _) => pool,
+        };
         let fields = cols
             .iter()
             .map(|c| format!("'{c}', {c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let sql = match self.db {
-            Db::Sqlite(_) => format!(
-                "SELECT json_group_array(json_object({fields}) ORDER BY {order}) AS j \
-                 FROM ({inner}) AS r"
-            ),
-            Db::Pg(_) => format!(
-                "SELECT coalesce(json_agg(json_build_object({fields}) ORDER BY {order}), \
-                 '[]'::json)::text AS j FROM ({inner}) AS r"
-            ),
-        };
-        macro_rules! run {
-            ($pool:expr) => {{
-                let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
-                for b in binds {
-                    q = match b {
-                        Bind::I64(v) => q.bind(*v),
-                        Bind::Text(s) => q.bind(s.clone()),
-                    };
-                }
-                q.fetch_one($pool).await.db()?
-            }};
+        let sql = format!(
+            "SELECT coalesce(json_agg(json_build_object({fields}) ORDER BY {order}), \
+             '[]'::json)::text AS j FROM ({inner}) AS r"
+        );
+        let mut q = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+        for b in binds {
+            q = match b {
+                Bind::I64(v) => q.bind(*v),
+                Bind::Text(s) => q.bind(s.clone()),
+            };
         }
-        let json = match (&self.db, &self.reader) {
-            (Db::Sqlite(_), Some(reader)) => reader.scalar_text(&sql, binds)?,
-            (Db::Sqlite(pool), None) => run!(pool),
-            (Db::Pg(pool), _) => run!(pool),
-        };
+        let json = q.fetch_one(pool).await.db()?;
         serde_json::from_str(&json)
             .map_err(|e| StoreError::Other(format!("cannot decode rows: {e}")))
     }
 
-    /// [`json_rows`](Self::json_rows) converted into records.
+    /// [`select_rows`](Self::select_rows) converted into records.
     pub(crate) async fn records<R, T>(
         &self,
         inner: &str,
@@ -206,7 +200,7 @@ impl SqlStore {
         R: DeserializeOwned,
         T: TryFrom<R, Error = StoreError>,
     {
-        self.json_rows::<R>(inner, cols, order, binds)
+        self.select_rows::<R>(inner, cols, order, binds)
             .await?
             .into_iter()
             .map(T::try_from)
