@@ -124,11 +124,13 @@ fn run<T: DeserializeOwned>(conn: &Connection, sql: &str, binds: &[Bind]) -> Sto
             .map_err(map_err)?;
         }
     }
+    // Column names once per query, not once per row.
+    let columns = serde_rusqlite::columns_from_statement(&stmt);
     let mut out = Vec::new();
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next().map_err(map_err)? {
         out.push(
-            serde_rusqlite::from_row::<T>(row)
+            serde_rusqlite::from_row_with_columns::<T>(row, &columns)
                 .map_err(|e| StoreError::Other(format!("cannot decode a row: {e}")))?,
         );
     }
