@@ -101,14 +101,18 @@ impl Api {
         .await
     }
 
+    /// A log-in attempt, whatever its outcome.
+    async fn try_login(&self, username: &str, password: &str) -> Reply {
+        self.send(
+            self.http
+                .post(format!("{}/api/v1/auth/login", self.base))
+                .json(&json!({"username": username, "password": password})),
+        )
+        .await
+    }
+
     async fn login(&self, username: &str, password: &str) -> String {
-        let r = self
-            .send(
-                self.http
-                    .post(format!("{}/api/v1/auth/login", self.base))
-                    .json(&json!({"username": username, "password": password})),
-            )
-            .await;
+        let r = self.try_login(username, password).await;
         assert_eq!(r.status, 200, "login {username}: {}", r.text);
         r.body["token"].as_str().unwrap().to_string()
     }
@@ -624,14 +628,7 @@ fn bad_input_gets_problem_json(backend: Backend) {
             401,
         );
         // Absurd log-in input is just a failed log-in.
-        let r = api
-            .send(
-                api.http
-                    .post(url("/api/v1/auth/login"))
-                    .json(&json!({"username": "a".repeat(10_000), "password": "x"})),
-            )
-            .await;
-        problem(&r, 401);
+        problem(&api.try_login(&"a".repeat(10_000), "x").await, 401);
         // The server is still healthy and wrote nothing partial: exactly one customer tenant.
         let r = api.get(&admin, "/api/v1/tenants").await;
         assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
@@ -689,13 +686,7 @@ fn disabled_users_and_suspended_tenants_lose_access(backend: Backend) {
         assert_eq!(r.body["status"], "disabled");
         problem(&api.get(&bob, "/api/v1/auth/whoami").await, 401);
         problem(&api.get(&bob_api_token, "/api/v1/auth/whoami").await, 401);
-        let r = api
-            .send(
-                api.http
-                    .post(format!("{}/api/v1/auth/login", api.base))
-                    .json(&json!({"username": "bob@acme", "password": PW})),
-            )
-            .await;
+        let r = api.try_login("bob@acme", PW).await;
         problem(&r, 401);
         let r = api
             .post(&alice, "/api/v1/tenants/acme/users/bob/enable", json!({}))
@@ -709,13 +700,7 @@ fn disabled_users_and_suspended_tenants_lose_access(backend: Backend) {
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.body["status"], "suspended");
         problem(&api.get(&alice, "/api/v1/auth/whoami").await, 401);
-        let r = api
-            .send(
-                api.http
-                    .post(format!("{}/api/v1/auth/login", api.base))
-                    .json(&json!({"username": "alice@acme", "password": PW})),
-            )
-            .await;
+        let r = api.try_login("alice@acme", PW).await;
         problem(&r, 401);
         assert_eq!(
             api.post(&admin, "/api/v1/tenants/acme/activate", json!({}))

@@ -378,47 +378,44 @@ fn demo_seeds_three_tenants_with_users() {
     );
     rt().block_on(async {
         let http = reqwest::Client::new();
-        let r = http
-            .post(format!("{}/api/v1/auth/login", srv.url))
-            .json(&serde_json::json!({"username": "alice@globex", "password": parapet_iam_demo_password()}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let tok = r.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_string();
-        let users: serde_json::Value = http
-            .get(format!("{}/api/v1/tenants/globex/users", srv.url))
-            .bearer_auth(&tok)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let tok = login_token(&http, &srv.url, "alice@globex", parapet_iam_demo_password()).await;
+        let users = get_json(&http, &srv.url, &tok, "/api/v1/tenants/globex/users").await;
         assert_eq!(users["items"].as_array().unwrap().len(), 3);
-        let admin = http
-            .post(format!("{}/api/v1/auth/login", srv.url))
-            .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}))
-            .send()
-            .await
-            .unwrap()
-            .json::<serde_json::Value>()
-            .await
-            .unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let tenants: serde_json::Value = http
-            .get(format!("{}/api/v1/tenants", srv.url))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let admin = login_token(&http, &srv.url, "admin", ADMIN_PASSWORD).await;
+        let tenants = get_json(&http, &srv.url, &admin, "/api/v1/tenants").await;
         assert_eq!(tenants["items"].as_array().unwrap().len(), 4);
     });
+}
+
+/// Logs in and returns the bearer token (the log-in must succeed).
+async fn login_token(http: &reqwest::Client, url: &str, username: &str, password: &str) -> String {
+    let r = http
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "log-in of {username}");
+    token_of(r).await
+}
+
+async fn token_of(r: reqwest::Response) -> String {
+    r.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// GET `path` with a bearer token, as JSON.
+async fn get_json(http: &reqwest::Client, url: &str, token: &str, path: &str) -> serde_json::Value {
+    http.get(format!("{url}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 fn parapet_iam_demo_password() -> &'static str {
@@ -505,10 +502,7 @@ fn database_outage_gives_503_and_readyz_false_then_recovers() {
         };
         let r = login().await.unwrap();
         assert_eq!(r.status(), 200);
-        let tok = r.json::<serde_json::Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let tok = token_of(r).await;
         assert_eq!(
             http.get(format!("{}/readyz", srv.url))
                 .send()
@@ -570,19 +564,8 @@ fn database_outage_gives_503_and_readyz_false_then_recovers() {
         let r = login().await.unwrap();
         assert_eq!(r.status(), 200);
         // Nothing was written during the outage.
-        let tok = r.json::<serde_json::Value>().await.unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let t: serde_json::Value = http
-            .get(format!("{}/api/v1/tenants", srv.url))
-            .bearer_auth(&tok)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let tok = token_of(r).await;
+        let t = get_json(&http, &srv.url, &tok, "/api/v1/tenants").await;
         assert!(!t.to_string().contains("during-outage"));
     });
 }
