@@ -117,6 +117,26 @@ impl Api {
         r.body["token"].as_str().unwrap().to_string()
     }
 
+    /// Creates a tenant; it must succeed.
+    async fn create_tenant(&self, token: &str, name: &str) {
+        let r = self
+            .post(token, "/api/v1/tenants", json!({"name": name}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+
+    /// Creates a user with the test password; it must succeed.
+    async fn create_user(&self, token: &str, tenant: &str, username: &str, role: &str) {
+        let r = self
+            .post(
+                token,
+                &format!("/api/v1/tenants/{tenant}/users"),
+                json!({"username": username, "password": PW, "role": role}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+
     async fn admin(&self) -> String {
         self.login("admin", ADMIN_PASSWORD).await
     }
@@ -521,12 +541,7 @@ fn bad_input_gets_problem_json(backend: Backend) {
                 .await,
             422,
         );
-        assert_eq!(
-            api.post(&admin, "/api/v1/tenants", json!({"name": "acme"}))
-                .await
-                .status,
-            201
-        );
+        api.create_tenant(&admin, "acme").await;
         problem(
             &api.post(&admin, "/api/v1/tenants", json!({"name": "acme"}))
                 .await,
@@ -568,16 +583,8 @@ fn bad_input_gets_problem_json(backend: Backend) {
             .await,
             422,
         );
-        assert_eq!(
-            api.post(
-                &admin,
-                "/api/v1/tenants/acme/users",
-                json!({"username": "Alice", "password": PW, "role": "tenant-member"})
-            )
-            .await
-            .status,
-            201
-        );
+        api.create_user(&admin, "acme", "Alice", "tenant-member")
+            .await;
         // User names are unique regardless of case.
         problem(
             &api.post(
@@ -640,12 +647,7 @@ fn disabled_users_and_suspended_tenants_lose_access(backend: Backend) {
     rt().block_on(async {
         let api = Api::new(&srv);
         let admin = api.admin().await;
-        assert_eq!(
-            api.post(&admin, "/api/v1/tenants", json!({"name": "acme"}))
-                .await
-                .status,
-            201
-        );
+        api.create_tenant(&admin, "acme").await;
         for u in ["alice", "bob"] {
             let r = api
                 .post(
@@ -801,22 +803,9 @@ fn token_scopes_limit_what_a_token_can_do(backend: Backend) {
             .await,
             403,
         );
-        assert_eq!(
-            api.post(&admin, "/api/v1/tenants", json!({"name": "other"}))
-                .await
-                .status,
-            201
-        );
-        assert_eq!(
-            api.post(
-                &admin,
-                "/api/v1/tenants/other/users",
-                json!({"username": "olga", "password": PW, "role": "tenant-admin"})
-            )
-            .await
-            .status,
-            201
-        );
+        api.create_tenant(&admin, "other").await;
+        api.create_user(&admin, "other", "olga", "tenant-admin")
+            .await;
         let olga = api.login("olga@other", PW).await;
         problem(
             &api.send(
@@ -928,22 +917,9 @@ fn every_state_change_is_audited(backend: Backend) {
     rt().block_on(async {
         let api = Api::new(&srv);
         let admin = api.admin().await;
-        assert_eq!(
-            api.post(&admin, "/api/v1/tenants", json!({"name": "acme"}))
-                .await
-                .status,
-            201
-        );
-        assert_eq!(
-            api.post(
-                &admin,
-                "/api/v1/tenants/acme/users",
-                json!({"username": "alice", "password": PW, "role": "tenant-admin"})
-            )
-            .await
-            .status,
-            201
-        );
+        api.create_tenant(&admin, "acme").await;
+        api.create_user(&admin, "acme", "alice", "tenant-admin")
+            .await;
         assert_eq!(
             api.post(
                 &admin,
@@ -1060,12 +1036,7 @@ fn restart_keeps_data_and_does_not_bootstrap_twice(backend: Backend) {
     rt().block_on(async {
         let api = Api::new(&first);
         let admin = api.admin().await;
-        assert_eq!(
-            api.post(&admin, "/api/v1/tenants", json!({"name": "acme"}))
-                .await
-                .status,
-            201
-        );
+        api.create_tenant(&admin, "acme").await;
     });
     assert!(
         first

@@ -244,6 +244,40 @@ fn bad_configuration_is_one_clear_line() {
     }
 }
 
+/// Runs `cmd` (a `parapet serve` with piped output) until it reports its address, then stops it
+/// with SIGTERM; returns what it printed on stdout up to then, all of stderr, and its exit status.
+fn run_until_listening_then_term(mut cmd: Command) -> (String, String, std::process::ExitStatus) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut out = String::new();
+    while !out.contains("listening on") && Instant::now() < deadline {
+        let mut b = [0u8; 512];
+        let n = stdout.read(&mut b).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.push_str(&String::from_utf8_lossy(&b[..n]));
+    }
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    (out, err, status)
+}
+
 #[test]
 fn config_file_and_environment_are_layered() {
     let dir = parapet_store_sql::testkit::temp_dir("layer");
@@ -263,38 +297,13 @@ fn config_file_and_environment_are_layered() {
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&cfg)
         .env("PARAPET_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD)
-        .env("PARAPET_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut buf = String::new();
-    while !buf.contains("listening on") && Instant::now() < deadline {
-        let mut b = [0u8; 256];
-        let n = stdout.read(&mut b).unwrap();
-        if n == 0 {
-            break;
-        }
-        buf.push_str(&String::from_utf8_lossy(&b[..n]));
-    }
+        .env("PARAPET_LOG", "info");
+    let (buf, err, status) = run_until_listening_then_term(cmd);
     assert!(buf.contains("listening on http://127.0.0.1:"), "{buf}");
     assert!(
         data.join("parapet.db").exists(),
         "data_dir from the file was not used"
     );
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    let status = child.wait().unwrap();
     assert!(
         status.success(),
         "SIGTERM must end the server cleanly: {status:?} {err}"
@@ -316,34 +325,9 @@ fn generated_admin_password_is_printed_once() {
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&dir)
             .env_remove("PARAPET_BOOTSTRAP_PASSWORD")
-            .env("PARAPET_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let mut out = child.stdout.take().unwrap();
-        let mut buf = String::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !buf.contains("listening on") && Instant::now() < deadline {
-            let mut b = [0u8; 512];
-            let n = out.read(&mut b).unwrap();
-            if n == 0 {
-                break;
-            }
-            buf.push_str(&String::from_utf8_lossy(&b[..n]));
-        }
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let mut err = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        child.wait().unwrap();
-        (buf, err)
+            .env("PARAPET_LOG", "info");
+        let (out, err, _) = run_until_listening_then_term(cmd);
+        (out, err)
     };
     let (out, err) = run();
     let line = out
