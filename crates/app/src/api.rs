@@ -458,6 +458,8 @@ pub struct AuditParams {
     pub action: Option<String>,
     /// Actor label (user name).
     pub actor: Option<String>,
+    /// Exact target, e.g. `user:acme/alice`.
+    pub target: Option<String>,
     /// RFC 3339 lower bound (inclusive).
     pub since: Option<String>,
     /// RFC 3339 upper bound (exclusive).
@@ -489,6 +491,8 @@ pub async fn list_audit(
     ApiQuery(q): ApiQuery<AuditParams>,
 ) -> ApiResult<Json<PageView<AuditRecord>>> {
     let filter = AuditFilter {
+        tenant: None,
+        target: q.target.clone(),
         action: q.action.clone(),
         actor: q.actor.clone(),
         since: parse_time("since", &q.since)?,

@@ -18,6 +18,7 @@ use parapet_store::Store;
 use utoipa::OpenApi;
 
 pub mod api;
+pub mod auditlog;
 pub mod console;
 pub mod error;
 pub mod extract;
@@ -39,6 +40,7 @@ pub struct AppConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub iam: Arc<IamService>,
+    pub audit: Arc<parapet_audit::AuditLog>,
     pub store: Arc<dyn Store>,
     pub config: Arc<AppConfig>,
     pub metrics: Option<PrometheusHandle>,
@@ -91,6 +93,13 @@ pub fn router(state: AppState) -> Router {
             post(api::enable_user),
         )
         .route("/tenants/{tenant}/audit", get(api::list_audit))
+        .route("/audit/public-key", get(auditlog::public_key))
+        .route("/audit/checkpoint", get(auditlog::checkpoint))
+        .route("/audit/checkpoints", get(auditlog::checkpoints))
+        .route("/audit/tile/{*path}", get(auditlog::tile))
+        .route("/audit/proofs/inclusion", get(auditlog::inclusion))
+        .route("/audit/proofs/consistency", get(auditlog::consistency))
+        .route("/audit/entries", get(auditlog::entries))
         .route("/tokens", get(api::list_tokens).post(api::create_token))
         .route("/tokens/{id}", axum::routing::delete(api::revoke_token))
         .route("/openapi.json", get(openapi_json))

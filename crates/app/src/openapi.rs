@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api;
+use crate::{api, auditlog};
 use crate::error::Problem;
 
 #[derive(OpenApi)]
@@ -14,9 +14,13 @@ use crate::error::Problem;
         api::list_tenants, api::create_tenant, api::get_tenant, api::suspend_tenant, api::activate_tenant,
         api::list_users, api::create_user, api::disable_user, api::enable_user,
         api::create_token, api::list_tokens, api::revoke_token, api::list_audit,
+        auditlog::public_key, auditlog::checkpoint, auditlog::checkpoints, auditlog::tile,
+        auditlog::inclusion, auditlog::consistency, auditlog::entries,
     ),
     components(schemas(Problem, api::TenantView, api::UserView, api::LoginRequest, api::LoginResponse,
-        api::CreateTenant, api::CreateUser, api::CreateToken, api::TokenCreated, api::CredentialView)),
+        api::CreateTenant, api::CreateUser, api::CreateToken, api::TokenCreated, api::CredentialView,
+        auditlog::CheckpointView, auditlog::InclusionProof, auditlog::ConsistencyProof,
+        auditlog::ProvenEntry)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

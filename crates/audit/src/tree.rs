@@ -258,7 +258,7 @@ impl RootBuilder {
         nodes
     }
 
-    fn push_with(&mut self, leaf: Hash, mut completed: impl FnMut(NodeId, Hash)) {
+    pub(crate) fn push_with(&mut self, leaf: Hash, mut completed: impl FnMut(NodeId, Hash)) {
         let index = self.size;
         let mut h = leaf;
         let mut s = index;

@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use parapet_app::{AppConfig, AppState, Listen};
 use parapet_iam::{IamConfig, IamService, PasswordCost};
 use parapet_store_sql::{OpenOptions, SqlStore};
-use parapet_types::Env;
+use parapet_audit::{AuditLog, LogConfig, NoteSigner};
+use parapet_types::{Env, TenantCtx};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -47,6 +48,11 @@ pub struct ServeArgs {
     /// Seed a small demo provider (three tenants with users) if they do not exist.
     #[arg(long)]
     demo: bool,
+    /// Ed25519 key that signs the audit log's checkpoints, created on first start if missing
+    /// [default: <data-dir>/audit-signing.key, or ./parapet-audit.key with PostgreSQL]. Every
+    /// replica sharing a database needs the same key; keep it secret and backed up.
+    #[arg(long, env = "PARAPET_AUDIT_KEY", value_name = "FILE")]
+    audit_key: Option<PathBuf>,
     /// Log format on standard error [default: text]. The level comes from PARAPET_LOG
     /// (e.g. `info`, `debug,sqlx=warn`).
     #[arg(long, env = "PARAPET_LOG_FORMAT", value_enum)]
@@ -72,6 +78,7 @@ struct FileConfig {
     password_iterations: Option<u32>,
     /// Largest number of database connections.
     max_connections: Option<u32>,
+    audit_key: Option<PathBuf>,
 }
 
 /// The effective settings.
@@ -84,6 +91,7 @@ struct Settings {
     demo: bool,
     iam: IamConfig,
     open: OpenOptions,
+    audit_key: PathBuf,
 }
 
 fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
@@ -99,6 +107,11 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     };
     let database_url = args.database_url.or(file.database_url);
     let data_dir = args.data_dir.or(file.data_dir);
+    let audit_key = args.audit_key.or(file.audit_key).unwrap_or_else(|| match &data_dir {
+        Some(dir) => dir.join("audit-signing.key"),
+        None if database_url.is_some() => PathBuf::from("parapet-audit.key"),
+        None => PathBuf::from("parapet-data").join("audit-signing.key"),
+    });
     let database = match (database_url, data_dir) {
         (Some(_), Some(_)) => bail!("give either a data directory or a database URL, not both"),
         (Some(url), None) => {
@@ -150,6 +163,7 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         demo: args.demo || file.demo.unwrap_or(false),
         iam,
         open,
+        audit_key,
     })
 }
 
@@ -205,7 +219,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(store);
     let env = Env::system();
     let iam = Arc::new(
-        IamService::new(store.clone(), env, s.iam.clone())
+        IamService::new(store.clone(), env.clone(), s.iam.clone())
             .context("cannot start the identity service")?,
     );
     let bootstrap_password = std::env::var("PARAPET_BOOTSTRAP_PASSWORD")
@@ -233,7 +247,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
+    let signer = audit_signer(&s.audit_key, &boot.provider, &env)?;
+    let audit = Arc::new(
+        AuditLog::open(
+            store.clone(),
+            env.clone(),
+            signer,
+            TenantCtx::new(boot.provider.id),
+            LogConfig::default(),
+        )
+        .await
+        .context("cannot open the audit log")?,
+    );
+    // The first checkpoint before the listener opens: clients always find one.
+    audit
+        .integrate_once()
+        .await
+        .context("cannot integrate the audit log")?;
+    let (stop_sequencer, stop_rx) = tokio::sync::watch::channel(false);
+    let sequencer = tokio::spawn(audit.clone().run(stop_rx));
     let state = AppState {
+        audit,
         iam,
         store: store.clone(),
         config: Arc::new(AppConfig {
@@ -250,9 +284,65 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%url, "listening");
     let app = parapet_app::router(state);
     parapet_app::serve(bound, app, shutdown_signal()).await?;
+    let _ = stop_sequencer.send(true);
+    let _ = sequencer.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Loads the audit log's signing key, or creates it (mode 0600) on first start, named after
+/// the provider tenant so that every installation's log has its own origin.
+fn audit_signer(
+    path: &std::path::Path,
+    provider: &parapet_store::Tenant,
+    env: &Env,
+) -> anyhow::Result<NoteSigner> {
+    let read = |path: &std::path::Path| -> anyhow::Result<NoteSigner> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the audit key {}", path.display()))?;
+        NoteSigner::from_skey(text.trim())
+            .with_context(|| format!("{} is not an audit signing key", path.display()))
+    };
+    if path.exists() {
+        return read(path);
+    }
+    let origin = format!("parapet.{}/audit/{}", provider.name, provider.id);
+    let signer = NoteSigner::generate(&origin, env.entropy.as_ref())
+        .context("cannot create the audit signing key")?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    }
+    // Written aside, then linked into place: a concurrent first start keeps whichever key was
+    // linked first, and nobody reads a half-written file.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        writeln!(f, "{}", signer.to_skey())
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            println!(
+                "Created the audit log signing key {} (keep it secret; back it up).",
+                path.display()
+            );
+            Ok(signer)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
 }
 
 /// A database location with any password removed, for messages and logs.

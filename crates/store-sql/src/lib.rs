@@ -35,6 +35,9 @@ pub struct SqlStore {
     db: Db,
     /// SQLite only: the direct read path (see `sqlite_read`).
     reader: Option<std::sync::Arc<sqlite_read::SqliteReader>>,
+    /// PostgreSQL only: the session holding the sequencer's advisory lock, while this process
+    /// is the sequencer.
+    sequencer_lock: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::PgConnection>>>,
 }
 
 /// Runs `$body` with `$pool` bound to the concrete pool of either backend.
@@ -151,6 +154,7 @@ impl SqlStore {
         let store = SqlStore {
             db: Db::Sqlite(pool),
             reader: Some(std::sync::Arc::new(sqlite_read::SqliteReader::new(file))),
+            sequencer_lock: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -170,6 +174,7 @@ impl SqlStore {
         let store = SqlStore {
             db: Db::Pg(pool),
             reader: None,
+            sequencer_lock: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -191,6 +196,9 @@ impl SqlStore {
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
+        if let Some(conn) = self.sequencer_lock.lock().await.take() {
+            let _ = sqlx::Connection::close(conn).await;
+        }
         match &self.db {
             Db::Sqlite(p) => p.close().await,
             Db::Pg(p) => p.close().await,

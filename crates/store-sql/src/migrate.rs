@@ -11,6 +11,7 @@ const SQLITE: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/sqlite/0002_users_by_tenant.sql"),
     ),
+    (3, include_str!("../migrations/sqlite/0003_audit_log.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -21,6 +22,7 @@ const POSTGRES: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/postgres/0002_users_by_tenant.sql"),
     ),
+    (3, include_str!("../migrations/postgres/0003_audit_log.sql")),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \

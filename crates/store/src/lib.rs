@@ -14,7 +14,10 @@ use parapet_types::{
 use serde::{Deserialize, Serialize};
 
 pub mod audit;
-pub use audit::{AuditEvent, AuditFilter, AuditOutcome, AuditRecord};
+pub use audit::{
+    AuditEvent, AuditFilter, AuditLogStore, AuditOutcome, AuditRecord, Integration, LogHead,
+    StoredCheckpoint, StoredTile,
+};
 
 /// What a storage call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -271,8 +274,8 @@ pub trait Health: Send + Sync {
 }
 
 /// Everything the application needs from storage.
-pub trait Store: IamStore + AuditStore + Health {}
-impl<T: IamStore + AuditStore + Health> Store for T {}
+pub trait Store: IamStore + AuditStore + AuditLogStore + Health {}
+impl<T: IamStore + AuditStore + AuditLogStore + Health> Store for T {}
 
 /// Helper to build the actor of a user.
 pub fn user_actor(user: &User) -> Actor {

@@ -66,6 +66,18 @@ pub fn start_with(backend: Backend, extra: &[&str], env: &[(&str, &str)]) -> Ser
     srv
 }
 
+/// The audit signing key file of the test database at the PostgreSQL URL `database`.
+pub fn pg_audit_key(database: &str) -> PathBuf {
+    let name: String = database
+        .rsplit('/')
+        .next()
+        .unwrap_or("db")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    std::env::temp_dir().join(format!("parapet-test-audit-{name}.key"))
+}
+
 /// Starts a server on an existing database.
 pub fn start_on(backend: Backend, database: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(bin());
@@ -74,6 +86,10 @@ pub fn start_on(backend: Backend, database: &str, extra: &[&str], env: &[(&str, 
         Backend::Sqlite => cmd.arg("--data-dir").arg(database),
         Backend::Postgres => cmd.arg("--database-url").arg(database),
     };
+    if backend == Backend::Postgres && !extra.contains(&"--audit-key") {
+        // One signing key per database, shared by the replicas started on it.
+        cmd.arg("--audit-key").arg(pg_audit_key(database));
+    }
     cmd.args(extra)
         .env("PARAPET_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD)
         .env("PARAPET_LOG", "warn")
