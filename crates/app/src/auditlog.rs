@@ -6,10 +6,10 @@
 //! scope: a tenant's own records, every record for provider staff allowed to read the audit
 //! trail.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use parapet_audit::{Hash, LogError, leaf_hash};
 use parapet_iam::{Action, Principal, RequestMeta};
 use parapet_store::AuditRecord;
@@ -47,11 +47,7 @@ impl From<LogError> for ApiError {
 }
 
 fn text(body: String) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
 fn b64(hashes: &[Hash]) -> Vec<String> {
@@ -165,8 +161,14 @@ pub async fn tile(
     let body = st.audit.tile(&format!("tile/{path}")).await?;
     Ok((
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=60")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, max-age=60"),
+            ),
         ],
         body,
     )
@@ -339,11 +341,7 @@ pub async fn entries(
         }
         body.push('\n');
     }
-    let mut res = (
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        body,
-    )
-        .into_response();
+    let mut res = ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response();
     let headers = res.headers_mut();
     headers.insert("parapet-tree-size", HeaderValue::from(size));
     if records.len() == limit as usize

@@ -3,8 +3,8 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{api, auditlog};
 use crate::error::Problem;
+use crate::{api, auditlog};
 
 #[derive(OpenApi)]
 #[openapi(

@@ -212,7 +212,13 @@ mod tests {
     /// the reference root and exactly the reference tiles.
     #[test]
     fn integrated_tiles_and_roots_match_the_reference_tree() {
-        for (total, batch) in [(1u64, 1u64), (255, 7), (256, 256), (257, 1), (70_000, 3_001)] {
+        for (total, batch) in [
+            (1u64, 1u64),
+            (255, 7),
+            (256, 256),
+            (257, 1),
+            (70_000, 3_001),
+        ] {
             let mut reference = MemoryTree::new();
             let mut stored: HashMap<(u8, u64), Vec<Hash>> = HashMap::new();
             let mut size = 0;
@@ -235,14 +241,23 @@ mod tests {
                     stored.insert((t.level(), t.index()), h);
                 }
                 size = end;
-                assert_eq!(it.root(), tree_root(&reference, size).unwrap(), "size {size}");
+                assert_eq!(
+                    it.root(),
+                    tree_root(&reference, size).unwrap(),
+                    "size {size}"
+                );
             }
             // Every tile of the final tree is stored with the reference's hashes.
             let tiles = Stored(stored.clone());
             for t in tiles_for_size(total) {
                 let got = tiles.read_tile(t).unwrap();
                 let want = crate::tile::tile_hashes(&reference, t).unwrap();
-                assert_eq!(&got[..usize::from(t.width())], &want[..], "tile {}", t.path());
+                assert_eq!(
+                    &got[..usize::from(t.width())],
+                    &want[..],
+                    "tile {}",
+                    t.path()
+                );
             }
         }
     }

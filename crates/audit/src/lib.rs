@@ -32,9 +32,9 @@ pub use export::{
     ExportError, ExportReport, ExportVerifier, export_lines, verify_checkpoint_consistency,
     verify_export,
 };
+pub use hash::{HASH_SIZE, Hash, HashDecodeError, NodeId, empty_root, leaf_hash, node_hash};
 pub use integrate::{IntegrateError, Integrator};
 pub use log::{AuditLog, IntegrateReport, LogConfig, LogError, LogResult};
-pub use hash::{HASH_SIZE, Hash, HashDecodeError, NodeId, empty_root, leaf_hash, node_hash};
 pub use note::{Note, NoteError, NoteSignature, NoteSigner, NoteVerifier};
 pub use tile::{EntryBundle, Tile, TileError, TileHashReader, TileReader};
 pub use tree::{

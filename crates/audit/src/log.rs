@@ -133,7 +133,10 @@ impl TileReader for MapTiles<'_> {
 
 fn decode_stored(t: &StoredTile) -> LogResult<Vec<Hash>> {
     let tile = Tile::new(t.level, t.index, t.width).ok_or_else(|| {
-        LogError::Integrity(format!("tile ({}, {}) has width {}", t.level, t.index, t.width))
+        LogError::Integrity(format!(
+            "tile ({}, {}) has width {}",
+            t.level, t.index, t.width
+        ))
     })?;
     decode_tile(tile, &t.hashes).map_err(|e| LogError::Integrity(e.to_string()))
 }
@@ -432,7 +435,11 @@ impl AuditLog {
 
     /// The consistency proof between the trees of `from` and `to` records (`to` defaults to the
     /// latest checkpoint's size).
-    pub async fn consistency_proof(&self, from: u64, to: Option<u64>) -> LogResult<(u64, Vec<Hash>)> {
+    pub async fn consistency_proof(
+        &self,
+        from: u64,
+        to: Option<u64>,
+    ) -> LogResult<(u64, Vec<Hash>)> {
         let to = self.checked_size(to).await?;
         let nodes = consistency_proof_nodes(from, to)?;
         let tiles = self.fetch_tiles(&Self::tiles_of(&nodes, to)).await?;
@@ -447,7 +454,9 @@ impl AuditLog {
         let size = self.size().await?;
         let in_tree = Tile::in_tree(tile.level(), tile.index(), size)
             .filter(|t| t.width() >= tile.width())
-            .ok_or_else(|| LogError::NotFound(format!("{path} is not in the tree of size {size}")))?;
+            .ok_or_else(|| {
+                LogError::NotFound(format!("{path} is not in the tree of size {size}"))
+            })?;
         let tiles = self.fetch_tiles(&[in_tree]).await?;
         let hashes = tiles
             .get(&(tile.level(), tile.index()))

@@ -334,10 +334,62 @@ pub struct AuditRecord {
 pub struct AuditQuery {
     pub action: Option<String>,
     pub actor: Option<String>,
+    pub target: Option<String>,
     pub since: Option<String>,
     pub until: Option<String>,
     /// Page size.
     pub limit: Option<u32>,
+}
+
+/// A signed checkpoint of the audit log and when it was signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    pub size: u64,
+    pub time: String,
+    /// The signed note.
+    pub checkpoint: String,
+}
+
+/// An inclusion proof of the audit log; hashes in base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InclusionProof {
+    pub index: u64,
+    pub size: u64,
+    /// The record's entry: the exact bytes hashed into the log.
+    pub entry: String,
+    pub leaf_hash: String,
+    pub proof: Vec<String>,
+}
+
+/// A consistency proof of the audit log; hashes in base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyProof {
+    pub from: u64,
+    pub to: u64,
+    pub proof: Vec<String>,
+}
+
+/// What to export from the audit log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntriesQuery {
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+    pub limit: Option<u32>,
+    /// A tenant within the caller's audit scope (the caller's own by default).
+    pub tenant: Option<String>,
+    /// Ask for each record's inclusion proof.
+    pub proofs: bool,
+    /// The tree size to cut at and prove against (the latest checkpoint's by default).
+    pub size: Option<u64>,
+}
+
+/// One page of an export: JSON lines, the tree size it is cut at, and where the next page
+/// starts (`None` on the last page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntriesPage {
+    pub body: Vec<u8>,
+    pub size: u64,
+    pub next_from: Option<u64>,
 }
 
 /// The answer of `/readyz`.
@@ -769,6 +821,130 @@ impl Client {
         .await
     }
 
+    // -- audit log ---------------------------------------------------------------------------
+
+    async fn text(&self, url: String) -> Result<String, ClientError> {
+        let resp = self.send(self.http.get(url)).await?;
+        resp.text().await.map_err(|e| transport_error(&e))
+    }
+
+    /// `GET /api/v1/audit/public-key`: the log's verifier key (no credential needed).
+    pub async fn audit_public_key(&self) -> Result<String, ClientError> {
+        Ok(self
+            .text(self.url(&["audit", "public-key"], &[]))
+            .await?
+            .trim()
+            .to_string())
+    }
+
+    /// `GET /api/v1/audit/checkpoint`: the latest signed checkpoint, or that of `size`.
+    pub async fn audit_checkpoint(&self, size: Option<u64>) -> Result<String, ClientError> {
+        self.text(self.url(
+            &["audit", "checkpoint"],
+            &[("size", size.map(|s| s.to_string()))],
+        ))
+        .await
+    }
+
+    /// `GET /api/v1/audit/checkpoints`: signed checkpoints after a tree size, oldest first.
+    pub async fn audit_checkpoints(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<CheckpointInfo>, ClientError> {
+        self.get(self.url(
+            &["audit", "checkpoints"],
+            &[
+                ("after", Some(after.to_string())),
+                ("limit", Some(limit.to_string())),
+            ],
+        ))
+        .await
+    }
+
+    /// `GET /api/v1/audit/proofs/inclusion`.
+    pub async fn audit_inclusion(
+        &self,
+        index: u64,
+        size: Option<u64>,
+    ) -> Result<InclusionProof, ClientError> {
+        self.get(self.url(
+            &["audit", "proofs", "inclusion"],
+            &[
+                ("index", Some(index.to_string())),
+                ("size", size.map(|s| s.to_string())),
+            ],
+        ))
+        .await
+    }
+
+    /// `GET /api/v1/audit/proofs/consistency`.
+    pub async fn audit_consistency(
+        &self,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<ConsistencyProof, ClientError> {
+        self.get(self.url(
+            &["audit", "proofs", "consistency"],
+            &[
+                ("from", Some(from.to_string())),
+                ("to", to.map(|t| t.to_string())),
+            ],
+        ))
+        .await
+    }
+
+    /// `GET /api/v1/audit/tile/<path>`: a hash tile (`path` like `0/x001/234.p/5`).
+    pub async fn audit_tile(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let resp = self
+            .send(
+                self.http
+                    .get(format!("{}/api/v1/audit/tile/{path}", self.base)),
+            )
+            .await?;
+        Ok(resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&e))?
+            .to_vec())
+    }
+
+    /// `GET /api/v1/audit/entries`: one page of an export.
+    pub async fn audit_entries(&self, q: &EntriesQuery) -> Result<EntriesPage, ClientError> {
+        let url = self.url(
+            &["audit", "entries"],
+            &[
+                ("from", q.from.map(|v| v.to_string())),
+                ("to", q.to.map(|v| v.to_string())),
+                ("limit", q.limit.map(|v| v.to_string())),
+                ("tenant", q.tenant.clone()),
+                ("proofs", q.proofs.then(|| "true".to_string())),
+                ("size", q.size.map(|v| v.to_string())),
+            ],
+        );
+        let resp = self.send(self.http.get(url)).await?;
+        let header = |name: &str| -> Option<u64> {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+        };
+        let size = header("parapet-tree-size").ok_or_else(|| {
+            ClientError::Decode("the export answer has no Parapet-Tree-Size header".into())
+        })?;
+        let next_from = header("parapet-next-from");
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(&e))?
+            .to_vec();
+        Ok(EntriesPage {
+            body,
+            size,
+            next_from,
+        })
+    }
+
     // -- operations --------------------------------------------------------------------------
 
     /// `GET /healthz`: the body of a healthy answer.
@@ -819,6 +995,7 @@ fn audit_query(q: &AuditQuery, cursor: Option<&str>) -> Vec<(&'static str, Optio
     vec![
         ("action", q.action.clone()),
         ("actor", q.actor.clone()),
+        ("target", q.target.clone()),
         ("since", q.since.clone()),
         ("until", q.until.clone()),
         ("limit", q.limit.map(|l| l.to_string())),

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use parapet_app::{AppConfig, AppState, Listen};
+use parapet_audit::{AuditLog, LogConfig, NoteSigner};
 use parapet_iam::{IamConfig, IamService, PasswordCost};
 use parapet_store_sql::{OpenOptions, SqlStore};
-use parapet_audit::{AuditLog, LogConfig, NoteSigner};
 use parapet_types::{Env, TenantCtx};
 use serde::Deserialize;
 
@@ -107,11 +107,14 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     };
     let database_url = args.database_url.or(file.database_url);
     let data_dir = args.data_dir.or(file.data_dir);
-    let audit_key = args.audit_key.or(file.audit_key).unwrap_or_else(|| match &data_dir {
-        Some(dir) => dir.join("audit-signing.key"),
-        None if database_url.is_some() => PathBuf::from("parapet-audit.key"),
-        None => PathBuf::from("parapet-data").join("audit-signing.key"),
-    });
+    let audit_key = args
+        .audit_key
+        .or(file.audit_key)
+        .unwrap_or_else(|| match &data_dir {
+            Some(dir) => dir.join("audit-signing.key"),
+            None if database_url.is_some() => PathBuf::from("parapet-audit.key"),
+            None => PathBuf::from("parapet-data").join("audit-signing.key"),
+        });
     let database = match (database_url, data_dir) {
         (Some(_), Some(_)) => bail!("give either a data directory or a database URL, not both"),
         (Some(url), None) => {

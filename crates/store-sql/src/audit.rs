@@ -5,9 +5,9 @@ use parapet_store::{
     AuditEvent, AuditFilter, AuditLogStore, AuditRecord, AuditStore, Integration, LogHead, Page,
     StoreError, StoreResult, StoredCheckpoint, StoredTile,
 };
+use parapet_types::TenantCtx;
 use parapet_types::Timestamp;
 use sqlx::{AssertSqlSafe, Row};
-use parapet_types::TenantCtx;
 
 use crate::rows::{AUDIT_COLS, AuditRow, Bind};
 use crate::{DbResult, SqlStore, with_pool, with_tx};
@@ -187,8 +187,7 @@ where
     let level: i32 = r.try_get("level").db()?;
     let width: i32 = r.try_get("width").db()?;
     Ok(StoredTile {
-        level: u8::try_from(level)
-            .map_err(|_| StoreError::Other(format!("tile level {level}")))?,
+        level: u8::try_from(level).map_err(|_| StoreError::Other(format!("tile level {level}")))?,
         index: u64_of(r.try_get("idx").db()?, "tile index")?,
         width: u16::try_from(width)
             .map_err(|_| StoreError::Other(format!("tile width {width}")))?,
@@ -199,8 +198,8 @@ where
 #[async_trait]
 impl AuditLogStore for SqlStore {
     async fn append_audit_batch(&self, events: &[AuditEvent]) -> StoreResult<u64> {
-        let n = i64::try_from(events.len())
-            .map_err(|_| StoreError::Other("too many events".into()))?;
+        let n =
+            i64::try_from(events.len()).map_err(|_| StoreError::Other("too many events".into()))?;
         let first = with_tx!(self, |tx| {
             let first = next_seq!(&mut *tx, n);
             let mut seq = first;
@@ -353,13 +352,16 @@ impl AuditLogStore for SqlStore {
     async fn read_tiles(&self, tiles: &[(u8, u64)]) -> StoreResult<Vec<StoredTile>> {
         let mut out = Vec::with_capacity(tiles.len());
         for chunk in tiles.chunks(200) {
-            let mut sql =
-                String::from("SELECT level, idx, width, hashes FROM audit_tiles WHERE ");
+            let mut sql = String::from("SELECT level, idx, width, hashes FROM audit_tiles WHERE ");
             for i in 0..chunk.len() {
                 if i > 0 {
                     sql.push_str(" OR ");
                 }
-                sql.push_str(&format!("(level = ${} AND idx = ${})", 2 * i + 1, 2 * i + 2));
+                sql.push_str(&format!(
+                    "(level = ${} AND idx = ${})",
+                    2 * i + 1,
+                    2 * i + 2
+                ));
             }
             with_pool!(self, |pool| {
                 let mut q = sqlx::query(AssertSqlSafe(sql));
