@@ -229,6 +229,46 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
       console.log(`screenshot: ${shot}`);
     }));
 
+  it('shows an audit record and verifies its inclusion proof in the browser', () =>
+    withPage('audit-verify', async (page) => {
+      const { form } = await openLogin(page);
+      await form.locator('input[name="username"]').fill('admin');
+      await form.locator('input[name="password"]').fill(PASSWORD);
+      await submit(page, form);
+      await page.goto(`${server.url}/console/audit`);
+      const chart = page.locator('svg.chart');
+      assert.equal(await chart.count(), 1, 'the audit page has no activity chart');
+      const first = page.locator('table#audit tbody a').last();
+      const href = await first.getAttribute('href');
+      assert.match(href ?? '', /^\/console\/audit\/\d+$/, `record link is ${href}`);
+      // The record may still wait for its checkpoint: reload until the proof is shown.
+      const deadline = Date.now() + STEP_TIMEOUT_MS;
+      for (;;) {
+        const res = await page.goto(`${server.url}${href}`);
+        assert.equal(res?.status(), 200, `${href} answered ${res?.status()}`);
+        assertSecurityHeaders(await res.allHeaders(), href);
+        if ((await page.locator('button#verify').count()) > 0) break;
+        assert.ok(Date.now() < deadline, `${href} shows no proof after ${STEP_TIMEOUT_MS} ms`);
+        await page.waitForTimeout(200);
+      }
+      const entry = await page.locator('pre#entry').innerText();
+      assert.ok(JSON.parse(entry).action, `the entry is not a record: ${entry}`);
+      const result = page.locator('output#verify-result');
+      await page.locator('button#verify').click();
+      await page.waitForFunction(() => /verified/i.test(document.getElementById('verify-result').textContent));
+      const text = await result.innerText();
+      assert.match(text, /^Verified in this browser/, `verification failed: ${text}`);
+      assert.match(text, /signature valid/, `the signature was not checked: ${text}`);
+      // A changed entry must fail: the check is real.
+      await page.evaluate(() => {
+        const b = document.getElementById('verify');
+        b.dataset.entry = b.dataset.entry.replace('"action":"', '"action":"x');
+      });
+      await page.locator('button#verify').click();
+      await page.waitForFunction(() => /NOT verified/.test(document.getElementById('verify-result').textContent));
+      assert.match(await result.innerText(), /gives root/, 'a tampered entry was not rejected');
+    }));
+
   it('raised no JavaScript errors', () => {
     assert.deepEqual(pageErrors, []);
   });

@@ -1,4 +1,5 @@
-//! The web console: server-rendered HTML (askama), no JavaScript, CSRF-protected forms.
+//! The web console: server-rendered HTML (askama), CSRF-protected forms, and one script of our
+//! own (`verify.js`, which checks an audit record's inclusion proof in the browser).
 //!
 //! Forms use a double-submit token: a random `parapet_csrf` cookie (SameSite=Strict) whose value
 //! each form repeats in a hidden field; a POST whose field does not match the cookie, or whose
@@ -45,7 +46,20 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/console/users", get(own_users))
         .route("/console/audit", get(audit_page))
+        .route("/console/audit/{index}", get(audit_record_page))
         .route("/console/static/parapet.css", get(css))
+        .route("/console/static/verify.js", get(verify_js))
+}
+
+async fn verify_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../static/verify.js"),
+    )
+        .into_response()
 }
 
 async fn css() -> Response {
@@ -849,4 +863,97 @@ pub fn activity_svg(records: &[AuditRecord], now: Timestamp) -> String {
     ));
     let _ = TenantKind::Provider;
     svg
+}
+
+#[derive(Template)]
+#[template(path = "audit_record.html")]
+struct AuditRecordPage {
+    c: Chrome,
+    index: u64,
+    row: AuditRow,
+    user_agent: String,
+    entry: String,
+    leaf_hash: String,
+    /// 0 while the record is not yet in a checkpoint.
+    size: u64,
+    origin: String,
+    proof_len: usize,
+    proof_lines: String,
+    proof_attr: String,
+    checkpoint: String,
+    public_key: String,
+}
+
+/// One record within the caller's audit scope, its inclusion proof and the signed checkpoint,
+/// with "Verify in browser".
+async fn audit_record_page(
+    State(st): State<AppState>,
+    u: ConsoleUser,
+    Path(index): Path<u64>,
+) -> Response {
+    let own = u.p.tenant.id.to_string();
+    let scope = match st.iam.resolve(&u.p, &own, Action::AuditRead, &u.meta).await {
+        Ok(t) => parapet_types::TenantCtx::new(t.id),
+        Err(e) => return failure(e),
+    };
+    let record = match st
+        .store
+        .audit_range(scope, index, index.saturating_add(1), 1)
+        .await
+    {
+        Ok(r) => r.into_iter().next(),
+        Err(e) => return failure(e.into()),
+    };
+    let Some(record) = record else {
+        return failure(IamError::NotFound(format!(
+            "no audit record {index} that you may read"
+        )));
+    };
+    let entry = record.canonical_json();
+    let mut page = AuditRecordPage {
+        c: u.chrome("Audit"),
+        index,
+        row: audit_row(&record),
+        user_agent: record.event.user_agent.clone().unwrap_or_default(),
+        leaf_hash: parapet_audit::leaf_hash(entry.as_bytes()).to_base64(),
+        entry,
+        size: 0,
+        origin: st.audit.origin().to_string(),
+        proof_len: 0,
+        proof_lines: String::new(),
+        proof_attr: String::new(),
+        checkpoint: String::new(),
+        public_key: st.audit.public_key(),
+    };
+    let size = match st.audit.size().await {
+        Ok(s) => s,
+        Err(e) => return log_failure(e),
+    };
+    if index < size {
+        let proven = async {
+            let (size, proof) = st.audit.inclusion_proof(index, Some(size)).await?;
+            let cp = st.audit.checkpoint(Some(size)).await?;
+            Ok::<_, parapet_audit::LogError>((size, proof, cp))
+        };
+        match proven.await {
+            Ok((size, proof, cp)) => {
+                let hashes: Vec<String> = proof.iter().map(|h| h.to_base64()).collect();
+                page.size = size;
+                page.proof_len = hashes.len();
+                page.proof_lines = hashes.join("\n");
+                page.proof_attr = hashes.join(" ");
+                page.checkpoint = cp.signed;
+            }
+            Err(e) => return log_failure(e),
+        }
+    }
+    render(StatusCode::OK, &page, u.set_csrf)
+}
+
+fn log_failure(e: parapet_audit::LogError) -> Response {
+    match e {
+        parapet_audit::LogError::Store(s) => failure(s.into()),
+        parapet_audit::LogError::NotFound(m) => failure(IamError::NotFound(m)),
+        e => failure(IamError::Internal(e.to_string())),
+    }
 }
