@@ -22,6 +22,7 @@ pub mod auditlog;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod witness;
 mod openapi;
 
 pub use error::{ApiError, Problem};

@@ -241,6 +241,9 @@ pub enum AuditCommand {
     /// Verify an export offline: the checkpoint's signature, the entries against its root, and
     /// that the log only grew since earlier checkpoints. Exit status 0 only if all holds.
     Verify(audit::VerifyArgs),
+    /// Check that the log still extends saved checkpoints (files or witness directories): proves
+    /// with the server's consistency proofs that history was only appended to.
+    Consistency(audit::ConsistencyArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -288,6 +291,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Audit(AuditCommand::Export(a)) => audit::export(a).await,
         ClientCommand::Audit(AuditCommand::Prove(a)) => audit::prove(a).await,
         ClientCommand::Audit(AuditCommand::Verify(a)) => audit::verify(a),
+        ClientCommand::Audit(AuditCommand::Consistency(a)) => audit::consistency(a).await,
     }
 }
 

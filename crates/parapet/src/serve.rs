@@ -53,6 +53,11 @@ pub struct ServeArgs {
     /// replica sharing a database needs the same key; keep it secret and backed up.
     #[arg(long, env = "PARAPET_AUDIT_KEY", value_name = "FILE")]
     audit_key: Option<PathBuf>,
+    /// Publish every new audit checkpoint to this witness (repeatable): `dir:PATH` (or an
+    /// absolute path), an `https://` webhook (POST), or `s3://bucket/prefix` (credentials from
+    /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, endpoint from PARAPET_S3_ENDPOINT).
+    #[arg(long, value_name = "SINK")]
+    audit_witness: Vec<String>,
     /// Log format on standard error [default: text]. The level comes from PARAPET_LOG
     /// (e.g. `info`, `debug,sqlx=warn`).
     #[arg(long, env = "PARAPET_LOG_FORMAT", value_enum)]
@@ -79,6 +84,7 @@ struct FileConfig {
     /// Largest number of database connections.
     max_connections: Option<u32>,
     audit_key: Option<PathBuf>,
+    audit_witness: Option<Vec<String>>,
 }
 
 /// The effective settings.
@@ -92,6 +98,7 @@ struct Settings {
     iam: IamConfig,
     open: OpenOptions,
     audit_key: PathBuf,
+    witnesses: Vec<parapet_app::witness::Sink>,
 }
 
 fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
@@ -151,6 +158,18 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         iterations: file.password_iterations.unwrap_or(default_cost.iterations),
         lanes: default_cost.lanes,
     };
+    let witness_specs = if args.audit_witness.is_empty() {
+        file.audit_witness.unwrap_or_default()
+    } else {
+        args.audit_witness
+    };
+    let mut witnesses = Vec::new();
+    for w in &witness_specs {
+        witnesses.push(
+            w.parse::<parapet_app::witness::Sink>()
+                .map_err(|e| anyhow::anyhow!("--audit-witness {w:?}: {e}"))?,
+        );
+    }
     let mut open = OpenOptions::default();
     if let Some(n) = file.max_connections {
         open.max_connections = n;
@@ -167,6 +186,7 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         iam,
         open,
         audit_key,
+        witnesses,
     })
 }
 
@@ -268,7 +288,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("cannot integrate the audit log")?;
     let (stop_sequencer, stop_rx) = tokio::sync::watch::channel(false);
-    let sequencer = tokio::spawn(audit.clone().run(stop_rx));
+    let sequencer = tokio::spawn(audit.clone().run(stop_rx.clone()));
+    let witnesses = tokio::spawn(parapet_app::witness::run_witnesses(
+        audit.clone(),
+        env.clone(),
+        s.witnesses.clone(),
+        stop_rx,
+    ));
     let state = AppState {
         audit,
         iam,
@@ -289,6 +315,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     parapet_app::serve(bound, app, shutdown_signal()).await?;
     let _ = stop_sequencer.send(true);
     let _ = sequencer.await;
+    let _ = witnesses.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

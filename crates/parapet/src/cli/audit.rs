@@ -754,3 +754,135 @@ fn verify_with_proofs(
     bar.finish_and_clear();
     Ok(())
 }
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsistencyArgs {
+    /// Saved checkpoints: files, or directories of `*.checkpoint` files (a `dir:` witness).
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub checkpoints: Vec<PathBuf>,
+    /// The log's public key, or a file holding it [default: the pinned key].
+    #[arg(long, value_name = "KEY")]
+    pub public_key: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The signed checkpoints in `paths` (files, or directories of `*.checkpoint` files).
+fn saved_checkpoints(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot read the directory {}", p.display()))?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|f| f.extension().is_some_and(|x| x == "checkpoint"))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                bail!("{} holds no *.checkpoint files", p.display());
+            }
+            for f in files {
+                let text = std::fs::read_to_string(&f)
+                    .with_context(|| format!("cannot read {}", f.display()))?;
+                out.push((f, text));
+            }
+        } else {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            out.push((p.clone(), text));
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that the log still extends every saved checkpoint (witness copies): each is signed by
+/// the log's key, no two disagree, and the server proves each grew into the next and into its
+/// latest checkpoint. A rewritten history fails here even if the database was rewritten
+/// consistently.
+pub async fn consistency(a: ConsistencyArgs) -> anyhow::Result<()> {
+    let key = verifier(a.public_key.as_deref())?;
+    let mut cps = Vec::new();
+    for (path, text) in saved_checkpoints(&a.checkpoints)? {
+        let cp = Checkpoint::open(&text, &key)
+            .map_err(|e| anyhow!("{}: not a checkpoint signed by the log's key: {e}", path.display()))?;
+        cps.push((path, cp));
+    }
+    let s = Session::open(&a.common)?;
+    let latest_text = s.client.audit_checkpoint(None).await.map_err(|e| s.fail(e))?;
+    let latest = Checkpoint::open(&latest_text, &key)
+        .map_err(|e| anyhow!("the server's latest checkpoint does not verify: {e}"))?;
+    cps.sort_by_key(|(_, cp)| cp.size);
+    for (path, cp) in &cps {
+        if cp.origin != latest.origin {
+            bail!(
+                "{} is a checkpoint of the log {:?}, not of {:?}",
+                path.display(),
+                cp.origin,
+                latest.origin
+            );
+        }
+    }
+    let mut chain: Vec<(String, Checkpoint)> = cps
+        .into_iter()
+        .map(|(p, cp)| (p.display().to_string(), cp))
+        .collect();
+    chain.push(("the server's latest checkpoint".to_string(), latest.clone()));
+    let mut checked = 0usize;
+    for pair in chain.windows(2) {
+        let [(old_name, old), (new_name, new)] = pair else {
+            continue;
+        };
+        if old.size > new.size {
+            bail!(
+                "the log SHRANK: {old_name} has size {}, {new_name} only {}",
+                old.size,
+                new.size
+            );
+        }
+        if old.size == new.size {
+            if old.root != new.root {
+                bail!(
+                    "the log was REWRITTEN: {old_name} and {new_name} both have size {} but \
+                     different roots",
+                    old.size
+                );
+            }
+            continue;
+        }
+        if old.size == 0 {
+            continue;
+        }
+        let p = s
+            .client
+            .audit_consistency(old.size, Some(new.size))
+            .await
+            .map_err(|e| s.fail(e))?;
+        let proof = decode_hashes(&p.proof)?;
+        parapet_audit::verify_consistency(old.size, new.size, &old.root, &new.root, &proof)
+            .map_err(|e| {
+                anyhow!(
+                    "the log was REWRITTEN: {new_name} (size {}) does not extend {old_name} \
+                     (size {}): {e}",
+                    new.size,
+                    old.size
+                )
+            })?;
+        checked += 1;
+    }
+    let sizes: Vec<u64> = chain.iter().map(|(_, c)| c.size).collect();
+    if s.json {
+        return json(&serde_json::json!({
+            "ok": true,
+            "origin": latest.origin,
+            "sizes": sizes,
+            "proofs_checked": checked,
+        }));
+    }
+    out(&format!(
+        "OK: {} saved checkpoints are consistent with each other and the log's latest \
+         checkpoint (size {}); {checked} consistency proofs checked.\n",
+        chain.len() - 1,
+        latest.size
+    ))
+}
