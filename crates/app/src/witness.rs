@@ -157,6 +157,20 @@ async fn publish(
 
 fn write_dir(dir: &std::path::Path, size: u64, signed: &str) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // A witness never replaces what it saw: a different checkpoint of a size already witnessed
+    // is a rewritten history.
+    let own = dir.join(checkpoint_name(size));
+    match std::fs::read_to_string(&own) {
+        Ok(seen) if seen == signed => return Ok(()),
+        Ok(_) => {
+            return Err(format!(
+                "{} already holds a DIFFERENT checkpoint of size {size}: the log was rewritten",
+                own.display()
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", own.display())),
+    }
     for name in [checkpoint_name(size), "latest".to_string()] {
         let path = dir.join(&name);
         let tmp = dir.join(format!(".{name}.tmp"));
