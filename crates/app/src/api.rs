@@ -468,7 +468,7 @@ pub struct AuditParams {
     pub cursor: Option<String>,
 }
 
-fn parse_time(what: &str, s: &Option<String>) -> ApiResult<Option<Timestamp>> {
+pub(crate) fn parse_time(what: &str, s: &Option<String>) -> ApiResult<Option<Timestamp>> {
     match s {
         None => Ok(None),
         Some(s) => time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)

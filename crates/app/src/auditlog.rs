@@ -354,3 +354,105 @@ pub async fn entries(
     }
     Ok(res)
 }
+
+/// Most records an access report reads.
+const REPORT_MAX_RECORDS: usize = 1_000_000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    /// RFC 3339 start of the window (inclusive); the whole log when absent.
+    pub since: Option<String>,
+    /// RFC 3339 end of the window (exclusive).
+    pub until: Option<String>,
+    /// Accounts without a log-in for this many days are listed as inactive [default: 90].
+    pub inactive_days: Option<u32>,
+}
+
+/// The account and access report of `tenant` (X.1642 8.1.1(5)), for whoever may read its audit
+/// trail.
+pub async fn access_report(
+    st: &AppState,
+    p: &Principal,
+    tenant: &str,
+    q: &ReportParams,
+    meta: &RequestMeta,
+) -> ApiResult<parapet_audit::AccessReport> {
+    let since = crate::api::parse_time("since", &q.since)?;
+    let until = crate::api::parse_time("until", &q.until)?;
+    let inactive_days = q.inactive_days.unwrap_or(90).min(36_500);
+    let t = st.iam.resolve(p, tenant, Action::AuditRead, meta).await?;
+    let ctx = TenantCtx::new(t.id);
+    let mut accounts = Vec::new();
+    let mut page = parapet_store::Page {
+        after: None,
+        limit: 1000,
+    };
+    loop {
+        let users = st
+            .store
+            .list_users(ctx, &page)
+            .await
+            .map_err(LogError::from)?;
+        let Some(last) = users.last() else { break };
+        page.after = Some(last.id.to_string());
+        let full = users.len() == 1000;
+        accounts.extend(users.iter().map(|u| parapet_audit::Account {
+            target: format!("user:{}/{}", t.name, u.username),
+            role: u.role.as_str().to_string(),
+            disabled: u.status == parapet_store::UserStatus::Disabled,
+            created_at: u.created_at,
+            last_login_at: u.last_login_at,
+        }));
+        if !full {
+            break;
+        }
+    }
+    let filter = parapet_store::AuditFilter {
+        since,
+        until,
+        ..Default::default()
+    };
+    let mut records = Vec::new();
+    let mut page = parapet_store::Page {
+        after: None,
+        limit: 1000,
+    };
+    loop {
+        let batch = st
+            .store
+            .list_audit(ctx, &filter, &page)
+            .await
+            .map_err(LogError::from)?;
+        let Some(last) = batch.last() else { break };
+        page.after = Some(last.id.to_string());
+        let full = batch.len() == 1000;
+        records.extend(batch);
+        if !full || records.len() >= REPORT_MAX_RECORDS {
+            break;
+        }
+    }
+    Ok(parapet_audit::access_report(
+        &accounts,
+        &records,
+        (since, until),
+        st.iam.env().now(),
+        inactive_days,
+    ))
+}
+
+/// Account and access report: log-ins and log-outs per account, failed attempts, accounts
+/// without a log-in for N days, privilege grants and revocations.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/reports/access", tag = "audit-log",
+    params(("tenant" = String, Path), ReportParams),
+    responses((status = 200, body = Object), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn access_report_endpoint(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    Path(tenant): Path<String>,
+    ApiQuery(q): ApiQuery<ReportParams>,
+) -> ApiResult<Json<parapet_audit::AccessReport>> {
+    Ok(Json(access_report(&st, &p, &tenant, &q, &meta).await?))
+}

@@ -46,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/console/users", get(own_users))
         .route("/console/audit", get(audit_page))
+        .route("/console/audit/report", get(access_report_page))
         .route("/console/audit/{index}", get(audit_record_page))
         .route("/console/static/parapet.css", get(css))
         .route("/console/static/verify.js", get(verify_js))
@@ -956,4 +957,58 @@ fn log_failure(e: parapet_audit::LogError) -> Response {
         parapet_audit::LogError::NotFound(m) => failure(IamError::NotFound(m)),
         e => failure(IamError::Internal(e.to_string())),
     }
+}
+
+#[derive(Template)]
+#[template(path = "access_report.html")]
+struct AccessReportPage {
+    c: Chrome,
+    tenant: String,
+    r: parapet_audit::AccessReport,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    tenant: Option<String>,
+    inactive_days: Option<u32>,
+}
+
+async fn access_report_page(
+    State(st): State<AppState>,
+    u: ConsoleUser,
+    axum::extract::Query(q): axum::extract::Query<ReportQuery>,
+) -> Response {
+    let tenant = q
+        .tenant
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| u.p.tenant.name.clone());
+    let params = crate::auditlog::ReportParams {
+        since: None,
+        until: None,
+        inactive_days: q.inactive_days,
+    };
+    match crate::auditlog::access_report(&st, &u.p, &tenant, &params, &u.meta).await {
+        Ok(r) => {
+            let page = AccessReportPage {
+                c: u.chrome("Audit"),
+                tenant,
+                r,
+            };
+            render(StatusCode::OK, &page, u.set_csrf)
+        }
+        Err(e) => api_failure(e),
+    }
+}
+
+fn api_failure(e: crate::error::ApiError) -> Response {
+    html_page(
+        e.status,
+        format!(
+            "<!doctype html><title>Parapet</title><link rel=\"stylesheet\" \
+             href=\"/console/static/parapet.css\"><main><p class=\"error\">{}</p>\
+             <p><a href=\"/console\">Back to the console</a></p></main>",
+            escape(&e.detail)
+        ),
+        None,
+    )
 }

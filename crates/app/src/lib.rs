@@ -22,8 +22,8 @@ pub mod auditlog;
 pub mod console;
 pub mod error;
 pub mod extract;
-pub mod witness;
 mod openapi;
+pub mod witness;
 
 pub use error::{ApiError, Problem};
 
@@ -101,6 +101,10 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/proofs/inclusion", get(auditlog::inclusion))
         .route("/audit/proofs/consistency", get(auditlog::consistency))
         .route("/audit/entries", get(auditlog::entries))
+        .route(
+            "/tenants/{tenant}/reports/access",
+            get(auditlog::access_report_endpoint),
+        )
         .route("/tokens", get(api::list_tokens).post(api::create_token))
         .route("/tokens/{id}", axum::routing::delete(api::revoke_token))
         .route("/openapi.json", get(openapi_json))

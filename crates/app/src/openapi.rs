@@ -16,6 +16,7 @@ use crate::{api, auditlog};
         api::create_token, api::list_tokens, api::revoke_token, api::list_audit,
         auditlog::public_key, auditlog::checkpoint, auditlog::checkpoints, auditlog::tile,
         auditlog::inclusion, auditlog::consistency, auditlog::entries,
+        auditlog::access_report_endpoint,
     ),
     components(schemas(Problem, api::TenantView, api::UserView, api::LoginRequest, api::LoginResponse,
         api::CreateTenant, api::CreateUser, api::CreateToken, api::TokenCreated, api::CredentialView,

@@ -14,6 +14,7 @@
 //!   bundle paths, the tiles of a tree, tile and bundle bodies, and a [`HashReader`] over tiles.
 //! - [`integrate`]: the sequencer's arithmetic — a tree grown leaf by leaf from its stored
 //!   right edge, yielding the tiles that changed.
+//! - [`report`]: account and access reports drawn from the log's records.
 //! - [`note`] and [`checkpoint`]: C2SP signed notes with Ed25519 and C2SP tlog-checkpoints.
 //! - [`export`]: offline verification of an export against a signed checkpoint.
 
@@ -23,6 +24,7 @@ pub mod hash;
 pub mod integrate;
 pub mod log;
 pub mod note;
+pub mod report;
 pub mod tile;
 pub mod tree;
 pub mod verify;
@@ -36,6 +38,7 @@ pub use hash::{HASH_SIZE, Hash, HashDecodeError, NodeId, empty_root, leaf_hash, 
 pub use integrate::{IntegrateError, Integrator};
 pub use log::{AuditLog, IntegrateReport, LogConfig, LogError, LogResult};
 pub use note::{Note, NoteError, NoteSignature, NoteSigner, NoteVerifier};
+pub use report::{AccessReport, Account, access_report};
 pub use tile::{EntryBundle, Tile, TileError, TileHashReader, TileReader};
 pub use tree::{
     HashReader, MemoryTree, ProofError, ReadError, RootBuilder, consistency_proof,

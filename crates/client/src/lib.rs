@@ -369,6 +369,54 @@ pub struct ConsistencyProof {
     pub proof: Vec<String>,
 }
 
+/// One account's activity in an access report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountActivity {
+    pub account: String,
+    pub role: String,
+    pub disabled: bool,
+    pub logins: u64,
+    pub logouts: u64,
+    pub failed_logins: u64,
+    pub denied_requests: u64,
+    pub last_login: Option<String>,
+    pub last_failed_login: Option<String>,
+}
+
+/// An account without a log-in for the report's number of days.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InactiveAccount {
+    pub account: String,
+    pub role: String,
+    pub last_login: Option<String>,
+    pub created_at: String,
+}
+
+/// A privilege grant or revocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrivilegeChange {
+    pub index: i64,
+    pub time: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+    pub details: serde_json::Value,
+}
+
+/// The account and access report of a tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessReport {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub generated_at: String,
+    pub inactive_days: u32,
+    pub accounts: Vec<AccountActivity>,
+    pub unknown_login_attempts: std::collections::BTreeMap<String, u64>,
+    pub inactive: Vec<InactiveAccount>,
+    pub privilege_changes: Vec<PrivilegeChange>,
+}
+
 /// What to export from the audit log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EntriesQuery {
@@ -826,6 +874,25 @@ impl Client {
     async fn text(&self, url: String) -> Result<String, ClientError> {
         let resp = self.send(self.http.get(url)).await?;
         resp.text().await.map_err(|e| transport_error(&e))
+    }
+
+    /// `GET /api/v1/tenants/{tenant}/reports/access`.
+    pub async fn access_report(
+        &self,
+        tenant: &str,
+        since: Option<&str>,
+        until: Option<&str>,
+        inactive_days: Option<u32>,
+    ) -> Result<AccessReport, ClientError> {
+        self.get(self.url(
+            &["tenants", tenant, "reports", "access"],
+            &[
+                ("since", since.map(str::to_string)),
+                ("until", until.map(str::to_string)),
+                ("inactive_days", inactive_days.map(|d| d.to_string())),
+            ],
+        ))
+        .await
     }
 
     /// `GET /api/v1/audit/public-key`: the log's verifier key (no credential needed).

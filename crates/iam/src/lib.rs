@@ -388,9 +388,19 @@ impl IamService {
             None => {
                 // Same work as for an existing user, so timing reveals nothing.
                 let _ = self.verify(&self.dummy_hash, password).await?;
+                // An attempt on an unknown user of an existing tenant belongs to that tenant's
+                // trail, so that its auditors see it (X.1642 8.1.1(5)).
+                let attacked = match self.store.provider_tenant().await? {
+                    Some(p) => self
+                        .store
+                        .get_tenant(TenantCtx::new(p.id), tenant_name)
+                        .await
+                        .ok(),
+                    None => None,
+                };
                 let e = event(
                     &self.env,
-                    None,
+                    attacked.as_ref(),
                     Actor::Anonymous {
                         claimed: Some(login.to_string()),
                     },

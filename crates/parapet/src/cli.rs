@@ -244,6 +244,9 @@ pub enum AuditCommand {
     /// Check that the log still extends saved checkpoints (files or witness directories): proves
     /// with the server's consistency proofs that history was only appended to.
     Consistency(audit::ConsistencyArgs),
+    /// Account and access report: log-ins, failed attempts, inactive accounts, privilege
+    /// changes (X.1642 8.1.1(5)).
+    Report(audit::ReportArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -292,6 +295,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Audit(AuditCommand::Prove(a)) => audit::prove(a).await,
         ClientCommand::Audit(AuditCommand::Verify(a)) => audit::verify(a),
         ClientCommand::Audit(AuditCommand::Consistency(a)) => audit::consistency(a).await,
+        ClientCommand::Audit(AuditCommand::Report(a)) => audit::report(a).await,
     }
 }
 

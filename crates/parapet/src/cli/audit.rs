@@ -804,12 +804,20 @@ pub async fn consistency(a: ConsistencyArgs) -> anyhow::Result<()> {
     let key = verifier(a.public_key.as_deref())?;
     let mut cps = Vec::new();
     for (path, text) in saved_checkpoints(&a.checkpoints)? {
-        let cp = Checkpoint::open(&text, &key)
-            .map_err(|e| anyhow!("{}: not a checkpoint signed by the log's key: {e}", path.display()))?;
+        let cp = Checkpoint::open(&text, &key).map_err(|e| {
+            anyhow!(
+                "{}: not a checkpoint signed by the log's key: {e}",
+                path.display()
+            )
+        })?;
         cps.push((path, cp));
     }
     let s = Session::open(&a.common)?;
-    let latest_text = s.client.audit_checkpoint(None).await.map_err(|e| s.fail(e))?;
+    let latest_text = s
+        .client
+        .audit_checkpoint(None)
+        .await
+        .map_err(|e| s.fail(e))?;
     let latest = Checkpoint::open(&latest_text, &key)
         .map_err(|e| anyhow!("the server's latest checkpoint does not verify: {e}"))?;
     cps.sort_by_key(|(_, cp)| cp.size);
@@ -885,4 +893,122 @@ pub async fn consistency(a: ConsistencyArgs) -> anyhow::Result<()> {
         chain.len() - 1,
         latest.size
     ))
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// The tenant whose accounts to report on.
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: String,
+    /// Start of the window (RFC 3339); the whole log when absent.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// End of the window (RFC 3339, exclusive).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// List accounts without a log-in for this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 90)]
+    pub inactive_days: u32,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Account and access report (X.1642 8.1.1(5)).
+pub async fn report(a: ReportArgs) -> anyhow::Result<()> {
+    let s = Session::open(&a.common)?;
+    let r = s
+        .client
+        .access_report(
+            &a.tenant,
+            a.since.as_deref(),
+            a.until.as_deref(),
+            Some(a.inactive_days),
+        )
+        .await
+        .map_err(|e| s.fail(e))?;
+    if s.json {
+        return json(&r);
+    }
+    let dash = || "-".to_string();
+    let mut text = format!(
+        "Access report of {} ({} to {})\n\n",
+        a.tenant,
+        r.since.clone().unwrap_or_else(|| "the start".into()),
+        r.until.clone().unwrap_or_else(|| r.generated_at.clone())
+    );
+    let rows: Vec<Vec<String>> = r
+        .accounts
+        .iter()
+        .map(|x| {
+            vec![
+                super::output::clean(&x.account),
+                x.role.clone(),
+                x.logins.to_string(),
+                x.logouts.to_string(),
+                x.failed_logins.to_string(),
+                x.denied_requests.to_string(),
+                x.last_login.clone().unwrap_or_else(dash),
+                if x.disabled { "disabled" } else { "active" }.to_string(),
+            ]
+        })
+        .collect();
+    text.push_str(&super::output::table(
+        &[
+            "ACCOUNT",
+            "ROLE",
+            "LOGINS",
+            "LOGOUTS",
+            "FAILED",
+            "DENIED",
+            "LAST LOGIN",
+            "STATUS",
+        ],
+        &rows,
+    ));
+    text.push_str(&format!(
+        "\nNo log-in for {} days: {}\n",
+        r.inactive_days,
+        if r.inactive.is_empty() {
+            "none".to_string()
+        } else {
+            r.inactive
+                .iter()
+                .map(|i| super::output::clean(&i.account))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    ));
+    if !r.unknown_login_attempts.is_empty() {
+        text.push_str(&format!(
+            "Failed log-ins with unknown names: {}\n",
+            r.unknown_login_attempts
+                .iter()
+                .map(|(n, c)| format!("{} ({c})", super::output::clean(n)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    text.push_str(&format!(
+        "\nPrivilege changes ({}):\n",
+        r.privilege_changes.len()
+    ));
+    let rows: Vec<Vec<String>> = r
+        .privilege_changes
+        .iter()
+        .map(|c| {
+            vec![
+                c.index.to_string(),
+                c.time.clone(),
+                super::output::clean(&c.actor),
+                c.action.clone(),
+                super::output::clean(&c.target),
+                c.outcome.clone(),
+            ]
+        })
+        .collect();
+    text.push_str(&super::output::table(
+        &["INDEX", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME"],
+        &rows,
+    ));
+    out(&text)
 }
