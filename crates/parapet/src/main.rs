@@ -23,7 +23,7 @@ enum Command {
     /// Run the Parapet server (API, console, background jobs).
     Serve(Box<serve::ServeArgs>),
     #[command(flatten)]
-    Client(cli::ClientCommand),
+    Client(Box<cli::ClientCommand>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,7 +41,7 @@ fn main() -> std::process::ExitCode {
     let result = rt.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
-            Command::Client(cmd) => cli::run(cmd).await,
+            Command::Client(cmd) => cli::run(*cmd).await,
         }
     });
     match result {

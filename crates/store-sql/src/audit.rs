@@ -200,6 +200,11 @@ impl AuditLogStore for SqlStore {
     async fn append_audit_batch(&self, events: &[AuditEvent]) -> StoreResult<u64> {
         let n =
             i64::try_from(events.len()).map_err(|_| StoreError::Other("too many events".into()))?;
+        // SQLite gets anonymous `?` parameters: sqlx looks every parameter's name up with
+        // `sqlite3_bind_parameter_name`, a linear search over the statement's named parameters,
+        // so 5,500 `$N` parameters cost 15 million steps a statement (perf: 80% of the CPU of a
+        // batch append, 12,000 records/s); anonymous ones have no name to search for.
+        let anonymous = matches!(self.db, crate::Db::Sqlite(_));
         let first = with_tx!(self, |tx| {
             let first = next_seq!(&mut *tx, n);
             let mut seq = first;
@@ -212,6 +217,10 @@ impl AuditLogStore for SqlStore {
                     let b = i * 11;
                     if i > 0 {
                         sql.push_str(", ");
+                    }
+                    if anonymous {
+                        sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                        continue;
                     }
                     sql.push('(');
                     sql.push_str(
@@ -416,7 +425,7 @@ impl AuditLogStore for SqlStore {
             .fetch_all(pool)
             .await
             .db()?;
-            rows.iter().map(|r| checkpoint_from(r)).collect()
+            rows.iter().map(checkpoint_from).collect()
         })
     }
 
