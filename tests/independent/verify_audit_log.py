@@ -580,6 +580,7 @@ def wrong_versions():
             if not line:
                 continue
             name, _, pinned = line.partition("==")
+            name = name.split("[", 1)[0]  # "moto[s3]" is the package "moto"
             try:
                 installed = importlib.metadata.version(name)
             except importlib.metadata.PackageNotFoundError:

@@ -191,40 +191,25 @@ fn hmac(key: &[u8], data: &[u8]) -> Result<Vec<u8>, String> {
     Ok(mac.finalize().into_bytes().to_vec())
 }
 
-/// `PUT` of one object with AWS Signature Version 4 (path-style).
-async fn s3_put(
-    http: &reqwest::Client,
-    env: &Env,
+/// The `Authorization` header of an S3 `PUT` of a body whose SHA-256 is `payload_hash` (hex),
+/// signed with AWS Signature Version 4 over `host`, `x-amz-content-sha256` and `x-amz-date`.
+/// `amz_date` is `YYYYMMDDTHHMMSSZ`.
+pub fn sigv4_put_authorization(
     t: &S3Target,
-    key: &str,
-    body: &[u8],
-) -> Result<(), String> {
-    let url = reqwest::Url::parse(&format!("{}/{}/{}{}", t.endpoint, t.bucket, t.prefix, key))
-        .map_err(|e| format!("invalid S3 URL: {e}"))?;
+    url: &reqwest::Url,
+    amz_date: &str,
+    payload_hash: &str,
+) -> Result<String, String> {
     let host = match (url.host_str(), url.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_string(),
         (None, _) => return Err("the S3 endpoint has no host".into()),
     };
-    let now = time::OffsetDateTime::from_unix_timestamp(env.now().0.div_euclid(1000))
-        .map_err(|e| e.to_string())?;
-    let date = format!(
-        "{:04}{:02}{:02}",
-        now.year(),
-        u8::from(now.month()),
-        now.day()
-    );
-    let amz_date = format!(
-        "{date}T{:02}{:02}{:02}Z",
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
-    let payload = hex_sha256(body);
+    let date = amz_date.get(..8).ok_or("malformed x-amz-date")?;
     let signed_headers = "host;x-amz-content-sha256;x-amz-date";
     let canonical = format!(
-        "PUT\n{}\n\nhost:{host}\nx-amz-content-sha256:{payload}\nx-amz-date:{amz_date}\n\n\
-         {signed_headers}\n{payload}",
+        "PUT\n{}\n\nhost:{host}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{amz_date}\n\n\
+         {signed_headers}\n{payload_hash}",
         url.path()
     );
     let scope = format!("{date}/{}/s3/aws4_request", t.region);
@@ -237,17 +222,46 @@ async fn s3_put(
     let k_service = hmac(&k_region, b"s3")?;
     let k_signing = hmac(&k_service, b"aws4_request")?;
     let signature = hex::encode(hmac(&k_signing, to_sign.as_bytes())?);
-    let auth = format!(
+    Ok(format!(
         "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, \
          Signature={signature}",
         t.access_key
+    ))
+}
+
+/// The URL of object `key` of the bucket (path-style).
+pub fn s3_object_url(t: &S3Target, key: &str) -> Result<reqwest::Url, String> {
+    reqwest::Url::parse(&format!("{}/{}/{}{}", t.endpoint, t.bucket, t.prefix, key))
+        .map_err(|e| format!("invalid S3 URL: {e}"))
+}
+
+/// `PUT` of one object with AWS Signature Version 4 (path-style).
+async fn s3_put(
+    http: &reqwest::Client,
+    env: &Env,
+    t: &S3Target,
+    key: &str,
+    body: &[u8],
+) -> Result<(), String> {
+    let url = s3_object_url(t, key)?;
+    let now = time::OffsetDateTime::from_unix_timestamp(env.now().0.div_euclid(1000))
+        .map_err(|e| e.to_string())?;
+    let amz_date = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
     );
+    let payload = hex_sha256(body);
+    let auth = sigv4_put_authorization(t, &url, &amz_date, &payload)?;
     let resp = http
         .put(url)
         .header("x-amz-date", amz_date)
         .header("x-amz-content-sha256", payload)
         .header("authorization", auth)
-        .header("content-type", "text/plain; charset=utf-8")
         .body(body.to_vec())
         .send()
         .await

@@ -308,3 +308,182 @@ fn webhook_and_directory_witnesses_receive_checkpoints() {
     assert!(out.starts_with("OK:"), "{out}");
     drop(srv);
 }
+
+/// The Python of the test environment (scripts/test makes it); the test fails without it.
+fn python() -> String {
+    std::env::var("PARAPET_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "PARAPET_TEST_PYTHON is not set: it must name a Python with the packages of \
+             tests/independent/requirements.txt (moto, botocore); scripts/test makes one in \
+             target/pyenv"
+        )
+    })
+}
+
+/// A moto S3 server on a free port, killed on drop.
+struct Moto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto() -> Moto {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(python())
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start moto ({}): {e}", python()));
+    let url = format!("http://127.0.0.1:{port}");
+    wait_for("moto to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    Moto { child, url }
+}
+
+/// Our AWS Signature V4 is byte-for-byte botocore's (the reference implementation) for the same
+/// request and time.
+#[test]
+fn s3_witness_signature_matches_botocore() {
+    let script = r#"
+import hashlib, json, sys
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+url, body = sys.argv[1], sys.argv[2].encode()
+req = AWSRequest(method="PUT", url=url, data=body,
+                 headers={"x-amz-content-sha256": hashlib.sha256(body).hexdigest()})
+S3SigV4Auth(Credentials("AKIDEXAMPLE", "wJalr/K7MDENG+bPxRfiCY"), "s3", "eu-west-3").add_auth(req)
+print(json.dumps({"date": req.headers["X-Amz-Date"], "authorization": req.headers["Authorization"]}))
+"#;
+    let target = parapet_app::witness::S3Target {
+        endpoint: "http://127.0.0.1:9000".into(),
+        bucket: "witness".into(),
+        prefix: "parapet/log/".into(),
+        region: "eu-west-3".into(),
+        access_key: "AKIDEXAMPLE".into(),
+        secret_key: "wJalr/K7MDENG+bPxRfiCY".into(),
+    };
+    let body = "parapet.example/audit\n42\nAAAA\n\n";
+    let url =
+        parapet_app::witness::s3_object_url(&target, "00000000000000000042.checkpoint").unwrap();
+    let out = Command::new(python())
+        .args(["-c", script, url.as_str(), body])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "botocore failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ours = parapet_app::witness::sigv4_put_authorization(
+        &target,
+        &url,
+        reference["date"].as_str().unwrap(),
+        &hex_sha256(body.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(ours, reference["authorization"].as_str().unwrap());
+}
+
+fn hex_sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// An S3 witness (moto's S3 server) receives the checkpoints as objects.
+#[test]
+fn s3_witness_stores_checkpoints_in_the_bucket() {
+    let s3 = moto();
+    let rt = rt();
+    let http = reqwest::Client::new();
+    let status = rt
+        .block_on(http.put(format!("{}/witness", s3.url)).send())
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "cannot create the bucket: {status}");
+    let srv = start_with(
+        Backend::Sqlite,
+        &["--audit-witness", "s3://witness/parapet"],
+        &[
+            ("PARAPET_S3_ENDPOINT", s3.url.as_str()),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "moto-secret"),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    );
+    let config = temp("cfg-s3");
+    login(&srv, &config);
+    create_tenants(&srv, &config, &["epsilon"]);
+    let (ok, cp, err) = cli(&srv, &config, &["audit", "checkpoint", "--json"]);
+    assert!(ok, "{err}");
+    let cp: serde_json::Value = serde_json::from_str(&cp).unwrap();
+    let size = cp["size"].as_u64().unwrap();
+    let key = format!("{}/witness/parapet/{size:020}.checkpoint", s3.url);
+    let mut stored = String::new();
+    let listing = || {
+        rt.block_on(async {
+            http.get(format!("{}/witness?list-type=2", s3.url))
+                .send()
+                .await?
+                .text()
+                .await
+        })
+        .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !listing().contains(&format!("{size:020}.checkpoint")) {
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint of size {size} in the bucket: {}",
+            listing()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Read it back as an S3 client would (boto3, signed; the bucket is private).
+    let get = r#"
+import boto3, sys
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="moto-secret")
+sys.stdout.write(s3.get_object(Bucket="witness", Key=sys.argv[2])["Body"].read().decode())
+"#;
+    let out = Command::new(python())
+        .args([
+            "-c",
+            get,
+            &s3.url,
+            &format!("parapet/{size:020}.checkpoint"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stored.push_str(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(stored, cp["checkpoint"].as_str().unwrap());
+    drop(srv);
+}
