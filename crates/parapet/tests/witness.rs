@@ -441,8 +441,6 @@ fn s3_witness_stores_checkpoints_in_the_bucket() {
     assert!(ok, "{err}");
     let cp: serde_json::Value = serde_json::from_str(&cp).unwrap();
     let size = cp["size"].as_u64().unwrap();
-    let key = format!("{}/witness/parapet/{size:020}.checkpoint", s3.url);
-    let mut stored = String::new();
     let listing = || {
         rt.block_on(async {
             http.get(format!("{}/witness?list-type=2", s3.url))
@@ -483,7 +481,7 @@ sys.stdout.write(s3.get_object(Bucket="witness", Key=sys.argv[2])["Body"].read()
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    stored.push_str(&String::from_utf8(out.stdout).unwrap());
+    let stored = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stored, cp["checkpoint"].as_str().unwrap());
     drop(srv);
 }
