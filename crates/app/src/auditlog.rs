@@ -329,7 +329,7 @@ pub async fn entries(
         let line = r.canonical_json();
         if q.proofs.unwrap_or(false) {
             let index = u64::try_from(r.id).unwrap_or(0);
-            let (_, proof) = st.audit.inclusion_proof(index, Some(size)).await?;
+            let proof = st.audit.inclusion_proof_within(index, size).await?;
             let proven = ProvenEntry {
                 index,
                 entry: line,

@@ -427,10 +427,16 @@ impl AuditLog {
         size: Option<u64>,
     ) -> LogResult<(u64, Vec<Hash>)> {
         let size = self.checked_size(size).await?;
+        Ok((size, self.inclusion_proof_within(index, size).await?))
+    }
+
+    /// The inclusion proof of `index` in the tree of `size` records, for a `size` the caller
+    /// already checked against the latest checkpoint (many proofs against one checkpoint).
+    pub async fn inclusion_proof_within(&self, index: u64, size: u64) -> LogResult<Vec<Hash>> {
         let nodes = inclusion_proof_nodes(index, size)?;
         let tiles = self.fetch_tiles(&Self::tiles_of(&nodes, size)).await?;
         let reader = TileHashReader::new(MapTiles(&tiles), size);
-        Ok((size, inclusion_proof(&reader, index, size)?))
+        Ok(inclusion_proof(&reader, index, size)?)
     }
 
     /// The consistency proof between the trees of `from` and `to` records (`to` defaults to the
