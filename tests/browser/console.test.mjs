@@ -267,6 +267,16 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
       await page.locator('button#verify').click();
       await page.waitForFunction(() => /NOT verified/.test(document.getElementById('verify-result').textContent));
       assert.match(await result.innerText(), /gives root/, 'a tampered entry was not rejected');
+      // The access report and the time-range search.
+      const report = await page.goto(`${server.url}/console/audit/report`);
+      assert.equal(report?.status(), 200, `/console/audit/report answered ${report?.status()}`);
+      const accounts = await page.locator('table#access-accounts').innerText();
+      assert.match(accounts, /user:provider\/admin/, `the report lacks the admin: ${accounts}`);
+      await page.goto(`${server.url}/console/audit?since=2000-01-01T00:00&action=auth.login`);
+      const rows = await page.locator('table#audit tbody tr').count();
+      assert.ok(rows >= 1, 'the time-range search found no log-in');
+      await page.goto(`${server.url}/console/audit?since=2999-01-01T00:00`);
+      assert.equal(await page.locator('table#audit tbody tr').count(), 0, 'a future range found records');
     }));
 
   it('raised no JavaScript errors', () => {

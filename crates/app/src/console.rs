@@ -777,6 +777,8 @@ struct AuditPage {
     tenant: String,
     action: String,
     actor: String,
+    since: String,
+    until: String,
     records: Vec<AuditRow>,
     activity_svg: String,
 }
@@ -786,6 +788,24 @@ struct AuditQuery {
     tenant: Option<String>,
     action: Option<String>,
     actor: Option<String>,
+    /// `YYYY-MM-DDTHH:MM` (a `datetime-local` input), read as UTC.
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// A `datetime-local` value (`YYYY-MM-DDTHH:MM[:SS]`) read as UTC; empty is none.
+fn form_time(s: &Option<String>) -> Result<Option<Timestamp>, String> {
+    let Some(s) = s.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let full = if s.len() == 16 {
+        format!("{s}:00Z")
+    } else {
+        format!("{s}Z")
+    };
+    time::OffsetDateTime::parse(&full, &time::format_description::well_known::Rfc3339)
+        .map(|t| Some(Timestamp::from_datetime(t)))
+        .map_err(|_| format!("{s:?} is not a date and time (YYYY-MM-DDTHH:MM)"))
 }
 
 async fn audit_page(
@@ -798,9 +818,17 @@ async fn audit_page(
         .clone()
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| u.p.tenant.name.clone());
+    let (since, until) = match (form_time(&q.since), form_time(&q.until)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(m), _) | (_, Err(m)) => {
+            return api_failure(crate::error::ApiError::bad_request(m));
+        }
+    };
     let filter = AuditFilter {
         action: q.action.clone().filter(|s| !s.is_empty()),
         actor: q.actor.clone().filter(|s| !s.is_empty()),
+        since,
+        until,
         ..AuditFilter::default()
     };
     let records = match st
@@ -817,6 +845,8 @@ async fn audit_page(
         tenant,
         action: q.action.unwrap_or_default(),
         actor: q.actor.unwrap_or_default(),
+        since: q.since.unwrap_or_default(),
+        until: q.until.unwrap_or_default(),
         activity_svg: activity_svg(&records, now),
         records: records.iter().map(audit_row).collect(),
     };
