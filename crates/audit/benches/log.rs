@@ -33,14 +33,9 @@ use parapet_audit::{
     AuditLog, Hash, LogConfig, MemoryTree, NoteSigner, leaf_hash, verify_consistency,
     verify_inclusion,
 };
-use parapet_store::{
-    AuditEvent, AuditLogStore, AuditOutcome, IamStore, Store, Tenant, TenantStatus, User,
-    UserStatus,
-};
+use parapet_store::{AuditEvent, AuditLogStore, AuditOutcome, IamStore, Store};
 use parapet_store_sql::{OpenOptions, SqlStore};
-use parapet_types::{
-    Actor, Env, OsEntropy, Role, TenantCtx, TenantId, TenantKind, Timestamp, UserId,
-};
+use parapet_types::{Actor, Env, OsEntropy, TenantCtx, TenantId, Timestamp, UserId};
 
 const ORIGIN: &str = "bench.parapet.example/audit";
 
@@ -282,26 +277,9 @@ async fn bootstrap(store: &SqlStore) -> Result<TenantCtx> {
     if let Some(p) = store.provider_tenant().await? {
         return Ok(TenantCtx::new(p.id));
     }
-    let provider = Tenant {
-        id: TenantId(uuid::Uuid::now_v7()),
-        name: "provider".into(),
-        kind: TenantKind::Provider,
-        status: TenantStatus::Active,
-        created_at: Timestamp(1),
-    };
-    let admin = User {
-        id: UserId(uuid::Uuid::now_v7()),
-        tenant: provider.id,
-        username: "admin".into(),
-        role: Role::SecurityAdmin,
-        status: UserStatus::Active,
-        password_hash: "$argon2id$bench".into(),
-        created_at: Timestamp(1),
-        last_login_at: None,
-    };
     let boot = AuditEvent {
         time: Env::system().now(),
-        tenant: Some(provider.id),
+        tenant: None,
         actor: Actor::System,
         action: "system.bootstrap".into(),
         target: "tenant:provider".into(),
@@ -310,7 +288,7 @@ async fn bootstrap(store: &SqlStore) -> Result<TenantCtx> {
         outcome: AuditOutcome::Success,
         details: serde_json::json!({}),
     };
-    store.bootstrap_provider(&provider, &admin, &boot).await?;
+    let provider = parapet_store_sql::testkit::bootstrap_provider(store, &boot).await?;
     Ok(TenantCtx::new(provider.id))
 }
 

@@ -15,12 +15,12 @@ use parapet_audit::{
 };
 use parapet_store::{
     AuditEvent, AuditLogStore, AuditOutcome, AuditStore, IamStore, Store, StoreError, Tenant,
-    TenantStatus, User, UserStatus,
+    TenantStatus,
 };
 use parapet_store_sql::testkit::{self, Backend};
 use parapet_store_sql::{Db, SqlStore};
 use parapet_types::{
-    Actor, Env, ManualClock, OsEntropy, Role, TenantCtx, TenantId, TenantKind, Timestamp, UserId,
+    Actor, Env, ManualClock, OsEntropy, TenantCtx, TenantId, TenantKind, Timestamp,
 };
 
 macro_rules! on_both {
@@ -66,34 +66,8 @@ fn event(tenant: Option<TenantId>, action: &str, target: String) -> AuditEvent {
 /// A fresh store with a bootstrapped provider; returns it and the provider's context.
 async fn setup(backend: Backend) -> (Arc<SqlStore>, TenantCtx, String) {
     let (store, location) = testkit::fresh(backend).await.unwrap();
-    let provider = Tenant {
-        id: TenantId(uuid::Uuid::now_v7()),
-        name: "provider".into(),
-        kind: TenantKind::Provider,
-        status: TenantStatus::Active,
-        created_at: Timestamp(1),
-    };
-    let admin = User {
-        id: UserId(uuid::Uuid::now_v7()),
-        tenant: provider.id,
-        username: "admin".into(),
-        role: Role::SecurityAdmin,
-        status: UserStatus::Active,
-        password_hash: "$argon2id$fake".into(),
-        created_at: Timestamp(1),
-        last_login_at: None,
-    };
-    let boot = event(
-        Some(provider.id),
-        "system.bootstrap",
-        "tenant:provider".into(),
-    );
-    assert!(
-        store
-            .bootstrap_provider(&provider, &admin, &boot)
-            .await
-            .unwrap()
-    );
+    let boot = event(None, "system.bootstrap", "tenant:provider".into());
+    let provider = testkit::bootstrap_provider(&store, &boot).await.unwrap();
     (Arc::new(store), TenantCtx::new(provider.id), location)
 }
 

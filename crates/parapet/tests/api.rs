@@ -9,24 +9,13 @@
     clippy::type_complexity
 )]
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeSet;
 
 use common::{ADMIN_PASSWORD, Backend, Server};
 use serde_json::{Value, json};
-
-/// Generates a `#[test]` per backend for an `fn(Backend)`.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(super::Backend::Postgres) })*
-        }
-    };
-}
 
 on_both!(
     login_creates_session_and_audit_records,

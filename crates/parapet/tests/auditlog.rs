@@ -13,13 +13,13 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ADMIN_PASSWORD, Backend, Server};
+use common::{ADMIN_PASSWORD, Backend, Server, as_dba};
 use parapet_audit::tile::{decode_tile, tiles_for_size};
 use parapet_audit::{
     Checkpoint, Hash, NodeId, NoteSigner, NoteVerifier, ReadError, RootBuilder, Tile,
@@ -510,39 +510,6 @@ fn write_lines(path: &str, lines: &[String]) {
 }
 
 // -- the database administrator -----------------------------------------------------------------
-
-/// Runs `sql` (one or more statements) directly on the server's database, as its administrator
-/// would: the SQLite file in the data directory, or the PostgreSQL database at the URL.
-fn as_dba(backend: Backend, database: &str, sql: &str) -> Result<(), String> {
-    use sqlx::Connection;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let sql = sqlx::AssertSqlSafe(sql.to_string());
-    rt.block_on(async {
-        match backend {
-            Backend::Sqlite => {
-                let file = Path::new(database).join("parapet.db");
-                let mut c =
-                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                let r = sqlx::raw_sql(sql).execute(&mut c).await;
-                let _ = c.close().await;
-                r.map(drop).map_err(|e| e.to_string())
-            }
-            Backend::Postgres => {
-                let mut c = sqlx::PgConnection::connect(database)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let r = sqlx::raw_sql(sql).execute(&mut c).await;
-                let _ = c.close().await;
-                r.map(drop).map_err(|e| e.to_string())
-            }
-        }
-    })
-}
 
 /// What the administrator does to the stored records.
 #[derive(Debug, Clone, Copy)]

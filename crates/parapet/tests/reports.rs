@@ -7,19 +7,13 @@
     clippy::indexing_slicing
 )]
 
+#[macro_use]
 mod common;
 
 use std::process::Command;
 
 use common::{ADMIN_PASSWORD, Backend, bin, start};
 use serde_json::{Value, json};
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })* }
-        mod postgres { $(#[test] fn $name() { super::$name(super::Backend::Postgres) })* }
-    };
-}
 
 on_both!(access_report_counts_log_ins_failures_and_privilege_changes);
 

@@ -8,6 +8,7 @@
     clippy::indexing_slicing
 )]
 
+#[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -15,14 +16,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ADMIN_PASSWORD, Backend, Server, bin, start_on, start_with};
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })* }
-        mod postgres { $(#[test] fn $name() { super::$name(super::Backend::Postgres) })* }
-    };
-}
+use common::{ADMIN_PASSWORD, Backend, Server, as_dba, bin, start_on, start_with};
 
 on_both!(a_rewritten_history_is_detected_by_saved_checkpoints);
 
@@ -105,35 +99,6 @@ fn create_tenants(srv: &Server, config: &Path, names: &[&str]) {
     }
 }
 
-/// Runs SQL on the server's database as its administrator would.
-fn as_dba(backend: Backend, database: &str, statements: &[&str]) {
-    rt().block_on(async {
-        match backend {
-            Backend::Sqlite => {
-                let url = format!("sqlite://{database}/parapet.db");
-                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-                for s in statements {
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(*s))
-                        .execute(&pool)
-                        .await
-                        .unwrap_or_else(|e| panic!("{s}: {e}"));
-                }
-                pool.close().await;
-            }
-            Backend::Postgres => {
-                let pool = sqlx::PgPool::connect(database).await.unwrap();
-                for s in statements {
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(*s))
-                        .execute(&pool)
-                        .await
-                        .unwrap_or_else(|e| panic!("{s}: {e}"));
-                }
-                pool.close().await;
-            }
-        }
-    });
-}
-
 /// An attacker with the database and the signing key rewrites a record and re-signs a whole new
 /// history. The new log verifies on its own, but the checkpoints a witness saved before prove
 /// the rewrite.
@@ -170,32 +135,24 @@ fn a_rewritten_history_is_detected_by_saved_checkpoints(backend: Backend) {
     srv.child.kill().unwrap();
     srv.child.wait().unwrap();
     let database = srv.database.clone();
-    match backend {
-        Backend::Sqlite => as_dba(
-            backend,
-            &database,
-            &[
-                "DROP TRIGGER audit_events_no_update",
-                "DROP TRIGGER audit_checkpoints_no_delete",
-                "UPDATE audit_events SET target = 'tenant:innocent' WHERE seq = 2",
-                "DELETE FROM audit_tiles",
-                "DELETE FROM audit_checkpoints",
-                "DELETE FROM audit_log",
-            ],
+    let lift = match backend {
+        Backend::Sqlite => {
+            "DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_checkpoints_no_delete;"
+        }
+        Backend::Postgres => {
+            "ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_change; \
+             ALTER TABLE audit_checkpoints DISABLE TRIGGER audit_checkpoints_no_change;"
+        }
+    };
+    as_dba(
+        backend,
+        &database,
+        &format!(
+            "{lift} UPDATE audit_events SET target = 'tenant:innocent' WHERE seq = 2; \
+             DELETE FROM audit_tiles; DELETE FROM audit_checkpoints; DELETE FROM audit_log;"
         ),
-        Backend::Postgres => as_dba(
-            backend,
-            &database,
-            &[
-                "ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_change",
-                "ALTER TABLE audit_checkpoints DISABLE TRIGGER audit_checkpoints_no_change",
-                "UPDATE audit_events SET target = 'tenant:innocent' WHERE seq = 2",
-                "DELETE FROM audit_tiles",
-                "DELETE FROM audit_checkpoints",
-                "DELETE FROM audit_log",
-            ],
-        ),
-    }
+    )
+    .unwrap();
     // Restarting with the same key (the attacker has it): a new, self-consistent history.
     let extra = ["--audit-witness", spec.as_str()];
     let srv2 = start_on(backend, &database, &extra, &[]);

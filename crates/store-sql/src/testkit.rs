@@ -93,3 +93,35 @@ pub async fn fresh(backend: Backend) -> Result<(SqlStore, String), String> {
         }
     }
 }
+
+/// Bootstraps the provider tenant `provider` with an administrator `admin` (a placeholder
+/// password hash), recording `event` (log index 0 of a fresh database). Returns the provider
+/// tenant.
+pub async fn bootstrap_provider(
+    store: &SqlStore,
+    event: &parapet_store::AuditEvent,
+) -> Result<parapet_store::Tenant, parapet_store::StoreError> {
+    use parapet_store::{IamStore, Tenant, TenantStatus, User, UserStatus};
+    use parapet_types::{Role, TenantId, TenantKind, Timestamp, UserId};
+    let provider = Tenant {
+        id: TenantId(uuid::Uuid::now_v7()),
+        name: "provider".into(),
+        kind: TenantKind::Provider,
+        status: TenantStatus::Active,
+        created_at: Timestamp(1),
+    };
+    let admin = User {
+        id: UserId(uuid::Uuid::now_v7()),
+        tenant: provider.id,
+        username: "admin".into(),
+        role: Role::SecurityAdmin,
+        status: UserStatus::Active,
+        password_hash: "$argon2id$test-placeholder".into(),
+        created_at: Timestamp(1),
+        last_login_at: None,
+    };
+    let mut event = event.clone();
+    event.tenant = Some(provider.id);
+    store.bootstrap_provider(&provider, &admin, &event).await?;
+    Ok(provider)
+}

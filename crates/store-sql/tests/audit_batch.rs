@@ -8,11 +8,9 @@
     clippy::indexing_slicing
 )]
 
-use parapet_store::{
-    AuditEvent, AuditLogStore, AuditOutcome, IamStore, Tenant, TenantStatus, User, UserStatus,
-};
+use parapet_store::{AuditEvent, AuditLogStore, AuditOutcome};
 use parapet_store_sql::testkit::{self, Backend};
-use parapet_types::{Actor, Role, TenantCtx, TenantId, TenantKind, Timestamp, UserId};
+use parapet_types::{Actor, TenantCtx, TenantId, Timestamp, UserId};
 
 #[tokio::test]
 async fn sqlite_batches_round_trip_exactly() {
@@ -56,30 +54,10 @@ fn event(i: u64, tenants: &[TenantId]) -> AuditEvent {
 
 async fn batches_round_trip_exactly(backend: Backend) {
     let (store, _) = testkit::fresh(backend).await.unwrap();
-    let provider = Tenant {
-        id: TenantId(uuid::Uuid::now_v7()),
-        name: "provider".into(),
-        kind: TenantKind::Provider,
-        status: TenantStatus::Active,
-        created_at: Timestamp(1),
-    };
-    let admin = User {
-        id: UserId(uuid::Uuid::now_v7()),
-        tenant: provider.id,
-        username: "admin".into(),
-        role: Role::SecurityAdmin,
-        status: UserStatus::Active,
-        password_hash: "$argon2id$fake".into(),
-        created_at: Timestamp(1),
-        last_login_at: None,
-    };
     let tenants: Vec<TenantId> = (0..3).map(|_| TenantId(uuid::Uuid::now_v7())).collect();
-    assert!(
-        store
-            .bootstrap_provider(&provider, &admin, &event(0, &tenants))
-            .await
-            .unwrap()
-    );
+    let provider = testkit::bootstrap_provider(&store, &event(0, &tenants))
+        .await
+        .unwrap();
     let ctx = TenantCtx::new(provider.id);
     let mut expected = Vec::new();
     // 1,234 events: two full statements and a partial one; then a single event; then none.

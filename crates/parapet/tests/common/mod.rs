@@ -10,6 +10,16 @@ use std::time::{Duration, Instant};
 
 pub use parapet_store_sql::testkit::Backend;
 
+/// Runs each named test function (taking a [`Backend`]) on SQLite and on PostgreSQL, as the
+/// tests `sqlite::<name>` and `postgres::<name>`. Needs `#[macro_use] mod common;`.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })* }
+        mod postgres { $(#[test] fn $name() { super::$name(super::Backend::Postgres) })* }
+    };
+}
+
 /// The bootstrap password every test server's `admin` gets.
 pub const ADMIN_PASSWORD: &str = "test-root-password-0123";
 
@@ -140,4 +150,37 @@ pub fn start_on(backend: Backend, database: &str, extra: &[&str], env: &[(&str, 
 
 pub fn start(backend: Backend) -> Server {
     start_with(backend, &[], &[])
+}
+
+/// Runs `sql` (one or more statements) directly on the server's database, as its administrator
+/// would: the SQLite file in the data directory, or the PostgreSQL database at the URL.
+pub fn as_dba(backend: Backend, database: &str, sql: &str) -> Result<(), String> {
+    use sqlx::Connection;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    rt.block_on(async {
+        match backend {
+            Backend::Sqlite => {
+                let file = std::path::Path::new(database).join("parapet.db");
+                let mut c =
+                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                let r = sqlx::raw_sql(sql).execute(&mut c).await;
+                let _ = c.close().await;
+                r.map(drop).map_err(|e| e.to_string())
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(database)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let r = sqlx::raw_sql(sql).execute(&mut c).await;
+                let _ = c.close().await;
+                r.map(drop).map_err(|e| e.to_string())
+            }
+        }
+    })
 }
