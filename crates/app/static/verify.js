@@ -76,7 +76,13 @@ function parseCheckpoint(note) {
 
 // "<name>+<hex key id>+<base64(0x01 || key)>"
 async function verifySignature(cp, vkey) {
-  const [name, hexId, keyB64] = vkey.split('+');
+  // The name has no '+', the key id is hex; the base64 key may hold '+'.
+  const first = vkey.indexOf('+');
+  const second = vkey.indexOf('+', first + 1);
+  if (first < 0 || second < 0) throw new Error('malformed public key');
+  const name = vkey.slice(0, first);
+  const hexId = vkey.slice(first + 1, second);
+  const keyB64 = vkey.slice(second + 1);
   const key = b64(keyB64);
   if (key.length !== 33 || key[0] !== 1) throw new Error('the public key is not an Ed25519 key');
   const id = await sha256(enc.encode(`${name}\n`), key);
