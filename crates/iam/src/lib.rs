@@ -18,6 +18,7 @@ use serde_json::json;
 
 pub mod authz;
 pub mod secret;
+mod sessions;
 
 pub use authz::{Action, Denied, authorize};
 pub use secret::PasswordCost;
@@ -110,6 +111,9 @@ pub struct IamConfig {
     pub session_ttl_secs: i64,
     /// Longest lifetime of an API token, in seconds.
     pub max_token_ttl_secs: i64,
+    /// Longest time a log-in session may go unused before it ends, in seconds (checked to the
+    /// minute).
+    pub session_idle_secs: i64,
     /// How long an authenticated credential may be served from memory (revocations take effect
     /// within this time on every replica), in milliseconds.
     pub auth_cache_ms: i64,
@@ -121,6 +125,7 @@ impl Default for IamConfig {
             password_cost: PasswordCost::default(),
             provider_name: "provider".into(),
             session_ttl_secs: 12 * 3600,
+            session_idle_secs: 30 * 60,
             max_token_ttl_secs: 365 * 24 * 3600,
             auth_cache_ms: 1000,
         }
@@ -160,7 +165,7 @@ impl std::fmt::Debug for IamService {
 
 /// Builds the audit record of an action; the arguments are the record's fields.
 #[allow(clippy::too_many_arguments)]
-fn event(
+pub(crate) fn event(
     env: &Env,
     tenant: Option<&Tenant>,
     actor: Actor,
@@ -441,6 +446,16 @@ impl IamService {
         self.store
             .create_session(TenantCtx::new(tenant.id), &cred, &e)
             .await?;
+        // Where the session was opened, for the session listings (not for authentication).
+        self.store
+            .touch_credential(
+                TenantCtx::new(tenant.id),
+                cred.id,
+                cred.created_at,
+                meta.source_ip.as_deref(),
+                meta.user_agent.as_deref(),
+            )
+            .await?;
         Ok(IssuedCredential {
             id: cred.id,
             secret,
@@ -473,9 +488,13 @@ impl IamService {
         {
             return Ok(p.clone());
         }
+        let idle_since = Timestamp(
+            now.0
+                .saturating_sub(self.config.session_idle_secs.saturating_mul(1000)),
+        );
         let found = self
             .store
-            .authenticate(&hash, now)
+            .authenticate(&hash, now, idle_since)
             .await?
             .ok_or(IamError::Unauthenticated)?;
         if found.user.status != UserStatus::Active || found.tenant.status != TenantStatus::Active {
@@ -497,7 +516,7 @@ impl IamService {
         Ok(p)
     }
 
-    fn forget_cached(&self, credential: Option<CredentialId>, user: Option<UserId>) {
+    pub(crate) fn forget_cached(&self, credential: Option<CredentialId>, user: Option<UserId>) {
         if let Ok(mut cache) = self.auth_cache.write() {
             cache.retain(|_, (p, _)| Some(p.credential) != credential && Some(p.user.id) != user);
         }

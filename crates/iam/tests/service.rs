@@ -26,6 +26,8 @@ on_both!(
     revocation_reaches_other_replicas_within_the_cache_bound,
     unknown_users_fail_like_wrong_passwords,
     api_tokens_expire_and_never_exceed_their_creator,
+    sessions_end_after_their_idle_time,
+    administrators_list_and_revoke_sessions,
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -38,6 +40,8 @@ fn config() -> IamConfig {
             lanes: 1,
         },
         session_ttl_secs: 3600,
+        // Longer than the lifetime: only `sessions_end_after_their_idle_time` tests idling.
+        session_idle_secs: 7200,
         ..IamConfig::default()
     }
 }
@@ -212,4 +216,130 @@ impl NowPlus for ManualClock {
     fn now_plus(&self, secs: i64) -> Timestamp {
         parapet_types::Clock::now(self).plus_secs(secs)
     }
+}
+
+/// A session unused for longer than the idle time ends, however long its lifetime; each use
+/// (recorded to the minute) restarts the idle time. API tokens do not idle out.
+async fn sessions_end_after_their_idle_time(backend: Backend) {
+    let mut w = world(backend).await;
+    let env = Env {
+        clock: w.clock.clone(),
+        entropy: Arc::new(OsEntropy),
+    };
+    w.svc = IamService::new(
+        w.store.clone(),
+        env,
+        IamConfig {
+            session_idle_secs: 1800,
+            session_ttl_secs: 12 * 3600,
+            ..config()
+        },
+    )
+    .unwrap();
+    let s = w
+        .svc
+        .login("admin", "root-password-for-tests", &meta())
+        .await
+        .unwrap();
+    let token = w
+        .svc
+        .create_token(&s.principal, "ci", &["read".into()], None, &meta())
+        .await
+        .unwrap();
+    // Used every 29 minutes: alive well past one idle time.
+    for _ in 0..3 {
+        w.clock.advance_secs(29 * 60);
+        assert!(w.svc.authenticate(&s.secret).await.is_ok());
+    }
+    // 31 minutes without use: ended, while the API token of the same user still works.
+    w.clock.advance_secs(31 * 60);
+    assert!(matches!(
+        w.svc.authenticate(&s.secret).await,
+        Err(IamError::Unauthenticated)
+    ));
+    assert!(w.svc.authenticate(&token.secret).await.is_ok());
+    // The listing shows where the session was opened and when it was last used.
+    let own = w.svc.own_sessions(&token.principal).await.unwrap();
+    let listed = own
+        .iter()
+        .find(|x| x.credential.id == token.id)
+        .expect("the token is listed");
+    assert_eq!(
+        listed.last_used_at,
+        parapet_types::Clock::now(w.clock.as_ref())
+    );
+}
+
+/// Administrators list a tenant's sessions and end them, one or all of a user's; the owner's
+/// history shows the log-ins; everything is audited and scoped to the tenant.
+async fn administrators_list_and_revoke_sessions(backend: Backend) {
+    let w = world(backend).await;
+    let admin = w
+        .svc
+        .login("admin", "root-password-for-tests", &meta())
+        .await
+        .unwrap();
+    let p = &admin.principal;
+    w.svc.create_tenant(p, "acme", &meta()).await.unwrap();
+    w.svc
+        .create_user(p, "acme", "alice", PW, Role::TenantAdmin, &meta())
+        .await
+        .unwrap();
+    w.svc
+        .create_user(p, "acme", "bob", PW, Role::TenantMember, &meta())
+        .await
+        .unwrap();
+    let alice = w.svc.login("alice@acme", PW, &meta()).await.unwrap();
+    let bob1 = w.svc.login("bob@acme", PW, &meta()).await.unwrap();
+    let bob2 = w.svc.login("bob@acme", PW, &meta()).await.unwrap();
+    let (_, listed) = w
+        .svc
+        .list_sessions(&alice.principal, "acme", Some("bob"), false, &meta())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|s| s.username == "bob"));
+    assert_eq!(listed[0].source_ip.as_deref(), Some("192.0.2.7"));
+    // A member may not list or revoke; a tenant admin may not touch another tenant.
+    assert!(matches!(
+        w.svc
+            .list_sessions(&bob1.principal, "acme", None, false, &meta())
+            .await,
+        Err(IamError::Forbidden(_))
+    ));
+    assert!(matches!(
+        w.svc
+            .revoke_user_sessions(&alice.principal, "provider", "admin", true, &meta())
+            .await,
+        Err(IamError::NotFound(_))
+    ));
+    // One session, then all.
+    w.svc
+        .revoke_session(&alice.principal, "acme", bob1.id, &meta())
+        .await
+        .unwrap();
+    assert!(w.svc.authenticate(&bob1.secret).await.is_err());
+    assert!(w.svc.authenticate(&bob2.secret).await.is_ok());
+    let n = w
+        .svc
+        .revoke_user_sessions(&alice.principal, "acme", "bob", false, &meta())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(w.svc.authenticate(&bob2.secret).await.is_err());
+    assert!(matches!(
+        w.svc
+            .revoke_session(&alice.principal, "acme", bob1.id, &meta())
+            .await,
+        Err(IamError::NotFound(_))
+    ));
+    // Bob's own history has his two log-ins.
+    let bob3 = w.svc.login("bob@acme", PW, &meta()).await.unwrap();
+    let history = w.svc.own_history(&bob3.principal, 100).await.unwrap();
+    let logins = history
+        .iter()
+        .filter(|r| r.event.action == "auth.login")
+        .count();
+    assert_eq!(logins, 3);
+    assert!(history.iter().all(|r| r.event.target == "user:acme/bob"));
 }

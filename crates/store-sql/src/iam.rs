@@ -12,7 +12,7 @@ use crate::audit::insert_audit;
 use crate::rows::{Bind, TENANT_COLS, TenantRow, USER_COLS, UserRow, uuid};
 use crate::{DbResult, SqlStore, with_pool, with_tx};
 
-fn bad(what: &str, value: &str) -> StoreError {
+pub(crate) fn bad(what: &str, value: &str) -> StoreError {
     StoreError::Other(format!("corrupt row: invalid {what} {value:?}"))
 }
 
@@ -70,6 +70,7 @@ macro_rules! credential_row {
         }
     }};
 }
+pub(crate) use credential_row;
 
 /// Whether `$1` is the provider tenant.
 const IS_PROVIDER: &str =
@@ -486,6 +487,7 @@ impl IamStore for SqlStore {
         &self,
         secret_hash: &[u8],
         now: Timestamp,
+        idle_since: Timestamp,
     ) -> StoreResult<Option<Authenticated>> {
         const SQL: &str = "SELECT c.id AS c_id, c.tenant_id AS c_tenant_id, c.user_id AS c_user_id, \
             c.kind AS c_kind, c.name AS c_name, c.secret_hash AS c_secret_hash, \
@@ -495,25 +497,32 @@ impl IamStore for SqlStore {
             t.created_at AS t_created_at, u.id AS u_id, u.tenant_id AS u_tenant_id, \
             u.username AS u_username, u.role AS u_role, u.status AS u_status, \
             u.password_hash AS u_password_hash, u.created_at AS u_created_at, \
-            u.last_login_at AS u_last_login_at \
+            u.last_login_at AS u_last_login_at, \
+            COALESCE(a.last_used_at, c.created_at) AS a_last_used_at \
             FROM credentials c JOIN users u ON u.id = c.user_id AND u.tenant_id = c.tenant_id \
             JOIN tenants t ON t.id = c.tenant_id \
-            WHERE c.secret_hash = $1 AND c.revoked_at IS NULL AND c.expires_at > $2";
+            LEFT JOIN credential_activity a ON a.credential_id = c.id \
+            WHERE c.secret_hash = $1 AND c.revoked_at IS NULL AND c.expires_at > $2 \
+            AND (c.kind <> 'session' OR COALESCE(a.last_used_at, c.created_at) > $3)";
         with_pool!(self, |pool| {
             let row = sqlx::query(SQL)
                 .bind(secret_hash)
                 .bind(now.0)
+                .bind(idle_since.0)
                 .fetch_optional(pool)
                 .await
                 .db()?;
-            match row {
-                None => Ok(None),
-                Some(r) => Ok(Some(Authenticated {
-                    credential: credential_row!(&r, "c_"),
-                    user: user_row!(&r, "u_"),
-                    tenant: tenant_row!(&r, "t_"),
-                })),
+            let Some(r) = row else { return Ok(None) };
+            let found = Authenticated {
+                credential: credential_row!(&r, "c_"),
+                user: user_row!(&r, "u_"),
+                tenant: tenant_row!(&r, "t_"),
+            };
+            let last_used: i64 = r.try_get("a_last_used_at").db()?;
+            if now.0.saturating_sub(last_used) >= crate::session::TOUCH_EVERY_MS {
+                crate::session::touch!(pool, &found.credential, now);
             }
+            Ok(Some(found))
         })
     }
 }

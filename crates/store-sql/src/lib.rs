@@ -19,6 +19,7 @@ mod audit;
 mod iam;
 mod migrate;
 mod rows;
+mod session;
 mod sqlite_read;
 pub mod testkit;
 

@@ -12,6 +12,7 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0002_users_by_tenant.sql"),
     ),
     (3, include_str!("../migrations/sqlite/0003_audit_log.sql")),
+    (7, include_str!("../migrations/sqlite/0007_sessions.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -23,6 +24,7 @@ const POSTGRES: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0002_users_by_tenant.sql"),
     ),
     (3, include_str!("../migrations/postgres/0003_audit_log.sql")),
+    (7, include_str!("../migrations/postgres/0007_sessions.sql")),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \

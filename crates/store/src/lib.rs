@@ -14,10 +14,12 @@ use parapet_types::{
 use serde::{Deserialize, Serialize};
 
 pub mod audit;
+pub mod session;
 pub use audit::{
     AuditEvent, AuditFilter, AuditLogStore, AuditOutcome, AuditRecord, Integration, LogHead,
     StoredCheckpoint, StoredTile,
 };
+pub use session::{SessionInfo, SessionStore};
 
 /// What a storage call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -245,10 +247,12 @@ pub trait IamStore: Send + Sync {
     ) -> StoreResult<()>;
 
     /// Finds the live (unrevoked, unexpired) credential whose secret hashes to `secret_hash`.
+    /// A session unused since `idle_since` (to the minute) is not live.
     async fn authenticate(
         &self,
         secret_hash: &[u8],
         now: Timestamp,
+        idle_since: Timestamp,
     ) -> StoreResult<Option<Authenticated>>;
 }
 
@@ -274,8 +278,8 @@ pub trait Health: Send + Sync {
 }
 
 /// Everything the application needs from storage.
-pub trait Store: IamStore + AuditStore + AuditLogStore + Health {}
-impl<T: IamStore + AuditStore + AuditLogStore + Health> Store for T {}
+pub trait Store: IamStore + AuditStore + AuditLogStore + SessionStore + Health {}
+impl<T: IamStore + AuditStore + AuditLogStore + SessionStore + Health> Store for T {}
 
 /// Helper to build the actor of a user.
 pub fn user_actor(user: &User) -> Actor {
