@@ -277,6 +277,11 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
       assert.ok(rows >= 1, 'the time-range search found no log-in');
       await page.goto(`${server.url}/console/audit?since=2999-01-01T00:00`);
       assert.equal(await page.locator('table#audit tbody tr').count(), 0, 'a future range found records');
+      // Your sessions and account history.
+      const sess = await page.goto(`${server.url}/console/sessions`);
+      assert.equal(sess?.status(), 200, `/console/sessions answered ${sess?.status()}`);
+      assert.match(await page.locator('table#sessions').innerText(), /this session/);
+      assert.match(await page.locator('table#history').innerText(), /auth\.login/);
     }));
 
   it('raised no JavaScript errors', () => {

@@ -45,6 +45,12 @@ pub fn routes() -> Router<AppState> {
             post(user_enable),
         )
         .route("/console/users", get(own_users))
+        .route("/console/sessions", get(sessions_page))
+        .route("/console/sessions/{id}/revoke", post(session_end))
+        .route(
+            "/console/tenants/{tenant}/users/{username}/revoke-sessions",
+            post(user_sessions_end),
+        )
         .route("/console/audit", get(audit_page))
         .route("/console/audit/report", get(access_report_page))
         .route("/console/audit/{index}", get(audit_record_page))
@@ -1041,4 +1047,97 @@ fn api_failure(e: crate::error::ApiError) -> Response {
         ),
         None,
     )
+}
+
+#[derive(Template)]
+#[template(path = "sessions.html")]
+struct SessionsPage {
+    c: Chrome,
+    idle_minutes: i64,
+    sessions: Vec<crate::sessions::SessionView>,
+    history: Vec<HistoryRow>,
+}
+
+struct HistoryRow {
+    time: String,
+    action: String,
+    outcome: &'static str,
+    source: String,
+    user_agent: String,
+}
+
+/// The signed-in user's sessions and tokens, and their account history.
+async fn sessions_page(State(st): State<AppState>, u: ConsoleUser) -> Response {
+    let sessions = match st.iam.own_sessions(&u.p).await {
+        Ok(s) => s,
+        Err(e) => return failure(e),
+    };
+    let history = match st.iam.own_history(&u.p, 100).await {
+        Ok(h) => h,
+        Err(e) => return failure(e),
+    };
+    let page = SessionsPage {
+        c: u.chrome("Sessions"),
+        idle_minutes: st.iam.session_idle_secs() / 60,
+        sessions: sessions
+            .iter()
+            .map(|s| crate::sessions::session_view(s, Some(u.p.credential)))
+            .collect(),
+        history: history
+            .iter()
+            .map(|r| HistoryRow {
+                time: r.event.time.rfc3339(),
+                action: r.event.action.clone(),
+                outcome: r.event.outcome.as_str(),
+                source: r.event.source_ip.clone().unwrap_or_default(),
+                user_agent: r.event.user_agent.clone().unwrap_or_default(),
+            })
+            .collect(),
+    };
+    render(StatusCode::OK, &page, u.set_csrf)
+}
+
+/// Ends one of the signed-in user's own sessions or tokens.
+async fn session_end(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if !csrf_ok(&headers, &f.csrf) {
+        return forbidden_form();
+    }
+    let Ok(id) = id.parse::<uuid::Uuid>() else {
+        return failure(IamError::NotFound("no such session".into()));
+    };
+    match st
+        .iam
+        .revoke_own_credential(&u.p, parapet_types::CredentialId(id), &u.meta)
+        .await
+    {
+        Ok(()) => see_other("/console/sessions"),
+        Err(e) => failure(e),
+    }
+}
+
+/// Ends every session of a tenant's user (administrators).
+async fn user_sessions_end(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Path((tenant, user)): Path<(String, String)>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if !csrf_ok(&headers, &f.csrf) {
+        return forbidden_form();
+    }
+    match st
+        .iam
+        .revoke_user_sessions(&u.p, &tenant, &user, false, &u.meta)
+        .await
+    {
+        Ok(_) => see_other(&format!("/console/tenants/{tenant}/users?done=updated")),
+        Err(e) => failure(e),
+    }
 }

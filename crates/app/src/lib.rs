@@ -23,6 +23,7 @@ pub mod console;
 pub mod error;
 pub mod extract;
 mod openapi;
+pub mod sessions;
 pub mod witness;
 
 pub use error::{ApiError, Problem};
@@ -107,6 +108,17 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/tokens", get(api::list_tokens).post(api::create_token))
         .route("/tokens/{id}", axum::routing::delete(api::revoke_token))
+        .route("/me/sessions", get(sessions::own_sessions))
+        .route("/me/history", get(sessions::own_history))
+        .route("/tenants/{tenant}/sessions", get(sessions::tenant_sessions))
+        .route(
+            "/tenants/{tenant}/sessions/{id}",
+            axum::routing::delete(sessions::revoke_session),
+        )
+        .route(
+            "/tenants/{tenant}/users/{username}/revoke-sessions",
+            post(sessions::revoke_user_sessions),
+        )
         .route("/openapi.json", get(openapi_json))
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::Problem;
-use crate::{api, auditlog};
+use crate::{api, auditlog, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,11 +17,14 @@ use crate::{api, auditlog};
         auditlog::public_key, auditlog::checkpoint, auditlog::checkpoints, auditlog::tile,
         auditlog::inclusion, auditlog::consistency, auditlog::entries,
         auditlog::access_report_endpoint,
+        sessions::own_sessions, sessions::own_history, sessions::tenant_sessions,
+        sessions::revoke_user_sessions, sessions::revoke_session,
     ),
     components(schemas(Problem, api::TenantView, api::UserView, api::LoginRequest, api::LoginResponse,
         api::CreateTenant, api::CreateUser, api::CreateToken, api::TokenCreated, api::CredentialView,
         auditlog::CheckpointView, auditlog::InclusionProof, auditlog::ConsistencyProof,
-        auditlog::ProvenEntry)),
+        auditlog::ProvenEntry, sessions::SessionView, sessions::RevokeSessions,
+        sessions::Revoked)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

@@ -417,6 +417,23 @@ pub struct AccessReport {
     pub privilege_changes: Vec<PrivilegeChange>,
 }
 
+/// A live session or API token with its activity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub username: String,
+    pub kind: String,
+    pub name: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub last_used_at: String,
+    #[serde(default)]
+    pub source_ip: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    pub current: bool,
+}
+
 /// What to export from the audit log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EntriesQuery {
@@ -840,6 +857,69 @@ impl Client {
         self.send(self.http.delete(self.url(&["tokens", id], &[])))
             .await
             .map(|_| ())
+    }
+
+    // -- sessions ----------------------------------------------------------------------------
+
+    /// `GET /api/v1/me/sessions`.
+    pub async fn own_sessions(&self) -> Result<Vec<SessionInfo>, ClientError> {
+        self.get(self.url(&["me", "sessions"], &[])).await
+    }
+
+    /// `GET /api/v1/me/history`.
+    pub async fn own_history(&self, limit: u32) -> Result<Vec<AuditRecord>, ClientError> {
+        self.get(self.url(&["me", "history"], &[("limit", Some(limit.to_string()))]))
+            .await
+    }
+
+    /// `GET /api/v1/tenants/{tenant}/sessions`.
+    pub async fn tenant_sessions(
+        &self,
+        tenant: &str,
+        user: Option<&str>,
+        all_kinds: bool,
+    ) -> Result<Vec<SessionInfo>, ClientError> {
+        self.get(self.url(
+            &["tenants", tenant, "sessions"],
+            &[
+                ("user", user.map(str::to_string)),
+                ("all_kinds", all_kinds.then(|| "true".to_string())),
+            ],
+        ))
+        .await
+    }
+
+    /// `POST /api/v1/tenants/{tenant}/users/{username}/revoke-sessions`: how many were revoked.
+    pub async fn revoke_user_sessions(
+        &self,
+        tenant: &str,
+        username: &str,
+        include_tokens: bool,
+    ) -> Result<u64, ClientError> {
+        #[derive(Deserialize)]
+        struct Revoked {
+            revoked: u64,
+        }
+        let r: Revoked = self
+            .post(
+                self.url(
+                    &["tenants", tenant, "users", username, "revoke-sessions"],
+                    &[],
+                ),
+                &serde_json::json!({ "include_tokens": include_tokens }),
+            )
+            .await?;
+        Ok(r.revoked)
+    }
+
+    /// `DELETE /api/v1/tenants/{tenant}/sessions/{id}`.
+    pub async fn revoke_session(&self, tenant: &str, id: &str) -> Result<(), ClientError> {
+        self.send(
+            self.http
+                .delete(self.url(&["tenants", tenant, "sessions", id], &[])),
+        )
+        .await
+        .map(|_| ())
     }
 
     // -- audit -------------------------------------------------------------------------------

@@ -12,6 +12,11 @@ use crate::authz::Action;
 use crate::{IamError, IamResult, IamService, Principal, RequestMeta, event};
 
 impl IamService {
+    /// The longest a session may go unused, in seconds.
+    pub fn session_idle_secs(&self) -> i64 {
+        self.config.session_idle_secs
+    }
+
     async fn user_of(&self, t: &Tenant, username: &str) -> IamResult<User> {
         match self
             .store

@@ -5,6 +5,7 @@
 mod audit;
 mod config;
 mod output;
+mod session;
 
 use std::io::BufRead;
 use std::str::FromStr;
@@ -90,6 +91,9 @@ pub enum ClientCommand {
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Log-in sessions: list and end them; your account history.
+    #[command(subcommand)]
+    Session(session::SessionCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -288,6 +292,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Token(TokenCommand::Create(a)) => token_create(a).await,
         ClientCommand::Token(TokenCommand::List(a)) => token_list(a).await,
         ClientCommand::Token(TokenCommand::Revoke(a)) => token_revoke(a).await,
+        ClientCommand::Session(c) => session::run(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,

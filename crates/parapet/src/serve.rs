@@ -78,6 +78,8 @@ struct FileConfig {
     demo: Option<bool>,
     /// Lifetime of console and CLI sessions, in seconds.
     session_ttl_secs: Option<i64>,
+    /// Longest time a session may go unused, in seconds.
+    session_idle_secs: Option<i64>,
     /// Argon2id cost of password hashes.
     password_memory_kib: Option<u32>,
     password_iterations: Option<u32>,
@@ -151,6 +153,12 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
             bail!("session_ttl_secs must be at least 60");
         }
         iam.session_ttl_secs = s;
+    }
+    if let Some(s) = file.session_idle_secs {
+        if s < 60 {
+            bail!("session_idle_secs must be at least 60");
+        }
+        iam.session_idle_secs = s;
     }
     let default_cost = PasswordCost::default();
     iam.password_cost = PasswordCost {

@@ -340,7 +340,11 @@ async fn credentials_authenticate_only_while_live(backend: Backend) {
         .await
         .unwrap();
     let found = s
-        .authenticate(b"alice-secret-hash-000000000000000", Timestamp(5_000))
+        .authenticate(
+            b"alice-secret-hash-000000000000000",
+            Timestamp(5_000),
+            Timestamp(0),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -348,14 +352,18 @@ async fn credentials_authenticate_only_while_live(backend: Backend) {
     assert_eq!(found.tenant.id, a.id);
     assert_eq!(found.credential.scopes, vec!["read".to_string()]);
     assert!(
-        s.authenticate(b"alice-secret-hash-000000000000000", Timestamp(10_000))
-            .await
-            .unwrap()
-            .is_none(),
+        s.authenticate(
+            b"alice-secret-hash-000000000000000",
+            Timestamp(10_000),
+            Timestamp(0)
+        )
+        .await
+        .unwrap()
+        .is_none(),
         "expired"
     );
     assert!(
-        s.authenticate(b"other", Timestamp(5_000))
+        s.authenticate(b"other", Timestamp(5_000), Timestamp(0))
             .await
             .unwrap()
             .is_none()
@@ -364,10 +372,14 @@ async fn credentials_authenticate_only_while_live(backend: Backend) {
         .await
         .unwrap();
     assert!(
-        s.authenticate(b"alice-secret-hash-000000000000000", Timestamp(6_500))
-            .await
-            .unwrap()
-            .is_none(),
+        s.authenticate(
+            b"alice-secret-hash-000000000000000",
+            Timestamp(6_500),
+            Timestamp(0)
+        )
+        .await
+        .unwrap()
+        .is_none(),
         "revoked"
     );
     assert!(matches!(
@@ -411,10 +423,14 @@ async fn disabling_a_user_revokes_its_credentials(backend: Backend) {
             .is_empty()
     );
     assert!(
-        s.authenticate(b"session-hash-0000000000000000000", Timestamp(2_000))
-            .await
-            .unwrap()
-            .is_none()
+        s.authenticate(
+            b"session-hash-0000000000000000000",
+            Timestamp(2_000),
+            Timestamp(0)
+        )
+        .await
+        .unwrap()
+        .is_none()
     );
 }
 
