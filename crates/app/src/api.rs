@@ -90,13 +90,13 @@ pub struct PageParams {
 }
 
 impl PageParams {
-    fn limit(&self) -> u32 {
+    pub(crate) fn limit(&self) -> u32 {
         self.limit.unwrap_or(100).clamp(1, 1000)
     }
 }
 
 /// Builds a page from `limit + 1` fetched items.
-fn page_of<S, T>(
+pub(crate) fn page_of<S, T>(
     mut items: Vec<S>,
     limit: u32,
     key: impl Fn(&S) -> String,

@@ -18,6 +18,7 @@ use parapet_store::Store;
 use utoipa::OpenApi;
 
 pub mod api;
+pub mod assets;
 pub mod auditlog;
 pub mod console;
 pub mod error;
@@ -43,6 +44,7 @@ pub struct AppConfig {
 pub struct AppState {
     pub iam: Arc<IamService>,
     pub audit: Arc<parapet_audit::AuditLog>,
+    pub inventory: Arc<parapet_inventory::Inventory>,
     pub store: Arc<dyn Store>,
     pub config: Arc<AppConfig>,
     pub metrics: Option<PrometheusHandle>,
@@ -118,6 +120,29 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/tenants/{tenant}/users/{username}/revoke-sessions",
             post(sessions::revoke_user_sessions),
+        )
+        .route(
+            "/tenants/{tenant}/assets",
+            get(assets::list_assets).post(assets::create_asset),
+        )
+        .route(
+            "/tenants/{tenant}/assets/import",
+            post(assets::import).layer(DefaultBodyLimit::max(assets::IMPORT_LIMIT)),
+        )
+        .route("/tenants/{tenant}/assets-summary", get(assets::summary))
+        .route(
+            "/tenants/{tenant}/assets/{asset}",
+            get(assets::get_asset)
+                .put(assets::update_asset)
+                .delete(assets::delete_asset),
+        )
+        .route(
+            "/tenants/{tenant}/assets/{asset}/health",
+            post(assets::set_health),
+        )
+        .route(
+            "/tenants/{tenant}/assets/{asset}/related",
+            get(assets::related),
         )
         .route("/openapi.json", get(openapi_json))
         .fallback(api_not_found)

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::Problem;
-use crate::{api, auditlog, sessions};
+use crate::{api, assets, auditlog, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,12 +19,16 @@ use crate::{api, auditlog, sessions};
         auditlog::access_report_endpoint,
         sessions::own_sessions, sessions::own_history, sessions::tenant_sessions,
         sessions::revoke_user_sessions, sessions::revoke_session,
+        assets::list_assets, assets::create_asset, assets::get_asset, assets::update_asset,
+        assets::delete_asset, assets::set_health, assets::summary, assets::import, assets::related,
     ),
     components(schemas(Problem, api::TenantView, api::UserView, api::LoginRequest, api::LoginResponse,
         api::CreateTenant, api::CreateUser, api::CreateToken, api::TokenCreated, api::CredentialView,
         auditlog::CheckpointView, auditlog::InclusionProof, auditlog::ConsistencyProof,
         auditlog::ProvenEntry, sessions::SessionView, sessions::RevokeSessions,
-        sessions::Revoked)),
+        sessions::Revoked, assets::AssetView, assets::AssetInput, assets::SoftwareView,
+        assets::HealthInput, assets::HealthSummary, assets::RelatedView,
+        assets::SoftwareMatchView, assets::TenantCount)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

@@ -14,6 +14,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod assets;
+pub use assets::{
+    Asset, AssetInput, AssetQuery, HealthSummary, ImportCounts, Related, Software, SoftwareMatch,
+    TenantCount,
+};
+
 /// How long one request may take, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

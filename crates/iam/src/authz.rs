@@ -22,6 +22,13 @@ pub enum Action {
     AuditRead,
     /// Create an API token for oneself.
     TokenCreate,
+    /// Read a tenant's asset inventory.
+    AssetRead,
+    /// Register, change, import, delete assets and set their health.
+    AssetWrite,
+    /// Search every tenant's inventory for the software an asset runs (X.1642 8.3): provider
+    /// staff only, on the provider tenant.
+    AssetCorrelate,
 }
 
 impl Action {
@@ -29,7 +36,11 @@ impl Action {
     pub fn writes(self) -> bool {
         !matches!(
             self,
-            Action::TenantRead | Action::UserList | Action::AuditRead
+            Action::TenantRead
+                | Action::UserList
+                | Action::AuditRead
+                | Action::AssetRead
+                | Action::AssetCorrelate
         )
     }
 }
@@ -70,10 +81,18 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
         (_, TokenCreate) => true,
         (Role::SecurityAdmin, UserCreate(r)) => r.fits(target.kind),
         (Role::SecurityAdmin, TenantSetStatus) => target.kind == TenantKind::Customer,
+        (_, AssetCorrelate) => {
+            target.kind == TenantKind::Provider
+                && matches!(
+                    role,
+                    Role::SecurityAdmin | Role::Operator | Role::IncidentResponder
+                )
+        }
         (Role::SecurityAdmin, _) => true,
-        (Role::Operator, TenantRead | UserList) => true,
-        (Role::Auditor, TenantRead | UserList | AuditRead) => true,
-        (Role::KeyCustodian | Role::IncidentResponder | Role::ChangeApprover, TenantRead) => true,
+        (Role::Operator, TenantRead | UserList | AssetRead | AssetWrite) => true,
+        (Role::Auditor, TenantRead | UserList | AuditRead | AssetRead) => true,
+        (Role::IncidentResponder | Role::ChangeApprover, TenantRead | AssetRead) => true,
+        (Role::KeyCustodian, TenantRead) => true,
         _ => false,
     }
 }
@@ -82,9 +101,11 @@ fn customer_rule(role: Role, action: Action) -> bool {
     use Action::*;
     match (role, action) {
         (_, TokenCreate | TenantRead) => true,
-        (Role::TenantAdmin, UserList | UserDisable | AuditRead) => true,
+        (_, AssetCorrelate) => false,
+        (Role::TenantAdmin, UserList | UserDisable | AuditRead | AssetRead | AssetWrite) => true,
         (Role::TenantAdmin, UserCreate(r)) => !r.is_provider_role(),
-        (Role::TenantAuditor, UserList | AuditRead) => true,
+        (Role::TenantAuditor, UserList | AuditRead | AssetRead) => true,
+        (Role::TenantMember, AssetRead) => true,
         _ => false,
     }
 }
@@ -99,6 +120,9 @@ fn describe(a: Action) -> String {
         Action::UserDisable => "disable users".into(),
         Action::AuditRead => "read the audit trail".into(),
         Action::TokenCreate => "create API tokens".into(),
+        Action::AssetRead => "read the asset inventory".into(),
+        Action::AssetWrite => "change the asset inventory".into(),
+        Action::AssetCorrelate => "correlate assets across tenants".into(),
     }
 }
 
@@ -146,6 +170,9 @@ mod tests {
             Action::UserDisable,
             Action::AuditRead,
             Action::TokenCreate,
+            Action::AssetRead,
+            Action::AssetWrite,
+            Action::AssetCorrelate,
         ];
         v.extend(Role::ALL.into_iter().map(Action::UserCreate));
         v
@@ -200,6 +227,12 @@ mod tests {
                                     a != Action::TenantSetStatus
                                         || target.kind == TenantKind::Customer
                                 );
+                            }
+                            // Only provider staff correlate assets across tenants, and only
+                            // acting on the provider tenant itself.
+                            if a == Action::AssetCorrelate && ok {
+                                assert_eq!(home.kind, TenantKind::Provider);
+                                assert_eq!(target.kind, TenantKind::Provider);
                             }
                             // Everyone may read its own tenant and make tokens for itself, given
                             // the scopes.

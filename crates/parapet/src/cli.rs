@@ -2,6 +2,7 @@
 //! `audit`. Every command talks to a server through [`parapet_client`], prints a compact table or
 //! sentence (or JSON with `--json`), and fails with one line on standard error.
 
+mod asset;
 mod audit;
 mod config;
 mod output;
@@ -94,6 +95,9 @@ pub enum ClientCommand {
     /// Log-in sessions: list and end them; your account history.
     #[command(subcommand)]
     Session(session::SessionCommand),
+    /// The asset inventory: hosts, VMs, devices, databases, with their software and health.
+    #[command(subcommand)]
+    Asset(asset::AssetCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -293,6 +297,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Token(TokenCommand::List(a)) => token_list(a).await,
         ClientCommand::Token(TokenCommand::Revoke(a)) => token_revoke(a).await,
         ClientCommand::Session(c) => session::run(c).await,
+        ClientCommand::Asset(c) => asset::run(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,

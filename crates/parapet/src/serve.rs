@@ -320,8 +320,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         s.witnesses.clone(),
         stop_rx,
     ));
+    let inventory = Arc::new(parapet_inventory::Inventory::new(
+        store.clone(),
+        env.clone(),
+    ));
     let state = AppState {
         audit,
+        inventory,
         iam,
         store: store.clone(),
         config: Arc::new(AppConfig {

@@ -13,8 +13,13 @@ use parapet_types::{
 };
 use serde::{Deserialize, Serialize};
 
+pub mod asset;
 pub mod audit;
 pub mod session;
+pub use asset::{
+    Asset, AssetFilter, AssetHealth, AssetKind, AssetStore, Criticality, ImportCounts, Software,
+    TenantMatch,
+};
 pub use audit::{
     AuditEvent, AuditFilter, AuditLogStore, AuditOutcome, AuditRecord, Integration, LogHead,
     StoredCheckpoint, StoredTile,
@@ -278,8 +283,11 @@ pub trait Health: Send + Sync {
 }
 
 /// Everything the application needs from storage.
-pub trait Store: IamStore + AuditStore + AuditLogStore + SessionStore + Health {}
-impl<T: IamStore + AuditStore + AuditLogStore + SessionStore + Health> Store for T {}
+pub trait Store:
+    IamStore + AuditStore + AuditLogStore + SessionStore + AssetStore + Health
+{
+}
+impl<T: IamStore + AuditStore + AuditLogStore + SessionStore + AssetStore + Health> Store for T {}
 
 /// Helper to build the actor of a user.
 pub fn user_actor(user: &User) -> Actor {

@@ -171,6 +171,10 @@ id_type!(
     /// A console session or API token.
     CredentialId
 );
+id_type!(
+    /// A monitored resource of the asset inventory (a host, VM, device, database, ...).
+    AssetId
+);
 
 /// Whether a tenant is the cloud service provider or one of its customers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
