@@ -284,6 +284,52 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
       assert.match(await page.locator('table#history').innerText(), /auth\.login/);
     }));
 
+  it('registers, imports and inspects assets with their health chart', () =>
+    withPage('assets', async (page) => {
+      const { form } = await openLogin(page);
+      await form.locator('input[name="username"]').fill('admin');
+      await form.locator('input[name="password"]').fill(PASSWORD);
+      await submit(page, form);
+      const res = await page.goto(`${server.url}/console/assets`);
+      assert.equal(res?.status(), 200, `/console/assets answered ${res?.status()}`);
+      assert.equal(new URL(page.url()).pathname, '/console/tenants/provider/assets');
+      assertSecurityHeaders(await res.allHeaders(), '/console/assets');
+      const create = page.locator('form#asset-create-form');
+      await create.locator('input[name="name"]').fill('hv-1');
+      await create.locator('select[name="kind"]').selectOption('hypervisor');
+      await create.locator('input[name="os_name"]').fill('Debian');
+      await create.locator('input[name="os_version"]').fill('12');
+      await create.locator('input[name="applications"]').fill('qemu=7.2; libvirt=9.0.0');
+      await create.locator('input[name="addresses"]').fill('10.9.0.1');
+      await submit(page, create);
+      assert.match(new URL(page.url()).pathname, /^\/console\/tenants\/provider\/assets\/[0-9a-f-]{36}$/);
+      assert.match(await page.locator('dl#asset').innerText(), /qemu 7\.2/);
+      // Health: set it down, see it on the page and in the chart of the list.
+      const health = page.locator('form#asset-health-form');
+      await health.locator('select[name="health"]').selectOption('down');
+      await health.locator('input[name="reason"]').fill('power supply failed');
+      await submit(page, health);
+      assert.match(await page.locator('h1').innerText(), /down/);
+      await page.goto(`${server.url}/console/tenants/provider/assets`);
+      const imp = page.locator('form#asset-import-form');
+      await imp.locator('textarea[name="csv"]').fill('name,kind,os_name,os_version\nfw-1,network-device,,\ndb-1,database,Debian,12\n');
+      await submit(page, imp);
+      const table = await page.locator('table#assets').innerText();
+      for (const n of ['hv-1', 'fw-1', 'db-1']) assert.ok(table.includes(n), `table#assets lacks ${n}:\n${table}`);
+      const chart = page.locator('svg.chart.health');
+      assert.equal(await chart.count(), 1, 'no health chart');
+      assert.match(await chart.innerHTML(), /<title>down: 1<\/title>/);
+      // A bad import is refused with the line, and nothing is written.
+      await imp.locator('textarea[name="csv"]').fill('name,kind\nok-1,vm\nbad-1,spaceship\n');
+      await submit(page, imp);
+      assert.match(await page.locator('p.error').innerText(), /line 3/);
+      assert.ok(!(await page.locator('table#assets').innerText()).includes('ok-1'), 'a refused import wrote a row');
+      const shot = join(shotDir, 'console-assets.png');
+      await page.goto(`${server.url}/console/tenants/provider/assets`);
+      await page.screenshot({ path: shot, fullPage: true });
+      console.log(`screenshot: ${shot}`);
+    }));
+
   it('raised no JavaScript errors', () => {
     assert.deepEqual(pageErrors, []);
   });

@@ -22,6 +22,8 @@ use crate::AppState;
 use crate::api::{TenantView, UserView, clear_session_cookie, session_cookie, user_view};
 use crate::extract::{Meta, SESSION_COOKIE, cookie, same_origin};
 
+mod assets;
+
 const CSRF_COOKIE: &str = "parapet_csrf";
 
 pub fn routes() -> Router<AppState> {
@@ -54,6 +56,27 @@ pub fn routes() -> Router<AppState> {
         .route("/console/audit", get(audit_page))
         .route("/console/audit/report", get(access_report_page))
         .route("/console/audit/{index}", get(audit_record_page))
+        .route("/console/assets", get(assets::own_assets))
+        .route(
+            "/console/tenants/{tenant}/assets",
+            get(assets::assets_page).post(assets::asset_create),
+        )
+        .route(
+            "/console/tenants/{tenant}/assets/import",
+            post(assets::asset_import).layer(axum::extract::DefaultBodyLimit::max(4 * 1024 * 1024)),
+        )
+        .route(
+            "/console/tenants/{tenant}/assets/{asset}",
+            get(assets::asset_page),
+        )
+        .route(
+            "/console/tenants/{tenant}/assets/{asset}/health",
+            post(assets::asset_health),
+        )
+        .route(
+            "/console/tenants/{tenant}/assets/{asset}/delete",
+            post(assets::asset_delete),
+        )
         .route("/console/static/parapet.css", get(css))
         .route("/console/static/verify.js", get(verify_js))
 }
@@ -118,6 +141,11 @@ pub const NAV: &[NavItem] = &[
         label: "Keys",
         href: None,
         clause: "8.2",
+    },
+    NavItem {
+        label: "Assets",
+        href: Some("/console/assets"),
+        clause: "8.3",
     },
     NavItem {
         label: "Monitoring",

@@ -74,6 +74,21 @@ fn opt(v: &str) -> Option<String> {
     (!v.is_empty()).then(|| v.to_string())
 }
 
+/// The 1-based line of byte `offset` of `data` (counting `\n`, so CRLF files number their lines
+/// the same way).
+fn line_at(data: &[u8], offset: u64) -> usize {
+    let mut end = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(data.len());
+    // After a CRLF the reader places the next record at the LF: step over line ends.
+    while matches!(data.get(end), Some(b'\r' | b'\n')) {
+        end += 1;
+    }
+    1 + data
+        .get(..end)
+        .map_or(0, |d| d.iter().filter(|b| **b == b'\n').count())
+}
+
 /// Parses a CSV import.
 pub fn parse_csv(data: &[u8]) -> Rows {
     let mut reader = csv::ReaderBuilder::new()
@@ -114,7 +129,7 @@ pub fn parse_csv(data: &[u8]) -> Rows {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
+                let line = e.position().map_or(0, |p| line_at(data, p.byte()));
                 errors.push(err(line, format!("malformed CSV: {e}")));
                 if errors.len() >= 100 {
                     break;
@@ -122,7 +137,7 @@ pub fn parse_csv(data: &[u8]) -> Rows {
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line() as usize);
+        let line = record.position().map_or(0, |p| line_at(data, p.byte()));
         if rows.len() >= MAX_ROWS {
             errors.push(err(
                 line,
@@ -307,5 +322,18 @@ web-1,vm,Ubuntu,22.04,\"nginx=1.24.0; openssl=3.0.13\",10.0.0.5;2001:db8::5,env=
         assert_eq!(e[0].line, 2);
         assert!(e[0].message.contains("name"), "{e:?}");
         assert!(parse_json(b"[{").is_err());
+    }
+}
+
+#[cfg(test)]
+mod crlf_tests {
+    use super::*;
+
+    #[test]
+    fn crlf_lines_are_counted_like_lf_lines() {
+        let rows =
+            parse_csv(b"name,kind\r\nok-1,vm\r\n\"two\r\nlines\",vm\r\nlast,vm\r\n").unwrap();
+        let lines: Vec<usize> = rows.iter().map(|r| r.0).collect();
+        assert_eq!(lines, vec![2, 3, 5]);
     }
 }
