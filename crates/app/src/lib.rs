@@ -17,6 +17,7 @@ use parapet_iam::IamService;
 use parapet_store::Store;
 use utoipa::OpenApi;
 
+pub mod account;
 pub mod api;
 pub mod auditlog;
 pub mod console;
@@ -119,6 +120,17 @@ pub fn router(state: AppState) -> Router {
             "/tenants/{tenant}/users/{username}/revoke-sessions",
             post(sessions::revoke_user_sessions),
         )
+        .route("/auth/password", post(account::change_password))
+        .route(
+            "/tenants/{tenant}/account-policy",
+            get(account::get_policy).put(account::set_policy),
+        )
+        .route("/tenants/{tenant}/accounts", get(account::list_accounts))
+        .route(
+            "/tenants/{tenant}/users/{username}/unlock",
+            post(account::unlock),
+        )
+        .route("/accounts/dormancy-sweep", post(account::dormancy_sweep))
         .route("/openapi.json", get(openapi_json))
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);

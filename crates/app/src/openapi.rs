@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::Problem;
-use crate::{api, auditlog, sessions};
+use crate::{account, api, auditlog, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,12 +19,15 @@ use crate::{api, auditlog, sessions};
         auditlog::access_report_endpoint,
         sessions::own_sessions, sessions::own_history, sessions::tenant_sessions,
         sessions::revoke_user_sessions, sessions::revoke_session,
+        account::get_policy, account::set_policy, account::list_accounts, account::unlock,
+        account::change_password, account::dormancy_sweep,
     ),
     components(schemas(Problem, api::TenantView, api::UserView, api::LoginRequest, api::LoginResponse,
         api::CreateTenant, api::CreateUser, api::CreateToken, api::TokenCreated, api::CredentialView,
         auditlog::CheckpointView, auditlog::InclusionProof, auditlog::ConsistencyProof,
         auditlog::ProvenEntry, sessions::SessionView, sessions::RevokeSessions,
-        sessions::Revoked)),
+        sessions::Revoked, account::PolicyView, account::AccountView, account::ChangePassword,
+        account::SweepView)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

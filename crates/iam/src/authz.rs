@@ -22,6 +22,14 @@ pub enum Action {
     AuditRead,
     /// Create an API token for oneself.
     TokenCreate,
+    /// Read a tenant's account policy.
+    PolicyRead,
+    /// Change a tenant's account policy.
+    PolicyWrite,
+    /// Unlock an account locked by failed log-ins.
+    AccountUnlock,
+    /// Run the dormant-account sweep over every tenant (provider only).
+    DormancySweep,
 }
 
 impl Action {
@@ -29,7 +37,7 @@ impl Action {
     pub fn writes(self) -> bool {
         !matches!(
             self,
-            Action::TenantRead | Action::UserList | Action::AuditRead
+            Action::TenantRead | Action::UserList | Action::AuditRead | Action::PolicyRead
         )
     }
 }
@@ -70,9 +78,10 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
         (_, TokenCreate) => true,
         (Role::SecurityAdmin, UserCreate(r)) => r.fits(target.kind),
         (Role::SecurityAdmin, TenantSetStatus) => target.kind == TenantKind::Customer,
+        (Role::SecurityAdmin, DormancySweep) => target.kind == TenantKind::Provider,
         (Role::SecurityAdmin, _) => true,
-        (Role::Operator, TenantRead | UserList) => true,
-        (Role::Auditor, TenantRead | UserList | AuditRead) => true,
+        (Role::Operator, TenantRead | UserList | PolicyRead) => true,
+        (Role::Auditor, TenantRead | UserList | AuditRead | PolicyRead) => true,
         (Role::KeyCustodian | Role::IncidentResponder | Role::ChangeApprover, TenantRead) => true,
         _ => false,
     }
@@ -82,9 +91,12 @@ fn customer_rule(role: Role, action: Action) -> bool {
     use Action::*;
     match (role, action) {
         (_, TokenCreate | TenantRead) => true,
-        (Role::TenantAdmin, UserList | UserDisable | AuditRead) => true,
+        (
+            Role::TenantAdmin,
+            UserList | UserDisable | AuditRead | PolicyRead | PolicyWrite | AccountUnlock,
+        ) => true,
         (Role::TenantAdmin, UserCreate(r)) => !r.is_provider_role(),
-        (Role::TenantAuditor, UserList | AuditRead) => true,
+        (Role::TenantAuditor, UserList | AuditRead | PolicyRead) => true,
         _ => false,
     }
 }
@@ -99,6 +111,10 @@ fn describe(a: Action) -> String {
         Action::UserDisable => "disable users".into(),
         Action::AuditRead => "read the audit trail".into(),
         Action::TokenCreate => "create API tokens".into(),
+        Action::PolicyRead => "read account policies".into(),
+        Action::PolicyWrite => "change account policies".into(),
+        Action::AccountUnlock => "unlock accounts".into(),
+        Action::DormancySweep => "run the dormant-account sweep".into(),
     }
 }
 
@@ -146,6 +162,10 @@ mod tests {
             Action::UserDisable,
             Action::AuditRead,
             Action::TokenCreate,
+            Action::PolicyRead,
+            Action::PolicyWrite,
+            Action::AccountUnlock,
+            Action::DormancySweep,
         ];
         v.extend(Role::ALL.into_iter().map(Action::UserCreate));
         v
@@ -199,6 +219,18 @@ mod tests {
                                 assert!(
                                     a != Action::TenantSetStatus
                                         || target.kind == TenantKind::Customer
+                                );
+                            }
+                            // Only provider security administrators sweep dormant accounts,
+                            // and only from the provider.
+                            if a == Action::DormancySweep && ok {
+                                assert_eq!(
+                                    (home.kind, role, target.kind),
+                                    (
+                                        TenantKind::Provider,
+                                        Role::SecurityAdmin,
+                                        TenantKind::Provider
+                                    )
                                 );
                             }
                             // Everyone may read its own tenant and make tokens for itself, given

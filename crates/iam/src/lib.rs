@@ -17,6 +17,7 @@ use parapet_types::{
 use serde_json::json;
 
 pub mod authz;
+pub mod policy;
 pub mod secret;
 mod sessions;
 
@@ -37,6 +38,12 @@ pub enum IamError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// Too many log-in attempts in a short time; retry after this many seconds.
+    #[error("too many log-in attempts; retry in {0} s")]
+    Throttled(i64),
+    /// The password was right but is older than the policy allows: it must be changed.
+    #[error("the password has expired and must be changed")]
+    PasswordExpired,
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -117,6 +124,9 @@ pub struct IamConfig {
     /// How long an authenticated credential may be served from memory (revocations take effect
     /// within this time on every replica), in milliseconds.
     pub auth_cache_ms: i64,
+    /// The provider's default account policy (tenants without their own use it; the per-address
+    /// throttle always comes from here).
+    pub account_policy: parapet_store::AccountPolicy,
 }
 
 impl Default for IamConfig {
@@ -128,6 +138,7 @@ impl Default for IamConfig {
             session_idle_secs: 30 * 60,
             max_token_ttl_secs: 365 * 24 * 3600,
             auth_cache_ms: 1000,
+            account_policy: policy::default_policy(),
         }
     }
 }
@@ -353,72 +364,23 @@ impl IamService {
         password: &str,
         meta: &RequestMeta,
     ) -> IamResult<IssuedCredential> {
-        let (tenant_name, username) = self.split_login(login);
-        let username_norm = username.to_ascii_lowercase();
-        let found = match self.store.find_login(tenant_name, &username_norm).await {
-            Ok(f) => Some(f),
-            Err(StoreError::NotFound) => None,
-            Err(e) => return Err(e.into()),
-        };
-        let (tenant, user) = match found {
-            Some((t, u)) => {
-                let ok = self.verify(&u.password_hash, password).await?;
-                let reason = if !ok {
-                    Some("wrong password")
-                } else if u.status != UserStatus::Active {
-                    Some("user disabled")
-                } else if t.status != TenantStatus::Active {
-                    Some("tenant suspended")
-                } else {
-                    None
-                };
-                if let Some(reason) = reason {
-                    let e = event(
-                        &self.env,
-                        Some(&t),
-                        Actor::Anonymous {
-                            claimed: Some(login.to_string()),
-                        },
-                        "auth.login",
-                        format!("user:{}/{}", t.name, u.username),
-                        meta,
-                        AuditOutcome::Failure,
-                        json!({"reason": reason}),
-                    );
-                    self.store.append_audit(&e).await?;
-                    return Err(IamError::Unauthenticated);
-                }
-                (t, u)
-            }
-            None => {
-                // Same work as for an existing user, so timing reveals nothing.
-                let _ = self.verify(&self.dummy_hash, password).await?;
-                // An attempt on an unknown user of an existing tenant belongs to that tenant's
-                // trail, so that its auditors see it (X.1642 8.1.1(5)).
-                let attacked = match self.store.provider_tenant().await? {
-                    Some(p) => self
-                        .store
-                        .get_tenant(TenantCtx::new(p.id), tenant_name)
-                        .await
-                        .ok(),
-                    None => None,
-                };
-                let e = event(
-                    &self.env,
-                    attacked.as_ref(),
-                    Actor::Anonymous {
-                        claimed: Some(login.to_string()),
-                    },
-                    "auth.login",
-                    format!("login:{}", login),
-                    meta,
-                    AuditOutcome::Failure,
-                    json!({"reason": "unknown user or tenant"}),
-                );
-                self.store.append_audit(&e).await?;
-                return Err(IamError::Unauthenticated);
-            }
-        };
+        let (tenant, user, policy) = self
+            .password_attempt(login, password, meta, "auth.login")
+            .await?;
+        if self.password_expired(&tenant, &user, &policy).await? {
+            let e = event(
+                &self.env,
+                Some(&tenant),
+                user_actor(&user),
+                "auth.login",
+                format!("user:{}/{}", tenant.name, user.username),
+                meta,
+                AuditOutcome::Failure,
+                json!({"reason": "password expired"}),
+            );
+            self.store.append_audit(&e).await?;
+            return Err(IamError::PasswordExpired);
+        }
         let secret = secret::new_secret(&self.env, secret::SESSION_PREFIX)?;
         let now = self.env.now();
         let cred = Credential {
@@ -739,7 +701,8 @@ impl IamService {
             )));
         }
         self.check(p, Action::UserCreate(role), &t, meta).await?;
-        secret::check_password_policy(username.as_str(), password)?;
+        let policy = self.effective_policy(&t).await?.policy;
+        policy::check_password(&policy, username.as_str(), password)?;
         let hash = self.hash(password).await?;
         let user = self.user_record(&t, username.as_str(), role, hash)?;
         let e = event(

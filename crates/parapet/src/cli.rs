@@ -2,6 +2,7 @@
 //! `audit`. Every command talks to a server through [`parapet_client`], prints a compact table or
 //! sentence (or JSON with `--json`), and fails with one line on standard error.
 
+mod account;
 mod audit;
 mod config;
 mod output;
@@ -94,6 +95,9 @@ pub enum ClientCommand {
     /// Log-in sessions: list and end them; your account history.
     #[command(subcommand)]
     Session(session::SessionCommand),
+    /// Account policies: lockout, throttling, password rules, dormancy (per tenant).
+    #[command(subcommand)]
+    Policy(account::PolicyCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -149,6 +153,15 @@ pub enum UserCommand {
     Disable(UserArgs),
     /// Enable a disabled user again.
     Enable(UserArgs),
+    /// List a tenant's accounts with their log-in state: failures, lockouts, password age.
+    Accounts(UserListArgs),
+    /// Unlock an account locked by failed log-ins.
+    Unlock(UserArgs),
+    /// Change your own password (needs the current one; works also when it has expired).
+    Password(account::PasswordArgs),
+    /// Disable dormant accounts (and delete expired ones) in every tenant now (provider
+    /// security administrators; the server also does it periodically).
+    SweepDormant(Plain),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -293,6 +306,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Token(TokenCommand::List(a)) => token_list(a).await,
         ClientCommand::Token(TokenCommand::Revoke(a)) => token_revoke(a).await,
         ClientCommand::Session(c) => session::run(c).await,
+        ClientCommand::Policy(c) => account::policy(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,
@@ -637,6 +651,10 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
 
 async fn user(cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
+        UserCommand::Accounts(a) => account::accounts(a).await,
+        UserCommand::Unlock(a) => account::unlock(a).await,
+        UserCommand::Password(a) => account::password(a).await,
+        UserCommand::SweepDormant(a) => account::sweep(a.common).await,
         UserCommand::List(a) => {
             let s = Session::open(&a.common)?;
             let users = s.client.all_users(&a.tenant).await.map_err(|e| s.fail(e))?;

@@ -87,6 +87,8 @@ struct FileConfig {
     max_connections: Option<u32>,
     audit_key: Option<PathBuf>,
     audit_witness: Option<Vec<String>>,
+    /// The provider's default account policy (every rule; see `parapet policy set --help`).
+    account_policy: Option<parapet_store::AccountPolicy>,
 }
 
 /// The effective settings.
@@ -159,6 +161,10 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
             bail!("session_idle_secs must be at least 60");
         }
         iam.session_idle_secs = s;
+    }
+    if let Some(p) = file.account_policy {
+        parapet_iam::policy::validate(&p).context("invalid account_policy")?;
+        iam.account_policy = p;
     }
     let default_cost = PasswordCost::default();
     iam.password_cost = PasswordCost {
@@ -318,8 +324,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         audit.clone(),
         env.clone(),
         s.witnesses.clone(),
-        stop_rx,
+        stop_rx.clone(),
     ));
+    let dormancy = tokio::spawn(sweep_dormant_accounts(iam.clone(), stop_rx.clone()));
     let state = AppState {
         audit,
         iam,
@@ -342,9 +349,33 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = stop_sequencer.send(true);
     let _ = sequencer.await;
     let _ = witnesses.await;
+    let _ = dormancy.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Disables dormant accounts (and deletes expired ones) shortly after start and then hourly,
+/// until `stop` turns true.
+async fn sweep_dormant_accounts(
+    iam: Arc<IamService>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut wait = std::time::Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        match iam.sweep_dormant().await {
+            Ok(r) if !(r.disabled.is_empty() && r.deleted.is_empty()) => {
+                tracing::info!(disabled = ?r.disabled, deleted = ?r.deleted, "dormant accounts");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "dormant-account sweep failed"),
+        }
+        wait = std::time::Duration::from_secs(3600);
+    }
 }
 
 /// Loads the audit log's signing key, or creates it (mode 0600) on first start, named after

@@ -13,6 +13,10 @@ const SQLITE: &[(i64, &str)] = &[
     ),
     (3, include_str!("../migrations/sqlite/0003_audit_log.sql")),
     (7, include_str!("../migrations/sqlite/0007_sessions.sql")),
+    (
+        10,
+        include_str!("../migrations/sqlite/0010_account_policy.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -25,6 +29,10 @@ const POSTGRES: &[(i64, &str)] = &[
     ),
     (3, include_str!("../migrations/postgres/0003_audit_log.sql")),
     (7, include_str!("../migrations/postgres/0007_sessions.sql")),
+    (
+        10,
+        include_str!("../migrations/postgres/0010_account_policy.sql"),
+    ),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \

@@ -13,8 +13,10 @@ use parapet_types::{
 };
 use serde::{Deserialize, Serialize};
 
+pub mod account;
 pub mod audit;
 pub mod session;
+pub use account::{AccountPolicy, AccountRow, AccountState, AccountStore, Attempt, Factor, Lock};
 pub use audit::{
     AuditEvent, AuditFilter, AuditLogStore, AuditOutcome, AuditRecord, Integration, LogHead,
     StoredCheckpoint, StoredTile,
@@ -278,8 +280,11 @@ pub trait Health: Send + Sync {
 }
 
 /// Everything the application needs from storage.
-pub trait Store: IamStore + AuditStore + AuditLogStore + SessionStore + Health {}
-impl<T: IamStore + AuditStore + AuditLogStore + SessionStore + Health> Store for T {}
+pub trait Store:
+    IamStore + AuditStore + AuditLogStore + SessionStore + AccountStore + Health
+{
+}
+impl<T: IamStore + AuditStore + AuditLogStore + SessionStore + AccountStore + Health> Store for T {}
 
 /// Helper to build the actor of a user.
 pub fn user_actor(user: &User) -> Actor {
