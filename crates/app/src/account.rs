@@ -63,7 +63,7 @@ pub async fn get_policy(
 /// their current values): `lockout_threshold`, `lockout_base_secs`, `lockout_multiplier`,
 /// `permanent_after`, `throttle_per_account`, `throttle_per_address`, `password_min_length`,
 /// `password_min_classes`, `password_history`, `password_max_age_days`, `password_deny_common`,
-/// `dormant_days`, `dormant_delete_days`, `mfa_lockout_threshold`.
+/// `dormant_days`, `dormant_delete_days`, `mfa_lockout_threshold`, `mfa_required`.
 #[utoipa::path(put, path = "/api/v1/tenants/{tenant}/account-policy", tag = "accounts",
     params(("tenant" = String, Path)), request_body = Object,
     responses((status = 200, body = PolicyView), (status = 403, body = Problem),
@@ -346,6 +346,7 @@ struct AccountsPage {
     source: &'static str,
     fields: Vec<FieldRow>,
     deny_common: bool,
+    mfa_required: bool,
     can_edit: bool,
     can_unlock: bool,
     accounts: Vec<AccountView>,
@@ -387,6 +388,7 @@ async fn accounts_view(
         },
         fields: fields(&eff.policy),
         deny_common: eff.policy.password_deny_common,
+        mfa_required: eff.policy.mfa_required,
         can_edit: can(parapet_iam::Action::PolicyWrite),
         can_unlock: can(parapet_iam::Action::AccountUnlock),
         accounts: rows.iter().map(|r| account_view(&t, r, now)).collect(),
@@ -429,10 +431,9 @@ async fn policy_submit(
             }
         }
     }
-    changes.insert(
-        "password_deny_common".into(),
-        f.contains_key("password_deny_common").into(),
-    );
+    for flag in ["password_deny_common", "mfa_required"] {
+        changes.insert(flag.into(), f.contains_key(flag).into());
+    }
     if !bad.is_empty() {
         return accounts_view(
             &st,

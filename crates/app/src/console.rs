@@ -52,6 +52,7 @@ pub fn routes() -> Router<AppState> {
             post(user_sessions_end),
         )
         .merge(crate::account::console_routes())
+        .merge(crate::mfa::console_routes())
         .route("/console/audit", get(audit_page))
         .route("/console/audit/report", get(access_report_page))
         .route("/console/audit/{index}", get(audit_record_page))
@@ -367,6 +368,9 @@ struct LoginForm {
     password: String,
     #[serde(default)]
     csrf: String,
+    /// A second-factor code, for accounts that have one.
+    #[serde(default)]
+    otp: String,
 }
 
 async fn login_submit(
@@ -396,7 +400,12 @@ async fn login_submit(
     if f.username.len() > 200 || f.password.len() > 4096 {
         return page(StatusCode::UNAUTHORIZED, "Wrong user name or password.");
     }
-    match st.iam.login(f.username.trim(), &f.password, &meta).await {
+    let otp = Some(f.otp.trim()).filter(|o| !o.is_empty());
+    match st
+        .iam
+        .login_with_otp(f.username.trim(), &f.password, otp, &meta)
+        .await
+    {
         Ok(issued) => {
             let max_age = (issued.expires_at.0 - st.iam.env().now().0) / 1000;
             let mut res = Redirect::to("/console").into_response();
@@ -418,6 +427,10 @@ async fn login_submit(
         Err(IamError::Throttled(secs)) => page(
             StatusCode::TOO_MANY_REQUESTS,
             &format!("Too many log-in attempts; try again in {secs} seconds."),
+        ),
+        Err(IamError::MfaRequired) => page(
+            StatusCode::UNAUTHORIZED,
+            "Enter the code of your authenticator app (or a recovery code) with your password.",
         ),
         Err(IamError::PasswordExpired) => page(
             StatusCode::FORBIDDEN,

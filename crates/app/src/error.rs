@@ -76,6 +76,12 @@ impl From<IamError> for ApiError {
                 "throttled",
                 format!("too many log-in attempts in a short time; retry in {secs} s"),
             ),
+            IamError::MfaRequired => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "mfa-required",
+                "a second factor is required: send `otp` with a code from the authenticator (or \
+                 a recovery code)",
+            ),
             IamError::PasswordExpired => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "password-expired",

@@ -23,6 +23,7 @@ pub mod auditlog;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod mfa;
 mod openapi;
 pub mod sessions;
 pub mod witness;
@@ -131,6 +132,14 @@ pub fn router(state: AppState) -> Router {
             post(account::unlock),
         )
         .route("/accounts/dormancy-sweep", post(account::dormancy_sweep))
+        .route("/me/mfa", get(mfa::status))
+        .route("/me/mfa/totp", post(mfa::begin))
+        .route("/me/mfa/totp/confirm", post(mfa::confirm))
+        .route("/me/mfa/totp/remove", post(mfa::remove))
+        .route(
+            "/tenants/{tenant}/users/{username}/mfa/reset",
+            post(mfa::reset),
+        )
         .route("/openapi.json", get(openapi_json))
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::Problem;
-use crate::{account, api, auditlog, sessions};
+use crate::{account, api, auditlog, mfa, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,13 +21,15 @@ use crate::{account, api, auditlog, sessions};
         sessions::revoke_user_sessions, sessions::revoke_session,
         account::get_policy, account::set_policy, account::list_accounts, account::unlock,
         account::change_password, account::dormancy_sweep,
+        mfa::status, mfa::begin, mfa::confirm, mfa::remove, mfa::reset,
     ),
     components(schemas(Problem, api::TenantView, api::UserView, api::LoginRequest, api::LoginResponse,
         api::CreateTenant, api::CreateUser, api::CreateToken, api::TokenCreated, api::CredentialView,
         auditlog::CheckpointView, auditlog::InclusionProof, auditlog::ConsistencyProof,
         auditlog::ProvenEntry, sessions::SessionView, sessions::RevokeSessions,
         sessions::Revoked, account::PolicyView, account::AccountView, account::ChangePassword,
-        account::SweepView)),
+        account::SweepView, mfa::MfaView, mfa::TotpEnrolmentView, mfa::ConfirmTotp,
+        mfa::RecoveryCodes, mfa::RemoveTotp)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

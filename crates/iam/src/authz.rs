@@ -48,6 +48,17 @@ pub struct Denied(pub String);
 
 /// Decides whether `p` may perform `action` on data of tenant `target`.
 pub fn authorize(p: &Principal, action: Action, target: &Tenant) -> Result<(), Denied> {
+    // Step-up: a session opened without the second factor its tenant requires may only enrol one
+    // (the self-service factor endpoints do not ask for authorization).
+    if p.kind == parapet_store::CredentialKind::Session
+        && p.scopes.iter().any(|s| s == crate::mfa::ENROL_ONLY_SCOPE)
+    {
+        return Err(Denied(
+            "this account must log in with a second factor: enrol one ('parapet mfa enrol') and \
+             log in again"
+                .into(),
+        ));
+    }
     if action.writes() && !p.has_scope("write") {
         return Err(Denied("this token lacks the 'write' scope".into()));
     }

@@ -17,6 +17,7 @@ use parapet_types::{
 use serde_json::json;
 
 pub mod authz;
+pub mod mfa;
 pub mod policy;
 pub mod secret;
 mod sessions;
@@ -41,6 +42,9 @@ pub enum IamError {
     /// Too many log-in attempts in a short time; retry after this many seconds.
     #[error("too many log-in attempts; retry in {0} s")]
     Throttled(i64),
+    /// The password was right and the account has a second factor: send a code.
+    #[error("a second factor is required")]
+    MfaRequired,
     /// The password was right but is older than the policy allows: it must be changed.
     #[error("the password has expired and must be changed")]
     PasswordExpired,
@@ -127,6 +131,9 @@ pub struct IamConfig {
     /// The provider's default account policy (tenants without their own use it; the per-address
     /// throttle always comes from here).
     pub account_policy: parapet_store::AccountPolicy,
+    /// The key that seals second-factor secrets at rest (AES-256-GCM). Every replica needs the
+    /// same; `None` makes a random one, good for one process only (tests).
+    pub secrets_key: Option<[u8; 32]>,
 }
 
 impl Default for IamConfig {
@@ -139,6 +146,7 @@ impl Default for IamConfig {
             max_token_ttl_secs: 365 * 24 * 3600,
             auth_cache_ms: 1000,
             account_policy: policy::default_policy(),
+            secrets_key: None,
         }
     }
 }
@@ -166,6 +174,8 @@ pub struct IamService {
     /// Tenants resolved by (viewer, id or name), kept as long as authentications: ids and names
     /// never change, and a status change clears the entry on this replica.
     tenant_cache: RwLock<HashMap<(parapet_types::TenantId, String), (Tenant, Timestamp)>>,
+    /// Seals second-factor secrets (see [`IamConfig::secrets_key`]).
+    secrets_key: [u8; 32],
 }
 
 impl std::fmt::Debug for IamService {
@@ -220,7 +230,14 @@ impl IamService {
     pub fn new(store: Arc<dyn Store>, env: Env, config: IamConfig) -> IamResult<Self> {
         let random = secret::generate_password(&env)?;
         let dummy_hash = secret::hash_password(&env, config.password_cost, &random)?;
+        let secrets_key = match config.secrets_key {
+            Some(k) => k,
+            None => env
+                .random()
+                .map_err(|e| IamError::Internal(e.to_string()))?,
+        };
         Ok(IamService {
+            secrets_key,
             store,
             env,
             config,
@@ -364,6 +381,19 @@ impl IamService {
         password: &str,
         meta: &RequestMeta,
     ) -> IamResult<IssuedCredential> {
+        self.login_with_otp(login, password, None, meta).await
+    }
+
+    /// Log-in with a password and, for an account with a second factor, a TOTP or recovery
+    /// code (`MfaRequired` without one, after a correct password). An account of a tenant whose
+    /// policy requires a second factor but that has none gets a session that may only enrol one.
+    pub async fn login_with_otp(
+        &self,
+        login: &str,
+        password: &str,
+        otp: Option<&str>,
+        meta: &RequestMeta,
+    ) -> IamResult<IssuedCredential> {
         let (tenant, user, policy) = self
             .password_attempt(login, password, meta, "auth.login")
             .await?;
@@ -381,6 +411,33 @@ impl IamService {
             self.store.append_audit(&e).await?;
             return Err(IamError::PasswordExpired);
         }
+        let mut scopes = vec![];
+        let method = if self.has_totp(&tenant, &user).await? {
+            let Some(code) = otp.filter(|c| !c.trim().is_empty()) else {
+                return Err(IamError::MfaRequired);
+            };
+            match self
+                .second_factor(&tenant, &user, &policy, code, meta)
+                .await?
+            {
+                "totp" => "password+totp",
+                _ => "password+recovery-code",
+            }
+        } else {
+            if policy.mfa_required {
+                scopes.push(mfa::ENROL_ONLY_SCOPE.to_string());
+            }
+            // The last factor passed: temporary lockouts start counting again.
+            self.store
+                .clear_failures(
+                    TenantCtx::new(tenant.id),
+                    user.id,
+                    parapet_store::Factor::Password,
+                    true,
+                )
+                .await?;
+            "password"
+        };
         let secret = secret::new_secret(&self.env, secret::SESSION_PREFIX)?;
         let now = self.env.now();
         let cred = Credential {
@@ -390,7 +447,7 @@ impl IamService {
             kind: CredentialKind::Session,
             name: meta.user_agent.clone().unwrap_or_else(|| "session".into()),
             secret_hash: secret::secret_hash(&secret).to_vec(),
-            scopes: vec![],
+            scopes: scopes.clone(),
             created_at: now,
             expires_at: now.plus_secs(self.config.session_ttl_secs),
             revoked_at: None,
@@ -403,7 +460,7 @@ impl IamService {
             format!("user:{}/{}", tenant.name, user.username),
             meta,
             AuditOutcome::Success,
-            json!({"session": cred.id, "method": "password"}),
+            json!({"session": cred.id, "method": method, "enrol_only": !scopes.is_empty()}),
         );
         self.store
             .create_session(TenantCtx::new(tenant.id), &cred, &e)
@@ -427,7 +484,7 @@ impl IamService {
                 user,
                 credential: cred.id,
                 kind: CredentialKind::Session,
-                scopes: vec![],
+                scopes,
             },
         })
     }

@@ -35,6 +35,7 @@ pub fn default_policy() -> AccountPolicy {
         dormant_days: 90,
         dormant_delete_days: 0,
         mfa_lockout_threshold: 5,
+        mfa_required: false,
     }
 }
 
@@ -429,7 +430,7 @@ impl IamService {
             return Err(IamError::Unauthenticated);
         }
         self.store
-            .clear_failures(ctx, u.id, Factor::Password, true)
+            .clear_failures(ctx, u.id, Factor::Password, false)
             .await?;
         let reason = if u.status != UserStatus::Active {
             Some("user disabled")

@@ -5,6 +5,7 @@
 mod account;
 mod audit;
 mod config;
+mod mfa;
 mod output;
 mod session;
 
@@ -98,6 +99,9 @@ pub enum ClientCommand {
     /// Account policies: lockout, throttling, password rules, dormancy (per tenant).
     #[command(subcommand)]
     Policy(account::PolicyCommand),
+    /// Second factors: enrol an authenticator app (TOTP), confirm, remove; reset a user's.
+    #[command(subcommand)]
+    Mfa(mfa::MfaCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -111,6 +115,9 @@ pub struct LoginArgs {
     /// Read the password from the first line of standard input instead of prompting.
     #[arg(long)]
     pub password_stdin: bool,
+    /// The code of your authenticator app (or a recovery code), if your account has one.
+    #[arg(long, value_name = "CODE")]
+    pub otp: Option<String>,
     /// Print the result as JSON (without the token).
     #[arg(long)]
     pub json: bool,
@@ -307,6 +314,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Token(TokenCommand::Revoke(a)) => token_revoke(a).await,
         ClientCommand::Session(c) => session::run(c).await,
         ClientCommand::Policy(c) => account::policy(c).await,
+        ClientCommand::Mfa(c) => mfa::run(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,
@@ -474,16 +482,17 @@ async fn login(a: LoginArgs) -> anyhow::Result<()> {
     let path = config::credentials_path()?;
     let client = Client::new(&a.server)?;
     let password = read_password(a.password_stdin, "Password: ", false)?;
-    let resp = client
-        .login(&a.username, &password)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot log in to {} as {}",
-                client.base_url(),
-                output::clean(&a.username)
-            )
-        })?;
+    let resp = match &a.otp {
+        Some(otp) => client.login_with_otp(&a.username, &password, otp).await,
+        None => client.login(&a.username, &password).await,
+    }
+    .with_context(|| {
+        format!(
+            "cannot log in to {} as {}",
+            client.base_url(),
+            output::clean(&a.username)
+        )
+    })?;
     drop(password);
     let creds = Credentials {
         server: client.base_url().to_string(),

@@ -527,6 +527,8 @@ impl AccountStore for SqlStore {
                 "DELETE FROM credentials WHERE tenant_id = $1 AND user_id = $2",
                 "DELETE FROM password_history WHERE tenant_id = $1 AND user_id = $2",
                 "DELETE FROM account_state WHERE tenant_id = $1 AND user_id = $2",
+                "DELETE FROM mfa_recovery_codes WHERE tenant_id = $1 AND user_id = $2",
+                "DELETE FROM mfa_totp WHERE tenant_id = $1 AND user_id = $2",
             ] {
                 sqlx::query(sql)
                     .bind(&t)

@@ -18,6 +18,7 @@ use sqlx::sqlite::{
 mod account;
 mod audit;
 mod iam;
+mod mfa;
 mod migrate;
 mod rows;
 mod session;

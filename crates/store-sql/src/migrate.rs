@@ -17,6 +17,7 @@ const SQLITE: &[(i64, &str)] = &[
         10,
         include_str!("../migrations/sqlite/0010_account_policy.sql"),
     ),
+    (11, include_str!("../migrations/sqlite/0011_mfa.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -33,6 +34,7 @@ const POSTGRES: &[(i64, &str)] = &[
         10,
         include_str!("../migrations/postgres/0010_account_policy.sql"),
     ),
+    (11, include_str!("../migrations/postgres/0011_mfa.sql")),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \

@@ -38,6 +38,10 @@ pub struct AccountPolicy {
     pub dormant_delete_days: u32,
     /// Consecutive wrong second-factor codes that lock an account (counted apart from passwords).
     pub mfa_lockout_threshold: u32,
+    /// Every user of the tenant must log in with a second factor; a session opened without one
+    /// may only enrol one (step-up).
+    #[serde(default)]
+    pub mfa_required: bool,
 }
 
 /// The log-in state of an account.

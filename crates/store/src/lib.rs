@@ -15,12 +15,14 @@ use serde::{Deserialize, Serialize};
 
 pub mod account;
 pub mod audit;
+pub mod mfa;
 pub mod session;
 pub use account::{AccountPolicy, AccountRow, AccountState, AccountStore, Attempt, Factor, Lock};
 pub use audit::{
     AuditEvent, AuditFilter, AuditLogStore, AuditOutcome, AuditRecord, Integration, LogHead,
     StoredCheckpoint, StoredTile,
 };
+pub use mfa::{MfaStore, TotpRecord};
 pub use session::{SessionInfo, SessionStore};
 
 /// What a storage call can fail with.
@@ -281,10 +283,13 @@ pub trait Health: Send + Sync {
 
 /// Everything the application needs from storage.
 pub trait Store:
-    IamStore + AuditStore + AuditLogStore + SessionStore + AccountStore + Health
+    IamStore + AuditStore + AuditLogStore + SessionStore + AccountStore + MfaStore + Health
 {
 }
-impl<T: IamStore + AuditStore + AuditLogStore + SessionStore + AccountStore + Health> Store for T {}
+impl<T: IamStore + AuditStore + AuditLogStore + SessionStore + AccountStore + MfaStore + Health>
+    Store for T
+{
+}
 
 /// Helper to build the actor of a user.
 pub fn user_actor(user: &User) -> Actor {

@@ -71,6 +71,9 @@ pub struct PolicySetArgs {
     /// Consecutive wrong second-factor codes that lock an account.
     #[arg(long, value_name = "N")]
     pub mfa_lockout_threshold: Option<u32>,
+    /// Every user must log in with a second factor (those without one may only enrol one).
+    #[arg(long, value_name = "BOOL")]
+    pub mfa_required: Option<bool>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -133,6 +136,9 @@ pub async fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
             }
             if let Some(b) = a.password_deny_common {
                 changes.insert("password_deny_common".into(), b.into());
+            }
+            if let Some(b) = a.mfa_required {
+                changes.insert("mfa_required".into(), b.into());
             }
             if changes.is_empty() {
                 bail!("nothing to change: give at least one rule, e.g. --lockout-threshold 5");
