@@ -117,6 +117,9 @@ pub struct LoginRequest {
     /// `admin` (provider staff) or `alice@acme` (a tenant's user).
     pub username: String,
     pub password: String,
+    /// A TOTP code (or a recovery code), for accounts with a second factor.
+    #[serde(default)]
+    pub otp: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -154,7 +157,11 @@ pub async fn login(
             "wrong user name or password, or the account is disabled",
         ));
     }
-    let issued = match st.iam.login(&req.username, &req.password, &meta).await {
+    let issued = match st
+        .iam
+        .login_with_otp(&req.username, &req.password, req.otp.as_deref(), &meta)
+        .await
+    {
         Ok(i) => i,
         Err(parapet_iam::IamError::Unauthenticated) => {
             return Err(ApiError::new(

@@ -53,6 +53,8 @@ pub fn routes() -> Router<AppState> {
             "/console/tenants/{tenant}/users/{username}/revoke-sessions",
             post(user_sessions_end),
         )
+        .merge(crate::account::console_routes())
+        .merge(crate::mfa::console_routes())
         .route("/console/audit", get(audit_page))
         .route("/console/audit/report", get(access_report_page))
         .route("/console/audit/{index}", get(audit_record_page))
@@ -211,7 +213,7 @@ pub struct ConsoleUser {
 }
 
 impl ConsoleUser {
-    fn chrome(&self, active: &'static str) -> Chrome {
+    pub(crate) fn chrome(&self, active: &'static str) -> Chrome {
         Chrome {
             me: self.p.login_name(),
             role: self.p.user.role.to_string(),
@@ -268,7 +270,7 @@ fn csrf_token(st: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue
 }
 
 /// Whether a form POST carries the browser's CSRF token and comes from our own origin.
-fn csrf_ok(headers: &HeaderMap, field: &str) -> bool {
+pub(crate) fn csrf_ok(headers: &HeaderMap, field: &str) -> bool {
     let Some(c) = cookie(headers, CSRF_COOKIE) else {
         return false;
     };
@@ -279,7 +281,7 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn forbidden_form() -> Response {
+pub(crate) fn forbidden_form() -> Response {
     html_page(
         StatusCode::FORBIDDEN,
         "<!doctype html><title>Form expired</title><p>This form has expired or did not come \
@@ -302,7 +304,11 @@ fn html_page(status: StatusCode, body: String, set_cookie: Option<HeaderValue>) 
     res
 }
 
-fn render<T: Template>(status: StatusCode, t: &T, set_cookie: Option<HeaderValue>) -> Response {
+pub(crate) fn render<T: Template>(
+    status: StatusCode,
+    t: &T,
+    set_cookie: Option<HeaderValue>,
+) -> Response {
     match t.render() {
         Ok(body) => html_page(status, body, set_cookie),
         Err(e) => {
@@ -316,7 +322,7 @@ fn render<T: Template>(status: StatusCode, t: &T, set_cookie: Option<HeaderValue
     }
 }
 
-fn failure(e: IamError) -> Response {
+pub(crate) fn failure(e: IamError) -> Response {
     let (status, msg) = match &e {
         IamError::Unavailable(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -353,7 +359,7 @@ fn escape(s: &str) -> String {
 }
 
 /// Status and message of a failed form action, shown on the re-rendered page.
-fn form_error(e: &IamError) -> Option<(StatusCode, String)> {
+pub(crate) fn form_error(e: &IamError) -> Option<(StatusCode, String)> {
     match e {
         IamError::Invalid(m) => Some((StatusCode::UNPROCESSABLE_ENTITY, m.clone())),
         IamError::Conflict(m) => Some((StatusCode::CONFLICT, m.clone())),
@@ -390,6 +396,9 @@ struct LoginForm {
     password: String,
     #[serde(default)]
     csrf: String,
+    /// A second-factor code, for accounts that have one.
+    #[serde(default)]
+    otp: String,
 }
 
 async fn login_submit(
@@ -419,7 +428,12 @@ async fn login_submit(
     if f.username.len() > 200 || f.password.len() > 4096 {
         return page(StatusCode::UNAUTHORIZED, "Wrong user name or password.");
     }
-    match st.iam.login(f.username.trim(), &f.password, &meta).await {
+    let otp = Some(f.otp.trim()).filter(|o| !o.is_empty());
+    match st
+        .iam
+        .login_with_otp(f.username.trim(), &f.password, otp, &meta)
+        .await
+    {
         Ok(issued) => {
             let max_age = (issued.expires_at.0 - st.iam.env().now().0) / 1000;
             let mut res = Redirect::to("/console").into_response();
@@ -438,17 +452,30 @@ async fn login_submit(
             StatusCode::SERVICE_UNAVAILABLE,
             "The database is unavailable; try again later.",
         ),
+        Err(IamError::Throttled(secs)) => page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many log-in attempts; try again in {secs} seconds."),
+        ),
+        Err(IamError::MfaRequired) => page(
+            StatusCode::UNAUTHORIZED,
+            "Enter the code of your authenticator app (or a recovery code) with your password.",
+        ),
+        Err(IamError::PasswordExpired) => page(
+            StatusCode::FORBIDDEN,
+            "Your password has expired: change it with `parapet user password` (or POST \
+             /api/v1/auth/password), then log in again.",
+        ),
         Err(e) => failure(e),
     }
 }
 
 #[derive(Debug, Deserialize)]
-struct CsrfOnly {
+pub(crate) struct CsrfOnly {
     #[serde(default)]
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
-fn see_other(to: &str) -> Response {
+pub(crate) fn see_other(to: &str) -> Response {
     let mut res = Redirect::to(to).into_response();
     *res.status_mut() = StatusCode::SEE_OTHER;
     res

@@ -71,6 +71,23 @@ impl From<IamError> for ApiError {
             IamError::NotFound(m) => ApiError::not_found(m),
             IamError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             IamError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
+            IamError::Throttled(secs) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                format!("too many log-in attempts in a short time; retry in {secs} s"),
+            ),
+            IamError::MfaRequired => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "mfa-required",
+                "a second factor is required: send `otp` with a code from the authenticator (or \
+                 a recovery code)",
+            ),
+            IamError::PasswordExpired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "password-expired",
+                "the password has expired: change it (POST /api/v1/auth/password or \
+                 `parapet user password`) and log in again",
+            ),
             IamError::Unavailable(m) => {
                 tracing::warn!(error = %m, "database unavailable");
                 ApiError::unavailable("the database is unavailable; try again later")
@@ -95,6 +112,15 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.status == StatusCode::TOO_MANY_REQUESTS
+            && let Some(secs) = self
+                .detail
+                .rsplit_once("retry in ")
+                .and_then(|(_, r)| r.trim_end_matches(" s").parse::<u32>().ok())
+        {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -17,12 +17,14 @@ use parapet_iam::IamService;
 use parapet_store::Store;
 use utoipa::OpenApi;
 
+pub mod account;
 pub mod api;
 pub mod assets;
 pub mod auditlog;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod mfa;
 mod openapi;
 pub mod sessions;
 pub mod witness;
@@ -143,6 +145,25 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/tenants/{tenant}/assets/{asset}/related",
             get(assets::related),
+        )
+        .route("/auth/password", post(account::change_password))
+        .route(
+            "/tenants/{tenant}/account-policy",
+            get(account::get_policy).put(account::set_policy),
+        )
+        .route("/tenants/{tenant}/accounts", get(account::list_accounts))
+        .route(
+            "/tenants/{tenant}/users/{username}/unlock",
+            post(account::unlock),
+        )
+        .route("/accounts/dormancy-sweep", post(account::dormancy_sweep))
+        .route("/me/mfa", get(mfa::status))
+        .route("/me/mfa/totp", post(mfa::begin))
+        .route("/me/mfa/totp/confirm", post(mfa::confirm))
+        .route("/me/mfa/totp/remove", post(mfa::remove))
+        .route(
+            "/tenants/{tenant}/users/{username}/mfa/reset",
+            post(mfa::reset),
         )
         .route("/openapi.json", get(openapi_json))
         .fallback(api_not_found)

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::Problem;
-use crate::{api, assets, auditlog, sessions};
+use crate::{account, api, assets, auditlog, mfa, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,9 @@ use crate::{api, assets, auditlog, sessions};
         sessions::revoke_user_sessions, sessions::revoke_session,
         assets::list_assets, assets::create_asset, assets::get_asset, assets::update_asset,
         assets::delete_asset, assets::set_health, assets::summary, assets::import, assets::related,
+        account::get_policy, account::set_policy, account::list_accounts, account::unlock,
+        account::change_password, account::dormancy_sweep,
+        mfa::status, mfa::begin, mfa::confirm, mfa::remove, mfa::reset,
     ),
     components(schemas(Problem, api::TenantView, api::UserView, api::LoginRequest, api::LoginResponse,
         api::CreateTenant, api::CreateUser, api::CreateToken, api::TokenCreated, api::CredentialView,
@@ -28,7 +31,9 @@ use crate::{api, assets, auditlog, sessions};
         auditlog::ProvenEntry, sessions::SessionView, sessions::RevokeSessions,
         sessions::Revoked, assets::AssetView, assets::AssetInput, assets::SoftwareView,
         assets::HealthInput, assets::HealthSummary, assets::RelatedView,
-        assets::SoftwareMatchView, assets::TenantCount)),
+        assets::SoftwareMatchView, assets::TenantCount, account::PolicyView, account::AccountView, account::ChangePassword,
+        account::SweepView, mfa::MfaView, mfa::TotpEnrolmentView, mfa::ConfirmTotp,
+        mfa::RecoveryCodes, mfa::RemoveTotp)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

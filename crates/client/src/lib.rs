@@ -20,6 +20,11 @@ pub use assets::{
     TenantCount,
 };
 
+mod account;
+mod mfa;
+pub use account::{AccountInfo, AccountPolicyView, SweepResult};
+pub use mfa::{MfaStatus, TotpEnrolment};
+
 /// How long one request may take, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -29,6 +29,14 @@ pub enum Action {
     /// Search every tenant's inventory for the software an asset runs (X.1642 8.3): provider
     /// staff only, on the provider tenant.
     AssetCorrelate,
+    /// Read a tenant's account policy.
+    PolicyRead,
+    /// Change a tenant's account policy.
+    PolicyWrite,
+    /// Unlock an account locked by failed log-ins.
+    AccountUnlock,
+    /// Run the dormant-account sweep over every tenant (provider only).
+    DormancySweep,
 }
 
 impl Action {
@@ -39,6 +47,7 @@ impl Action {
             Action::TenantRead
                 | Action::UserList
                 | Action::AuditRead
+                | Action::PolicyRead
                 | Action::AssetRead
                 | Action::AssetCorrelate
         )
@@ -51,6 +60,17 @@ pub struct Denied(pub String);
 
 /// Decides whether `p` may perform `action` on data of tenant `target`.
 pub fn authorize(p: &Principal, action: Action, target: &Tenant) -> Result<(), Denied> {
+    // Step-up: a session opened without the second factor its tenant requires may only enrol one
+    // (the self-service factor endpoints do not ask for authorization).
+    if p.kind == parapet_store::CredentialKind::Session
+        && p.scopes.iter().any(|s| s == crate::mfa::ENROL_ONLY_SCOPE)
+    {
+        return Err(Denied(
+            "this account must log in with a second factor: enrol one ('parapet mfa enrol') and \
+             log in again"
+                .into(),
+        ));
+    }
     if action.writes() && !p.has_scope("write") {
         return Err(Denied("this token lacks the 'write' scope".into()));
     }
@@ -88,9 +108,10 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
                     Role::SecurityAdmin | Role::Operator | Role::IncidentResponder
                 )
         }
+        (Role::SecurityAdmin, DormancySweep) => target.kind == TenantKind::Provider,
         (Role::SecurityAdmin, _) => true,
-        (Role::Operator, TenantRead | UserList | AssetRead | AssetWrite) => true,
-        (Role::Auditor, TenantRead | UserList | AuditRead | AssetRead) => true,
+        (Role::Operator, TenantRead | UserList | PolicyRead | AssetRead | AssetWrite) => true,
+        (Role::Auditor, TenantRead | UserList | AuditRead | PolicyRead | AssetRead) => true,
         (Role::IncidentResponder | Role::ChangeApprover, TenantRead | AssetRead) => true,
         (Role::KeyCustodian, TenantRead) => true,
         _ => false,
@@ -102,9 +123,13 @@ fn customer_rule(role: Role, action: Action) -> bool {
     match (role, action) {
         (_, TokenCreate | TenantRead) => true,
         (_, AssetCorrelate) => false,
-        (Role::TenantAdmin, UserList | UserDisable | AuditRead | AssetRead | AssetWrite) => true,
+        (
+            Role::TenantAdmin,
+            UserList | UserDisable | AuditRead | PolicyRead | PolicyWrite | AccountUnlock
+            | AssetRead | AssetWrite,
+        ) => true,
         (Role::TenantAdmin, UserCreate(r)) => !r.is_provider_role(),
-        (Role::TenantAuditor, UserList | AuditRead | AssetRead) => true,
+        (Role::TenantAuditor, UserList | AuditRead | PolicyRead | AssetRead) => true,
         (Role::TenantMember, AssetRead) => true,
         _ => false,
     }
@@ -123,6 +148,10 @@ fn describe(a: Action) -> String {
         Action::AssetRead => "read the asset inventory".into(),
         Action::AssetWrite => "change the asset inventory".into(),
         Action::AssetCorrelate => "correlate assets across tenants".into(),
+        Action::PolicyRead => "read account policies".into(),
+        Action::PolicyWrite => "change account policies".into(),
+        Action::AccountUnlock => "unlock accounts".into(),
+        Action::DormancySweep => "run the dormant-account sweep".into(),
     }
 }
 
@@ -173,6 +202,10 @@ mod tests {
             Action::AssetRead,
             Action::AssetWrite,
             Action::AssetCorrelate,
+            Action::PolicyRead,
+            Action::PolicyWrite,
+            Action::AccountUnlock,
+            Action::DormancySweep,
         ];
         v.extend(Role::ALL.into_iter().map(Action::UserCreate));
         v
@@ -233,6 +266,18 @@ mod tests {
                             if a == Action::AssetCorrelate && ok {
                                 assert_eq!(home.kind, TenantKind::Provider);
                                 assert_eq!(target.kind, TenantKind::Provider);
+                            }
+                            // Only provider security administrators sweep dormant accounts,
+                            // and only from the provider.
+                            if a == Action::DormancySweep && ok {
+                                assert_eq!(
+                                    (home.kind, role, target.kind),
+                                    (
+                                        TenantKind::Provider,
+                                        Role::SecurityAdmin,
+                                        TenantKind::Provider
+                                    )
+                                );
                             }
                             // Everyone may read its own tenant and make tokens for itself, given
                             // the scopes.

@@ -17,6 +17,8 @@ use parapet_types::{
 use serde_json::json;
 
 pub mod authz;
+pub mod mfa;
+pub mod policy;
 pub mod secret;
 mod sessions;
 
@@ -37,6 +39,15 @@ pub enum IamError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// Too many log-in attempts in a short time; retry after this many seconds.
+    #[error("too many log-in attempts; retry in {0} s")]
+    Throttled(i64),
+    /// The password was right and the account has a second factor: send a code.
+    #[error("a second factor is required")]
+    MfaRequired,
+    /// The password was right but is older than the policy allows: it must be changed.
+    #[error("the password has expired and must be changed")]
+    PasswordExpired,
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -117,6 +128,12 @@ pub struct IamConfig {
     /// How long an authenticated credential may be served from memory (revocations take effect
     /// within this time on every replica), in milliseconds.
     pub auth_cache_ms: i64,
+    /// The provider's default account policy (tenants without their own use it; the per-address
+    /// throttle always comes from here).
+    pub account_policy: parapet_store::AccountPolicy,
+    /// The key that seals second-factor secrets at rest (AES-256-GCM). Every replica needs the
+    /// same; `None` makes a random one, good for one process only (tests).
+    pub secrets_key: Option<[u8; 32]>,
 }
 
 impl Default for IamConfig {
@@ -128,6 +145,8 @@ impl Default for IamConfig {
             session_idle_secs: 30 * 60,
             max_token_ttl_secs: 365 * 24 * 3600,
             auth_cache_ms: 1000,
+            account_policy: policy::default_policy(),
+            secrets_key: None,
         }
     }
 }
@@ -155,6 +174,8 @@ pub struct IamService {
     /// Tenants resolved by (viewer, id or name), kept as long as authentications: ids and names
     /// never change, and a status change clears the entry on this replica.
     tenant_cache: RwLock<HashMap<(parapet_types::TenantId, String), (Tenant, Timestamp)>>,
+    /// Seals second-factor secrets (see [`IamConfig::secrets_key`]).
+    secrets_key: [u8; 32],
 }
 
 impl std::fmt::Debug for IamService {
@@ -209,7 +230,14 @@ impl IamService {
     pub fn new(store: Arc<dyn Store>, env: Env, config: IamConfig) -> IamResult<Self> {
         let random = secret::generate_password(&env)?;
         let dummy_hash = secret::hash_password(&env, config.password_cost, &random)?;
+        let secrets_key = match config.secrets_key {
+            Some(k) => k,
+            None => env
+                .random()
+                .map_err(|e| IamError::Internal(e.to_string()))?,
+        };
         Ok(IamService {
+            secrets_key,
             store,
             env,
             config,
@@ -353,71 +381,62 @@ impl IamService {
         password: &str,
         meta: &RequestMeta,
     ) -> IamResult<IssuedCredential> {
-        let (tenant_name, username) = self.split_login(login);
-        let username_norm = username.to_ascii_lowercase();
-        let found = match self.store.find_login(tenant_name, &username_norm).await {
-            Ok(f) => Some(f),
-            Err(StoreError::NotFound) => None,
-            Err(e) => return Err(e.into()),
-        };
-        let (tenant, user) = match found {
-            Some((t, u)) => {
-                let ok = self.verify(&u.password_hash, password).await?;
-                let reason = if !ok {
-                    Some("wrong password")
-                } else if u.status != UserStatus::Active {
-                    Some("user disabled")
-                } else if t.status != TenantStatus::Active {
-                    Some("tenant suspended")
-                } else {
-                    None
-                };
-                if let Some(reason) = reason {
-                    let e = event(
-                        &self.env,
-                        Some(&t),
-                        Actor::Anonymous {
-                            claimed: Some(login.to_string()),
-                        },
-                        "auth.login",
-                        format!("user:{}/{}", t.name, u.username),
-                        meta,
-                        AuditOutcome::Failure,
-                        json!({"reason": reason}),
-                    );
-                    self.store.append_audit(&e).await?;
-                    return Err(IamError::Unauthenticated);
-                }
-                (t, u)
+        self.login_with_otp(login, password, None, meta).await
+    }
+
+    /// Log-in with a password and, for an account with a second factor, a TOTP or recovery
+    /// code (`MfaRequired` without one, after a correct password). An account of a tenant whose
+    /// policy requires a second factor but that has none gets a session that may only enrol one.
+    pub async fn login_with_otp(
+        &self,
+        login: &str,
+        password: &str,
+        otp: Option<&str>,
+        meta: &RequestMeta,
+    ) -> IamResult<IssuedCredential> {
+        let (tenant, user, policy) = self
+            .password_attempt(login, password, meta, "auth.login")
+            .await?;
+        if self.password_expired(&tenant, &user, &policy).await? {
+            let e = event(
+                &self.env,
+                Some(&tenant),
+                user_actor(&user),
+                "auth.login",
+                format!("user:{}/{}", tenant.name, user.username),
+                meta,
+                AuditOutcome::Failure,
+                json!({"reason": "password expired"}),
+            );
+            self.store.append_audit(&e).await?;
+            return Err(IamError::PasswordExpired);
+        }
+        let mut scopes = vec![];
+        let method = if self.has_totp(&tenant, &user).await? {
+            let Some(code) = otp.filter(|c| !c.trim().is_empty()) else {
+                return Err(IamError::MfaRequired);
+            };
+            match self
+                .second_factor(&tenant, &user, &policy, code, meta)
+                .await?
+            {
+                "totp" => "password+totp",
+                _ => "password+recovery-code",
             }
-            None => {
-                // Same work as for an existing user, so timing reveals nothing.
-                let _ = self.verify(&self.dummy_hash, password).await?;
-                // An attempt on an unknown user of an existing tenant belongs to that tenant's
-                // trail, so that its auditors see it (X.1642 8.1.1(5)).
-                let attacked = match self.store.provider_tenant().await? {
-                    Some(p) => self
-                        .store
-                        .get_tenant(TenantCtx::new(p.id), tenant_name)
-                        .await
-                        .ok(),
-                    None => None,
-                };
-                let e = event(
-                    &self.env,
-                    attacked.as_ref(),
-                    Actor::Anonymous {
-                        claimed: Some(login.to_string()),
-                    },
-                    "auth.login",
-                    format!("login:{}", login),
-                    meta,
-                    AuditOutcome::Failure,
-                    json!({"reason": "unknown user or tenant"}),
-                );
-                self.store.append_audit(&e).await?;
-                return Err(IamError::Unauthenticated);
+        } else {
+            if policy.mfa_required {
+                scopes.push(mfa::ENROL_ONLY_SCOPE.to_string());
             }
+            // The last factor passed: temporary lockouts start counting again.
+            self.store
+                .clear_failures(
+                    TenantCtx::new(tenant.id),
+                    user.id,
+                    parapet_store::Factor::Password,
+                    true,
+                )
+                .await?;
+            "password"
         };
         let secret = secret::new_secret(&self.env, secret::SESSION_PREFIX)?;
         let now = self.env.now();
@@ -428,7 +447,7 @@ impl IamService {
             kind: CredentialKind::Session,
             name: meta.user_agent.clone().unwrap_or_else(|| "session".into()),
             secret_hash: secret::secret_hash(&secret).to_vec(),
-            scopes: vec![],
+            scopes: scopes.clone(),
             created_at: now,
             expires_at: now.plus_secs(self.config.session_ttl_secs),
             revoked_at: None,
@@ -441,7 +460,7 @@ impl IamService {
             format!("user:{}/{}", tenant.name, user.username),
             meta,
             AuditOutcome::Success,
-            json!({"session": cred.id, "method": "password"}),
+            json!({"session": cred.id, "method": method, "enrol_only": !scopes.is_empty()}),
         );
         self.store
             .create_session(TenantCtx::new(tenant.id), &cred, &e)
@@ -465,7 +484,7 @@ impl IamService {
                 user,
                 credential: cred.id,
                 kind: CredentialKind::Session,
-                scopes: vec![],
+                scopes,
             },
         })
     }
@@ -739,7 +758,8 @@ impl IamService {
             )));
         }
         self.check(p, Action::UserCreate(role), &t, meta).await?;
-        secret::check_password_policy(username.as_str(), password)?;
+        let policy = self.effective_policy(&t).await?.policy;
+        policy::check_password(&policy, username.as_str(), password)?;
         let hash = self.hash(password).await?;
         let user = self.user_record(&t, username.as_str(), role, hash)?;
         let e = event(

@@ -2,9 +2,11 @@
 //! `audit`. Every command talks to a server through [`parapet_client`], prints a compact table or
 //! sentence (or JSON with `--json`), and fails with one line on standard error.
 
+mod account;
 mod asset;
 mod audit;
 mod config;
+mod mfa;
 mod output;
 mod session;
 
@@ -98,6 +100,12 @@ pub enum ClientCommand {
     /// The asset inventory: hosts, VMs, devices, databases, with their software and health.
     #[command(subcommand)]
     Asset(asset::AssetCommand),
+    /// Account policies: lockout, throttling, password rules, dormancy (per tenant).
+    #[command(subcommand)]
+    Policy(account::PolicyCommand),
+    /// Second factors: enrol an authenticator app (TOTP), confirm, remove; reset a user's.
+    #[command(subcommand)]
+    Mfa(mfa::MfaCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -111,6 +119,9 @@ pub struct LoginArgs {
     /// Read the password from the first line of standard input instead of prompting.
     #[arg(long)]
     pub password_stdin: bool,
+    /// The code of your authenticator app (or a recovery code), if your account has one.
+    #[arg(long, value_name = "CODE")]
+    pub otp: Option<String>,
     /// Print the result as JSON (without the token).
     #[arg(long)]
     pub json: bool,
@@ -153,6 +164,15 @@ pub enum UserCommand {
     Disable(UserArgs),
     /// Enable a disabled user again.
     Enable(UserArgs),
+    /// List a tenant's accounts with their log-in state: failures, lockouts, password age.
+    Accounts(UserListArgs),
+    /// Unlock an account locked by failed log-ins.
+    Unlock(UserArgs),
+    /// Change your own password (needs the current one; works also when it has expired).
+    Password(account::PasswordArgs),
+    /// Disable dormant accounts (and delete expired ones) in every tenant now (provider
+    /// security administrators; the server also does it periodically).
+    SweepDormant(Plain),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -298,6 +318,8 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Token(TokenCommand::Revoke(a)) => token_revoke(a).await,
         ClientCommand::Session(c) => session::run(c).await,
         ClientCommand::Asset(c) => asset::run(c).await,
+        ClientCommand::Policy(c) => account::policy(c).await,
+        ClientCommand::Mfa(c) => mfa::run(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,
@@ -465,16 +487,17 @@ async fn login(a: LoginArgs) -> anyhow::Result<()> {
     let path = config::credentials_path()?;
     let client = Client::new(&a.server)?;
     let password = read_password(a.password_stdin, "Password: ", false)?;
-    let resp = client
-        .login(&a.username, &password)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot log in to {} as {}",
-                client.base_url(),
-                output::clean(&a.username)
-            )
-        })?;
+    let resp = match &a.otp {
+        Some(otp) => client.login_with_otp(&a.username, &password, otp).await,
+        None => client.login(&a.username, &password).await,
+    }
+    .with_context(|| {
+        format!(
+            "cannot log in to {} as {}",
+            client.base_url(),
+            output::clean(&a.username)
+        )
+    })?;
     drop(password);
     let creds = Credentials {
         server: client.base_url().to_string(),
@@ -642,6 +665,10 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
 
 async fn user(cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
+        UserCommand::Accounts(a) => account::accounts(a).await,
+        UserCommand::Unlock(a) => account::unlock(a).await,
+        UserCommand::Password(a) => account::password(a).await,
+        UserCommand::SweepDormant(a) => account::sweep(a.common).await,
         UserCommand::List(a) => {
             let s = Session::open(&a.common)?;
             let users = s.client.all_users(&a.tenant).await.map_err(|e| s.fail(e))?;

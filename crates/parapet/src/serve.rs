@@ -87,6 +87,8 @@ struct FileConfig {
     max_connections: Option<u32>,
     audit_key: Option<PathBuf>,
     audit_witness: Option<Vec<String>>,
+    /// The provider's default account policy (every rule; see `parapet policy set --help`).
+    account_policy: Option<parapet_store::AccountPolicy>,
 }
 
 /// The effective settings.
@@ -159,6 +161,10 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
             bail!("session_idle_secs must be at least 60");
         }
         iam.session_idle_secs = s;
+    }
+    if let Some(p) = file.account_policy {
+        parapet_iam::policy::validate(&p).context("invalid account_policy")?;
+        iam.account_policy = p;
     }
     let default_cost = PasswordCost::default();
     iam.password_cost = PasswordCost {
@@ -266,8 +272,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(backend, database = %redact(&s.database), "database ready");
     let store = Arc::new(store);
     let env = Env::system();
+    let mut iam_config = s.iam.clone();
+    iam_config.secrets_key = Some(secrets_key(
+        &s.audit_key.with_file_name("parapet-secrets.key"),
+        &env,
+    )?);
     let iam = Arc::new(
-        IamService::new(store.clone(), env.clone(), s.iam.clone())
+        IamService::new(store.clone(), env.clone(), iam_config)
             .context("cannot start the identity service")?,
     );
     let bootstrap_password = std::env::var("PARAPET_BOOTSTRAP_PASSWORD")
@@ -318,12 +329,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         audit.clone(),
         env.clone(),
         s.witnesses.clone(),
-        stop_rx,
+        stop_rx.clone(),
     ));
     let inventory = Arc::new(parapet_inventory::Inventory::new(
         store.clone(),
         env.clone(),
     ));
+    let dormancy = tokio::spawn(sweep_dormant_accounts(iam.clone(), stop_rx.clone()));
     let state = AppState {
         audit,
         inventory,
@@ -347,9 +359,77 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = stop_sequencer.send(true);
     let _ = sequencer.await;
     let _ = witnesses.await;
+    let _ = dormancy.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Disables dormant accounts (and deletes expired ones) shortly after start and then hourly,
+/// until `stop` turns true.
+async fn sweep_dormant_accounts(
+    iam: Arc<IamService>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut wait = std::time::Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        match iam.sweep_dormant().await {
+            Ok(r) if !(r.disabled.is_empty() && r.deleted.is_empty()) => {
+                tracing::info!(disabled = ?r.disabled, deleted = ?r.deleted, "dormant accounts");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "dormant-account sweep failed"),
+        }
+        wait = std::time::Duration::from_secs(3600);
+    }
+}
+
+/// Loads the key that seals second-factor secrets at rest, or creates it (mode 0600) on first
+/// start, beside the audit signing key. Every replica needs the same file.
+fn secrets_key(path: &std::path::Path, env: &Env) -> anyhow::Result<[u8; 32]> {
+    let read = |path: &std::path::Path| -> anyhow::Result<[u8; 32]> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the secrets key {}", path.display()))?;
+        let bytes = hex::decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .with_context(|| format!("{} is not a secrets key (64 hex digits)", path.display()))?;
+        Ok(bytes)
+    };
+    if path.exists() {
+        return read(path);
+    }
+    let key: [u8; 32] = env.random().context("cannot create the secrets key")?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        writeln!(f, "{}", hex::encode(key))
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(key),
+        // Another replica created it first: use theirs.
+        Err(_) if path.exists() => read(path),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
 }
 
 /// Loads the audit log's signing key, or creates it (mode 0600) on first start, named after

@@ -71,6 +71,7 @@ macro_rules! credential_row {
     }};
 }
 pub(crate) use credential_row;
+pub(crate) use user_row;
 
 /// Whether `$1` is the provider tenant.
 const IS_PROVIDER: &str =
@@ -363,6 +364,19 @@ impl IamStore for SqlStore {
                 sqlx::query(
                     "UPDATE credentials SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 \
                      AND revoked_at IS NULL",
+                )
+                .bind(ctx.tenant.to_string())
+                .bind(user.to_string())
+                .bind(audit.time.0)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            } else {
+                // Re-enabling counts as activity for dormancy and ends a dormancy disabling.
+                crate::account::ensure_state!(&mut *tx, ctx, user);
+                sqlx::query(
+                    "UPDATE account_state SET enabled_at = $3, dormant_disabled_at = NULL \
+                     WHERE tenant_id = $1 AND user_id = $2",
                 )
                 .bind(ctx.tenant.to_string())
                 .bind(user.to_string())

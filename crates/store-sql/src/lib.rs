@@ -15,9 +15,11 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+mod account;
 mod asset;
 mod audit;
 mod iam;
+mod mfa;
 mod migrate;
 mod rows;
 mod session;

@@ -14,6 +14,11 @@ const SQLITE: &[(i64, &str)] = &[
     (3, include_str!("../migrations/sqlite/0003_audit_log.sql")),
     (7, include_str!("../migrations/sqlite/0007_sessions.sql")),
     (60, include_str!("../migrations/sqlite/0060_assets.sql")),
+    (
+        10,
+        include_str!("../migrations/sqlite/0010_account_policy.sql"),
+    ),
+    (11, include_str!("../migrations/sqlite/0011_mfa.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -27,6 +32,11 @@ const POSTGRES: &[(i64, &str)] = &[
     (3, include_str!("../migrations/postgres/0003_audit_log.sql")),
     (7, include_str!("../migrations/postgres/0007_sessions.sql")),
     (60, include_str!("../migrations/postgres/0060_assets.sql")),
+    (
+        10,
+        include_str!("../migrations/postgres/0010_account_policy.sql"),
+    ),
+    (11, include_str!("../migrations/postgres/0011_mfa.sql")),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \
@@ -63,7 +73,11 @@ impl SqlStore {
                 crate::Db::Sqlite(_) => SQLITE,
                 crate::Db::Pg(_) => POSTGRES,
             };
-            for (version, sql) in list {
+            // Versions are applied in increasing order, whatever the order of the list (each
+            // module owns a range of versions).
+            let mut list = list.to_vec();
+            list.sort_by_key(|(version, _)| *version);
+            for (version, sql) in &list {
                 if applied.contains(version) {
                     continue;
                 }

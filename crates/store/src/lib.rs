@@ -13,9 +13,12 @@ use parapet_types::{
 };
 use serde::{Deserialize, Serialize};
 
+pub mod account;
 pub mod asset;
 pub mod audit;
+pub mod mfa;
 pub mod session;
+pub use account::{AccountPolicy, AccountRow, AccountState, AccountStore, Attempt, Factor, Lock};
 pub use asset::{
     Asset, AssetFilter, AssetHealth, AssetKind, AssetStore, Criticality, ImportCounts, Software,
     TenantMatch,
@@ -24,6 +27,7 @@ pub use audit::{
     AuditEvent, AuditFilter, AuditLogStore, AuditOutcome, AuditRecord, Integration, LogHead,
     StoredCheckpoint, StoredTile,
 };
+pub use mfa::{MfaStore, TotpRecord};
 pub use session::{SessionInfo, SessionStore};
 
 /// What a storage call can fail with.
@@ -284,10 +288,20 @@ pub trait Health: Send + Sync {
 
 /// Everything the application needs from storage.
 pub trait Store:
-    IamStore + AuditStore + AuditLogStore + SessionStore + AssetStore + Health
+    IamStore + AuditStore + AuditLogStore + SessionStore + AssetStore + AccountStore + MfaStore + Health
 {
 }
-impl<T: IamStore + AuditStore + AuditLogStore + SessionStore + AssetStore + Health> Store for T {}
+impl<T> Store for T where
+    T: IamStore
+        + AuditStore
+        + AuditLogStore
+        + SessionStore
+        + AssetStore
+        + AccountStore
+        + MfaStore
+        + Health
+{
+}
 
 /// Helper to build the actor of a user.
 pub fn user_actor(user: &User) -> Actor {
