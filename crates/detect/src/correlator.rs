@@ -10,8 +10,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::{Detection, Matches};
 use crate::rules::{RuleError, RuleSet};
+use crate::{Detection, Matches};
 
 /// Limits and time fields of a [`Correlator`].
 #[derive(Debug, Clone)]
@@ -28,10 +28,16 @@ impl Default for CorrelatorConfig {
     fn default() -> Self {
         CorrelatorConfig {
             max_keys: 1_000_000,
-            timestamp_fields: ["@timestamp", "timestamp", "TimeCreated", "EventTime", "time"]
-                .iter()
-                .map(|s| (*s).to_string())
-                .collect(),
+            timestamp_fields: [
+                "@timestamp",
+                "timestamp",
+                "TimeCreated",
+                "EventTime",
+                "time",
+            ]
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect(),
         }
     }
 }
@@ -86,7 +92,11 @@ impl Correlator {
             }
         }
         for (corr, _) in &set.correlations {
-            known.extend([corr.id.as_deref(), corr.name.as_deref()].into_iter().flatten());
+            known.extend(
+                [corr.id.as_deref(), corr.name.as_deref()]
+                    .into_iter()
+                    .flatten(),
+            );
         }
         let mut correlations = 0;
         for (corr, origin) in &set.correlations {

@@ -50,8 +50,12 @@ impl Detector {
     /// and left out.
     pub fn build(set: &RuleSet) -> (Detector, Vec<RuleError>) {
         let mut errors = Vec::new();
-        let mut groups: Vec<(Option<String>, Option<String>, Option<String>, Vec<CompiledRule>)> =
-            Vec::new();
+        let mut groups: Vec<(
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Vec<CompiledRule>,
+        )> = Vec::new();
         let mut rules = 0;
         for (rule, origin) in &set.rules {
             match compile_rule(rule) {
@@ -62,10 +66,7 @@ impl Detector {
                         key_part(&rule.logsource.service),
                         key_part(&rule.logsource.category),
                     );
-                    match groups
-                        .iter_mut()
-                        .find(|g| g.0 == p && g.1 == s && g.2 == c)
-                    {
+                    match groups.iter_mut().find(|g| g.0 == p && g.1 == s && g.2 == c) {
                         Some(g) => g.3.push(compiled),
                         None => groups.push((p, s, c, vec![compiled])),
                     }
@@ -140,4 +141,3 @@ impl Detector {
 pub fn prepare(event: &Value) -> Option<(Value, EventSource)> {
     windows::normalize(event)
 }
-

@@ -211,16 +211,18 @@ fn locate_error(text: &str, reason: &str) -> u32 {
             Err(e) => same_reason(&e.to_string(), reason),
         };
         if same {
-            let within = line_in_message(reason).map(|l| l.saturating_sub(1)).or_else(|| {
-                let key = if reason.to_ascii_lowercase().contains("condition") {
-                    "condition:"
-                } else {
-                    return None;
-                };
-                doc.lines()
-                    .position(|l| l.trim_start().starts_with(key))
-                    .and_then(|p| u32::try_from(p).ok())
-            });
+            let within = line_in_message(reason)
+                .map(|l| l.saturating_sub(1))
+                .or_else(|| {
+                    let key = if reason.to_ascii_lowercase().contains("condition") {
+                        "condition:"
+                    } else {
+                        return None;
+                    };
+                    doc.lines()
+                        .position(|l| l.trim_start().starts_with(key))
+                        .and_then(|p| u32::try_from(p).ok())
+                });
             return line.saturating_add(within.unwrap_or(0));
         }
     }

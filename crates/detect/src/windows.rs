@@ -19,7 +19,10 @@ const CHANNEL_SERVICES: &[(&str, &str)] = &[
     ("Microsoft-Windows-PowerShell/Operational", "powershell"),
     ("PowerShellCore/Operational", "powershell"),
     ("Windows PowerShell", "powershell-classic"),
-    ("Microsoft-Windows-Windows Defender/Operational", "windefend"),
+    (
+        "Microsoft-Windows-Windows Defender/Operational",
+        "windefend",
+    ),
     (
         "Microsoft-Windows-CodeIntegrity/Operational",
         "codeintegrity-operational",
@@ -35,8 +38,14 @@ const CHANNEL_SERVICES: &[(&str, &str)] = &[
     ("MSExchange Management", "msexchange-management"),
     ("Microsoft-Windows-Bits-Client/Operational", "bits-client"),
     ("Microsoft-Windows-DNS-Client/Operational", "dns-client"),
-    ("Microsoft-IIS-Configuration/Operational", "iis-configuration"),
-    ("Microsoft-Windows-TaskScheduler/Operational", "taskscheduler"),
+    (
+        "Microsoft-IIS-Configuration/Operational",
+        "iis-configuration",
+    ),
+    (
+        "Microsoft-Windows-TaskScheduler/Operational",
+        "taskscheduler",
+    ),
     ("Microsoft-Windows-NTLM/Operational", "ntlm"),
     ("Microsoft-Windows-WMI-Activity/Operational", "wmi"),
     (
@@ -50,8 +59,14 @@ const CHANNEL_SERVICES: &[(&str, &str)] = &[
     ("DNS Server", "dns-server"),
     ("Microsoft-Windows-AppLocker/EXE and DLL", "applocker"),
     ("Microsoft-Windows-AppLocker/MSI and Script", "applocker"),
-    ("Microsoft-Windows-AppLocker/Packaged app-Deployment", "applocker"),
-    ("Microsoft-Windows-AppLocker/Packaged app-Execution", "applocker"),
+    (
+        "Microsoft-Windows-AppLocker/Packaged app-Deployment",
+        "applocker",
+    ),
+    (
+        "Microsoft-Windows-AppLocker/Packaged app-Execution",
+        "applocker",
+    ),
     (
         "Microsoft-Windows-TerminalServices-LocalSessionManager/Operational",
         "terminalservices-localsessionmanager",
@@ -63,14 +78,8 @@ const CHANNEL_SERVICES: &[(&str, &str)] = &[
     ("Microsoft-Windows-SmbClient/Security", "smbclient-security"),
     ("Microsoft-Windows-Shell-Core/Operational", "shell-core"),
     ("OpenSSH/Operational", "openssh"),
-    (
-        "Microsoft-ServiceBus-Client",
-        "microsoft-servicebus-client",
-    ),
-    (
-        "Microsoft-Windows-LSA/Operational",
-        "lsa-server",
-    ),
+    ("Microsoft-ServiceBus-Client", "microsoft-servicebus-client"),
+    ("Microsoft-Windows-LSA/Operational", "lsa-server"),
     ("Microsoft-Windows-LDAP-Client/Debug", "ldap"),
     (
         "Microsoft-Windows-DriverFrameworks-UserMode/Operational",
@@ -98,7 +107,10 @@ const CHANNEL_SERVICES: &[(&str, &str)] = &[
         "Microsoft-Windows-PrintService/Operational",
         "printservice-operational",
     ),
-    ("Microsoft-Windows-Kernel-EventTracing/Admin", "kernel-event-tracing"),
+    (
+        "Microsoft-Windows-Kernel-EventTracing/Admin",
+        "kernel-event-tracing",
+    ),
     ("Microsoft-Windows-Sysmon-Linux", "sysmon"),
 ];
 

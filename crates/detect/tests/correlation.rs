@@ -218,7 +218,10 @@ level: high
 
     let ordered = temporal
         .replace("type: temporal", "type: temporal_ordered")
-        .replace("0b000000-0000-4000-8000-000000000003", "0b000000-0000-4000-8000-000000000004");
+        .replace(
+            "0b000000-0000-4000-8000-000000000003",
+            "0b000000-0000-4000-8000-000000000004",
+        );
     let mut h = Harness::new(&ordered, 1000);
     assert!(h.feed(login("success", "ivan", "10.0.0.1")).is_empty());
     h.clock.advance_secs(10);
@@ -249,7 +252,11 @@ fn state_is_bounded() {
     let mut h = Harness::new(BRUTE, 50);
     for i in 0..1000 {
         h.feed(login("failure", &format!("user{i}"), "10.0.0.1"));
-        assert!(h.correlator.key_count() <= 50, "{} keys", h.correlator.key_count());
+        assert!(
+            h.correlator.key_count() <= 50,
+            "{} keys",
+            h.correlator.key_count()
+        );
     }
 }
 
@@ -258,7 +265,11 @@ fn unknown_rule_reference_is_reported() {
     let bad = BRUTE.replace("- failed_login", "- no_such_rule");
     let mut set = RuleSet::default();
     let mut errors = Vec::new();
-    set.add_text(Path::new("c.yml"), &format!("{BASE}---\n{bad}"), &mut errors);
+    set.add_text(
+        Path::new("c.yml"),
+        &format!("{BASE}---\n{bad}"),
+        &mut errors,
+    );
     let (c, errs) = Correlator::build(
         &set,
         CorrelatorConfig::default(),
