@@ -40,6 +40,14 @@ pub struct Detector {
     rules: usize,
 }
 
+/// Rules grouped by log source: (product, service, category, rules).
+type Group = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Vec<CompiledRule>,
+);
+
 fn key_part(s: &Option<String>) -> Option<String> {
     s.as_ref().map(|v| v.trim().to_ascii_lowercase())
 }
@@ -50,12 +58,7 @@ impl Detector {
     /// and left out.
     pub fn build(set: &RuleSet) -> (Detector, Vec<RuleError>) {
         let mut errors = Vec::new();
-        let mut groups: Vec<(
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Vec<CompiledRule>,
-        )> = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
         let mut rules = 0;
         for (rule, origin) in &set.rules {
             match compile_rule(rule) {
