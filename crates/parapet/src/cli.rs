@@ -7,6 +7,7 @@ mod asset;
 mod audit;
 mod config;
 mod mfa;
+mod detect;
 mod output;
 mod session;
 
@@ -106,6 +107,9 @@ pub enum ClientCommand {
     /// Second factors: enrol an authenticator app (TOTP), confirm, remove; reset a user's.
     #[command(subcommand)]
     Mfa(mfa::MfaCommand),
+    /// Detection rules (Sigma): evaluate them offline against a file of events.
+    #[command(subcommand)]
+    Detect(detect::DetectCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -320,6 +324,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Asset(c) => asset::run(c).await,
         ClientCommand::Policy(c) => account::policy(c).await,
         ClientCommand::Mfa(c) => mfa::run(c).await,
+        ClientCommand::Detect(c) => detect::run(c),
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,
