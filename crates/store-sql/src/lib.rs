@@ -17,6 +17,7 @@ use sqlx::sqlite::{
 
 mod audit;
 mod iam;
+mod kms;
 mod migrate;
 mod rows;
 mod session;
