@@ -116,7 +116,7 @@ pub const NAV: &[NavItem] = &[
     },
     NavItem {
         label: "Keys",
-        href: None,
+        href: Some("/console/kms"),
         clause: "8.2",
     },
     NavItem {
@@ -183,7 +183,7 @@ pub struct ConsoleUser {
 }
 
 impl ConsoleUser {
-    fn chrome(&self, active: &'static str) -> Chrome {
+    pub(crate) fn chrome(&self, active: &'static str) -> Chrome {
         Chrome {
             me: self.p.login_name(),
             role: self.p.user.role.to_string(),
@@ -240,7 +240,7 @@ fn csrf_token(st: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue
 }
 
 /// Whether a form POST carries the browser's CSRF token and comes from our own origin.
-fn csrf_ok(headers: &HeaderMap, field: &str) -> bool {
+pub(crate) fn csrf_ok(headers: &HeaderMap, field: &str) -> bool {
     let Some(c) = cookie(headers, CSRF_COOKIE) else {
         return false;
     };
@@ -251,7 +251,7 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn forbidden_form() -> Response {
+pub(crate) fn forbidden_form() -> Response {
     html_page(
         StatusCode::FORBIDDEN,
         "<!doctype html><title>Form expired</title><p>This form has expired or did not come \
@@ -261,7 +261,11 @@ fn forbidden_form() -> Response {
     )
 }
 
-fn html_page(status: StatusCode, body: String, set_cookie: Option<HeaderValue>) -> Response {
+pub(crate) fn html_page(
+    status: StatusCode,
+    body: String,
+    set_cookie: Option<HeaderValue>,
+) -> Response {
     let mut res = (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -274,7 +278,11 @@ fn html_page(status: StatusCode, body: String, set_cookie: Option<HeaderValue>) 
     res
 }
 
-fn render<T: Template>(status: StatusCode, t: &T, set_cookie: Option<HeaderValue>) -> Response {
+pub(crate) fn render<T: Template>(
+    status: StatusCode,
+    t: &T,
+    set_cookie: Option<HeaderValue>,
+) -> Response {
     match t.render() {
         Ok(body) => html_page(status, body, set_cookie),
         Err(e) => {
@@ -316,7 +324,7 @@ fn failure(e: IamError) -> Response {
     )
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -420,7 +428,7 @@ struct CsrfOnly {
     csrf: String,
 }
 
-fn see_other(to: &str) -> Response {
+pub(crate) fn see_other(to: &str) -> Response {
     let mut res = Redirect::to(to).into_response();
     *res.status_mut() = StatusCode::SEE_OTHER;
     res

@@ -22,6 +22,8 @@ pub mod auditlog;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod kms;
+mod kms_console;
 mod openapi;
 pub mod sessions;
 pub mod witness;
@@ -43,6 +45,7 @@ pub struct AppConfig {
 pub struct AppState {
     pub iam: Arc<IamService>,
     pub audit: Arc<parapet_audit::AuditLog>,
+    pub kms: Arc<parapet_kms::KmsService>,
     pub store: Arc<dyn Store>,
     pub config: Arc<AppConfig>,
     pub metrics: Option<PrometheusHandle>,
@@ -120,12 +123,14 @@ pub fn router(state: AppState) -> Router {
             post(sessions::revoke_user_sessions),
         )
         .route("/openapi.json", get(openapi_json))
+        .merge(kms::routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
 
     Router::new()
         .nest("/api/v1", api)
         .merge(console::routes())
+        .merge(kms_console::routes())
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/console") }),
@@ -176,13 +181,27 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready when the database answers within two seconds.
+/// Ready when the database answers within two seconds and the key service, once initialized,
+/// is unsealed.
 async fn readyz(State(st): State<AppState>) -> Response {
     let ping = tokio::time::timeout(Duration::from_secs(2), st.store.ping()).await;
+    let kms = st.kms.status();
+    let kms_state = match (kms.initialized, kms.sealed) {
+        (false, _) => "uninitialized",
+        (true, true) => "sealed",
+        (true, false) => "unsealed",
+    };
     match ping {
+        Ok(Ok(())) if kms.initialized && kms.sealed => ApiError::unavailable(format!(
+            "the key service is sealed ({} of {} shares given): key custodians must unseal it \
+             with 'parapet kms unseal'; key operations are refused until then",
+            kms.progress, kms.threshold
+        ))
+        .into_response(),
         Ok(Ok(())) => axum::Json(serde_json::json!({
             "status": "ready",
             "database": st.store.backend(),
+            "kms": kms_state,
         }))
         .into_response(),
         Ok(Err(e)) => {

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::Problem;
-use crate::{api, auditlog, sessions};
+use crate::{api, auditlog, kms, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,12 +19,24 @@ use crate::{api, auditlog, sessions};
         auditlog::access_report_endpoint,
         sessions::own_sessions, sessions::own_history, sessions::tenant_sessions,
         sessions::revoke_user_sessions, sessions::revoke_session,
+        kms::status, kms::init, kms::unseal, kms::seal, kms::receipt_key, kms::create_key,
+        kms::list_keys, kms::get_key, kms::update_key, kms::rotate, kms::disable, kms::enable,
+        kms::schedule_deletion, kms::cancel_deletion, kms::receipt, kms::encrypt, kms::decrypt,
+        kms::rewrap, kms::datakey, kms::sign, kms::verify, kms::hmac, kms::verify_hmac,
+        kms::encrypt_batch, kms::decrypt_batch, kms::export,
     ),
     components(schemas(Problem, api::TenantView, api::UserView, api::LoginRequest, api::LoginResponse,
         api::CreateTenant, api::CreateUser, api::CreateToken, api::TokenCreated, api::CredentialView,
         auditlog::CheckpointView, auditlog::InclusionProof, auditlog::ConsistencyProof,
         auditlog::ProvenEntry, sessions::SessionView, sessions::RevokeSessions,
-        sessions::Revoked)),
+        sessions::Revoked, kms::SealView, kms::InitRequest, kms::InitResponse,
+        kms::UnsealRequest, kms::ReceiptKey, kms::KeyView, kms::VersionView, kms::KeyDetail,
+        kms::CreateKey, kms::UpdateKey, kms::ScheduleDeletion, kms::ReceiptView,
+        kms::EncryptRequest, kms::CiphertextView, kms::DecryptRequest, kms::PlaintextView,
+        kms::DataKeyRequest, kms::DataKeyView, kms::MessageRequest, kms::SignatureView,
+        kms::VerifyRequest, kms::Valid, kms::MacView, kms::VerifyMacRequest, kms::EncryptBatch,
+        kms::DecryptBatch, kms::BatchItem, kms::BatchResult, kms::ExportedKey,
+        kms::ExportedVersion)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

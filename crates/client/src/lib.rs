@@ -14,6 +14,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod kms;
+pub use kms::{DataKey, KmsInit, KmsKey, KmsKeyVersion, KmsStatus, NewKmsKey};
+
 /// How long one request may take, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

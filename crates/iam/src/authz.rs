@@ -100,13 +100,16 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
 /// role, and a key's policy separates them further (`authorize_key`).
 fn kms_rule(role: Role, action: Action) -> bool {
     use Action::*;
-    match (role, action) {
-        (Role::KeyCustodian, KmsSeal) => true,
-        (Role::SecurityAdmin | Role::TenantAdmin, KmsKeyRead | KmsKeyManage | KmsKeyUse) => true,
-        (Role::Operator | Role::TenantMember, KmsKeyRead | KmsKeyUse) => true,
-        (Role::Auditor | Role::TenantAuditor, KmsKeyRead) => true,
-        _ => false,
-    }
+    matches!(
+        (role, action),
+        (Role::KeyCustodian, KmsSeal)
+            | (
+                Role::SecurityAdmin | Role::TenantAdmin,
+                KmsKeyRead | KmsKeyManage | KmsKeyUse
+            )
+            | (Role::Operator | Role::TenantMember, KmsKeyRead | KmsKeyUse)
+            | (Role::Auditor | Role::TenantAuditor, KmsKeyRead)
+    )
 }
 
 /// What one asks to do with one key, decided against its policy.

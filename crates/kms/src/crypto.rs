@@ -241,7 +241,13 @@ pub fn wrap(
     label: &str,
     material: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    seal(KeyType::Aes256Gcm, wrapping, nonce, label.as_bytes(), material)
+    seal(
+        KeyType::Aes256Gcm,
+        wrapping,
+        nonce,
+        label.as_bytes(),
+        material,
+    )
 }
 
 pub fn unwrap(wrapping: &[u8], label: &str, wrapped: &[u8]) -> Result<Vec<u8>, CryptoError> {

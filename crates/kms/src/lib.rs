@@ -15,8 +15,7 @@ use std::sync::{Arc, RwLock};
 
 use parapet_iam::{IamService, KeyOp, Principal, RequestMeta, authorize, authorize_key};
 use parapet_store::{
-    AuditEvent, AuditOutcome, KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, Store, StoreError,
-    Tenant,
+    AuditEvent, AuditOutcome, KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, Store, StoreError, Tenant,
 };
 use parapet_types::{Actor, Env, TenantCtx, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -258,6 +257,8 @@ impl KmsService {
         &self.config
     }
 
+    /// Builds an audit record; the arguments are its fields.
+    #[allow(clippy::too_many_arguments)]
     fn event(
         &self,
         tenant: Option<&Tenant>,
@@ -299,7 +300,13 @@ impl KmsService {
     ) -> KmsResult<()> {
         if let Err(d) = authorize(p, action, on) {
             self.iam
-                .record_denied(p, &format!("kms.{what}"), &format!("tenant:{}", on.name), &d.0, meta)
+                .record_denied(
+                    p,
+                    &format!("kms.{what}"),
+                    &format!("tenant:{}", on.name),
+                    &d.0,
+                    meta,
+                )
                 .await?;
             return Err(KmsError::Forbidden(d.0));
         }
@@ -316,7 +323,13 @@ impl KmsService {
     ) -> KmsResult<()> {
         if let Err(d) = authorize_key(p, op, &p.tenant, &key.policy) {
             self.iam
-                .record_denied(p, &format!("kms.{what}"), &target(&p.tenant, &key.name), &d.0, meta)
+                .record_denied(
+                    p,
+                    &format!("kms.{what}"),
+                    &target(&p.tenant, &key.name),
+                    &d.0,
+                    meta,
+                )
                 .await?;
             return Err(KmsError::Forbidden(d.0));
         }
@@ -384,8 +397,14 @@ impl KmsService {
         threshold: u8,
         meta: &RequestMeta,
     ) -> KmsResult<Vec<Zeroizing<String>>> {
-        self.check(p, parapet_iam::Action::KmsSeal, &self.provider, "init", meta)
-            .await?;
+        self.check(
+            p,
+            parapet_iam::Action::KmsSeal,
+            &self.provider,
+            "init",
+            meta,
+        )
+        .await?;
         if !(1..=16).contains(&shares) || !(1..=shares).contains(&threshold) {
             return Err(KmsError::Invalid(
                 "shares must be 1-16 and the threshold between 1 and the number of shares".into(),
@@ -478,8 +497,14 @@ impl KmsService {
         share: &str,
         meta: &RequestMeta,
     ) -> KmsResult<SealStatus> {
-        self.check(p, parapet_iam::Action::KmsSeal, &self.provider, "unseal", meta)
-            .await?;
+        self.check(
+            p,
+            parapet_iam::Action::KmsSeal,
+            &self.provider,
+            "unseal",
+            meta,
+        )
+        .await?;
         let bytes = Zeroizing::new(root::parse_share(share).map_err(KmsError::Invalid)?);
         let outcome = {
             let mut seal = self.seal.write().map_err(|_| poisoned())?;
@@ -543,8 +568,14 @@ impl KmsService {
 
     /// Seals the service: the root key and every key derived from it leave memory.
     pub async fn seal(&self, p: &Principal, meta: &RequestMeta) -> KmsResult<SealStatus> {
-        self.check(p, parapet_iam::Action::KmsSeal, &self.provider, "seal", meta)
-            .await?;
+        self.check(
+            p,
+            parapet_iam::Action::KmsSeal,
+            &self.provider,
+            "seal",
+            meta,
+        )
+        .await?;
         {
             let mut seal = self.seal.write().map_err(|_| poisoned())?;
             let next = match &*seal {
@@ -751,8 +782,14 @@ impl KmsService {
         meta: &RequestMeta,
     ) -> KmsResult<KmsKey> {
         validate_key_name(&new.name)?;
-        self.check(p, parapet_iam::Action::KmsKeyManage, &p.tenant, "key.create", meta)
-            .await?;
+        self.check(
+            p,
+            parapet_iam::Action::KmsKeyManage,
+            &p.tenant,
+            "key.create",
+            meta,
+        )
+        .await?;
         if let Some(secs) = new.rotation_period_secs
             && !(3600..=10 * 365 * 86_400).contains(&secs)
         {
@@ -804,9 +841,18 @@ impl KmsService {
 
     /// The keys of the caller's tenant that it may read.
     pub async fn list_keys(&self, p: &Principal, meta: &RequestMeta) -> KmsResult<Vec<KmsKey>> {
-        self.check(p, parapet_iam::Action::KmsKeyRead, &p.tenant, "key.list", meta)
+        self.check(
+            p,
+            parapet_iam::Action::KmsKeyRead,
+            &p.tenant,
+            "key.list",
+            meta,
+        )
+        .await?;
+        let keys = self
+            .store
+            .kms_list_keys(TenantCtx::new(p.tenant.id))
             .await?;
-        let keys = self.store.kms_list_keys(TenantCtx::new(p.tenant.id)).await?;
         Ok(keys
             .into_iter()
             .filter(|k| authorize_key(p, KeyOp::Read, &p.tenant, &k.policy).is_ok())
@@ -821,7 +867,8 @@ impl KmsService {
         meta: &RequestMeta,
     ) -> KmsResult<KeyInfo> {
         let key = self.key_fresh(&p.tenant, name).await?;
-        self.check_key(p, KeyOp::Read, &key, "key.read", meta).await?;
+        self.check_key(p, KeyOp::Read, &key, "key.read", meta)
+            .await?;
         let versions = self
             .store
             .kms_key_versions(TenantCtx::new(p.tenant.id), key.id)
@@ -889,8 +936,14 @@ impl KmsService {
         let mut n = 0;
         for key in self.store.kms_list_keys(TenantCtx::new(tenant.id)).await? {
             if key.state == "enabled" && key.next_rotation_at.is_some_and(|t| t <= now) {
-                self.rotate_key(Actor::System, tenant, key, &RequestMeta::default(), "scheduled")
-                    .await?;
+                self.rotate_key(
+                    Actor::System,
+                    tenant,
+                    key,
+                    &RequestMeta::default(),
+                    "scheduled",
+                )
+                .await?;
                 n += 1;
             }
         }
@@ -931,7 +984,12 @@ impl KmsService {
     }
 
     /// Disables a key: nothing is encrypted or decrypted with it until it is enabled again.
-    pub async fn disable(&self, p: &Principal, name: &str, meta: &RequestMeta) -> KmsResult<KmsKey> {
+    pub async fn disable(
+        &self,
+        p: &Principal,
+        name: &str,
+        meta: &RequestMeta,
+    ) -> KmsResult<KmsKey> {
         self.change_state(p, name, "key.disable", meta, |k, _| {
             if k.state != "enabled" {
                 return Err(KmsError::Conflict(format!("key {} is {}", k.name, k.state)));
@@ -1115,9 +1173,15 @@ impl KmsService {
     }
 
     /// The signed deletion receipt of a destroyed key.
-    pub async fn receipt(&self, p: &Principal, name: &str, meta: &RequestMeta) -> KmsResult<String> {
+    pub async fn receipt(
+        &self,
+        p: &Principal,
+        name: &str,
+        meta: &RequestMeta,
+    ) -> KmsResult<String> {
         let key = self.key_fresh(&p.tenant, name).await?;
-        self.check_key(p, KeyOp::Read, &key, "key.receipt", meta).await?;
+        self.check_key(p, KeyOp::Read, &key, "key.receipt", meta)
+            .await?;
         key.receipt.ok_or_else(|| {
             KmsError::Conflict(format!(
                 "key {} is {}: a receipt exists once its material is destroyed",
@@ -1166,6 +1230,8 @@ impl KmsService {
     // -----------------------------------------------------------------------------------------
     // Operations.
 
+    /// Records a use of a key (never the data or the context, only its hash).
+    #[allow(clippy::too_many_arguments)]
     async fn audit_use(
         &self,
         p: &Principal,
@@ -1258,8 +1324,16 @@ impl KmsService {
             .usable(p, name, "encrypt", KeyType::encrypts, meta)
             .await?;
         let ct = self.seal_with(&key, kt, plaintext, ctx).await?;
-        self.audit_use(p, "encrypt", &key, key.latest_version, Some(ctx), AuditOutcome::Success, meta)
-            .await?;
+        self.audit_use(
+            p,
+            "encrypt",
+            &key,
+            key.latest_version,
+            Some(ctx),
+            AuditOutcome::Success,
+            meta,
+        )
+        .await?;
         Ok(ct)
     }
 
@@ -1276,8 +1350,16 @@ impl KmsService {
             .usable(p, &t.key.to_string(), op, KeyType::encrypts, meta)
             .await?;
         if t.version < key.min_decryption_version || t.version > key.latest_version {
-            self.audit_use(p, op, &key, t.version, Some(ctx), AuditOutcome::Failure, meta)
-                .await?;
+            self.audit_use(
+                p,
+                op,
+                &key,
+                t.version,
+                Some(ctx),
+                AuditOutcome::Failure,
+                meta,
+            )
+            .await?;
             return Err(KmsError::Conflict(format!(
                 "version {} of key {} no longer decrypts (the minimum decryption version is {})",
                 t.version, key.name, key.min_decryption_version
@@ -1287,8 +1369,16 @@ impl KmsService {
         match crypto::open(kt, &m, &crypto::aad(key.id, t.version, ctx), &t.payload) {
             Ok(plain) => Ok((key, kt, Zeroizing::new(plain), t.version)),
             Err(e) => {
-                self.audit_use(p, op, &key, t.version, Some(ctx), AuditOutcome::Failure, meta)
-                    .await?;
+                self.audit_use(
+                    p,
+                    op,
+                    &key,
+                    t.version,
+                    Some(ctx),
+                    AuditOutcome::Failure,
+                    meta,
+                )
+                .await?;
                 Err(e.into())
             }
         }
@@ -1303,8 +1393,16 @@ impl KmsService {
         meta: &RequestMeta,
     ) -> KmsResult<Zeroizing<Vec<u8>>> {
         let (key, _, plain, version) = self.open_token(p, ciphertext, ctx, "decrypt", meta).await?;
-        self.audit_use(p, "decrypt", &key, version, Some(ctx), AuditOutcome::Success, meta)
-            .await?;
+        self.audit_use(
+            p,
+            "decrypt",
+            &key,
+            version,
+            Some(ctx),
+            AuditOutcome::Success,
+            meta,
+        )
+        .await?;
         Ok(plain)
     }
 
@@ -1318,8 +1416,16 @@ impl KmsService {
     ) -> KmsResult<String> {
         let (key, kt, plain, version) = self.open_token(p, ciphertext, ctx, "rewrap", meta).await?;
         let ct = self.seal_with(&key, kt, &plain, ctx).await?;
-        self.audit_use(p, "rewrap", &key, key.latest_version, Some(ctx), AuditOutcome::Success, meta)
-            .await?;
+        self.audit_use(
+            p,
+            "rewrap",
+            &key,
+            key.latest_version,
+            Some(ctx),
+            AuditOutcome::Success,
+            meta,
+        )
+        .await?;
         let _ = version;
         Ok(ct)
     }
@@ -1339,8 +1445,16 @@ impl KmsService {
             .await?;
         let dk = Zeroizing::new(self.random::<{ crypto::KEY_LEN }>()?);
         let ct = self.seal_with(&key, kt, &*dk, ctx).await?;
-        self.audit_use(p, "datakey", &key, key.latest_version, Some(ctx), AuditOutcome::Success, meta)
-            .await?;
+        self.audit_use(
+            p,
+            "datakey",
+            &key,
+            key.latest_version,
+            Some(ctx),
+            AuditOutcome::Success,
+            meta,
+        )
+        .await?;
         Ok(DataKey {
             plaintext: (!wrapped_only).then(|| Zeroizing::new(dk.to_vec())),
             ciphertext: ct,
@@ -1362,8 +1476,16 @@ impl KmsService {
             .await?;
         let m = self.material(&key, key.latest_version).await?;
         let sig = crypto::ed25519_sign(&m, msg)?;
-        self.audit_use(p, "sign", &key, key.latest_version, None, AuditOutcome::Success, meta)
-            .await?;
+        self.audit_use(
+            p,
+            "sign",
+            &key,
+            key.latest_version,
+            None,
+            AuditOutcome::Success,
+            meta,
+        )
+        .await?;
         Ok(Token {
             key: key.id,
             version: key.latest_version,
@@ -1390,7 +1512,9 @@ impl KmsService {
             .store
             .kms_key_version(TenantCtx::new(p.tenant.id), key.id, t.version)
             .await
-            .map_err(|_| KmsError::NotFound(format!("key {} has no version {}", key.name, t.version)))?;
+            .map_err(|_| {
+                KmsError::NotFound(format!("key {} has no version {}", key.name, t.version))
+            })?;
         let ok = v
             .public_key
             .is_some_and(|pk| crypto::ed25519_verify(&pk, msg, &t.payload));
@@ -1400,7 +1524,11 @@ impl KmsService {
             &key,
             t.version,
             None,
-            if ok { AuditOutcome::Success } else { AuditOutcome::Failure },
+            if ok {
+                AuditOutcome::Success
+            } else {
+                AuditOutcome::Failure
+            },
             meta,
         )
         .await?;
@@ -1420,8 +1548,16 @@ impl KmsService {
             .await?;
         let m = self.material(&key, key.latest_version).await?;
         let tag = crypto::hmac_sha256(&m, msg);
-        self.audit_use(p, "hmac", &key, key.latest_version, None, AuditOutcome::Success, meta)
-            .await?;
+        self.audit_use(
+            p,
+            "hmac",
+            &key,
+            key.latest_version,
+            None,
+            AuditOutcome::Success,
+            meta,
+        )
+        .await?;
         Ok(Token {
             key: key.id,
             version: key.latest_version,
@@ -1440,7 +1576,13 @@ impl KmsService {
     ) -> KmsResult<bool> {
         let t = Token::parse(mac)?;
         let (key, _) = self
-            .usable(p, &t.key.to_string(), "verify MACs", |k| k == KeyType::HmacSha256, meta)
+            .usable(
+                p,
+                &t.key.to_string(),
+                "verify MACs",
+                |k| k == KeyType::HmacSha256,
+                meta,
+            )
             .await?;
         if t.version < key.min_decryption_version || t.version > key.latest_version {
             return Ok(false);
@@ -1453,7 +1595,11 @@ impl KmsService {
             &key,
             t.version,
             None,
-            if ok { AuditOutcome::Success } else { AuditOutcome::Failure },
+            if ok {
+                AuditOutcome::Success
+            } else {
+                AuditOutcome::Failure
+            },
             meta,
         )
         .await?;

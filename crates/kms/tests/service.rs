@@ -84,11 +84,22 @@ async fn world(backend: Backend, key_file: bool) -> World {
         .unwrap(),
     );
     let boot = iam.bootstrap(Some(ROOT_PW.into())).await.unwrap();
-    let admin = iam.login("admin", ROOT_PW, &meta()).await.unwrap().principal;
-    let m = meta();
-    iam.create_user(&admin, &boot.provider.name, "kc", PW, Role::KeyCustodian, &m)
+    let admin = iam
+        .login("admin", ROOT_PW, &meta())
         .await
-        .unwrap();
+        .unwrap()
+        .principal;
+    let m = meta();
+    iam.create_user(
+        &admin,
+        &boot.provider.name,
+        "kc",
+        PW,
+        Role::KeyCustodian,
+        &m,
+    )
+    .await
+    .unwrap();
     for t in ["acme", "globex"] {
         iam.create_tenant(&admin, t, &m).await.unwrap();
     }
@@ -150,9 +161,7 @@ fn ctx(pairs: &[(&str, &str)]) -> Context {
         .collect()
 }
 
-async fn unseal_needs_k_of_n_shares_and_a_sealed_service_refuses_key_operations(
-    backend: Backend,
-) {
+async fn unseal_needs_k_of_n_shares_and_a_sealed_service_refuses_key_operations(backend: Backend) {
     let w = world(backend, false).await;
     let m = meta();
     assert!(!w.kms.status().initialized);
@@ -223,8 +232,14 @@ async fn unseal_needs_k_of_n_shares_and_a_sealed_service_refuses_key_operations(
     let mut forged = shares[1].to_string();
     let flip = if &forged[10..12] == "00" { "01" } else { "00" };
     forged.replace_range(10..12, flip);
-    restarted.unseal(&w.custodian, &shares[0], &m).await.unwrap();
-    restarted.unseal(&w.custodian, &shares[3], &m).await.unwrap();
+    restarted
+        .unseal(&w.custodian, &shares[0], &m)
+        .await
+        .unwrap();
+    restarted
+        .unseal(&w.custodian, &shares[3], &m)
+        .await
+        .unwrap();
     assert!(matches!(
         restarted.unseal(&w.custodian, &forged[..], &m).await,
         Err(KmsError::Invalid(_))
@@ -295,10 +310,17 @@ async fn envelope_encryption_binds_context_and_survives_rotation(backend: Backen
             )
             .await
             .unwrap();
-        let ct = w.kms.encrypt(&w.bob, &name, b"secret", &c, &m).await.unwrap();
+        let ct = w
+            .kms
+            .encrypt(&w.bob, &name, b"secret", &c, &m)
+            .await
+            .unwrap();
         assert!(ct.starts_with("parapet:v1:") && ct.contains(":1:"), "{ct}");
         assert!(!ct.contains('\n'));
-        assert_eq!(&w.kms.decrypt(&w.bob, &ct, &c, &m).await.unwrap()[..], b"secret");
+        assert_eq!(
+            &w.kms.decrypt(&w.bob, &ct, &c, &m).await.unwrap()[..],
+            b"secret"
+        );
         // Wrong context, altered and truncated ciphertexts are refused clearly.
         let wrong = ctx(&[("tenant", "acme"), ("purpose", "hr")]);
         assert!(matches!(
@@ -324,9 +346,19 @@ async fn envelope_encryption_binds_context_and_survives_rotation(backend: Backen
     }
     // Another key of the same tenant cannot open it even with the header rewritten.
     w.kms.create_key(&w.alice, &aes("other"), &m).await.unwrap();
-    let ct = w.kms.encrypt(&w.bob, "data-aes256-gcm", b"x", &c, &m).await.unwrap();
+    let ct = w
+        .kms
+        .encrypt(&w.bob, "data-aes256-gcm", b"x", &c, &m)
+        .await
+        .unwrap();
     let other = w.kms.get_key(&w.alice, "other", &m).await.unwrap().key.id;
-    let first = w.kms.get_key(&w.alice, "data-aes256-gcm", &m).await.unwrap().key.id;
+    let first = w
+        .kms
+        .get_key(&w.alice, "data-aes256-gcm", &m)
+        .await
+        .unwrap()
+        .key
+        .id;
     let moved = ct.replace(&first.to_string(), &other.to_string());
     assert!(matches!(
         w.kms.decrypt(&w.bob, &moved, &c, &m).await,
@@ -337,7 +369,11 @@ async fn envelope_encryption_binds_context_and_survives_rotation(backend: Backen
     let v1 = ct;
     let k = w.kms.rotate(&w.alice, "data-aes256-gcm", &m).await.unwrap();
     assert_eq!(k.latest_version, 2);
-    let v2 = w.kms.encrypt(&w.bob, "data-aes256-gcm", b"y", &c, &m).await.unwrap();
+    let v2 = w
+        .kms
+        .encrypt(&w.bob, "data-aes256-gcm", b"y", &c, &m)
+        .await
+        .unwrap();
     assert!(v2.contains(":2:"));
     assert_eq!(&w.kms.decrypt(&w.bob, &v1, &c, &m).await.unwrap()[..], b"x");
     let rewrapped = w.kms.rewrap(&w.bob, &v1, &c, &m).await.unwrap();
@@ -359,7 +395,10 @@ async fn envelope_encryption_binds_context_and_survives_rotation(backend: Backen
         w.kms.decrypt(&w.bob, &v1, &c, &m).await,
         Err(KmsError::Conflict(_))
     ));
-    assert_eq!(&w.kms.decrypt(&w.bob, &rewrapped, &c, &m).await.unwrap()[..], b"x");
+    assert_eq!(
+        &w.kms.decrypt(&w.bob, &rewrapped, &c, &m).await.unwrap()[..],
+        b"x"
+    );
     assert!(matches!(
         w.kms
             .update(
@@ -376,18 +415,29 @@ async fn envelope_encryption_binds_context_and_survives_rotation(backend: Backen
     ));
 
     // Data keys: the plaintext decrypts from the wrapped form; wrapped-only has no plaintext.
-    let dk = w.kms.data_key(&w.bob, "data-aes256-gcm", &c, false, &m).await.unwrap();
+    let dk = w
+        .kms
+        .data_key(&w.bob, "data-aes256-gcm", &c, false, &m)
+        .await
+        .unwrap();
     let plain = dk.plaintext.clone().unwrap();
     assert_eq!(plain.len(), 32);
     assert_eq!(
         &w.kms.decrypt(&w.bob, &dk.ciphertext, &c, &m).await.unwrap()[..],
         &plain[..]
     );
-    let wrapped = w.kms.data_key(&w.bob, "data-aes256-gcm", &c, true, &m).await.unwrap();
+    let wrapped = w
+        .kms
+        .data_key(&w.bob, "data-aes256-gcm", &c, true, &m)
+        .await
+        .unwrap();
     assert!(wrapped.plaintext.is_none());
 
     // Disabled keys neither encrypt nor decrypt until enabled again.
-    w.kms.disable(&w.alice, "data-aes256-gcm", &m).await.unwrap();
+    w.kms
+        .disable(&w.alice, "data-aes256-gcm", &m)
+        .await
+        .unwrap();
     w.clock.advance_secs(2);
     assert!(matches!(
         w.kms.decrypt(&w.bob, &rewrapped, &c, &m).await,
@@ -399,18 +449,48 @@ async fn envelope_encryption_binds_context_and_survives_rotation(backend: Backen
     // Signing and MACs, and the wrong key types refused.
     for (name, kt) in [("signer", KeyType::Ed25519), ("mac", KeyType::HmacSha256)] {
         w.kms
-            .create_key(&w.alice, &NewKey { key_type: kt, ..aes(name) }, &m)
+            .create_key(
+                &w.alice,
+                &NewKey {
+                    key_type: kt,
+                    ..aes(name)
+                },
+                &m,
+            )
             .await
             .unwrap();
     }
-    let sig = w.kms.sign(&w.bob, "signer", b"release 1.0", &m).await.unwrap();
-    assert!(w.kms.verify(&w.bob, &sig, b"release 1.0", &m).await.unwrap());
-    assert!(!w.kms.verify(&w.bob, &sig, b"release 1.1", &m).await.unwrap());
+    let sig = w
+        .kms
+        .sign(&w.bob, "signer", b"release 1.0", &m)
+        .await
+        .unwrap();
+    assert!(
+        w.kms
+            .verify(&w.bob, &sig, b"release 1.0", &m)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !w.kms
+            .verify(&w.bob, &sig, b"release 1.1", &m)
+            .await
+            .unwrap()
+    );
     w.kms.rotate(&w.alice, "signer", &m).await.unwrap();
-    assert!(w.kms.verify(&w.bob, &sig, b"release 1.0", &m).await.unwrap());
+    assert!(
+        w.kms
+            .verify(&w.bob, &sig, b"release 1.0", &m)
+            .await
+            .unwrap()
+    );
     let info = w.kms.get_key(&w.carol, "signer", &m).await.unwrap();
     assert_eq!(info.versions.len(), 2);
-    assert!(info.versions.iter().all(|v| v.public_key.as_ref().is_some_and(|k| k.len() == 32)));
+    assert!(
+        info.versions
+            .iter()
+            .all(|v| v.public_key.as_ref().is_some_and(|k| k.len() == 32))
+    );
     let mac = w.kms.hmac(&w.bob, "mac", b"msg", &m).await.unwrap();
     assert!(w.kms.verify_hmac(&w.bob, &mac, b"msg", &m).await.unwrap());
     assert!(!w.kms.verify_hmac(&w.bob, &mac, b"msh", &m).await.unwrap());
@@ -436,16 +516,19 @@ async fn envelope_encryption_binds_context_and_survives_rotation(backend: Backen
         )
         .await
         .unwrap();
-    let enc: Vec<_> = recs.iter().filter(|r| r.event.action == "kms.encrypt").collect();
+    let enc: Vec<_> = recs
+        .iter()
+        .filter(|r| r.event.action == "kms.encrypt")
+        .collect();
     assert!(enc.len() >= 4);
     let hash = parapet_kms::crypto::context_hash(&c);
-    assert!(enc.iter().all(|r| r.event.details["context_sha256"] == hash.as_str()));
-    assert!(enc.iter().all(|r| r.event.details["key_id"].is_string()));
     assert!(
-        recs.iter()
-            .any(|r| r.event.action == "kms.decrypt"
-                && r.event.outcome == parapet_store::AuditOutcome::Failure)
+        enc.iter()
+            .all(|r| r.event.details["context_sha256"] == hash.as_str())
     );
+    assert!(enc.iter().all(|r| r.event.details["key_id"].is_string()));
+    assert!(recs.iter().any(|r| r.event.action == "kms.decrypt"
+        && r.event.outcome == parapet_store::AuditOutcome::Failure));
     let all = serde_json::to_string(&recs.iter().map(|r| &r.event).collect::<Vec<_>>()).unwrap();
     assert!(!all.contains("secret") && !all.contains("payroll"));
 }
@@ -516,7 +599,12 @@ async fn roles_are_separate_and_keys_are_invisible_to_other_tenants(backend: Bac
         w.kms.encrypt(&w.bob, "restricted", b"p", &c, &m).await,
         Err(KmsError::Forbidden(_))
     ));
-    assert!(w.kms.encrypt(&w.alice, "restricted", b"p", &c, &m).await.is_ok());
+    assert!(
+        w.kms
+            .encrypt(&w.alice, "restricted", b"p", &c, &m)
+            .await
+            .is_ok()
+    );
     // Refusals are audited.
     let recs = w
         .store
@@ -530,8 +618,11 @@ async fn roles_are_separate_and_keys_are_invisible_to_other_tenants(backend: Bac
         )
         .await
         .unwrap();
-    assert!(recs.iter().any(|r| r.event.outcome == parapet_store::AuditOutcome::Denied
-        && r.event.action == "kms.encrypt"));
+    assert!(
+        recs.iter()
+            .any(|r| r.event.outcome == parapet_store::AuditOutcome::Denied
+                && r.event.action == "kms.encrypt")
+    );
     // Duplicate and invalid names.
     assert!(matches!(
         w.kms.create_key(&w.alice, &aes("k"), &m).await,
@@ -547,12 +638,21 @@ async fn deletion_waits_then_destroys_and_issues_a_verifiable_receipt(backend: B
     let w = world(backend, true).await;
     let m = meta();
     let c = ctx(&[("db", "orders")]);
-    w.kms.create_key(&w.alice, &aes("doomed"), &m).await.unwrap();
+    w.kms
+        .create_key(&w.alice, &aes("doomed"), &m)
+        .await
+        .unwrap();
     w.kms.rotate(&w.alice, "doomed", &m).await.unwrap();
-    let ct = w.kms.encrypt(&w.bob, "doomed", b"rows", &c, &m).await.unwrap();
+    let ct = w
+        .kms
+        .encrypt(&w.bob, "doomed", b"rows", &c, &m)
+        .await
+        .unwrap();
     for days in [6, 31] {
         assert!(matches!(
-            w.kms.schedule_deletion(&w.alice, "doomed", Some(days), &m).await,
+            w.kms
+                .schedule_deletion(&w.alice, "doomed", Some(days), &m)
+                .await,
             Err(KmsError::Invalid(_))
         ));
     }
@@ -561,7 +661,11 @@ async fn deletion_waits_then_destroys_and_issues_a_verifiable_receipt(backend: B
         Err(KmsError::Forbidden(_))
     ));
     // Scheduled, then cancelled: the key comes back disabled and can be enabled again.
-    let k = w.kms.schedule_deletion(&w.alice, "doomed", Some(7), &m).await.unwrap();
+    let k = w
+        .kms
+        .schedule_deletion(&w.alice, "doomed", Some(7), &m)
+        .await
+        .unwrap();
     assert_eq!(k.state, "pending-deletion");
     w.clock.advance_secs(2);
     assert!(matches!(
@@ -572,9 +676,15 @@ async fn deletion_waits_then_destroys_and_issues_a_verifiable_receipt(backend: B
     assert_eq!(k.state, "disabled");
     w.kms.enable(&w.alice, "doomed", &m).await.unwrap();
     w.clock.advance_secs(2);
-    assert_eq!(&w.kms.decrypt(&w.bob, &ct, &c, &m).await.unwrap()[..], b"rows");
+    assert_eq!(
+        &w.kms.decrypt(&w.bob, &ct, &c, &m).await.unwrap()[..],
+        b"rows"
+    );
     // Scheduled again: nothing happens before the waiting period ends.
-    w.kms.schedule_deletion(&w.alice, "doomed", Some(7), &m).await.unwrap();
+    w.kms
+        .schedule_deletion(&w.alice, "doomed", Some(7), &m)
+        .await
+        .unwrap();
     w.clock.advance_secs(7 * 86_400 - 60);
     assert!(w.kms.destroy_due().await.unwrap().is_empty());
     w.clock.advance_secs(61);
@@ -585,7 +695,10 @@ async fn deletion_waits_then_destroys_and_issues_a_verifiable_receipt(backend: B
     // The material is gone from storage; the data can no longer be decrypted.
     let versions = w
         .store
-        .kms_key_versions(TenantCtx::new(w.alice.tenant.id), receipts[0].key_id.parse().unwrap())
+        .kms_key_versions(
+            TenantCtx::new(w.alice.tenant.id),
+            receipts[0].key_id.parse().unwrap(),
+        )
         .await
         .unwrap();
     assert!(versions.iter().all(|v| v.material.is_none()));

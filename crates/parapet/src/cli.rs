@@ -4,6 +4,7 @@
 
 mod audit;
 mod config;
+mod kms;
 mod output;
 mod session;
 
@@ -94,6 +95,9 @@ pub enum ClientCommand {
     /// Log-in sessions: list and end them; your account history.
     #[command(subcommand)]
     Session(session::SessionCommand),
+    /// Key management: seal and unseal, keys, encrypt/decrypt, data keys, signatures, MACs.
+    #[command(subcommand)]
+    Kms(kms::KmsCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -293,6 +297,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Token(TokenCommand::List(a)) => token_list(a).await,
         ClientCommand::Token(TokenCommand::Revoke(a)) => token_revoke(a).await,
         ClientCommand::Session(c) => session::run(c).await,
+        ClientCommand::Kms(c) => kms::run(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,

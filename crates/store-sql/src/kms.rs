@@ -74,9 +74,9 @@ fn policy_json(p: &KeyPolicy) -> StoreResult<String> {
 
 fn name_taken(e: StoreError, name: &str) -> StoreError {
     match e {
-        StoreError::Conflict(_) => {
-            StoreError::Conflict(format!("a key named {name:?} already exists in this tenant"))
-        }
+        StoreError::Conflict(_) => StoreError::Conflict(format!(
+            "a key named {name:?} already exists in this tenant"
+        )),
         e => e,
     }
 }

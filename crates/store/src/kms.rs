@@ -105,8 +105,12 @@ pub trait KmsStore: Send + Sync {
     /// A key of `ctx` by id or name.
     async fn kms_get_key(&self, ctx: TenantCtx, id_or_name: &str) -> StoreResult<KmsKey>;
     async fn kms_list_keys(&self, ctx: TenantCtx) -> StoreResult<Vec<KmsKey>>;
-    async fn kms_key_version(&self, ctx: TenantCtx, key: Uuid, version: i64)
-    -> StoreResult<KmsKeyVersion>;
+    async fn kms_key_version(
+        &self,
+        ctx: TenantCtx,
+        key: Uuid,
+        version: i64,
+    ) -> StoreResult<KmsKeyVersion>;
     async fn kms_key_versions(&self, ctx: TenantCtx, key: Uuid) -> StoreResult<Vec<KmsKeyVersion>>;
     /// Adds version `v.version` (which must be the key's latest + 1: `Conflict` otherwise) and
     /// stores `key` (with the new latest version).
@@ -118,8 +122,12 @@ pub trait KmsStore: Send + Sync {
         audit: &AuditEvent,
     ) -> StoreResult<()>;
     /// Stores the key's mutable fields (state, versions bounds, rotation, policy, deletion).
-    async fn kms_update_key(&self, ctx: TenantCtx, key: &KmsKey, audit: &AuditEvent)
-    -> StoreResult<()>;
+    async fn kms_update_key(
+        &self,
+        ctx: TenantCtx,
+        key: &KmsKey,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
     /// Destroys every version's material and stores `key` (destroyed, with its receipt).
     async fn kms_destroy_key(
         &self,

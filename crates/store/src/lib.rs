@@ -280,10 +280,7 @@ pub trait Health: Send + Sync {
 }
 
 /// Everything the application needs from storage.
-pub trait Store:
-    IamStore + AuditStore + AuditLogStore + SessionStore + KmsStore + Health
-{
-}
+pub trait Store: IamStore + AuditStore + AuditLogStore + SessionStore + KmsStore + Health {}
 impl<T: IamStore + AuditStore + AuditLogStore + SessionStore + KmsStore + Health> Store for T {}
 
 /// Helper to build the actor of a user.
