@@ -950,6 +950,28 @@ impl KmsService {
         Ok(n)
     }
 
+    /// Rotates, in every tenant, the keys whose rotation period has passed (a background job).
+    pub async fn rotate_all_due(&self) -> KmsResult<u64> {
+        self.root_key()?;
+        let ctx = TenantCtx::new(self.provider.id);
+        let mut after = None;
+        let mut n = 0;
+        loop {
+            let page = parapet_store::Page {
+                after: after.clone(),
+                limit: 1000,
+            };
+            let tenants = self.store.list_tenants(ctx, &page).await?;
+            for t in &tenants {
+                n += self.rotate_due(t).await?;
+            }
+            match tenants.last() {
+                Some(t) if tenants.len() == 1000 => after = Some(t.id.to_string()),
+                _ => return Ok(n),
+            }
+        }
+    }
+
     async fn change_state(
         &self,
         p: &Principal,

@@ -32,6 +32,7 @@ on_both!(
     envelope_encryption_binds_context_and_survives_rotation,
     roles_are_separate_and_keys_are_invisible_to_other_tenants,
     deletion_waits_then_destroys_and_issues_a_verifiable_receipt,
+    keys_rotate_on_schedule_with_the_clock,
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -717,4 +718,65 @@ async fn deletion_waits_then_destroys_and_issues_a_verifiable_receipt(backend: B
         w.kms.enable(&w.alice, "doomed", &m).await,
         Err(KmsError::Conflict(_))
     ));
+}
+
+async fn keys_rotate_on_schedule_with_the_clock(backend: Backend) {
+    let w = world(backend, true).await;
+    let m = meta();
+    assert!(matches!(
+        w.kms
+            .create_key(
+                &w.alice,
+                &NewKey {
+                    rotation_period_secs: Some(60),
+                    ..aes("too-often")
+                },
+                &m
+            )
+            .await,
+        Err(KmsError::Invalid(_))
+    ));
+    w.kms
+        .create_key(
+            &w.alice,
+            &NewKey {
+                rotation_period_secs: Some(86_400),
+                ..aes("daily")
+            },
+            &m,
+        )
+        .await
+        .unwrap();
+    w.kms.create_key(&w.gina, &aes("manual"), &m).await.unwrap();
+    let ct = w
+        .kms
+        .encrypt(&w.bob, "daily", b"d", &Context::new(), &m)
+        .await
+        .unwrap();
+    w.clock.advance_secs(86_399);
+    assert_eq!(w.kms.rotate_all_due().await.unwrap(), 0);
+    w.clock.advance_secs(2);
+    assert_eq!(w.kms.rotate_all_due().await.unwrap(), 1);
+    let k = w.kms.get_key(&w.alice, "daily", &m).await.unwrap().key;
+    assert_eq!(k.latest_version, 2);
+    assert_eq!(
+        w.kms
+            .get_key(&w.gina, "manual", &m)
+            .await
+            .unwrap()
+            .key
+            .latest_version,
+        1
+    );
+    // The next rotation is a period later; old ciphertexts still decrypt.
+    assert_eq!(w.kms.rotate_all_due().await.unwrap(), 0);
+    w.clock.advance_secs(86_401);
+    assert_eq!(w.kms.rotate_all_due().await.unwrap(), 1);
+    assert_eq!(
+        &w.kms
+            .decrypt(&w.bob, &ct, &Context::new(), &m)
+            .await
+            .unwrap()[..],
+        b"d"
+    );
 }

@@ -405,7 +405,7 @@ fn stop_rx_kms(tx: &tokio::sync::watch::Sender<bool>) -> tokio::sync::watch::Rec
 }
 
 /// The key service's background job: destroys keys whose deletion is due (issuing their
-/// receipts). Does nothing while the service is sealed.
+/// receipts) and rotates keys whose rotation period has passed. Does nothing while sealed.
 async fn kms_jobs(
     kms: Arc<KmsService>,
     every: std::time::Duration,
@@ -428,6 +428,11 @@ async fn kms_jobs(
                 }
             }
             Err(e) => tracing::warn!(error = %e, "key deletion job failed"),
+        }
+        match kms.rotate_all_due().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(keys = n, "keys rotated on schedule"),
+            Err(e) => tracing::warn!(error = %e, "key rotation job failed"),
         }
     }
 }
