@@ -186,6 +186,44 @@ pub struct KmsService {
     keks: RwLock<HashMap<TenantId, Material>>,
     material: RwLock<HashMap<(Uuid, i64), Material>>,
     meta: RwLock<HashMap<(TenantId, String), (KmsKey, Timestamp)>>,
+    /// Records of key uses, written in batches by [`audit_writer`] (group commit).
+    audit_tx: tokio::sync::mpsc::Sender<Pending>,
+}
+
+/// A record waiting for its batch, and who waits for it to be stored.
+type Pending = (AuditEvent, tokio::sync::oneshot::Sender<Result<(), String>>);
+
+/// Most records stored in one transaction.
+const AUDIT_BATCH: usize = 1000;
+
+/// Stores key-use records in batches: a request's record is durable before the request answers,
+/// but concurrent requests share one transaction (the trail is written at the rate of batches,
+/// not of requests). Ends when the service is dropped.
+async fn audit_writer(store: Arc<dyn Store>, mut rx: tokio::sync::mpsc::Receiver<Pending>) {
+    let mut events = Vec::with_capacity(AUDIT_BATCH);
+    let mut waiters = Vec::with_capacity(AUDIT_BATCH);
+    while let Some((e, w)) = rx.recv().await {
+        events.push(e);
+        waiters.push(w);
+        while events.len() < AUDIT_BATCH {
+            match rx.try_recv() {
+                Ok((e, w)) => {
+                    events.push(e);
+                    waiters.push(w);
+                }
+                Err(_) => break,
+            }
+        }
+        let r = store
+            .append_audit_batch(&events)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        for w in waiters.drain(..) {
+            let _ = w.send(r.clone());
+        }
+        events.clear();
+    }
 }
 
 impl std::fmt::Debug for KmsService {
@@ -233,6 +271,8 @@ impl KmsService {
         config: KmsConfig,
     ) -> KmsResult<Self> {
         let root = store.kms_root(TenantCtx::new(provider.id)).await?;
+        let (audit_tx, audit_rx) = tokio::sync::mpsc::channel(8 * AUDIT_BATCH);
+        tokio::spawn(audit_writer(store.clone(), audit_rx));
         let seal = match root {
             None => Seal::Uninitialized,
             Some(root) => Seal::Sealed {
@@ -250,6 +290,7 @@ impl KmsService {
             keks: RwLock::default(),
             material: RwLock::default(),
             meta: RwLock::default(),
+            audit_tx,
         })
     }
 
@@ -1277,8 +1318,18 @@ impl KmsService {
             outcome,
             details,
         );
-        self.store.append_audit(&e).await?;
-        Ok(())
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.audit_tx
+            .send((e, tx))
+            .await
+            .map_err(|_| KmsError::Internal("the audit writer stopped".into()))?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(m)) => Err(KmsError::Unavailable(format!(
+                "the audit record could not be stored: {m}"
+            ))),
+            Err(_) => Err(KmsError::Internal("the audit writer stopped".into())),
+        }
     }
 
     /// A key the caller may use for `op`, enabled, of a type that can do it.
