@@ -488,5 +488,84 @@ fn destroyed_keys_leave_a_receipt_that_verifies_offline(backend: Backend) {
         // Another tenant gets no receipt of acme's key.
         let (ok, _, err) = cli(&url, &gina, &["kms", "key", "receipt", "doomed"], b"");
         assert!(!ok && err.contains("404"), "{err}");
+
+        // The console: the tenant's keys, a key created and rotated through its forms (which
+        // need the CSRF token), nothing of acme's for globex.
+        let csrf = "c".repeat(43);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let page = |token: String| {
+            let http = http.clone();
+            let url = url.clone();
+            async move {
+                let r = http
+                    .get(format!("{url}/console/kms"))
+                    .header("cookie", format!("parapet_session={token}"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                r.text().await.unwrap()
+            }
+        };
+        let html = page(alice.clone()).await;
+        assert!(
+            html.contains("doomed") && html.contains("destroyed"),
+            "{html}"
+        );
+        assert!(html.contains("unsealed") && html.contains("Deletion receipt"));
+        let form = |path: String, fields: Vec<(&'static str, String)>, with_csrf: bool| {
+            let http = http.clone();
+            let url = url.clone();
+            let alice = alice.clone();
+            let csrf = csrf.clone();
+            async move {
+                let mut f = fields;
+                if with_csrf {
+                    f.push(("csrf", csrf.clone()));
+                }
+                http.post(format!("{url}{path}"))
+                    .header(
+                        "cookie",
+                        format!("parapet_session={alice}; parapet_csrf={csrf}"),
+                    )
+                    .form(&f)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        let fields = || {
+            vec![
+                ("name", "from-console".to_string()),
+                ("key_type", "chacha20-poly1305".to_string()),
+            ]
+        };
+        assert_eq!(form("/console/kms".into(), fields(), false).await, 403);
+        assert_eq!(form("/console/kms".into(), fields(), true).await, 303);
+        let (s, k) = api.get("/api/v1/kms/keys/from-console", Some(&alice)).await;
+        assert_eq!((s, k["type"].as_str()), (200, Some("chacha20-poly1305")));
+        let id = k["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            form(format!("/console/kms/keys/{id}/rotate"), vec![], true).await,
+            303
+        );
+        let (_, k) = api.get("/api/v1/kms/keys/from-console", Some(&alice)).await;
+        assert_eq!(k["latest_version"], 2);
+        assert_eq!(
+            form(
+                format!("/console/kms/keys/{id}/schedule-deletion"),
+                vec![("days", "2".into())],
+                true
+            )
+            .await,
+            422
+        );
+        let html = page(gina.clone()).await;
+        assert!(!html.contains("from-console") && !html.contains("doomed"));
     });
 }
