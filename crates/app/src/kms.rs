@@ -523,6 +523,62 @@ pub async fn export(
     }))
 }
 
+/// The encryption section of the SLA documentation (X.1642 7.2.2.2(3), 8.2), generated from the
+/// running configuration.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EncryptionStatement {
+    #[schema(value_type = Object)]
+    pub at_rest: parapet_kms::AtRest,
+    pub in_transit: InTransit,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InTransit {
+    /// Whether this server listens with TLS.
+    pub tls: bool,
+    pub protocols: Vec<String>,
+    /// The cipher suites the TLS stack offers, in preference order.
+    pub cipher_suites: Vec<String>,
+    pub key_exchange_groups: Vec<String>,
+}
+
+/// What is encrypted at rest and in transit, with which algorithms (for the SLA).
+#[utoipa::path(get, path = "/api/v1/kms/encryption", tag = "kms",
+    responses((status = 200, body = EncryptionStatement), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn encryption(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+) -> ApiResult<Json<EncryptionStatement>> {
+    let at_rest = st.kms.at_rest(&p, &meta).await?;
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let mut protocols: Vec<String> = Vec::new();
+    for s in &provider.cipher_suites {
+        let v = format!("{:?}", s.version().version);
+        if !protocols.contains(&v) {
+            protocols.push(v);
+        }
+    }
+    Ok(Json(EncryptionStatement {
+        at_rest,
+        in_transit: InTransit {
+            tls: st.config.tls,
+            protocols,
+            cipher_suites: provider
+                .cipher_suites
+                .iter()
+                .map(|s| format!("{:?}", s.suite()))
+                .collect(),
+            key_exchange_groups: provider
+                .kx_groups
+                .iter()
+                .map(|g| format!("{:?}", g.name()))
+                .collect(),
+        },
+    }))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Operations.
 
@@ -885,6 +941,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/kms/unseal", post(unseal))
         .route("/kms/seal", post(seal))
         .route("/kms/receipt-key", get(receipt_key))
+        .route("/kms/encryption", get(encryption))
         .route("/kms/keys", get(list_keys).post(create_key))
         .route("/kms/keys/{key}", get(get_key).patch(update_key))
         .route("/kms/keys/{key}/rotate", post(rotate))

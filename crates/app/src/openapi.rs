@@ -23,7 +23,7 @@ use crate::{api, auditlog, kms, sessions};
         kms::list_keys, kms::get_key, kms::update_key, kms::rotate, kms::disable, kms::enable,
         kms::schedule_deletion, kms::cancel_deletion, kms::receipt, kms::encrypt, kms::decrypt,
         kms::rewrap, kms::datakey, kms::sign, kms::verify, kms::hmac, kms::verify_hmac,
-        kms::encrypt_batch, kms::decrypt_batch, kms::export,
+        kms::encrypt_batch, kms::decrypt_batch, kms::export, kms::encryption,
     ),
     components(schemas(Problem, api::TenantView, api::UserView, api::LoginRequest, api::LoginResponse,
         api::CreateTenant, api::CreateUser, api::CreateToken, api::TokenCreated, api::CredentialView,
@@ -36,7 +36,7 @@ use crate::{api, auditlog, kms, sessions};
         kms::DataKeyRequest, kms::DataKeyView, kms::MessageRequest, kms::SignatureView,
         kms::VerifyRequest, kms::Valid, kms::MacView, kms::VerifyMacRequest, kms::EncryptBatch,
         kms::DecryptBatch, kms::BatchItem, kms::BatchResult, kms::ExportedKey,
-        kms::ExportedVersion)),
+        kms::ExportedVersion, kms::EncryptionStatement, kms::InTransit)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

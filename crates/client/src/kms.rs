@@ -220,6 +220,11 @@ impl Client {
             .await
     }
 
+    /// `GET /api/v1/kms/encryption`: the SLA's encryption statement, as JSON.
+    pub async fn kms_encryption(&self) -> Result<serde_json::Value, ClientError> {
+        self.get(self.url(&["kms", "encryption"], &[])).await
+    }
+
     /// Encrypts base64 `plaintext`; returns the one-line ciphertext.
     pub async fn kms_encrypt(
         &self,

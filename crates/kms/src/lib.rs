@@ -142,6 +142,17 @@ pub struct VersionInfo {
     pub public_key: Option<Vec<u8>>,
 }
 
+/// The encryption at rest, as the SLA states it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AtRest {
+    pub root: String,
+    pub tenant_kek: String,
+    pub key_material: String,
+    pub data: String,
+    pub keys_by_type: std::collections::BTreeMap<String, u64>,
+    pub keys_by_state: std::collections::BTreeMap<String, u64>,
+}
+
 /// What a key is created with.
 #[derive(Debug, Clone)]
 pub struct NewKey {
@@ -1288,6 +1299,40 @@ impl KmsService {
         );
         self.store.append_audit(&e).await?;
         Ok((key, out))
+    }
+
+    /// What is encrypted at rest for the caller's tenant, and how (for the SLA's encryption
+    /// section, X.1642 7.2.2.2(3) and 8.2): the root's sealing, the key hierarchy and the tenant's
+    /// keys by algorithm and state.
+    pub async fn at_rest(&self, p: &Principal, meta: &RequestMeta) -> KmsResult<AtRest> {
+        let keys = self.list_keys(p, meta).await?;
+        let status = self.status();
+        let mut by_type: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut by_state: std::collections::BTreeMap<String, u64> = Default::default();
+        for k in &keys {
+            *by_type.entry(k.key_type.clone()).or_default() += 1;
+            *by_state.entry(k.state.clone()).or_default() += 1;
+        }
+        Ok(AtRest {
+            root: match status.mode.as_deref() {
+                Some("shamir") => format!(
+                    "256-bit root key held only in memory; at rest split by Shamir's scheme into \
+                     {} shares held by key custodians, {} needed to unseal",
+                    status.shares, status.threshold
+                ),
+                Some(m) => format!("256-bit root key in a key file ({m}, development only)"),
+                None => "not initialized".into(),
+            },
+            tenant_kek: "AES-256-GCM key per tenant, wrapped by the root key (AES-256-GCM)".into(),
+            key_material: "every key version wrapped by its tenant's key-encryption key \
+                           (AES-256-GCM, bound to the key id and version)"
+                .into(),
+            data: "AES-256-GCM or ChaCha20-Poly1305 with a 96-bit random nonce and the \
+                   encryption context as associated data; Ed25519 signatures; HMAC-SHA-256"
+                .into(),
+            keys_by_type: by_type,
+            keys_by_state: by_state,
+        })
     }
 
     // -----------------------------------------------------------------------------------------

@@ -327,6 +327,18 @@ fn custodians_unseal_with_k_of_n_and_tenants_encrypt_through_the_cli(backend: Ba
         assert!(b["items"][1]["error"].as_str().unwrap().contains("decryption failed"));
         assert_eq!(b["items"][2]["plaintext"], "eW8=");
 
+        // The SLA's encryption section, from the running configuration.
+        let (ok, out, err) = cli(&url, &alice, &["kms", "encryption", "--json"], b"");
+        assert!(ok, "{err}");
+        let enc: Value = serde_json::from_slice(&out).unwrap();
+        assert!(enc["at_rest"]["root"].as_str().unwrap().contains("3 needed to unseal"), "{enc}");
+        assert_eq!(enc["at_rest"]["keys_by_type"]["aes256-gcm"], 1);
+        assert_eq!(enc["in_transit"]["tls"], false);
+        let suites = enc["in_transit"]["cipher_suites"].to_string();
+        assert!(suites.contains("TLS13_AES_256_GCM_SHA384"), "{suites}");
+        let (ok, out, _) = cli(&url, &gina, &["kms", "encryption"], b"");
+        assert!(ok && text(&out).contains("Cipher suites"));
+
         // Sealing again stops everything.
         let (ok, _, err) = cli(&url, &kc, &["kms", "seal"], b"");
         assert!(ok, "{err}");

@@ -30,6 +30,9 @@ pub enum KmsCommand {
     Unseal(UnsealArgs),
     /// Seal the key service: every key operation is refused until custodians unseal it.
     Seal(Plain),
+    /// What is encrypted at rest and in transit, with which algorithms (the SLA's encryption
+    /// section, generated from the running configuration).
+    Encryption(Plain),
     /// Manage keys of your tenant: create, list, show, rotate, disable, enable, set,
     /// schedule-deletion, cancel-deletion, receipt.
     #[command(subcommand)]
@@ -447,6 +450,40 @@ pub async fn run(cmd: KmsCommand) -> anyhow::Result<()> {
             out(&status_text(&st))
         }
         KmsCommand::Key(c) => key(c).await,
+        KmsCommand::Encryption(a) => {
+            let s = Session::open(&a.common)?;
+            let v = s.client.kms_encryption().await.map_err(|e| s.fail(e))?;
+            if s.json {
+                return json(&v);
+            }
+            let list = |v: &serde_json::Value| {
+                v.as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default()
+            };
+            let r = &v["at_rest"];
+            let t = &v["in_transit"];
+            let text = |x: &serde_json::Value| clean(x.as_str().unwrap_or("-"));
+            out(&format!(
+                "Encryption at rest\n  Root key: {}\n  Tenant keys: {}\n  Key material: {}\n  \
+                 Data: {}\n  Keys by type: {}\nEncryption in transit\n  TLS on this server: {}\n  \
+                 Protocols: {}\n  Cipher suites: {}\n  Key exchange: {}\n",
+                text(&r["root"]),
+                text(&r["tenant_kek"]),
+                text(&r["key_material"]),
+                text(&r["data"]),
+                clean(&r["keys_by_type"].to_string()),
+                t["tls"],
+                list(&t["protocols"]),
+                list(&t["cipher_suites"]),
+                list(&t["key_exchange_groups"]),
+            ))
+        }
         KmsCommand::Encrypt(a) => {
             let ctx = parse_context(&a.context)?;
             let data = zeroize::Zeroizing::new(read_stdin()?);
