@@ -141,7 +141,7 @@ pub const NAV: &[NavItem] = &[
     },
     NavItem {
         label: "Keys",
-        href: None,
+        href: Some("/console/kms"),
         clause: "8.2",
     },
     NavItem {
@@ -291,7 +291,11 @@ pub(crate) fn forbidden_form() -> Response {
     )
 }
 
-fn html_page(status: StatusCode, body: String, set_cookie: Option<HeaderValue>) -> Response {
+pub(crate) fn html_page(
+    status: StatusCode,
+    body: String,
+    set_cookie: Option<HeaderValue>,
+) -> Response {
     let mut res = (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -350,7 +354,7 @@ pub(crate) fn failure(e: IamError) -> Response {
     )
 }
 
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

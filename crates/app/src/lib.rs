@@ -24,6 +24,8 @@ pub mod auditlog;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod kms;
+mod kms_console;
 pub mod mfa;
 mod openapi;
 pub mod sessions;
@@ -47,6 +49,7 @@ pub struct AppState {
     pub iam: Arc<IamService>,
     pub audit: Arc<parapet_audit::AuditLog>,
     pub inventory: Arc<parapet_inventory::Inventory>,
+    pub kms: Arc<parapet_kms::KmsService>,
     pub store: Arc<dyn Store>,
     pub config: Arc<AppConfig>,
     pub metrics: Option<PrometheusHandle>,
@@ -166,12 +169,14 @@ pub fn router(state: AppState) -> Router {
             post(mfa::reset),
         )
         .route("/openapi.json", get(openapi_json))
+        .merge(kms::routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
 
     Router::new()
         .nest("/api/v1", api)
         .merge(console::routes())
+        .merge(kms_console::routes())
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/console") }),
@@ -222,13 +227,27 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready when the database answers within two seconds.
+/// Ready when the database answers within two seconds and the key service, once initialized,
+/// is unsealed.
 async fn readyz(State(st): State<AppState>) -> Response {
     let ping = tokio::time::timeout(Duration::from_secs(2), st.store.ping()).await;
+    let kms = st.kms.status();
+    let kms_state = match (kms.initialized, kms.sealed) {
+        (false, _) => "uninitialized",
+        (true, true) => "sealed",
+        (true, false) => "unsealed",
+    };
     match ping {
+        Ok(Ok(())) if kms.initialized && kms.sealed => ApiError::unavailable(format!(
+            "the key service is sealed ({} of {} shares given): key custodians must unseal it \
+             with 'parapet kms unseal'; key operations are refused until then",
+            kms.progress, kms.threshold
+        ))
+        .into_response(),
         Ok(Ok(())) => axum::Json(serde_json::json!({
             "status": "ready",
             "database": st.store.backend(),
+            "kms": kms_state,
         }))
         .into_response(),
         Ok(Err(e)) => {

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::Problem;
-use crate::{account, api, assets, auditlog, mfa, sessions};
+use crate::{account, api, assets, auditlog, kms, mfa, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,11 @@ use crate::{account, api, assets, auditlog, mfa, sessions};
         account::get_policy, account::set_policy, account::list_accounts, account::unlock,
         account::change_password, account::dormancy_sweep,
         mfa::status, mfa::begin, mfa::confirm, mfa::remove, mfa::reset,
+        kms::status, kms::init, kms::unseal, kms::seal, kms::receipt_key, kms::create_key,
+        kms::list_keys, kms::get_key, kms::update_key, kms::rotate, kms::disable, kms::enable,
+        kms::schedule_deletion, kms::cancel_deletion, kms::receipt, kms::encrypt, kms::decrypt,
+        kms::rewrap, kms::datakey, kms::sign, kms::verify, kms::hmac, kms::verify_hmac,
+        kms::encrypt_batch, kms::decrypt_batch, kms::export, kms::encryption,
     ),
     components(schemas(Problem, api::TenantView, api::UserView, api::LoginRequest, api::LoginResponse,
         api::CreateTenant, api::CreateUser, api::CreateToken, api::TokenCreated, api::CredentialView,
@@ -33,7 +38,14 @@ use crate::{account, api, assets, auditlog, mfa, sessions};
         assets::HealthInput, assets::HealthSummary, assets::RelatedView,
         assets::SoftwareMatchView, assets::TenantCount, account::PolicyView, account::AccountView, account::ChangePassword,
         account::SweepView, mfa::MfaView, mfa::TotpEnrolmentView, mfa::ConfirmTotp,
-        mfa::RecoveryCodes, mfa::RemoveTotp)),
+        mfa::RecoveryCodes, mfa::RemoveTotp, kms::SealView, kms::InitRequest, kms::InitResponse,
+        kms::UnsealRequest, kms::ReceiptKey, kms::KeyView, kms::VersionView, kms::KeyDetail,
+        kms::CreateKey, kms::UpdateKey, kms::ScheduleDeletion, kms::ReceiptView,
+        kms::EncryptRequest, kms::CiphertextView, kms::DecryptRequest, kms::PlaintextView,
+        kms::DataKeyRequest, kms::DataKeyView, kms::MessageRequest, kms::SignatureView,
+        kms::VerifyRequest, kms::Valid, kms::MacView, kms::VerifyMacRequest, kms::EncryptBatch,
+        kms::DecryptBatch, kms::BatchItem, kms::BatchResult, kms::ExportedKey,
+        kms::ExportedVersion, kms::EncryptionStatement, kms::InTransit)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

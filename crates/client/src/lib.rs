@@ -25,6 +25,9 @@ mod mfa;
 pub use account::{AccountInfo, AccountPolicyView, SweepResult};
 pub use mfa::{MfaStatus, TotpEnrolment};
 
+mod kms;
+pub use kms::{DataKey, KmsInit, KmsKey, KmsKeyVersion, KmsStatus, NewKmsKey};
+
 /// How long one request may take, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

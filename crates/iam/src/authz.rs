@@ -37,6 +37,14 @@ pub enum Action {
     AccountUnlock,
     /// Run the dormant-account sweep over every tenant (provider only).
     DormancySweep,
+    /// Initialize, unseal or seal the key service (key custodians, X.1642 8.2(2)).
+    KmsSeal,
+    /// Read key metadata in one's own tenant (key auditors).
+    KmsKeyRead,
+    /// Create, rotate, disable, delete keys and set their policies (key administrators).
+    KmsKeyManage,
+    /// Encrypt, decrypt, sign, MAC with keys (key users).
+    KmsKeyUse,
 }
 
 impl Action {
@@ -50,6 +58,7 @@ impl Action {
                 | Action::PolicyRead
                 | Action::AssetRead
                 | Action::AssetCorrelate
+                | Action::KmsKeyRead
         )
     }
 }
@@ -79,7 +88,15 @@ pub fn authorize(p: &Principal, action: Action, target: &Tenant) -> Result<(), D
     }
     let own = p.tenant.id == target.id;
     let role = p.user.role;
-    let allowed = if p.tenant.kind == TenantKind::Provider {
+    let kms = matches!(
+        action,
+        Action::KmsKeyRead | Action::KmsKeyManage | Action::KmsKeyUse | Action::KmsSeal
+    );
+    let allowed = if kms {
+        // Keys belong to one tenant and are invisible to every other, the provider included;
+        // the key service itself (seal state) is the provider's.
+        own && kms_rule(role, action)
+    } else if p.tenant.kind == TenantKind::Provider {
         provider_rule(role, action, target)
     } else {
         own && customer_rule(role, action)
@@ -118,6 +135,73 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
     }
 }
 
+/// Key management (X.1642 8.2(1)): custodians, administrators, users and auditors of keys are
+/// separate roles. A key custodian holds a share of the root and nothing else; operators and
+/// members use keys without managing them; auditors only read. Administrators may do both by
+/// role, and a key's policy separates them further (`authorize_key`).
+fn kms_rule(role: Role, action: Action) -> bool {
+    use Action::*;
+    matches!(
+        (role, action),
+        (Role::KeyCustodian, KmsSeal)
+            | (
+                Role::SecurityAdmin | Role::TenantAdmin,
+                KmsKeyRead | KmsKeyManage | KmsKeyUse
+            )
+            | (Role::Operator | Role::TenantMember, KmsKeyRead | KmsKeyUse)
+            | (Role::Auditor | Role::TenantAuditor, KmsKeyRead)
+    )
+}
+
+/// What one asks to do with one key, decided against its policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOp {
+    Read,
+    Manage,
+    Use,
+}
+
+/// Decides whether `p` may perform `op` on a key of tenant `target` with `policy`: the role must
+/// allow it ([`authorize`]) and, when the policy names people for that part, `p` must be named.
+pub fn authorize_key(
+    p: &Principal,
+    op: KeyOp,
+    target: &Tenant,
+    policy: &parapet_store::KeyPolicy,
+) -> Result<(), Denied> {
+    let action = match op {
+        KeyOp::Read => Action::KmsKeyRead,
+        KeyOp::Manage => Action::KmsKeyManage,
+        KeyOp::Use => Action::KmsKeyUse,
+    };
+    authorize(p, action, target)?;
+    let (list, what) = match op {
+        KeyOp::Read => {
+            // Whoever the policy names in any part may read the key's metadata.
+            let named = policy
+                .users
+                .iter()
+                .chain(&policy.admins)
+                .chain(&policy.auditors)
+                .any(|u| u == &p.user.username);
+            if policy.auditors.is_empty() || named {
+                return Ok(());
+            }
+            (&policy.auditors, "auditors")
+        }
+        KeyOp::Manage => (&policy.admins, "administrators"),
+        KeyOp::Use => (&policy.users, "users"),
+    };
+    if list.is_empty() || list.iter().any(|u| u == &p.user.username) {
+        Ok(())
+    } else {
+        Err(Denied(format!(
+            "{} is not among this key's {what}",
+            p.user.username
+        )))
+    }
+}
+
 fn customer_rule(role: Role, action: Action) -> bool {
     use Action::*;
     match (role, action) {
@@ -152,6 +236,10 @@ fn describe(a: Action) -> String {
         Action::PolicyWrite => "change account policies".into(),
         Action::AccountUnlock => "unlock accounts".into(),
         Action::DormancySweep => "run the dormant-account sweep".into(),
+        Action::KmsSeal => "initialize, unseal or seal the key service".into(),
+        Action::KmsKeyRead => "read keys".into(),
+        Action::KmsKeyManage => "manage keys".into(),
+        Action::KmsKeyUse => "use keys".into(),
     }
 }
 
@@ -206,6 +294,10 @@ mod tests {
             Action::PolicyWrite,
             Action::AccountUnlock,
             Action::DormancySweep,
+            Action::KmsSeal,
+            Action::KmsKeyRead,
+            Action::KmsKeyManage,
+            Action::KmsKeyUse,
         ];
         v.extend(Role::ALL.into_iter().map(Action::UserCreate));
         v

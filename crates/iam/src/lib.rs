@@ -22,7 +22,7 @@ pub mod policy;
 pub mod secret;
 mod sessions;
 
-pub use authz::{Action, Denied, authorize};
+pub use authz::{Action, Denied, KeyOp, authorize, authorize_key};
 pub use secret::PasswordCost;
 
 /// What can go wrong, in terms a caller can map to a response.

@@ -6,8 +6,9 @@ mod account;
 mod asset;
 mod audit;
 mod config;
-mod mfa;
 mod detect;
+mod kms;
+mod mfa;
 mod output;
 mod session;
 
@@ -110,6 +111,9 @@ pub enum ClientCommand {
     /// Detection rules (Sigma): evaluate them offline against a file of events.
     #[command(subcommand)]
     Detect(detect::DetectCommand),
+    /// Key management: seal and unseal, keys, encrypt/decrypt, data keys, signatures, MACs.
+    #[command(subcommand)]
+    Kms(kms::KmsCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -325,6 +329,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Policy(c) => account::policy(c).await,
         ClientCommand::Mfa(c) => mfa::run(c).await,
         ClientCommand::Detect(c) => detect::run(c),
+        ClientCommand::Kms(c) => kms::run(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use parapet_app::{AppConfig, AppState, Listen};
 use parapet_audit::{AuditLog, LogConfig, NoteSigner};
 use parapet_iam::{IamConfig, IamService, PasswordCost};
+use parapet_kms::{KmsConfig, KmsService};
 use parapet_store_sql::{OpenOptions, SqlStore};
 use parapet_types::{Env, TenantCtx};
 use serde::Deserialize;
@@ -58,6 +59,20 @@ pub struct ServeArgs {
     /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, endpoint from PARAPET_S3_ENDPOINT).
     #[arg(long, value_name = "SINK")]
     audit_witness: Vec<String>,
+    /// Development only: keep the key service's root key in this file (created on first start,
+    /// mode 0600) and unseal with it at every start, instead of a Shamir split among key
+    /// custodians (`parapet kms init` / `parapet kms unseal`).
+    #[arg(long, env = "PARAPET_KMS_KEY_FILE", value_name = "FILE")]
+    kms_key_file: Option<PathBuf>,
+    /// Seconds between runs of the key service's job (destruction of keys whose deletion is
+    /// due, scheduled rotations) [default: 30].
+    #[arg(
+        long,
+        env = "PARAPET_KMS_JOB_INTERVAL",
+        value_name = "SECS",
+        hide = true
+    )]
+    kms_job_interval: Option<u64>,
     /// Log format on standard error [default: text]. The level comes from PARAPET_LOG
     /// (e.g. `info`, `debug,sqlx=warn`).
     #[arg(long, env = "PARAPET_LOG_FORMAT", value_enum)]
@@ -89,6 +104,8 @@ struct FileConfig {
     audit_witness: Option<Vec<String>>,
     /// The provider's default account policy (every rule; see `parapet policy set --help`).
     account_policy: Option<parapet_store::AccountPolicy>,
+    kms_key_file: Option<PathBuf>,
+    kms_job_interval_secs: Option<u64>,
 }
 
 /// The effective settings.
@@ -103,6 +120,8 @@ struct Settings {
     open: OpenOptions,
     audit_key: PathBuf,
     witnesses: Vec<parapet_app::witness::Sink>,
+    kms_key_file: Option<PathBuf>,
+    kms_job_interval: std::time::Duration,
 }
 
 fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
@@ -201,6 +220,13 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         open,
         audit_key,
         witnesses,
+        kms_key_file: args.kms_key_file.or(file.kms_key_file),
+        kms_job_interval: std::time::Duration::from_secs(
+            args.kms_job_interval
+                .or(file.kms_job_interval_secs)
+                .unwrap_or(30)
+                .max(1),
+        ),
     })
 }
 
@@ -336,7 +362,33 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         env.clone(),
     ));
     let dormancy = tokio::spawn(sweep_dormant_accounts(iam.clone(), stop_rx.clone()));
+    let kms = Arc::new(
+        KmsService::open(
+            store.clone(),
+            iam.clone(),
+            env.clone(),
+            boot.provider.clone(),
+            KmsConfig::default(),
+        )
+        .await
+        .context("cannot open the key service")?,
+    );
+    if let Some(path) = &s.kms_key_file {
+        let key = kms_root_key(path, &env)?;
+        kms.unseal_with_key_file(key)
+            .await
+            .with_context(|| format!("cannot unseal the key service with {}", path.display()))?;
+        tracing::warn!(file = %path.display(), "key service unsealed from a key file (development only)");
+    } else if kms.status().initialized {
+        println!("The key service is sealed: key custodians must run 'parapet kms unseal'.");
+    }
+    let kms_job = tokio::spawn(kms_jobs(
+        kms.clone(),
+        s.kms_job_interval,
+        stop_rx_kms(&stop_sequencer),
+    ));
     let state = AppState {
+        kms,
         audit,
         inventory,
         iam,
@@ -360,6 +412,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = sequencer.await;
     let _ = witnesses.await;
     let _ = dormancy.await;
+    let _ = kms_job.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -430,6 +483,84 @@ fn secrets_key(path: &std::path::Path, env: &Env) -> anyhow::Result<[u8; 32]> {
         Err(_) if path.exists() => read(path),
         Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
     }
+}
+
+fn stop_rx_kms(tx: &tokio::sync::watch::Sender<bool>) -> tokio::sync::watch::Receiver<bool> {
+    tx.subscribe()
+}
+
+/// The key service's background job: destroys keys whose deletion is due (issuing their
+/// receipts) and rotates keys whose rotation period has passed. Does nothing while sealed.
+async fn kms_jobs(
+    kms: Arc<KmsService>,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if kms.status().sealed {
+            continue;
+        }
+        match kms.destroy_due().await {
+            Ok(done) => {
+                for r in done {
+                    tracing::info!(tenant = %r.tenant, key = %r.key_name, "key material destroyed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "key deletion job failed"),
+        }
+        match kms.rotate_all_due().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(keys = n, "keys rotated on schedule"),
+            Err(e) => tracing::warn!(error = %e, "key rotation job failed"),
+        }
+    }
+}
+
+/// Reads the development root key (64 hex digits), or creates it (mode 0600) on first start.
+fn kms_root_key(path: &std::path::Path, env: &Env) -> anyhow::Result<parapet_kms::root::RootKey> {
+    if !path.exists() {
+        let key: [u8; 32] = env
+            .random()
+            .map_err(|e| anyhow::anyhow!("no randomness: {}", e.0))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+        }
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options
+            .open(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        writeln!(f, "{}", hex::encode(key))
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!(
+            "Created the development root key {} (keep it secret; use Shamir shares in production).",
+            path.display()
+        );
+    }
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the key file {}", path.display()))?,
+    );
+    let bytes = zeroize::Zeroizing::new(
+        hex::decode(text.trim())
+            .ok()
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| anyhow::anyhow!("{} must hold 64 hexadecimal digits", path.display()))?,
+    );
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(&bytes);
+    Ok(key)
 }
 
 /// Loads the audit log's signing key, or creates it (mode 0600) on first start, named after

@@ -19,6 +19,7 @@ mod account;
 mod asset;
 mod audit;
 mod iam;
+mod kms;
 mod mfa;
 mod migrate;
 mod rows;

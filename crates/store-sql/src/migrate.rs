@@ -19,6 +19,7 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0010_account_policy.sql"),
     ),
     (11, include_str!("../migrations/sqlite/0011_mfa.sql")),
+    (20, include_str!("../migrations/sqlite/0020_kms.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -37,6 +38,7 @@ const POSTGRES: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0010_account_policy.sql"),
     ),
     (11, include_str!("../migrations/postgres/0011_mfa.sql")),
+    (20, include_str!("../migrations/postgres/0020_kms.sql")),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub mod account;
 pub mod asset;
 pub mod audit;
+pub mod kms;
 pub mod mfa;
 pub mod session;
 pub use account::{AccountPolicy, AccountRow, AccountState, AccountStore, Attempt, Factor, Lock};
@@ -27,6 +28,7 @@ pub use audit::{
     AuditEvent, AuditFilter, AuditLogStore, AuditOutcome, AuditRecord, Integration, LogHead,
     StoredCheckpoint, StoredTile,
 };
+pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore};
 pub use mfa::{MfaStore, TotpRecord};
 pub use session::{SessionInfo, SessionStore};
 
@@ -288,7 +290,15 @@ pub trait Health: Send + Sync {
 
 /// Everything the application needs from storage.
 pub trait Store:
-    IamStore + AuditStore + AuditLogStore + SessionStore + AssetStore + AccountStore + MfaStore + Health
+    IamStore
+    + AuditStore
+    + AuditLogStore
+    + SessionStore
+    + AssetStore
+    + AccountStore
+    + MfaStore
+    + KmsStore
+    + Health
 {
 }
 impl<T> Store for T where
@@ -299,6 +309,7 @@ impl<T> Store for T where
         + AssetStore
         + AccountStore
         + MfaStore
+        + KmsStore
         + Health
 {
 }
