@@ -63,7 +63,8 @@ pub async fn get_policy(
 /// their current values): `lockout_threshold`, `lockout_base_secs`, `lockout_multiplier`,
 /// `permanent_after`, `throttle_per_account`, `throttle_per_address`, `password_min_length`,
 /// `password_min_classes`, `password_history`, `password_max_age_days`, `password_deny_common`,
-/// `dormant_days`, `dormant_delete_days`, `mfa_lockout_threshold`, `mfa_required`.
+/// `dormant_days`, `dormant_delete_days`, `mfa_lockout_threshold`, `mfa_required`,
+/// `approval_required`.
 #[utoipa::path(put, path = "/api/v1/tenants/{tenant}/account-policy", tag = "accounts",
     params(("tenant" = String, Path)), request_body = Object,
     responses((status = 200, body = PolicyView), (status = 403, body = Problem),
@@ -347,6 +348,7 @@ struct AccountsPage {
     fields: Vec<FieldRow>,
     deny_common: bool,
     mfa_required: bool,
+    approval_required: bool,
     can_edit: bool,
     can_unlock: bool,
     accounts: Vec<AccountView>,
@@ -389,6 +391,7 @@ async fn accounts_view(
         fields: fields(&eff.policy),
         deny_common: eff.policy.password_deny_common,
         mfa_required: eff.policy.mfa_required,
+        approval_required: eff.policy.approval_required,
         can_edit: can(parapet_iam::Action::PolicyWrite),
         can_unlock: can(parapet_iam::Action::AccountUnlock),
         accounts: rows.iter().map(|r| account_view(&t, r, now)).collect(),
@@ -431,7 +434,7 @@ async fn policy_submit(
             }
         }
     }
-    for flag in ["password_deny_common", "mfa_required"] {
+    for flag in ["password_deny_common", "mfa_required", "approval_required"] {
         changes.insert(flag.into(), f.contains_key(flag).into());
     }
     if !bad.is_empty() {

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::Problem;
-use crate::{account, api, auditlog, mfa, sessions};
+use crate::{account, api, approval, auditlog, mfa, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,8 @@ use crate::{account, api, auditlog, mfa, sessions};
         account::get_policy, account::set_policy, account::list_accounts, account::unlock,
         account::change_password, account::dormancy_sweep,
         mfa::status, mfa::begin, mfa::confirm, mfa::remove, mfa::reset,
+        approval::list, approval::create, approval::approve, approval::reject,
+        approval::change_role,
     ),
     components(schemas(Problem, api::TenantView, api::UserView, api::LoginRequest, api::LoginResponse,
         api::CreateTenant, api::CreateUser, api::CreateToken, api::TokenCreated, api::CredentialView,
@@ -29,7 +31,8 @@ use crate::{account, api, auditlog, mfa, sessions};
         auditlog::ProvenEntry, sessions::SessionView, sessions::RevokeSessions,
         sessions::Revoked, account::PolicyView, account::AccountView, account::ChangePassword,
         account::SweepView, mfa::MfaView, mfa::TotpEnrolmentView, mfa::ConfirmTotp,
-        mfa::RecoveryCodes, mfa::RemoveTotp)),
+        mfa::RecoveryCodes, mfa::RemoveTotp, approval::ApprovalView, approval::NewApproval,
+        approval::Decision, approval::RoleChange)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 mod account;
+mod approval;
 mod mfa;
 pub use account::{AccountInfo, AccountPolicyView, SweepResult};
+pub use approval::Approval;
 pub use mfa::{MfaStatus, TotpEnrolment};
 
 /// How long one request may take, connection included.

@@ -16,6 +16,7 @@ use parapet_types::{
 };
 use serde_json::json;
 
+pub mod approval;
 pub mod authz;
 pub mod mfa;
 pub mod policy;
@@ -759,6 +760,13 @@ impl IamService {
         }
         self.check(p, Action::UserCreate(role), &t, meta).await?;
         let policy = self.effective_policy(&t).await?.policy;
+        if policy.approval_required {
+            return Err(IamError::Forbidden(format!(
+                "tenant {}'s policy requires an approval request for new users \
+                 ('parapet approval request-user')",
+                t.name
+            )));
+        }
         policy::check_password(&policy, username.as_str(), password)?;
         let hash = self.hash(password).await?;
         let user = self.user_record(&t, username.as_str(), role, hash)?;

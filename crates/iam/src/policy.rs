@@ -36,6 +36,7 @@ pub fn default_policy() -> AccountPolicy {
         dormant_delete_days: 0,
         mfa_lockout_threshold: 5,
         mfa_required: false,
+        approval_required: false,
     }
 }
 

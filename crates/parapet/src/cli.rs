@@ -3,6 +3,7 @@
 //! sentence (or JSON with `--json`), and fails with one line on standard error.
 
 mod account;
+mod approval;
 mod audit;
 mod config;
 mod mfa;
@@ -102,6 +103,9 @@ pub enum ClientCommand {
     /// Second factors: enrol an authenticator app (TOTP), confirm, remove; reset a user's.
     #[command(subcommand)]
     Mfa(mfa::MfaCommand),
+    /// Approval requests: new users and role changes decided by another administrator.
+    #[command(subcommand)]
+    Approval(approval::ApprovalCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -315,6 +319,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Session(c) => session::run(c).await,
         ClientCommand::Policy(c) => account::policy(c).await,
         ClientCommand::Mfa(c) => mfa::run(c).await,
+        ClientCommand::Approval(c) => approval::run(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,

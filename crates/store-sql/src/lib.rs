@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 };
 
 mod account;
+mod approval;
 mod audit;
 mod iam;
 mod mfa;

@@ -18,6 +18,7 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0010_account_policy.sql"),
     ),
     (11, include_str!("../migrations/sqlite/0011_mfa.sql")),
+    (12, include_str!("../migrations/sqlite/0012_approvals.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -35,6 +36,10 @@ const POSTGRES: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0010_account_policy.sql"),
     ),
     (11, include_str!("../migrations/postgres/0011_mfa.sql")),
+    (
+        12,
+        include_str!("../migrations/postgres/0012_approvals.sql"),
+    ),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \

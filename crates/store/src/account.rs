@@ -42,6 +42,10 @@ pub struct AccountPolicy {
     /// may only enrol one (step-up).
     #[serde(default)]
     pub mfa_required: bool,
+    /// New users and role changes go through an approval request that another administrator
+    /// decides.
+    #[serde(default)]
+    pub approval_required: bool,
 }
 
 /// The log-in state of an account.

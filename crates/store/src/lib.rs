@@ -14,10 +14,12 @@ use parapet_types::{
 use serde::{Deserialize, Serialize};
 
 pub mod account;
+pub mod approval;
 pub mod audit;
 pub mod mfa;
 pub mod session;
 pub use account::{AccountPolicy, AccountRow, AccountState, AccountStore, Attempt, Factor, Lock};
+pub use approval::{ApprovalEffect, ApprovalKind, ApprovalRequest, ApprovalStore};
 pub use audit::{
     AuditEvent, AuditFilter, AuditLogStore, AuditOutcome, AuditRecord, Integration, LogHead,
     StoredCheckpoint, StoredTile,
@@ -283,11 +285,26 @@ pub trait Health: Send + Sync {
 
 /// Everything the application needs from storage.
 pub trait Store:
-    IamStore + AuditStore + AuditLogStore + SessionStore + AccountStore + MfaStore + Health
+    IamStore
+    + AuditStore
+    + AuditLogStore
+    + SessionStore
+    + AccountStore
+    + MfaStore
+    + ApprovalStore
+    + Health
 {
 }
-impl<T: IamStore + AuditStore + AuditLogStore + SessionStore + AccountStore + MfaStore + Health>
-    Store for T
+impl<
+    T: IamStore
+        + AuditStore
+        + AuditLogStore
+        + SessionStore
+        + AccountStore
+        + MfaStore
+        + ApprovalStore
+        + Health,
+> Store for T
 {
 }
 

@@ -74,6 +74,9 @@ pub struct PolicySetArgs {
     /// Every user must log in with a second factor (those without one may only enrol one).
     #[arg(long, value_name = "BOOL")]
     pub mfa_required: Option<bool>,
+    /// New users and role changes go through approval requests.
+    #[arg(long, value_name = "BOOL")]
+    pub approval_required: Option<bool>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -139,6 +142,9 @@ pub async fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
             }
             if let Some(b) = a.mfa_required {
                 changes.insert("mfa_required".into(), b.into());
+            }
+            if let Some(b) = a.approval_required {
+                changes.insert("approval_required".into(), b.into());
             }
             if changes.is_empty() {
                 bail!("nothing to change: give at least one rule, e.g. --lockout-threshold 5");
