@@ -130,7 +130,7 @@ pub struct IamConfig {
     /// within this time on every replica), in milliseconds.
     pub auth_cache_ms: i64,
     /// The provider's default account policy (tenants without their own use it; the per-address
-    /// throttle always comes from here).
+    /// throttle comes from the provider tenant's policy, this one unless it set its own).
     pub account_policy: parapet_store::AccountPolicy,
     /// The key that seals second-factor secrets at rest (AES-256-GCM). Every replica needs the
     /// same; `None` makes a random one, good for one process only (tests).

@@ -297,7 +297,15 @@ impl IamService {
             .await?;
         let mut refused = (name_hits > policy.throttle_per_account).then_some("name");
         if let Some(ip) = &meta.source_ip {
-            let limit = self.config.account_policy.throttle_per_address;
+            // The provider's policy (its own, or the configured default) sets this limit.
+            let limit = if home.id == provider.id {
+                policy.throttle_per_address
+            } else {
+                self.effective_policy(&provider)
+                    .await?
+                    .policy
+                    .throttle_per_address
+            };
             let addr_hits = self
                 .store
                 .throttle_hit(TenantCtx::new(provider.id), &format!("addr:{ip}"), window)
