@@ -352,6 +352,7 @@ struct AccountsPage {
     can_edit: bool,
     can_unlock: bool,
     accounts: Vec<AccountView>,
+    report: Option<AccountReportView>,
 }
 
 async fn accounts_view(
@@ -395,6 +396,12 @@ async fn accounts_view(
         can_edit: can(parapet_iam::Action::PolicyWrite),
         can_unlock: can(parapet_iam::Action::AccountUnlock),
         accounts: rows.iter().map(|r| account_view(&t, r, now)).collect(),
+        report: st
+            .iam
+            .account_report(&u.p, &t.name, 90, &u.meta)
+            .await
+            .ok()
+            .map(|(t, r)| report_view(&t, &r)),
     };
     render(status, &page, u.set_csrf.clone())
 }
@@ -487,4 +494,78 @@ async fn unlock_submit(
             None => failure(e),
         },
     }
+}
+
+// -- account audit report ------------------------------------------------------------------
+
+/// An account the report flags.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FlaggedView {
+    pub login: String,
+    pub role: String,
+    pub status: String,
+    pub last_login_at: Option<String>,
+    /// Why it is flagged.
+    pub detail: String,
+}
+
+/// The account audit report of a tenant.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AccountReportView {
+    pub tenant: String,
+    pub days: u32,
+    pub dormant: Vec<FlaggedView>,
+    pub over_privileged: Vec<FlaggedView>,
+    pub orphaned: Vec<FlaggedView>,
+    pub locked: Vec<FlaggedView>,
+}
+
+fn flagged(list: &[parapet_iam::report::FlaggedAccount]) -> Vec<FlaggedView> {
+    list.iter()
+        .map(|f| FlaggedView {
+            login: f.login.clone(),
+            role: f.role.as_str().into(),
+            status: f.status.as_str().into(),
+            last_login_at: f.last_login_at.map(Timestamp::rfc3339),
+            detail: f.detail.clone(),
+        })
+        .collect()
+}
+
+pub(crate) fn report_view(t: &Tenant, r: &parapet_iam::report::AccountReport) -> AccountReportView {
+    AccountReportView {
+        tenant: t.name.clone(),
+        days: r.days,
+        dormant: flagged(&r.dormant),
+        over_privileged: flagged(&r.over_privileged),
+        orphaned: flagged(&r.orphaned),
+        locked: flagged(&r.locked),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    /// The period in days (1–3650, default 90).
+    pub days: Option<u32>,
+}
+
+/// The account audit report: dormant, over-privileged (a role that can change things, no
+/// change made in the period), orphaned (kept disabled, or never logged in) and locked accounts.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/reports/accounts", tag = "accounts",
+    params(("tenant" = String, Path), ReportParams),
+    responses((status = 200, body = AccountReportView), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn account_report(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    Path(tenant): Path<String>,
+    crate::extract::ApiQuery(q): crate::extract::ApiQuery<ReportParams>,
+) -> ApiResult<Json<AccountReportView>> {
+    let (t, r) = st
+        .iam
+        .account_report(&p, &tenant, q.days.unwrap_or(90), &meta)
+        .await?;
+    Ok(Json(report_view(&t, &r)))
 }

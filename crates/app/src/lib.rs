@@ -129,6 +129,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/tenants/{tenant}/accounts", get(account::list_accounts))
         .route(
+            "/tenants/{tenant}/reports/accounts",
+            get(account::account_report),
+        )
+        .route(
             "/tenants/{tenant}/users/{username}/unlock",
             post(account::unlock),
         )

@@ -17,7 +17,7 @@ use uuid::Uuid;
 mod account;
 mod approval;
 mod mfa;
-pub use account::{AccountInfo, AccountPolicyView, SweepResult};
+pub use account::{AccountInfo, AccountPolicyView, AccountReport, FlaggedAccount, SweepResult};
 pub use approval::Approval;
 pub use mfa::{MfaStatus, TotpEnrolment};
 

@@ -20,6 +20,7 @@ pub mod approval;
 pub mod authz;
 pub mod mfa;
 pub mod policy;
+pub mod report;
 pub mod secret;
 mod sessions;
 

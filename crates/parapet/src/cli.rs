@@ -173,6 +173,8 @@ pub enum UserCommand {
     /// Disable dormant accounts (and delete expired ones) in every tenant now (provider
     /// security administrators; the server also does it periodically).
     SweepDormant(Plain),
+    /// Account audit report: dormant, over-privileged, orphaned and locked accounts.
+    Report(account::ReportArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -669,6 +671,7 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::Unlock(a) => account::unlock(a).await,
         UserCommand::Password(a) => account::password(a).await,
         UserCommand::SweepDormant(a) => account::sweep(a.common).await,
+        UserCommand::Report(a) => account::report(a).await,
         UserCommand::List(a) => {
             let s = Session::open(&a.common)?;
             let users = s.client.all_users(&a.tenant).await.map_err(|e| s.fail(e))?;

@@ -264,3 +264,46 @@ pub async fn sweep(common: CommonArgs) -> anyhow::Result<()> {
     }
     out(&text)
 }
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// The tenant.
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: String,
+    /// The period in days.
+    #[arg(long, value_name = "DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub days: u32,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `parapet user report --tenant T [--days N]`.
+pub async fn report(a: ReportArgs) -> anyhow::Result<()> {
+    let s = Session::open(&a.common)?;
+    let r = s
+        .client
+        .account_report(&a.tenant, a.days)
+        .await
+        .map_err(|e| s.fail(e))?;
+    if s.json {
+        return json(&r);
+    }
+    let mut rows = Vec::new();
+    for (finding, list) in [
+        ("dormant", &r.dormant),
+        ("over-privileged", &r.over_privileged),
+        ("orphaned", &r.orphaned),
+        ("locked", &r.locked),
+    ] {
+        for f in list {
+            rows.push(vec![
+                finding.to_string(),
+                clean(&f.login),
+                clean(&f.role),
+                clean(&f.detail),
+            ]);
+        }
+    }
+    out(&table(&["FINDING", "LOGIN", "ROLE", "DETAIL"], &rows))
+}
