@@ -63,7 +63,8 @@ pub async fn get_policy(
 /// their current values): `lockout_threshold`, `lockout_base_secs`, `lockout_multiplier`,
 /// `permanent_after`, `throttle_per_account`, `throttle_per_address`, `password_min_length`,
 /// `password_min_classes`, `password_history`, `password_max_age_days`, `password_deny_common`,
-/// `dormant_days`, `dormant_delete_days`, `mfa_lockout_threshold`, `mfa_required`.
+/// `dormant_days`, `dormant_delete_days`, `mfa_lockout_threshold`, `mfa_required`,
+/// `approval_required`.
 #[utoipa::path(put, path = "/api/v1/tenants/{tenant}/account-policy", tag = "accounts",
     params(("tenant" = String, Path)), request_body = Object,
     responses((status = 200, body = PolicyView), (status = 403, body = Problem),
@@ -347,9 +348,11 @@ struct AccountsPage {
     fields: Vec<FieldRow>,
     deny_common: bool,
     mfa_required: bool,
+    approval_required: bool,
     can_edit: bool,
     can_unlock: bool,
     accounts: Vec<AccountView>,
+    report: Option<AccountReportView>,
 }
 
 async fn accounts_view(
@@ -389,9 +392,16 @@ async fn accounts_view(
         fields: fields(&eff.policy),
         deny_common: eff.policy.password_deny_common,
         mfa_required: eff.policy.mfa_required,
+        approval_required: eff.policy.approval_required,
         can_edit: can(parapet_iam::Action::PolicyWrite),
         can_unlock: can(parapet_iam::Action::AccountUnlock),
         accounts: rows.iter().map(|r| account_view(&t, r, now)).collect(),
+        report: st
+            .iam
+            .account_report(&u.p, &t.name, 90, &u.meta)
+            .await
+            .ok()
+            .map(|(t, r)| report_view(&t, &r)),
     };
     render(status, &page, u.set_csrf.clone())
 }
@@ -431,7 +441,7 @@ async fn policy_submit(
             }
         }
     }
-    for flag in ["password_deny_common", "mfa_required"] {
+    for flag in ["password_deny_common", "mfa_required", "approval_required"] {
         changes.insert(flag.into(), f.contains_key(flag).into());
     }
     if !bad.is_empty() {
@@ -484,4 +494,78 @@ async fn unlock_submit(
             None => failure(e),
         },
     }
+}
+
+// -- account audit report ------------------------------------------------------------------
+
+/// An account the report flags.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FlaggedView {
+    pub login: String,
+    pub role: String,
+    pub status: String,
+    pub last_login_at: Option<String>,
+    /// Why it is flagged.
+    pub detail: String,
+}
+
+/// The account audit report of a tenant.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AccountReportView {
+    pub tenant: String,
+    pub days: u32,
+    pub dormant: Vec<FlaggedView>,
+    pub over_privileged: Vec<FlaggedView>,
+    pub orphaned: Vec<FlaggedView>,
+    pub locked: Vec<FlaggedView>,
+}
+
+fn flagged(list: &[parapet_iam::report::FlaggedAccount]) -> Vec<FlaggedView> {
+    list.iter()
+        .map(|f| FlaggedView {
+            login: f.login.clone(),
+            role: f.role.as_str().into(),
+            status: f.status.as_str().into(),
+            last_login_at: f.last_login_at.map(Timestamp::rfc3339),
+            detail: f.detail.clone(),
+        })
+        .collect()
+}
+
+pub(crate) fn report_view(t: &Tenant, r: &parapet_iam::report::AccountReport) -> AccountReportView {
+    AccountReportView {
+        tenant: t.name.clone(),
+        days: r.days,
+        dormant: flagged(&r.dormant),
+        over_privileged: flagged(&r.over_privileged),
+        orphaned: flagged(&r.orphaned),
+        locked: flagged(&r.locked),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    /// The period in days (1–3650, default 90).
+    pub days: Option<u32>,
+}
+
+/// The account audit report: dormant, over-privileged (a role that can change things, no
+/// change made in the period), orphaned (kept disabled, or never logged in) and locked accounts.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/reports/accounts", tag = "accounts",
+    params(("tenant" = String, Path), ReportParams),
+    responses((status = 200, body = AccountReportView), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn account_report(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    Path(tenant): Path<String>,
+    crate::extract::ApiQuery(q): crate::extract::ApiQuery<ReportParams>,
+) -> ApiResult<Json<AccountReportView>> {
+    let (t, r) = st
+        .iam
+        .account_report(&p, &tenant, q.days.unwrap_or(90), &meta)
+        .await?;
+    Ok(Json(report_view(&t, &r)))
 }

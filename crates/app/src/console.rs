@@ -55,6 +55,7 @@ pub fn routes() -> Router<AppState> {
         )
         .merge(crate::account::console_routes())
         .merge(crate::mfa::console_routes())
+        .merge(crate::approval::console_routes())
         .route("/console/audit", get(audit_page))
         .route("/console/audit/report", get(access_report_page))
         .route("/console/audit/{index}", get(audit_record_page))

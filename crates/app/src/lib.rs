@@ -20,6 +20,7 @@ use utoipa::OpenApi;
 pub mod account;
 pub mod api;
 pub mod assets;
+pub mod approval;
 pub mod auditlog;
 pub mod console;
 pub mod error;
@@ -156,10 +157,30 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/tenants/{tenant}/accounts", get(account::list_accounts))
         .route(
+            "/tenants/{tenant}/reports/accounts",
+            get(account::account_report),
+        )
+        .route(
             "/tenants/{tenant}/users/{username}/unlock",
             post(account::unlock),
         )
         .route("/accounts/dormancy-sweep", post(account::dormancy_sweep))
+        .route(
+            "/tenants/{tenant}/approvals",
+            get(approval::list).post(approval::create),
+        )
+        .route(
+            "/tenants/{tenant}/approvals/{id}/approve",
+            post(approval::approve),
+        )
+        .route(
+            "/tenants/{tenant}/approvals/{id}/reject",
+            post(approval::reject),
+        )
+        .route(
+            "/tenants/{tenant}/users/{username}/role",
+            post(approval::change_role),
+        )
         .route("/me/mfa", get(mfa::status))
         .route("/me/mfa/totp", post(mfa::begin))
         .route("/me/mfa/totp/confirm", post(mfa::confirm))

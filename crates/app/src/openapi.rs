@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::Problem;
-use crate::{account, api, assets, auditlog, kms, mfa, sessions};
+use crate::{account, api, approval, assets, auditlog, kms, mfa, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,13 +22,15 @@ use crate::{account, api, assets, auditlog, kms, mfa, sessions};
         assets::list_assets, assets::create_asset, assets::get_asset, assets::update_asset,
         assets::delete_asset, assets::set_health, assets::summary, assets::import, assets::related,
         account::get_policy, account::set_policy, account::list_accounts, account::unlock,
-        account::change_password, account::dormancy_sweep,
+        account::change_password, account::dormancy_sweep, account::account_report,
         mfa::status, mfa::begin, mfa::confirm, mfa::remove, mfa::reset,
         kms::status, kms::init, kms::unseal, kms::seal, kms::receipt_key, kms::create_key,
         kms::list_keys, kms::get_key, kms::update_key, kms::rotate, kms::disable, kms::enable,
         kms::schedule_deletion, kms::cancel_deletion, kms::receipt, kms::encrypt, kms::decrypt,
         kms::rewrap, kms::datakey, kms::sign, kms::verify, kms::hmac, kms::verify_hmac,
         kms::encrypt_batch, kms::decrypt_batch, kms::export, kms::encryption,
+        approval::list, approval::create, approval::approve, approval::reject,
+        approval::change_role,
     ),
     components(schemas(Problem, api::TenantView, api::UserView, api::LoginRequest, api::LoginResponse,
         api::CreateTenant, api::CreateUser, api::CreateToken, api::TokenCreated, api::CredentialView,
@@ -45,7 +47,9 @@ use crate::{account, api, assets, auditlog, kms, mfa, sessions};
         kms::DataKeyRequest, kms::DataKeyView, kms::MessageRequest, kms::SignatureView,
         kms::VerifyRequest, kms::Valid, kms::MacView, kms::VerifyMacRequest, kms::EncryptBatch,
         kms::DecryptBatch, kms::BatchItem, kms::BatchResult, kms::ExportedKey,
-        kms::ExportedVersion, kms::EncryptionStatement, kms::InTransit)),
+        kms::ExportedVersion, kms::EncryptionStatement, kms::InTransit,
+        account::AccountReportView, account::FlaggedView, approval::ApprovalView, approval::NewApproval,
+        approval::Decision, approval::RoleChange)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

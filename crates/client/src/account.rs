@@ -105,3 +105,40 @@ impl Client {
             .await
     }
 }
+
+/// An account flagged by the account audit report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlaggedAccount {
+    pub login: String,
+    pub role: String,
+    pub status: String,
+    #[serde(default)]
+    pub last_login_at: Option<String>,
+    pub detail: String,
+}
+
+/// The account audit report of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountReport {
+    pub tenant: String,
+    pub days: u32,
+    pub dormant: Vec<FlaggedAccount>,
+    pub over_privileged: Vec<FlaggedAccount>,
+    pub orphaned: Vec<FlaggedAccount>,
+    pub locked: Vec<FlaggedAccount>,
+}
+
+impl Client {
+    /// `GET /api/v1/tenants/{tenant}/reports/accounts`.
+    pub async fn account_report(
+        &self,
+        tenant: &str,
+        days: u32,
+    ) -> Result<AccountReport, ClientError> {
+        self.get(self.url(
+            &["tenants", tenant, "reports", "accounts"],
+            &[("days", Some(days.to_string()))],
+        ))
+        .await
+    }
+}

@@ -21,8 +21,10 @@ pub use assets::{
 };
 
 mod account;
+mod approval;
 mod mfa;
-pub use account::{AccountInfo, AccountPolicyView, SweepResult};
+pub use account::{AccountInfo, AccountPolicyView, AccountReport, FlaggedAccount, SweepResult};
+pub use approval::Approval;
 pub use mfa::{MfaStatus, TotpEnrolment};
 
 mod kms;

@@ -386,4 +386,41 @@ mod tests {
         }
         assert!(allowed > 0);
     }
+
+    /// Delegated administration never grants more than it holds: whoever may give a role in a
+    /// tenant holds, there, every permission of that role (exhaustive over roles, actions,
+    /// tenants and credential kinds).
+    #[test]
+    fn nobody_grants_more_than_it_holds() {
+        let provider = tenant(TenantKind::Provider, 1);
+        let acme = tenant(TenantKind::Customer, 2);
+        let globex = tenant(TenantKind::Customer, 3);
+        let mut grants = 0;
+        for home in [&provider, &acme] {
+            for granter in Role::ALL.into_iter().filter(|r| r.fits(home.kind)) {
+                let p = principal(home, granter, CredentialKind::Session, &[]);
+                for target in [&provider, &acme, &globex] {
+                    for granted in Role::ALL {
+                        if authorize(&p, Action::UserCreate(granted), target).is_err() {
+                            continue;
+                        }
+                        grants += 1;
+                        let holder = principal(target, granted, CredentialKind::Session, &[]);
+                        for a in actions() {
+                            for t in [&provider, &acme, &globex] {
+                                if authorize(&holder, a, t).is_ok() {
+                                    assert!(
+                                        authorize(&p, a, t).is_ok(),
+                                        "{granter} grants {granted}, which may {a:?} in {}",
+                                        t.name
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(grants > 0);
+    }
 }

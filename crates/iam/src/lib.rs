@@ -16,9 +16,11 @@ use parapet_types::{
 };
 use serde_json::json;
 
+pub mod approval;
 pub mod authz;
 pub mod mfa;
 pub mod policy;
+pub mod report;
 pub mod secret;
 mod sessions;
 
@@ -129,7 +131,7 @@ pub struct IamConfig {
     /// within this time on every replica), in milliseconds.
     pub auth_cache_ms: i64,
     /// The provider's default account policy (tenants without their own use it; the per-address
-    /// throttle always comes from here).
+    /// throttle comes from the provider tenant's policy, this one unless it set its own).
     pub account_policy: parapet_store::AccountPolicy,
     /// The key that seals second-factor secrets at rest (AES-256-GCM). Every replica needs the
     /// same; `None` makes a random one, good for one process only (tests).
@@ -759,6 +761,13 @@ impl IamService {
         }
         self.check(p, Action::UserCreate(role), &t, meta).await?;
         let policy = self.effective_policy(&t).await?.policy;
+        if policy.approval_required {
+            return Err(IamError::Forbidden(format!(
+                "tenant {}'s policy requires an approval request for new users \
+                 ('parapet approval request-user')",
+                t.name
+            )));
+        }
         policy::check_password(&policy, username.as_str(), password)?;
         let hash = self.hash(password).await?;
         let user = self.user_record(&t, username.as_str(), role, hash)?;

@@ -36,6 +36,7 @@ pub fn default_policy() -> AccountPolicy {
         dormant_delete_days: 0,
         mfa_lockout_threshold: 5,
         mfa_required: false,
+        approval_required: false,
     }
 }
 
@@ -277,30 +278,38 @@ impl IamService {
         tenant: Option<&Tenant>,
         login: &str,
         meta: &RequestMeta,
-    ) -> IamResult<()> {
+    ) -> IamResult<Vec<(TenantCtx, String, Timestamp)>> {
         let Some(provider) = self.store.provider_tenant().await? else {
-            return Ok(());
+            return Ok(vec![]);
         };
         let now = self.env.now();
         let window = Timestamp(now.0 - now.0.rem_euclid(WINDOW_MS));
         let retry = ((window.0 + WINDOW_MS - now.0) / 1000).max(1);
         let home = tenant.unwrap_or(&provider);
         let policy = self.effective_policy(home).await?.policy;
+        let name_key = format!("name:{}", login.to_lowercase());
         let name_hits = self
             .store
-            .throttle_hit(
-                TenantCtx::new(home.id),
-                &format!("name:{}", login.to_lowercase()),
-                window,
-            )
+            .throttle_hit(TenantCtx::new(home.id), &name_key, window)
             .await?;
+        let mut counted = vec![(TenantCtx::new(home.id), name_key, window)];
         let mut refused = (name_hits > policy.throttle_per_account).then_some("name");
         if let Some(ip) = &meta.source_ip {
-            let limit = self.config.account_policy.throttle_per_address;
+            // The provider's policy (its own, or the configured default) sets this limit.
+            let limit = if home.id == provider.id {
+                policy.throttle_per_address
+            } else {
+                self.effective_policy(&provider)
+                    .await?
+                    .policy
+                    .throttle_per_address
+            };
+            let addr_key = format!("addr:{ip}");
             let addr_hits = self
                 .store
-                .throttle_hit(TenantCtx::new(provider.id), &format!("addr:{ip}"), window)
+                .throttle_hit(TenantCtx::new(provider.id), &addr_key, window)
                 .await?;
+            counted.push((TenantCtx::new(provider.id), addr_key, window));
             if addr_hits > limit {
                 refused = refused.or(Some("address"));
             }
@@ -321,7 +330,7 @@ impl IamService {
             self.store.append_audit(&e).await?;
             return Err(IamError::Throttled(retry));
         }
-        Ok(())
+        Ok(counted)
     }
 
     /// Checks a password for a log-in name under the throttles and the lockout policy; every
@@ -352,7 +361,7 @@ impl IamService {
                 None => None,
             },
         };
-        self.throttle(attacked.as_ref(), login, meta).await?;
+        let counted = self.throttle(attacked.as_ref(), login, meta).await?;
         let anonymous = Actor::Anonymous {
             claimed: Some(login.to_string()),
         };
@@ -432,6 +441,11 @@ impl IamService {
         self.store
             .clear_failures(ctx, u.id, Factor::Password, false)
             .await?;
+        // A right password gives its throttling hits back: only failures use up the allowance
+        // (attempts in flight still count, so concurrent guesses cannot exceed it).
+        for (c, key, window) in &counted {
+            self.store.throttle_release(*c, key, *window).await?;
+        }
         let reason = if u.status != UserStatus::Active {
             Some("user disabled")
         } else if t.status != TenantStatus::Active {

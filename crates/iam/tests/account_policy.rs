@@ -29,6 +29,7 @@ on_both!(
     throttling_per_name_and_per_address,
     password_rules_history_and_maximum_age,
     dormant_accounts_are_disabled_then_deleted,
+    account_report_flags_dormant_over_privileged_orphaned_and_locked,
 );
 
 const ROOT: &str = "root-password-for-tests";
@@ -484,4 +485,103 @@ impl NowPlus for ManualClock {
     fn now_plus(&self, secs: i64) -> Timestamp {
         self.now().plus_secs(secs)
     }
+}
+
+async fn account_report_flags_dormant_over_privileged_orphaned_and_locked(backend: Backend) {
+    let w = world(backend, 1000).await;
+    for (name, role) in [
+        ("bob", Role::TenantMember),
+        ("carol", Role::TenantMember),
+        ("dave", Role::TenantAdmin),
+    ] {
+        w.svc
+            .create_user(&w.admin, "acme", name, PW, role, &meta())
+            .await
+            .unwrap();
+    }
+    let alice = w
+        .svc
+        .login("alice@acme", PW, &meta())
+        .await
+        .unwrap()
+        .principal;
+    w.set_policy(|p| p.password_history = 3).await; // as the provider admin
+    w.svc
+        .set_policy(
+            &alice,
+            "acme",
+            &w.svc
+                .get_policy(&alice, "acme", &meta())
+                .await
+                .unwrap()
+                .1
+                .policy,
+            &meta(),
+        )
+        .await
+        .unwrap(); // alice makes a change
+    w.login("bob@acme", PW).await.unwrap();
+    w.login("dave@acme", PW).await.unwrap();
+    for _ in 0..5 {
+        assert!(unauthenticated(
+            w.login("bob@acme", "Wrong-password-1").await
+        ));
+    }
+    let names = |l: &[parapet_iam::report::FlaggedAccount]| {
+        let mut v: Vec<String> = l.iter().map(|f| f.login.clone()).collect();
+        v.sort();
+        v
+    };
+    let (_, r) = w
+        .svc
+        .account_report(&alice, "acme", 30, &meta())
+        .await
+        .unwrap();
+    assert_eq!(names(&r.locked), vec!["bob@acme"]);
+    assert_eq!(names(&r.over_privileged), vec!["dave@acme"]);
+    assert_eq!(names(&r.orphaned), vec!["carol@acme"]);
+    assert!(r.dormant.is_empty());
+    w.clock.advance_secs(40 * DAY);
+    w.svc
+        .set_user_status(
+            &w.admin,
+            "acme",
+            "carol",
+            parapet_store::UserStatus::Disabled,
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let (_, r) = w
+        .svc
+        .account_report(&w.admin, "acme", 30, &meta())
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&r.dormant),
+        vec!["alice@acme", "bob@acme", "dave@acme"]
+    );
+    assert_eq!(names(&r.over_privileged), vec!["alice@acme", "dave@acme"]);
+    assert_eq!(names(&r.orphaned), vec!["carol@acme"]);
+    assert!(r.orphaned[0].detail.contains("disabled"));
+    // Members may not read it; other tenants do not see it.
+    let bob = {
+        w.svc
+            .unlock_account(&w.admin, "acme", "bob", &meta())
+            .await
+            .unwrap();
+        w.svc
+            .login("bob@acme", PW, &meta())
+            .await
+            .unwrap()
+            .principal
+    };
+    assert!(matches!(
+        w.svc.account_report(&bob, "acme", 30, &meta()).await,
+        Err(IamError::Forbidden(_))
+    ));
+    assert!(matches!(
+        w.svc.account_report(&alice, "acme", 0, &meta()).await,
+        Err(IamError::Invalid(_))
+    ));
 }

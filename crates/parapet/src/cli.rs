@@ -4,6 +4,7 @@
 
 mod account;
 mod asset;
+mod approval;
 mod audit;
 mod config;
 mod detect;
@@ -114,6 +115,9 @@ pub enum ClientCommand {
     /// Key management: seal and unseal, keys, encrypt/decrypt, data keys, signatures, MACs.
     #[command(subcommand)]
     Kms(kms::KmsCommand),
+    /// Approval requests: new users and role changes decided by another administrator.
+    #[command(subcommand)]
+    Approval(approval::ApprovalCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -181,6 +185,8 @@ pub enum UserCommand {
     /// Disable dormant accounts (and delete expired ones) in every tenant now (provider
     /// security administrators; the server also does it periodically).
     SweepDormant(Plain),
+    /// Account audit report: dormant, over-privileged, orphaned and locked accounts.
+    Report(account::ReportArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -330,6 +336,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Mfa(c) => mfa::run(c).await,
         ClientCommand::Detect(c) => detect::run(c),
         ClientCommand::Kms(c) => kms::run(c).await,
+        ClientCommand::Approval(c) => approval::run(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,
@@ -679,6 +686,7 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::Unlock(a) => account::unlock(a).await,
         UserCommand::Password(a) => account::password(a).await,
         UserCommand::SweepDormant(a) => account::sweep(a.common).await,
+        UserCommand::Report(a) => account::report(a).await,
         UserCommand::List(a) => {
             let s = Session::open(&a.common)?;
             let users = s.client.all_users(&a.tenant).await.map_err(|e| s.fail(e))?;

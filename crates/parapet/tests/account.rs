@@ -483,6 +483,63 @@ fn account_policies_end_to_end(backend: Backend) {
             json!({"disabled": [], "deleted": []})
         );
 
+        // The account audit report: the tenant's administrator reads it, others do not.
+        let r = api
+            .call(
+                Method::GET,
+                "/api/v1/tenants/acme/reports/accounts?days=30",
+                Some(&alice),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        for k in ["dormant", "over_privileged", "orphaned", "locked"] {
+            assert!(r.json()[k].is_array(), "{k}: {}", r.text);
+        }
+        let flagged: Vec<String> = r.json()["orphaned"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["login"].as_str().unwrap().to_string())
+            .collect();
+        assert!(flagged.is_empty(), "everyone logged in: {flagged:?}");
+        for (token, status) in [(&gina, 404), (&bob, 403)] {
+            let r = api
+                .call(
+                    Method::GET,
+                    "/api/v1/tenants/acme/reports/accounts",
+                    Some(token),
+                    None,
+                )
+                .await;
+            assert_eq!(r.status, status, "{}", r.text);
+        }
+        let r = api
+            .call(
+                Method::GET,
+                "/api/v1/tenants/acme/reports/accounts?days=0",
+                Some(&alice),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 422);
+        let (alice_t, url2) = (alice.clone(), url.clone());
+        let (ok, out, err) = tokio::task::spawn_blocking(move || {
+            cli(
+                &url2,
+                &alice_t,
+                &[
+                    "user", "report", "--tenant", "acme", "--days", "30", "--json",
+                ],
+                None,
+            )
+        })
+        .await
+        .unwrap();
+        assert!(ok, "{err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["days"], 30);
+
         // Every change is in the tenant's audit trail.
         let r = api
             .call(

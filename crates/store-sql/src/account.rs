@@ -339,6 +339,27 @@ impl AccountStore for SqlStore {
         Ok(count(Some(hits)))
     }
 
+    async fn throttle_release(
+        &self,
+        ctx: TenantCtx,
+        key: &str,
+        window_start: Timestamp,
+    ) -> StoreResult<()> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE login_throttle SET hits = hits - 1 WHERE tenant_id = $1 \
+                 AND scope_key = $2 AND window_start = $3 AND hits > 0",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(key)
+            .bind(window_start.0)
+            .execute(pool)
+            .await
+            .db()?;
+        });
+        Ok(())
+    }
+
     async fn prune_throttle(&self, ctx: TenantCtx, before: Timestamp) -> StoreResult<u64> {
         with_pool!(self, |pool| {
             Ok(

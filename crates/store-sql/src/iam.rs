@@ -77,7 +77,7 @@ pub(crate) use user_row;
 const IS_PROVIDER: &str =
     "SELECT EXISTS (SELECT 1 FROM tenants p WHERE p.id = $1 AND p.kind = 'provider') AS ok";
 
-fn conflict(e: StoreError, msg: impl FnOnce() -> String) -> StoreError {
+pub(crate) fn conflict(e: StoreError, msg: impl FnOnce() -> String) -> StoreError {
     match e {
         StoreError::Conflict(_) => StoreError::Conflict(msg()),
         e => e,
@@ -132,6 +132,8 @@ macro_rules! insert_user {
         })?
     };
 }
+
+pub(crate) use insert_user;
 
 macro_rules! insert_credential {
     ($tx:expr, $c:expr) => {

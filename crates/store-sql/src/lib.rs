@@ -17,6 +17,7 @@ use sqlx::sqlite::{
 
 mod account;
 mod asset;
+mod approval;
 mod audit;
 mod iam;
 mod kms;

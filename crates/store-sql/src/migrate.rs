@@ -20,6 +20,7 @@ const SQLITE: &[(i64, &str)] = &[
     ),
     (11, include_str!("../migrations/sqlite/0011_mfa.sql")),
     (20, include_str!("../migrations/sqlite/0020_kms.sql")),
+    (12, include_str!("../migrations/sqlite/0012_approvals.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -39,6 +40,10 @@ const POSTGRES: &[(i64, &str)] = &[
     ),
     (11, include_str!("../migrations/postgres/0011_mfa.sql")),
     (20, include_str!("../migrations/postgres/0020_kms.sql")),
+    (
+        12,
+        include_str!("../migrations/postgres/0012_approvals.sql"),
+    ),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \

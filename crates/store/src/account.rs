@@ -19,7 +19,8 @@ pub struct AccountPolicy {
     /// After this many temporary lockouts in a row the account is locked until an administrator
     /// unlocks it (0: never permanently).
     pub permanent_after: u32,
-    /// Log-in attempts per name and per minute before further attempts are refused.
+    /// Log-in attempts per name and per minute before further attempts are refused (attempts
+    /// with the right password are given back).
     pub throttle_per_account: u32,
     /// Log-in attempts per source address and per minute.
     pub throttle_per_address: u32,
@@ -42,6 +43,10 @@ pub struct AccountPolicy {
     /// may only enrol one (step-up).
     #[serde(default)]
     pub mfa_required: bool,
+    /// New users and role changes go through an approval request that another administrator
+    /// decides.
+    #[serde(default)]
+    pub approval_required: bool,
 }
 
 /// The log-in state of an account.
@@ -168,6 +173,15 @@ pub trait AccountStore: Send + Sync {
         key: &str,
         window_start: Timestamp,
     ) -> StoreResult<u32>;
+
+    /// Gives back a hit counted by [`throttle_hit`](Self::throttle_hit) in the same window (a
+    /// successful log-in does not use up the allowance).
+    async fn throttle_release(
+        &self,
+        ctx: TenantCtx,
+        key: &str,
+        window_start: Timestamp,
+    ) -> StoreResult<()>;
 
     /// Forgets throttling windows that started before `before`.
     async fn prune_throttle(&self, ctx: TenantCtx, before: Timestamp) -> StoreResult<u64>;

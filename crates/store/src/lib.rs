@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod account;
 pub mod asset;
+pub mod approval;
 pub mod audit;
 pub mod kms;
 pub mod mfa;
@@ -24,6 +25,7 @@ pub use asset::{
     Asset, AssetFilter, AssetHealth, AssetKind, AssetStore, Criticality, ImportCounts, Software,
     TenantMatch,
 };
+pub use approval::{ApprovalEffect, ApprovalKind, ApprovalRequest, ApprovalStore};
 pub use audit::{
     AuditEvent, AuditFilter, AuditLogStore, AuditOutcome, AuditRecord, Integration, LogHead,
     StoredCheckpoint, StoredTile,
@@ -298,6 +300,7 @@ pub trait Store:
     + AccountStore
     + MfaStore
     + KmsStore
+    + ApprovalStore
     + Health
 {
 }
@@ -310,6 +313,7 @@ impl<T> Store for T where
         + AccountStore
         + MfaStore
         + KmsStore
+        + ApprovalStore
         + Health
 {
 }

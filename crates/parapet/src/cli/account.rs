@@ -74,6 +74,9 @@ pub struct PolicySetArgs {
     /// Every user must log in with a second factor (those without one may only enrol one).
     #[arg(long, value_name = "BOOL")]
     pub mfa_required: Option<bool>,
+    /// New users and role changes go through approval requests.
+    #[arg(long, value_name = "BOOL")]
+    pub approval_required: Option<bool>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -139,6 +142,9 @@ pub async fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
             }
             if let Some(b) = a.mfa_required {
                 changes.insert("mfa_required".into(), b.into());
+            }
+            if let Some(b) = a.approval_required {
+                changes.insert("approval_required".into(), b.into());
             }
             if changes.is_empty() {
                 bail!("nothing to change: give at least one rule, e.g. --lockout-threshold 5");
@@ -257,4 +263,47 @@ pub async fn sweep(common: CommonArgs) -> anyhow::Result<()> {
         text.push_str("No dormant accounts\n");
     }
     out(&text)
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// The tenant.
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: String,
+    /// The period in days.
+    #[arg(long, value_name = "DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub days: u32,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `parapet user report --tenant T [--days N]`.
+pub async fn report(a: ReportArgs) -> anyhow::Result<()> {
+    let s = Session::open(&a.common)?;
+    let r = s
+        .client
+        .account_report(&a.tenant, a.days)
+        .await
+        .map_err(|e| s.fail(e))?;
+    if s.json {
+        return json(&r);
+    }
+    let mut rows = Vec::new();
+    for (finding, list) in [
+        ("dormant", &r.dormant),
+        ("over-privileged", &r.over_privileged),
+        ("orphaned", &r.orphaned),
+        ("locked", &r.locked),
+    ] {
+        for f in list {
+            rows.push(vec![
+                finding.to_string(),
+                clean(&f.login),
+                clean(&f.role),
+                clean(&f.detail),
+            ]);
+        }
+    }
+    out(&table(&["FINDING", "LOGIN", "ROLE", "DETAIL"], &rows))
 }
