@@ -3,6 +3,7 @@
 //! sentence (or JSON with `--json`), and fails with one line on standard error.
 
 mod audit;
+mod backup;
 mod config;
 mod output;
 mod session;
@@ -94,6 +95,9 @@ pub enum ClientCommand {
     /// Log-in sessions: list and end them; your account history.
     #[command(subcommand)]
     Session(session::SessionCommand),
+    /// Backups (works offline on a repository): init, run, snapshots, restore, verify, prune.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -293,6 +297,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Token(TokenCommand::List(a)) => token_list(a).await,
         ClientCommand::Token(TokenCommand::Revoke(a)) => token_revoke(a).await,
         ClientCommand::Session(c) => session::run(c).await,
+        ClientCommand::Backup(c) => backup::run(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,
