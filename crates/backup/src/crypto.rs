@@ -122,7 +122,11 @@ fn open_with(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
     let nonce: [u8; NONCE_LEN] = sealed.get(..NONCE_LEN)?.try_into().ok()?;
     let mut body = sealed.get(NONCE_LEN..)?.to_vec();
     let n = key
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut body,
+        )
         .ok()?
         .len();
     body.truncate(n);
@@ -167,7 +171,9 @@ impl KeyFile {
         hostname: String,
     ) -> Result<KeyFile> {
         if password.is_empty() {
-            return Err(Error::Invalid("the repository password must not be empty".into()));
+            return Err(Error::Invalid(
+                "the repository password must not be empty".into(),
+            ));
         }
         let salt: [u8; 32] = env.random().map_err(|e| Error::Entropy(e.to_string()))?;
         let kek = derive(password, &salt, KDF_M_KIB, KDF_T, 1)?;
@@ -240,7 +246,11 @@ impl OperatorKey {
 
 /// Parses `ed25519:<base64>` into a verifying key.
 pub fn parse_public_key(s: &str) -> Result<VerifyingKey> {
-    let bad = || Error::Invalid(format!("{s:?} is not an operator public key (ed25519:BASE64)"));
+    let bad = || {
+        Error::Invalid(format!(
+            "{s:?} is not an operator public key (ed25519:BASE64)"
+        ))
+    };
     let b = decode32(s.trim().strip_prefix("ed25519:").ok_or_else(bad)?).ok_or_else(bad)?;
     VerifyingKey::from_bytes(&b).map_err(|_| bad())
 }

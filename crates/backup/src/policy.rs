@@ -39,12 +39,16 @@ pub fn select_keep(
         ("hourly", policy.hourly, |t| {
             i64::from(t.year()) * 1_000_000 + i64::from(t.ordinal()) * 100 + i64::from(t.hour())
         }),
-        ("daily", policy.daily, |t| i64::from(t.year()) * 1000 + i64::from(t.ordinal())),
+        ("daily", policy.daily, |t| {
+            i64::from(t.year()) * 1000 + i64::from(t.ordinal())
+        }),
         ("weekly", policy.weekly, |t| {
             let (y, w, _) = t.to_iso_week_date();
             i64::from(y) * 100 + i64::from(w)
         }),
-        ("monthly", policy.monthly, |t| i64::from(t.year()) * 100 + i64::from(t.month() as u8)),
+        ("monthly", policy.monthly, |t| {
+            i64::from(t.year()) * 100 + i64::from(t.month() as u8)
+        }),
         ("yearly", policy.yearly, |t| i64::from(t.year())),
     ];
     for (name, count, bucket) in rules {
@@ -68,7 +72,9 @@ pub fn select_keep(
         }
     }
     if policy.within_secs > 0 {
-        let limit = now_ms.saturating_sub(i64::try_from(policy.within_secs.saturating_mul(1000)).unwrap_or(i64::MAX));
+        let limit = now_ms.saturating_sub(
+            i64::try_from(policy.within_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+        );
         for (id, ms) in &sorted {
             if *ms >= limit {
                 keep.entry(id.clone()).or_default().push("within".into());
@@ -92,7 +98,14 @@ mod tests {
         let snaps: Vec<(String, i64)> = (0..10)
             .flat_map(|d| [(format!("{d}a"), day(d, 1)), (format!("{d}b"), day(d, 5))])
             .collect();
-        let k = select_keep(&snaps, &KeepPolicy { daily: 3, ..Default::default() }, day(10, 0));
+        let k = select_keep(
+            &snaps,
+            &KeepPolicy {
+                daily: 3,
+                ..Default::default()
+            },
+            day(10, 0),
+        );
         let ids: Vec<&String> = k.keys().collect();
         assert_eq!(ids, ["7b", "8b", "9b"]);
     }
@@ -102,7 +115,11 @@ mod tests {
         let snaps: Vec<(String, i64)> = (0..90).map(|d| (format!("{d:02}"), day(d, 0))).collect();
         let k = select_keep(
             &snaps,
-            &KeepPolicy { last: 2, monthly: 3, ..Default::default() },
+            &KeepPolicy {
+                last: 2,
+                monthly: 3,
+                ..Default::default()
+            },
             day(90, 0),
         );
         // Newest two, plus the newest of March (day 89), February (day 58) and January (day 30).
@@ -116,7 +133,10 @@ mod tests {
         let snaps: Vec<(String, i64)> = (0..5).map(|d| (format!("{d}"), day(d, 0))).collect();
         let k = select_keep(
             &snaps,
-            &KeepPolicy { within_secs: 2 * 86_400, ..Default::default() },
+            &KeepPolicy {
+                within_secs: 2 * 86_400,
+                ..Default::default()
+            },
             day(4, 12),
         );
         let ids: Vec<&String> = k.keys().collect();

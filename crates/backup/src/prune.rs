@@ -41,7 +41,10 @@ pub fn prune(repo: &mut Repository, opts: &PruneOptions) -> Result<PruneReport> 
         )));
     }
     let (snaps, _) = repo.snapshots()?;
-    let times: Vec<(String, i64)> = snaps.iter().map(|s| (s.id.clone(), s.manifest.time_ms)).collect();
+    let times: Vec<(String, i64)> = snaps
+        .iter()
+        .map(|s| (s.id.clone(), s.manifest.time_ms))
+        .collect();
     let keep = select_keep(&times, &opts.policy, repo.env.now().0);
     let mut report = PruneReport::default();
     for s in &snaps {
@@ -127,23 +130,35 @@ pub fn prune(repo: &mut Repository, opts: &PruneOptions) -> Result<PruneReport> 
             for (b, l) in &live {
                 let sealed = bytes
                     .get(l.offset as usize..(l.offset + l.length) as usize)
-                    .ok_or_else(|| Error::corrupt(format!("pack {pack_id}"), "blob beyond its end"))?;
+                    .ok_or_else(|| {
+                        Error::corrupt(format!("pack {pack_id}"), "blob beyond its end")
+                    })?;
                 // Check before copying: prune never propagates damage.
                 repo.decode_blob(b, sealed, l.raw_len)?;
-                let o = u32::try_from(rewrite_buf.len()).map_err(|_| Error::Invalid("pack too large".into()))?;
+                let o = u32::try_from(rewrite_buf.len())
+                    .map_err(|_| Error::Invalid("pack too large".into()))?;
                 rewrite_buf.extend_from_slice(sealed);
-                rewrite_entries.push(PackEntry { o, ..entry(&(*b, *l)) });
+                rewrite_entries.push(PackEntry {
+                    o,
+                    ..entry(&(*b, *l))
+                });
                 if rewrite_buf.len() >= 16 * 1024 * 1024 {
-                    new_index.packs.push(flush(repo, &mut rewrite_buf, &mut rewrite_entries)?);
+                    new_index
+                        .packs
+                        .push(flush(repo, &mut rewrite_buf, &mut rewrite_entries)?);
                 }
             }
             report.packs_rewritten += 1;
         }
-        report.bytes_freed += std::fs::metadata(repo.pack_path(&pack_id)).map(|m| m.len()).unwrap_or(0);
+        report.bytes_freed += std::fs::metadata(repo.pack_path(&pack_id))
+            .map(|m| m.len())
+            .unwrap_or(0);
         delete.push(pack_id);
     }
     if !rewrite_entries.is_empty() {
-        new_index.packs.push(flush(repo, &mut rewrite_buf, &mut rewrite_entries)?);
+        new_index
+            .packs
+            .push(flush(repo, &mut rewrite_buf, &mut rewrite_entries)?);
     }
     let indexed: HashSet<String> = new_index.packs.iter().map(|p| p.id.clone()).collect();
     let new_name = repo.write_index(&new_index)?;
@@ -156,7 +171,9 @@ pub fn prune(repo: &mut Repository, opts: &PruneOptions) -> Result<PruneReport> 
     // Packs no index lists (left by interrupted runs) go too.
     for p in repo.list_packs()? {
         if !indexed.contains(&p) && !delete.contains(&p) {
-            report.bytes_freed += std::fs::metadata(repo.pack_path(&p)).map(|m| m.len()).unwrap_or(0);
+            report.bytes_freed += std::fs::metadata(repo.pack_path(&p))
+                .map(|m| m.len())
+                .unwrap_or(0);
             delete.push(p);
             report.packs_deleted += 1;
         }

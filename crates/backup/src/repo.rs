@@ -307,8 +307,8 @@ impl Repository {
             }
             Err(e) => return Err(Error::io(&cfg_path)(e)),
         };
-        let config: Config = serde_json::from_slice(&cfg)
-            .map_err(|e| Error::corrupt("config", e.to_string()))?;
+        let config: Config =
+            serde_json::from_slice(&cfg).map_err(|e| Error::corrupt("config", e.to_string()))?;
         if config.version != FORMAT_VERSION {
             return Err(Error::Invalid(format!(
                 "repository format version {} is not supported (this build reads {FORMAT_VERSION})",
@@ -390,7 +390,10 @@ impl Repository {
     }
 
     pub fn pack_path(&self, id: &str) -> PathBuf {
-        self.root.join("data").join(id.get(..2).unwrap_or("00")).join(id)
+        self.root
+            .join("data")
+            .join(id.get(..2).unwrap_or("00"))
+            .join(id)
     }
 
     /// Writes a finished pack; returns its id.
@@ -467,9 +470,10 @@ impl Repository {
 
     /// Reads, decrypts, decompresses and checks one blob.
     pub fn read_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
-        let loc = *self.index.blobs.get(id).ok_or_else(|| {
-            Error::corrupt(format!("blob {}", id.to_hex()), "not in any index")
-        })?;
+        let loc =
+            *self.index.blobs.get(id).ok_or_else(|| {
+                Error::corrupt(format!("blob {}", id.to_hex()), "not in any index")
+            })?;
         let f = self.pack_file(loc.pack)?;
         let mut buf = vec![0u8; loc.length as usize];
         f.read_exact_at(&mut buf, u64::from(loc.offset))
@@ -610,9 +614,7 @@ impl Repository {
                 Err(e) => bad.push((name, e.to_string())),
             }
         }
-        out.sort_by(|a, b| {
-            (a.manifest.time_ms, &a.id).cmp(&(b.manifest.time_ms, &b.id))
-        });
+        out.sort_by(|a, b| (a.manifest.time_ms, &a.id).cmp(&(b.manifest.time_ms, &b.id)));
         Ok((out, bad))
     }
 

@@ -69,10 +69,9 @@ impl Restorer<'_> {
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => {}
                     Err(e) => return Err(Error::io(path)(e)),
                 }
-                let id = node
-                    .subtree
-                    .as_deref()
-                    .ok_or_else(|| Error::corrupt(format!("directory {}", path.display()), "no subtree"))?;
+                let id = node.subtree.as_deref().ok_or_else(|| {
+                    Error::corrupt(format!("directory {}", path.display()), "no subtree")
+                })?;
                 let tree = load_tree(self.repo, &BlobId::parse(id)?)?;
                 for child in &tree.nodes {
                     self.restore_node(&path.join(child.os_name()), child)?;
@@ -87,16 +86,17 @@ impl Restorer<'_> {
                         self.report.files += 1;
                         return Ok(());
                     }
-                    self.links.insert((node.dev, node.inode), path.to_path_buf());
+                    self.links
+                        .insert((node.dev, node.inode), path.to_path_buf());
                 }
                 self.restore_file(path, node)?;
                 self.report.files += 1;
             }
             NodeKind::Symlink => {
                 remove_existing(path)?;
-                let t = node
-                    .link_target()
-                    .ok_or_else(|| Error::corrupt(format!("symlink {}", path.display()), "no target"))?;
+                let t = node.link_target().ok_or_else(|| {
+                    Error::corrupt(format!("symlink {}", path.display()), "no target")
+                })?;
                 std::os::unix::fs::symlink(&t, path).map_err(Error::io(path))?;
             }
             NodeKind::Fifo | NodeKind::Chardev | NodeKind::Blockdev => {
@@ -113,9 +113,10 @@ impl Restorer<'_> {
                     rustix::fs::Mode::from_raw_mode(node.mode),
                     node.rdev.unwrap_or(0),
                 ) {
-                    self.report
-                        .warnings
-                        .push(format!("{}: cannot create special file: {e}", path.display()));
+                    self.report.warnings.push(format!(
+                        "{}: cannot create special file: {e}",
+                        path.display()
+                    ));
                     return Ok(());
                 }
             }

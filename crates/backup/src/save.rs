@@ -58,7 +58,9 @@ pub fn backup(
     // Index files written meanwhile by others (another run, a killed run) count too.
     repo.load_index()?;
     if opts.paths.is_empty() {
-        return Err(Error::Invalid("nothing to back up: give at least one path".into()));
+        return Err(Error::Invalid(
+            "nothing to back up: give at least one path".into(),
+        ));
     }
     let mut roots: Vec<(OsString, PathBuf)> = Vec::new();
     for p in &opts.paths {
@@ -76,14 +78,8 @@ pub fn backup(
         }
         roots.push((name, abs));
     }
-    let hostname = opts
-        .hostname
-        .clone()
-        .unwrap_or_else(crate::repo::hostname);
-    let paths: Vec<String> = roots
-        .iter()
-        .map(|(_, p)| p.display().to_string())
-        .collect();
+    let hostname = opts.hostname.clone().unwrap_or_else(crate::repo::hostname);
+    let paths: Vec<String> = roots.iter().map(|(_, p)| p.display().to_string()).collect();
     // The parent: the latest snapshot of the same paths from the same host.
     let (snaps, _) = repo.snapshots()?;
     let parent = if opts.force {
@@ -188,7 +184,11 @@ struct Saver<'a> {
 }
 
 impl Saver<'_> {
-    fn save_roots(&mut self, roots: &[(OsString, PathBuf)], parent: Option<&Tree>) -> Result<BlobId> {
+    fn save_roots(
+        &mut self,
+        roots: &[(OsString, PathBuf)],
+        parent: Option<&Tree>,
+    ) -> Result<BlobId> {
         let mut nodes = Vec::new();
         for (name, path) in roots {
             let prev = parent.and_then(|t| find(t, name));
@@ -254,9 +254,9 @@ impl Saver<'_> {
             match self.save_node(&child, &name, prev_node) {
                 Ok(n) => nodes.push(n),
                 // A file that vanished or cannot be read: warn and go on.
-                Err(Error::Io { path, source }) => self
-                    .warnings
-                    .push(format!("{}: {source}", path.display())),
+                Err(Error::Io { path, source }) => {
+                    self.warnings.push(format!("{}: {source}", path.display()))
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -264,7 +264,8 @@ impl Saver<'_> {
     }
 
     fn save_tree(&mut self, nodes: Vec<Node>) -> Result<BlobId> {
-        let bytes = serde_json::to_vec(&Tree { nodes }).map_err(|e| Error::Invalid(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(&Tree { nodes }).map_err(|e| Error::Invalid(e.to_string()))?;
         let ids = self.save_blobs(vec![bytes], BlobKind::Tree)?;
         ids.into_iter()
             .next()
@@ -412,7 +413,8 @@ impl Saver<'_> {
     }
 
     fn append(&mut self, id: BlobId, kind: BlobKind, raw: u32, sealed: &[u8]) -> Result<()> {
-        let o = u32::try_from(self.pack.len()).map_err(|_| Error::Invalid("pack too large".into()))?;
+        let o =
+            u32::try_from(self.pack.len()).map_err(|_| Error::Invalid("pack too large".into()))?;
         let l = u32::try_from(sealed.len()).map_err(|_| Error::Invalid("blob too large".into()))?;
         self.pack.extend_from_slice(sealed);
         self.entries.push(PackEntry {
@@ -436,7 +438,10 @@ impl Saver<'_> {
             return Ok(());
         }
         let header = self.repo.seal_pack_header(&self.entries)?;
-        let mut bytes = std::mem::replace(&mut self.pack, Vec::with_capacity(PACK_TARGET + 4 * 1024 * 1024));
+        let mut bytes = std::mem::replace(
+            &mut self.pack,
+            Vec::with_capacity(PACK_TARGET + 4 * 1024 * 1024),
+        );
         bytes.extend_from_slice(&header);
         let entries = std::mem::take(&mut self.entries);
         let tx = self
@@ -494,11 +499,9 @@ impl Saver<'_> {
             for name in &self.index_files {
                 let p = self.repo.root.join("index").join(name);
                 let bytes = std::fs::read(&p).map_err(Error::io(&p))?;
-                let plain = self
-                    .repo
-                    .keys
-                    .open(b"index", &bytes)
-                    .ok_or_else(|| Error::corrupt(format!("index file {name}"), "authentication failed"))?;
+                let plain = self.repo.keys.open(b"index", &bytes).ok_or_else(|| {
+                    Error::corrupt(format!("index file {name}"), "authentication failed")
+                })?;
                 let f: IndexFile = serde_json::from_slice(&plain)
                     .map_err(|e| Error::corrupt(format!("index file {name}"), e.to_string()))?;
                 merged.packs.extend(f.packs);
@@ -527,7 +530,9 @@ fn data_extents(f: &File, size: u64) -> std::io::Result<Vec<(u64, u64)>> {
             Err(rustix::io::Errno::NXIO) => break,
             Err(e) => return Err(e.into()),
         };
-        let hole = seek(f, SeekFrom::Hole(data)).map_err(std::io::Error::from)?.min(size);
+        let hole = seek(f, SeekFrom::Hole(data))
+            .map_err(std::io::Error::from)?
+            .min(size);
         if hole > data {
             out.push((data, hole - data));
         }
@@ -535,4 +540,3 @@ fn data_extents(f: &File, size: u64) -> std::io::Result<Vec<(u64, u64)>> {
     }
     Ok(out)
 }
-

@@ -204,16 +204,18 @@ pub fn apply_metadata(path: &Path, node: &Node, warnings: &mut Vec<String>) {
     }
     for x in &node.xattrs {
         let value = B64.decode(&x.value).unwrap_or_default();
-        if let Err(e) =
-            rustix::fs::lsetxattr(path, x.name.as_str(), &value, rustix::fs::XattrFlags::empty())
-        {
+        if let Err(e) = rustix::fs::lsetxattr(
+            path,
+            x.name.as_str(),
+            &value,
+            rustix::fs::XattrFlags::empty(),
+        ) {
             warnings.push(format!("{}: xattr {}: {e}", path.display(), x.name));
         }
     }
     if !is_link {
         use std::os::unix::fs::PermissionsExt;
-        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode))
-        {
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode)) {
             warnings.push(format!("{}: chmod: {e}", path.display()));
         }
     }

@@ -101,7 +101,10 @@ pub fn verify(
             missing_packs.insert(n as u32);
         }
     }
-    let unindexed: Vec<&String> = on_disk.iter().filter(|p| !indexed.contains(p.as_str())).collect();
+    let unindexed: Vec<&String> = on_disk
+        .iter()
+        .filter(|p| !indexed.contains(p.as_str()))
+        .collect();
     if !unindexed.is_empty() {
         report.notes.push(format!(
             "{} pack(s) not in any index (left by an interrupted run; `prune` removes them)",
@@ -202,7 +205,9 @@ pub fn verify(
             })
             .sum();
         report.bytes_read = bytes_read;
-        report.problems.extend(problems.into_inner().unwrap_or_default());
+        report
+            .problems
+            .extend(problems.into_inner().unwrap_or_default());
         for (b, why) in bad.into_inner().unwrap_or_default() {
             bad_blobs.entry(b).or_insert(why);
         }
@@ -214,7 +219,9 @@ pub fn verify(
     if !repo.index_problems.is_empty() {
         for p in &unindexed {
             let path = repo.pack_path(p);
-            let Ok(bytes) = std::fs::read(&path) else { continue };
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
             if let Ok(header) = repo.read_pack_header(p, &bytes) {
                 for e in header {
                     if let Ok(b) = BlobId::parse(&e.id) {
@@ -294,7 +301,10 @@ impl Walker<'_> {
             load_tree(self.repo, &b)
         });
         if indexless {
-            out.push((String::new(), "directory listing not in any index (an index file is damaged)".into()));
+            out.push((
+                String::new(),
+                "directory listing not in any index (an index file is damaged)".into(),
+            ));
         }
         match tree {
             Err(e) => out.push((String::new(), format!("directory listing unreadable: {e}"))),
@@ -305,10 +315,16 @@ impl Walker<'_> {
                         NodeKind::Dir => {
                             let sub = match node.subtree.as_deref() {
                                 Some(s) => self.tree_problems(s),
-                                None => std::sync::Arc::new(vec![(String::new(), "no subtree".into())]),
+                                None => {
+                                    std::sync::Arc::new(vec![(String::new(), "no subtree".into())])
+                                }
                             };
                             for (p, why) in sub.iter() {
-                                let path = if p.is_empty() { format!("{name}/") } else { format!("{name}/{p}") };
+                                let path = if p.is_empty() {
+                                    format!("{name}/")
+                                } else {
+                                    format!("{name}/{p}")
+                                };
                                 out.push((path, why.clone()));
                             }
                         }
@@ -329,7 +345,10 @@ impl Walker<'_> {
                                                         short(c),
                                                         short(p)
                                                     ),
-                                                    None => format!("chunk {} is not in any index", short(c)),
+                                                    None => format!(
+                                                        "chunk {} is not in any index",
+                                                        short(c)
+                                                    ),
                                                 });
                                                 break;
                                             }
@@ -355,4 +374,3 @@ impl Walker<'_> {
         r
     }
 }
-
