@@ -220,6 +220,9 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// A file that could not be read: its name and why.
+pub type Unreadable = (String, String);
+
 /// An open repository.
 pub struct Repository {
     pub root: PathBuf,
@@ -605,7 +608,7 @@ impl Repository {
     }
 
     /// Every snapshot, oldest first, and the snapshot files that could not be read.
-    pub fn snapshots(&self) -> Result<(Vec<SnapshotInfo>, Vec<(String, String)>)> {
+    pub fn snapshots(&self) -> Result<(Vec<SnapshotInfo>, Vec<Unreadable>)> {
         let mut out = Vec::new();
         let mut bad = Vec::new();
         for (name, bytes) in read_dir_files(&self.root.join("snapshots"))? {

@@ -162,6 +162,9 @@ pub(crate) fn load_tree(repo: &Repository, id: &BlobId) -> Result<Tree> {
         .map_err(|e| Error::corrupt(format!("tree {}", id.to_hex()), e.to_string()))
 }
 
+/// A chunk's id, raw length, and its sealed form if this run stores it.
+type Hashed = (BlobId, u32, Option<Vec<u8>>);
+
 struct Saver<'a> {
     repo: &'a Repository,
     /// Blobs stored by this run (not yet in the repository's index).
@@ -381,7 +384,7 @@ impl Saver<'_> {
     fn save_blobs(&mut self, blobs: Vec<Vec<u8>>, kind: BlobKind) -> Result<Vec<BlobId>> {
         let repo = self.repo;
         let claimed = &self.claimed;
-        let results: Vec<Result<(BlobId, u32, Option<Vec<u8>>)>> = blobs
+        let results: Vec<Result<Hashed>> = blobs
             .par_iter()
             .map(|data| {
                 let id = repo.keys.blob_id(data);

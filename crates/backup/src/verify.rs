@@ -284,19 +284,19 @@ impl Walker<'_> {
             if let Some(why) = self.bad.get(&b) {
                 return Err(crate::Error::corrupt("tree", why.clone()));
             }
-            if !self.repo.index.blobs.contains_key(&b) {
-                if let Some((pack, e)) = self.recovered.get(&b) {
-                    // Readable from its pack, but its index entry is lost.
-                    indexless = true;
-                    let bytes = std::fs::read(self.repo.pack_path(pack))
-                        .map_err(crate::Error::io(&self.repo.pack_path(pack)))?;
-                    let sealed = bytes
-                        .get(e.o as usize..(e.o + e.l) as usize)
-                        .ok_or_else(|| crate::Error::corrupt("tree", "beyond its pack"))?;
-                    let plain = self.repo.decode_blob(&b, sealed, e.r)?;
-                    return serde_json::from_slice(&plain)
-                        .map_err(|e| crate::Error::corrupt("tree", e.to_string()));
-                }
+            if !self.repo.index.blobs.contains_key(&b)
+                && let Some((pack, e)) = self.recovered.get(&b)
+            {
+                // Readable from its pack, but its index entry is lost.
+                indexless = true;
+                let bytes = std::fs::read(self.repo.pack_path(pack))
+                    .map_err(crate::Error::io(&self.repo.pack_path(pack)))?;
+                let sealed = bytes
+                    .get(e.o as usize..(e.o + e.l) as usize)
+                    .ok_or_else(|| crate::Error::corrupt("tree", "beyond its pack"))?;
+                let plain = self.repo.decode_blob(&b, sealed, e.r)?;
+                return serde_json::from_slice(&plain)
+                    .map_err(|e| crate::Error::corrupt("tree", e.to_string()));
             }
             load_tree(self.repo, &b)
         });

@@ -204,7 +204,11 @@ fn xattrs_of_tree(root: &Path) -> HashMap<String, BTreeMap<String, Vec<u8>>> {
         .args(["-c", script, p(root)])
         .output()
         .expect("python3 is needed to read extended attributes");
-    assert!(o.status.success(), "python3 failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "python3 failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v: HashMap<String, BTreeMap<String, String>> = serde_json::from_slice(&o.stdout).unwrap();
     v.into_iter()
         .map(|(k, m)| (k, m.into_iter().map(|(a, h)| (a, hex_decode(&h))).collect()))
@@ -561,7 +565,10 @@ fn one_flipped_byte_in_any_pack_or_index_fails_read_data_and_names_the_files() {
         let o = run(&a);
         let err = fails(&o);
         assert!(
-            err.lines().last().unwrap().starts_with("error: verification failed"),
+            err.lines()
+                .last()
+                .unwrap()
+                .starts_with("error: verification failed"),
             "{err}"
         );
         assert!(
@@ -595,7 +602,13 @@ fn a_killed_backup_leaves_a_consistent_repository_and_the_next_run_completes() {
     loop {
         let indexed = std::fs::read_dir(repo.dir.join("index"))
             .unwrap()
-            .filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".tmp-"))
+            .filter(|e| {
+                !e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".tmp-")
+            })
             .count();
         if indexed > 0 {
             break;

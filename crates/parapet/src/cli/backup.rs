@@ -228,7 +228,9 @@ fn password(r: &RepoOpts) -> anyhow::Result<Vec<u8>> {
             text.lines().next().unwrap_or("").to_string()
         }
         None => std::env::var("PARAPET_BACKUP_PASSWORD").map_err(|_| {
-            anyhow!("no repository password: give --password-file FILE or set PARAPET_BACKUP_PASSWORD")
+            anyhow!(
+                "no repository password: give --password-file FILE or set PARAPET_BACKUP_PASSWORD"
+            )
         })?,
     };
     if pw.is_empty() {
@@ -279,7 +281,9 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
         trusted.push(key.public());
     }
     if trusted.is_empty() {
-        bail!("give --operator-key FILE (or --trust KEY): snapshots must be signed by a trusted operator");
+        bail!(
+            "give --operator-key FILE (or --trust KEY): snapshots must be signed by a trusted operator"
+        );
     }
     let repo = Repository::init(
         &path,
@@ -330,7 +334,10 @@ fn trust(a: TrustArgs) -> anyhow::Result<()> {
     if a.r.json {
         return json(&keys);
     }
-    out(&format!("trusted operators: {}\n", keys.into_iter().collect::<Vec<_>>().join(", ")))
+    out(&format!(
+        "trusted operators: {}\n",
+        keys.into_iter().collect::<Vec<_>>().join(", ")
+    ))
 }
 
 /// A byte progress bar on standard error (hidden when it is not a terminal or with --json).
@@ -445,13 +452,22 @@ fn backup_run(a: RunArgs) -> anyhow::Result<()> {
         ("snapshot", s.id.clone()),
         ("files", format!("{} in {} directories", s.files, s.dirs)),
         ("read", mib(s.bytes)),
-        ("new data", format!("{} ({} stored)", mib(s.new_bytes), mib(s.stored_bytes))),
-        ("duration", format!("{secs:.2} s ({:.0} MB/s)", s.bytes as f64 / 1e6 / secs)),
+        (
+            "new data",
+            format!("{} ({} stored)", mib(s.new_bytes), mib(s.stored_bytes)),
+        ),
+        (
+            "duration",
+            format!("{secs:.2} s ({:.0} MB/s)", s.bytes as f64 / 1e6 / secs),
+        ),
         ("root hash", s.root_hash),
         ("signed by", s.operator),
     ]))?;
     if !report.warnings.is_empty() {
-        bail!("{} file(s) could not be backed up (see the warnings above)", report.warnings.len());
+        bail!(
+            "{} file(s) could not be backed up (see the warnings above)",
+            report.warnings.len()
+        );
     }
     Ok(())
 }
@@ -479,7 +495,10 @@ fn snapshots(a: RepoArgs) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    out(&table(&["ID", "TIME", "HOST", "SIZE", "TAGS", "PATHS"], &rows))
+    out(&table(
+        &["ID", "TIME", "HOST", "SIZE", "TAGS", "PATHS"],
+        &rows,
+    ))
 }
 
 fn restore(a: RestoreArgs) -> anyhow::Result<()> {
@@ -530,7 +549,10 @@ fn verify(r: &RepoOpts, opts: VerifyOptions) -> anyhow::Result<()> {
             out(&format!("damaged: {}: {}\n", p.what, p.detail))?;
         }
         if !report.affected_files.is_empty() {
-            out(&format!("affected files ({}):\n", report.affected_files.len()))?;
+            out(&format!(
+                "affected files ({}):\n",
+                report.affected_files.len()
+            ))?;
             for f in &report.affected_files {
                 out(&format!("  {f}\n"))?;
             }
