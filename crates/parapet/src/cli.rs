@@ -6,6 +6,7 @@ mod account;
 mod asset;
 mod approval;
 mod audit;
+mod backup;
 mod config;
 mod detect;
 mod kms;
@@ -118,6 +119,9 @@ pub enum ClientCommand {
     /// Approval requests: new users and role changes decided by another administrator.
     #[command(subcommand)]
     Approval(approval::ApprovalCommand),
+    /// Backups (works offline on a repository): init, run, snapshots, restore, verify, prune.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -337,6 +341,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Detect(c) => detect::run(c),
         ClientCommand::Kms(c) => kms::run(c).await,
         ClientCommand::Approval(c) => approval::run(c).await,
+        ClientCommand::Backup(c) => backup::run(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,

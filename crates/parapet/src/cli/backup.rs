@@ -1,0 +1,611 @@
+//! `parapet backup …`: the backup engine on a repository, offline (X.1642 8.10). The repository
+//! password comes from `--password-file` or `PARAPET_BACKUP_PASSWORD`; snapshots are signed with
+//! the operator's key from `--operator-key` or `PARAPET_BACKUP_OPERATOR_KEY`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use parapet_backup::{
+    BackupOptions, InitOptions, KeepPolicy, OperatorKey, PruneOptions, Repository, VerifyOptions,
+};
+use parapet_types::Env;
+use serde::Serialize;
+
+use super::output::{fields, json, note, out, rfc3339_millis, table};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BackupCommand {
+    /// Create a repository (a local directory) protected by a password.
+    Init(InitArgs),
+    /// Generate an operator signing key (Ed25519) and print its public key.
+    Keygen(KeygenArgs),
+    /// Trust another operator public key (`ed25519:…`) to sign this repository's snapshots.
+    Trust(TrustArgs),
+    /// Back up files and directories into a new signed snapshot.
+    Run(RunArgs),
+    /// List the snapshots.
+    Snapshots(RepoArgs),
+    /// Restore a snapshot (an id prefix or `latest`) into a directory.
+    Restore(RestoreArgs),
+    /// Check operator signatures and the repository's structure; --read-data re-reads and
+    /// re-hashes every chunk. Exit status 0 only if everything holds; damaged files are named.
+    Verify(VerifyArgs),
+    /// Check the repository's structure (without signatures); --read-data reads all data.
+    Check(CheckArgs),
+    /// Forget snapshots a retention policy does not keep and free the space they used.
+    Prune(PruneArgs),
+}
+
+/// Where the repository is and how to open it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RepoOpts {
+    /// The repository: a local directory.
+    #[arg(long, env = "PARAPET_BACKUP_REPOSITORY", value_name = "REPO")]
+    pub repo: String,
+    /// A file whose first line is the repository password (else PARAPET_BACKUP_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RepoArgs {
+    #[command(flatten)]
+    pub r: RepoOpts,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub r: RepoOpts,
+    /// The operator key that will sign snapshots: its public key is trusted. Created if the
+    /// file does not exist.
+    #[arg(long, env = "PARAPET_BACKUP_OPERATOR_KEY", value_name = "FILE")]
+    pub operator_key: Option<PathBuf>,
+    /// Also trust this operator public key (`ed25519:…`); repeatable.
+    #[arg(long = "trust", value_name = "KEY")]
+    pub trust: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeygenArgs {
+    /// Where to write the secret key (readable by you only); refuses to overwrite.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrustArgs {
+    #[command(flatten)]
+    pub r: RepoOpts,
+    /// The operator public key, `ed25519:BASE64` (as printed by `keygen`).
+    #[arg(value_name = "KEY")]
+    pub key: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub r: RepoOpts,
+    /// The operator key that signs the snapshot.
+    #[arg(long, env = "PARAPET_BACKUP_OPERATOR_KEY", value_name = "FILE")]
+    pub operator_key: PathBuf,
+    /// A tag for the snapshot; repeatable.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// The host name recorded (default: this machine's).
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// Read every file, even those the previous snapshot shows unchanged.
+    #[arg(long)]
+    pub force: bool,
+    /// What to back up.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub r: RepoOpts,
+    /// A snapshot id (at least 4 characters of it) or `latest`.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: String,
+    /// The directory to restore into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub target: PathBuf,
+    /// Also accept snapshots signed by this operator public key; repeatable.
+    #[arg(long = "trust", value_name = "KEY")]
+    pub trust: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub r: RepoOpts,
+    /// Re-read every pack and re-hash every chunk.
+    #[arg(long)]
+    pub read_data: bool,
+    /// Also accept snapshots signed by this operator public key; repeatable.
+    #[arg(long = "trust", value_name = "KEY")]
+    pub trust: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub r: RepoOpts,
+    /// Re-read every pack and re-hash every chunk.
+    #[arg(long)]
+    pub read_data: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub r: RepoOpts,
+    /// Keep the newest N snapshots.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_last: u32,
+    /// Keep the newest snapshot of each of the last N hours that have one.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_hourly: u32,
+    /// … of each of the last N days.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_daily: u32,
+    /// … of each of the last N ISO weeks.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_weekly: u32,
+    /// … of each of the last N months.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_monthly: u32,
+    /// … of each of the last N years.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_yearly: u32,
+    /// Keep every snapshot younger than this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 0)]
+    pub keep_within_days: u64,
+    /// Only say what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub async fn run(cmd: BackupCommand) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || run_blocking(cmd))
+        .await
+        .map_err(|e| anyhow!("the backup task failed: {e}"))?
+}
+
+fn run_blocking(cmd: BackupCommand) -> anyhow::Result<()> {
+    match cmd {
+        BackupCommand::Init(a) => init(a),
+        BackupCommand::Keygen(a) => keygen(a),
+        BackupCommand::Trust(a) => trust(a),
+        BackupCommand::Run(a) => backup_run(a),
+        BackupCommand::Snapshots(a) => snapshots(a),
+        BackupCommand::Restore(a) => restore(a),
+        BackupCommand::Verify(a) => verify(
+            &a.r,
+            VerifyOptions {
+                read_data: a.read_data,
+                signatures: true,
+                extra_trusted: a.trust.clone(),
+            },
+        ),
+        BackupCommand::Check(a) => verify(
+            &a.r,
+            VerifyOptions {
+                read_data: a.read_data,
+                signatures: false,
+                extra_trusted: Vec::new(),
+            },
+        ),
+        BackupCommand::Prune(a) => prune(a),
+    }
+}
+
+fn local_path(repo: &str) -> anyhow::Result<PathBuf> {
+    if repo.starts_with("s3://") {
+        bail!("S3 repositories are not supported by this build yet: use a local directory");
+    }
+    if repo.is_empty() {
+        bail!("--repo must not be empty");
+    }
+    Ok(PathBuf::from(repo))
+}
+
+fn password(r: &RepoOpts) -> anyhow::Result<Vec<u8>> {
+    let pw = match &r.password_file {
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read the password file {}", f.display()))?;
+            text.lines().next().unwrap_or("").to_string()
+        }
+        None => std::env::var("PARAPET_BACKUP_PASSWORD").map_err(|_| {
+            anyhow!(
+                "no repository password: give --password-file FILE or set PARAPET_BACKUP_PASSWORD"
+            )
+        })?,
+    };
+    if pw.is_empty() {
+        bail!("the repository password is empty");
+    }
+    Ok(pw.into_bytes())
+}
+
+fn open(r: &RepoOpts) -> anyhow::Result<Repository> {
+    let path = local_path(&r.repo)?;
+    let pw = password(r)?;
+    Ok(Repository::open(&path, Env::system(), &pw)?)
+}
+
+fn read_operator_key(path: &Path) -> anyhow::Result<OperatorKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the operator key {}", path.display()))?;
+    OperatorKey::from_file_text(&text).with_context(|| path.display().to_string())
+}
+
+fn write_operator_key(path: &Path, key: &OperatorKey) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(key.to_file_text().as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn init(a: InitArgs) -> anyhow::Result<()> {
+    let path = local_path(&a.r.repo)?;
+    let pw = password(&a.r)?;
+    let env = Env::system();
+    let mut trusted = a.trust.clone();
+    if let Some(kp) = &a.operator_key {
+        let key = if kp.exists() {
+            read_operator_key(kp)?
+        } else {
+            let k = OperatorKey::generate(&env)?;
+            write_operator_key(kp, &k)?;
+            k
+        };
+        trusted.push(key.public());
+    }
+    if trusted.is_empty() {
+        bail!(
+            "give --operator-key FILE (or --trust KEY): snapshots must be signed by a trusted operator"
+        );
+    }
+    let repo = Repository::init(
+        &path,
+        env,
+        &InitOptions {
+            password: pw,
+            trusted_operators: trusted.clone(),
+        },
+    )?;
+    #[derive(Serialize)]
+    struct Out<'a> {
+        repository: String,
+        id: &'a str,
+        trusted_operators: &'a [String],
+    }
+    let o = Out {
+        repository: path.display().to_string(),
+        id: &repo.config.id,
+        trusted_operators: &trusted,
+    };
+    if a.r.json {
+        return json(&o);
+    }
+    out(&format!(
+        "created repository {} at {}\ntrusted operators: {}\n",
+        o.id,
+        o.repository,
+        trusted.join(", ")
+    ))
+}
+
+fn keygen(a: KeygenArgs) -> anyhow::Result<()> {
+    let key = OperatorKey::generate(&Env::system())?;
+    write_operator_key(&a.out, &key)?;
+    if a.json {
+        return json(&serde_json::json!({ "public_key": key.public(), "file": a.out }));
+    }
+    out(&format!("{}\n", key.public()))
+}
+
+fn trust(a: TrustArgs) -> anyhow::Result<()> {
+    let repo = open(&a.r)?;
+    parapet_backup::parse_public_key(&a.key)?;
+    let _lock = repo.lock(parapet_backup::LockKind::Exclusive)?;
+    let mut keys = repo.trusted_operators()?;
+    keys.insert(a.key.trim().to_string());
+    repo.write_operators(&keys)?;
+    if a.r.json {
+        return json(&keys);
+    }
+    out(&format!(
+        "trusted operators: {}\n",
+        keys.into_iter().collect::<Vec<_>>().join(", ")
+    ))
+}
+
+/// A byte progress bar on standard error (hidden when it is not a terminal or with --json).
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new(what: &str, hidden: bool) -> Bar {
+        let target = if hidden {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let bar = ProgressBar::with_draw_target(None, target);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg} {bytes} ({bytes_per_sec}) [{bar:30}] {percent}% {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(what.to_string());
+        Bar(bar)
+    }
+}
+
+impl parapet_backup::Progress for Bar {
+    fn total(&self, bytes: u64) {
+        self.0.set_length(bytes);
+    }
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+}
+
+#[derive(Serialize)]
+struct SnapshotOut {
+    id: String,
+    short_id: String,
+    time: String,
+    time_ms: i64,
+    hostname: String,
+    paths: Vec<String>,
+    tags: Vec<String>,
+    root_hash: String,
+    operator: String,
+    files: u64,
+    dirs: u64,
+    bytes: u64,
+    new_bytes: u64,
+    stored_bytes: u64,
+    duration_ms: u64,
+    parent: Option<String>,
+}
+
+fn snapshot_out(s: &parapet_backup::SnapshotInfo) -> SnapshotOut {
+    let m = &s.manifest;
+    SnapshotOut {
+        id: s.id.clone(),
+        short_id: s.id.get(..12).unwrap_or(&s.id).to_string(),
+        time: rfc3339_millis(m.time_ms),
+        time_ms: m.time_ms,
+        hostname: m.hostname.clone(),
+        paths: m.paths.clone(),
+        tags: m.tags.clone(),
+        root_hash: m.root.clone(),
+        operator: m.operator.clone(),
+        files: m.files,
+        dirs: m.dirs,
+        bytes: m.bytes,
+        new_bytes: m.new_bytes,
+        stored_bytes: m.stored_bytes,
+        duration_ms: m.duration_ms,
+        parent: m.parent.clone(),
+    }
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+}
+
+fn backup_run(a: RunArgs) -> anyhow::Result<()> {
+    let key = read_operator_key(&a.operator_key)?;
+    let mut repo = open(&a.r)?;
+    let bar = Bar::new("backing up", a.r.json);
+    let report = parapet_backup::backup(
+        &mut repo,
+        &BackupOptions {
+            paths: a.paths.clone(),
+            tags: a.tags.clone(),
+            hostname: a.host.clone(),
+            force: a.force,
+        },
+        &key,
+        &bar,
+    )?;
+    bar.0.finish_and_clear();
+    for w in &report.warnings {
+        note(&format!("warning: {w}"));
+    }
+    let s = snapshot_out(&report.snapshot);
+    if a.r.json {
+        #[derive(Serialize)]
+        struct Out {
+            snapshot: SnapshotOut,
+            warnings: Vec<String>,
+        }
+        return json(&Out {
+            snapshot: s,
+            warnings: report.warnings,
+        });
+    }
+    let secs = (s.duration_ms as f64 / 1000.0).max(0.001);
+    out(&fields(&[
+        ("snapshot", s.id.clone()),
+        ("files", format!("{} in {} directories", s.files, s.dirs)),
+        ("read", mib(s.bytes)),
+        (
+            "new data",
+            format!("{} ({} stored)", mib(s.new_bytes), mib(s.stored_bytes)),
+        ),
+        (
+            "duration",
+            format!("{secs:.2} s ({:.0} MB/s)", s.bytes as f64 / 1e6 / secs),
+        ),
+        ("root hash", s.root_hash),
+        ("signed by", s.operator),
+    ]))?;
+    if !report.warnings.is_empty() {
+        bail!(
+            "{} file(s) could not be backed up (see the warnings above)",
+            report.warnings.len()
+        );
+    }
+    Ok(())
+}
+
+fn snapshots(a: RepoArgs) -> anyhow::Result<()> {
+    let repo = open(&a.r)?;
+    let (snaps, bad) = repo.snapshots()?;
+    for (name, why) in &bad {
+        note(&format!("warning: snapshot {name}: {why}"));
+    }
+    let list: Vec<SnapshotOut> = snaps.iter().map(snapshot_out).collect();
+    if a.r.json {
+        return json(&list);
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|s| {
+            vec![
+                s.short_id.clone(),
+                s.time.clone(),
+                s.hostname.clone(),
+                mib(s.bytes),
+                s.tags.join(","),
+                s.paths.join(" "),
+            ]
+        })
+        .collect();
+    out(&table(
+        &["ID", "TIME", "HOST", "SIZE", "TAGS", "PATHS"],
+        &rows,
+    ))
+}
+
+fn restore(a: RestoreArgs) -> anyhow::Result<()> {
+    let repo = open(&a.r)?;
+    let snap = repo.find_snapshot(&a.snapshot)?;
+    let mut trusted: BTreeSet<String> = repo.trusted_operators()?;
+    trusted.extend(a.trust.iter().cloned());
+    let bar = Bar::new("restoring", a.r.json);
+    let report = parapet_backup::restore(&repo, &snap, &trusted, &a.target, &bar)?;
+    bar.0.finish_and_clear();
+    for w in &report.warnings {
+        note(&format!("warning: {w}"));
+    }
+    if a.r.json {
+        return json(&serde_json::json!({
+            "snapshot": snap.id,
+            "target": a.target,
+            "files": report.files,
+            "dirs": report.dirs,
+            "bytes": report.bytes,
+            "duration_ms": report.duration_ms,
+            "warnings": report.warnings,
+        }));
+    }
+    let secs = (report.duration_ms as f64 / 1000.0).max(0.001);
+    out(&format!(
+        "restored snapshot {} to {}: {} files, {} directories, {} in {secs:.2} s\n",
+        &snap.id.get(..12).unwrap_or(&snap.id),
+        a.target.display(),
+        report.files,
+        report.dirs,
+        mib(report.bytes)
+    ))
+}
+
+fn verify(r: &RepoOpts, opts: VerifyOptions) -> anyhow::Result<()> {
+    let repo = open(r)?;
+    let bar = Bar::new("reading", r.json || !opts.read_data);
+    let report = parapet_backup::verify(&repo, &opts, &bar)?;
+    bar.0.finish_and_clear();
+    if r.json {
+        json(&report)?;
+    } else {
+        for n in &report.notes {
+            note(&format!("note: {n}"));
+        }
+        for p in &report.problems {
+            out(&format!("damaged: {}: {}\n", p.what, p.detail))?;
+        }
+        if !report.affected_files.is_empty() {
+            out(&format!(
+                "affected files ({}):\n",
+                report.affected_files.len()
+            ))?;
+            for f in &report.affected_files {
+                out(&format!("  {f}\n"))?;
+            }
+        }
+        let mut line = format!(
+            "{} snapshots, {} packs, {} blobs",
+            report.snapshots, report.packs, report.blobs
+        );
+        if opts.read_data {
+            line.push_str(&format!(", {} read and re-hashed", mib(report.bytes_read)));
+        }
+        if report.ok() {
+            out(&format!("no problems found: {line}\n"))?;
+        }
+    }
+    if !report.ok() {
+        bail!(
+            "verification failed: {} problem(s), {} affected file(s)",
+            report.problems.len(),
+            report.affected_files.len()
+        );
+    }
+    Ok(())
+}
+
+fn prune(a: PruneArgs) -> anyhow::Result<()> {
+    let mut repo = open(&a.r)?;
+    let policy = KeepPolicy {
+        last: a.keep_last,
+        hourly: a.keep_hourly,
+        daily: a.keep_daily,
+        weekly: a.keep_weekly,
+        monthly: a.keep_monthly,
+        yearly: a.keep_yearly,
+        within_secs: a.keep_within_days.saturating_mul(86_400),
+    };
+    let report = parapet_backup::prune(
+        &mut repo,
+        &PruneOptions {
+            policy,
+            dry_run: a.dry_run,
+        },
+    )?;
+    if a.r.json {
+        return json(&report);
+    }
+    let verb = if a.dry_run { "would remove" } else { "removed" };
+    out(&format!(
+        "kept {} snapshot(s), {verb} {}; {} pack(s) deleted, {} rewritten, {} freed\n",
+        report.kept.len(),
+        report.removed.len(),
+        report.packs_deleted,
+        report.packs_rewritten,
+        mib(report.bytes_freed)
+    ))
+}
