@@ -157,6 +157,19 @@ fn custodians_unseal_with_k_of_n_and_tenants_encrypt_through_the_cli(backend: Ba
         .unwrap();
     rt.block_on(async {
         let (kc, alice, bob, gina) = people(&api).await;
+        for (args, wanted) in [
+            (&["kms", "--help"][..], &["init", "unseal", "seal", "key", "encrypt", "decrypt", "rewrap", "datakey", "sign", "verify-receipt", "encryption"][..]),
+            (&["kms", "key", "--help"][..], &["create", "list", "show", "rotate", "disable", "enable", "set", "schedule-deletion", "cancel-deletion", "receipt", "export"][..]),
+            (&["kms", "encrypt", "--help"][..], &["--key", "--context", "--json"][..]),
+        ] {
+            let (ok, out, _) = cli(&url, "ppt_hidden", args, b"");
+            let out = text(&out);
+            assert!(ok, "{args:?}");
+            for w in wanted {
+                assert!(out.contains(w), "{args:?} lacks {w}: {out}");
+            }
+            assert!(!out.contains("ppt_hidden"));
+        }
         let (ok, out, _) = cli(&url, &kc, &["kms", "status"], b"");
         assert!(ok);
         assert!(text(&out).contains("not initialized"), "{}", text(&out));

@@ -466,22 +466,24 @@ pub async fn run(cmd: KmsCommand) -> anyhow::Result<()> {
                     })
                     .unwrap_or_default()
             };
-            let r = &v["at_rest"];
-            let t = &v["in_transit"];
-            let text = |x: &serde_json::Value| clean(x.as_str().unwrap_or("-"));
+            let null = serde_json::Value::Null;
+            let at = |v: &'_ serde_json::Value, k: &str| v.get(k).unwrap_or(&null).clone();
+            let r = at(&v, "at_rest");
+            let t = at(&v, "in_transit");
+            let text = |x: serde_json::Value| clean(x.as_str().unwrap_or("-"));
             out(&format!(
                 "Encryption at rest\n  Root key: {}\n  Tenant keys: {}\n  Key material: {}\n  \
                  Data: {}\n  Keys by type: {}\nEncryption in transit\n  TLS on this server: {}\n  \
                  Protocols: {}\n  Cipher suites: {}\n  Key exchange: {}\n",
-                text(&r["root"]),
-                text(&r["tenant_kek"]),
-                text(&r["key_material"]),
-                text(&r["data"]),
-                clean(&r["keys_by_type"].to_string()),
-                t["tls"],
-                list(&t["protocols"]),
-                list(&t["cipher_suites"]),
-                list(&t["key_exchange_groups"]),
+                text(at(&r, "root")),
+                text(at(&r, "tenant_kek")),
+                text(at(&r, "key_material")),
+                text(at(&r, "data")),
+                clean(&at(&r, "keys_by_type").to_string()),
+                at(&t, "tls"),
+                list(&at(&t, "protocols")),
+                list(&at(&t, "cipher_suites")),
+                list(&at(&t, "key_exchange_groups")),
             ))
         }
         KmsCommand::Encrypt(a) => {
