@@ -22,6 +22,14 @@ pub enum Action {
     AuditRead,
     /// Create an API token for oneself.
     TokenCreate,
+    /// Read a tenant's incidents, their reports and statistics (X.1642 8.6).
+    IncidentRead,
+    /// Open (report) an incident of a tenant.
+    IncidentOpen,
+    /// Handle an incident: move its steps, name responsible persons, tasks, SLA clock.
+    IncidentHandle,
+    /// Add notes to an incident, inform its tenant.
+    IncidentNote,
 }
 
 impl Action {
@@ -29,7 +37,7 @@ impl Action {
     pub fn writes(self) -> bool {
         !matches!(
             self,
-            Action::TenantRead | Action::UserList | Action::AuditRead
+            Action::TenantRead | Action::UserList | Action::AuditRead | Action::IncidentRead
         )
     }
 }
@@ -74,6 +82,11 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
         (Role::Operator, TenantRead | UserList) => true,
         (Role::Auditor, TenantRead | UserList | AuditRead) => true,
         (Role::KeyCustodian | Role::IncidentResponder | Role::ChangeApprover, TenantRead) => true,
+        (Role::IncidentResponder, IncidentRead | IncidentOpen | IncidentHandle | IncidentNote) => {
+            true
+        }
+        (Role::Operator, IncidentRead | IncidentOpen | IncidentNote) => true,
+        (Role::Auditor, IncidentRead) => true,
         _ => false,
     }
 }
@@ -85,6 +98,9 @@ fn customer_rule(role: Role, action: Action) -> bool {
         (Role::TenantAdmin, UserList | UserDisable | AuditRead) => true,
         (Role::TenantAdmin, UserCreate(r)) => !r.is_provider_role(),
         (Role::TenantAuditor, UserList | AuditRead) => true,
+        (Role::TenantAdmin, IncidentRead | IncidentOpen | IncidentNote) => true,
+        (Role::TenantMember, IncidentRead | IncidentNote) => true,
+        (Role::TenantAuditor, IncidentRead) => true,
         _ => false,
     }
 }
@@ -99,6 +115,10 @@ fn describe(a: Action) -> String {
         Action::UserDisable => "disable users".into(),
         Action::AuditRead => "read the audit trail".into(),
         Action::TokenCreate => "create API tokens".into(),
+        Action::IncidentRead => "read incidents".into(),
+        Action::IncidentOpen => "open incidents".into(),
+        Action::IncidentHandle => "handle incidents".into(),
+        Action::IncidentNote => "add notes to incidents".into(),
     }
 }
 
@@ -146,6 +166,10 @@ mod tests {
             Action::UserDisable,
             Action::AuditRead,
             Action::TokenCreate,
+            Action::IncidentRead,
+            Action::IncidentOpen,
+            Action::IncidentHandle,
+            Action::IncidentNote,
         ];
         v.extend(Role::ALL.into_iter().map(Action::UserCreate));
         v

@@ -17,6 +17,7 @@ use sqlx::sqlite::{
 
 mod audit;
 mod iam;
+mod incident;
 mod migrate;
 mod rows;
 mod session;

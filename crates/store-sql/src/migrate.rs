@@ -13,6 +13,7 @@ const SQLITE: &[(i64, &str)] = &[
     ),
     (3, include_str!("../migrations/sqlite/0003_audit_log.sql")),
     (7, include_str!("../migrations/sqlite/0007_sessions.sql")),
+    (40, include_str!("../migrations/sqlite/0040_incidents.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -25,6 +26,10 @@ const POSTGRES: &[(i64, &str)] = &[
     ),
     (3, include_str!("../migrations/postgres/0003_audit_log.sql")),
     (7, include_str!("../migrations/postgres/0007_sessions.sql")),
+    (
+        40,
+        include_str!("../migrations/postgres/0040_incidents.sql"),
+    ),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \

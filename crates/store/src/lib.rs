@@ -14,11 +14,13 @@ use parapet_types::{
 use serde::{Deserialize, Serialize};
 
 pub mod audit;
+pub mod incident;
 pub mod session;
 pub use audit::{
     AuditEvent, AuditFilter, AuditLogStore, AuditOutcome, AuditRecord, Integration, LogHead,
     StoredCheckpoint, StoredTile,
 };
+pub use incident::{IncidentFilter, IncidentRow, IncidentStore};
 pub use session::{SessionInfo, SessionStore};
 
 /// What a storage call can fail with.
@@ -278,8 +280,14 @@ pub trait Health: Send + Sync {
 }
 
 /// Everything the application needs from storage.
-pub trait Store: IamStore + AuditStore + AuditLogStore + SessionStore + Health {}
-impl<T: IamStore + AuditStore + AuditLogStore + SessionStore + Health> Store for T {}
+pub trait Store:
+    IamStore + AuditStore + AuditLogStore + SessionStore + IncidentStore + Health
+{
+}
+impl<T: IamStore + AuditStore + AuditLogStore + SessionStore + IncidentStore + Health> Store
+    for T
+{
+}
 
 /// Helper to build the actor of a user.
 pub fn user_actor(user: &User) -> Actor {
