@@ -136,7 +136,7 @@ pub const NAV: &[NavItem] = &[
     },
     NavItem {
         label: "Incidents",
-        href: None,
+        href: Some("/console/incidents"),
         clause: "8.6",
     },
     NavItem {
@@ -183,7 +183,7 @@ pub struct ConsoleUser {
 }
 
 impl ConsoleUser {
-    fn chrome(&self, active: &'static str) -> Chrome {
+    pub(crate) fn chrome(&self, active: &'static str) -> Chrome {
         Chrome {
             me: self.p.login_name(),
             role: self.p.user.role.to_string(),
@@ -240,7 +240,7 @@ fn csrf_token(st: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue
 }
 
 /// Whether a form POST carries the browser's CSRF token and comes from our own origin.
-fn csrf_ok(headers: &HeaderMap, field: &str) -> bool {
+pub(crate) fn csrf_ok(headers: &HeaderMap, field: &str) -> bool {
     let Some(c) = cookie(headers, CSRF_COOKIE) else {
         return false;
     };
@@ -251,7 +251,7 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn forbidden_form() -> Response {
+pub(crate) fn forbidden_form() -> Response {
     html_page(
         StatusCode::FORBIDDEN,
         "<!doctype html><title>Form expired</title><p>This form has expired or did not come \
@@ -274,7 +274,11 @@ fn html_page(status: StatusCode, body: String, set_cookie: Option<HeaderValue>) 
     res
 }
 
-fn render<T: Template>(status: StatusCode, t: &T, set_cookie: Option<HeaderValue>) -> Response {
+pub(crate) fn render<T: Template>(
+    status: StatusCode,
+    t: &T,
+    set_cookie: Option<HeaderValue>,
+) -> Response {
     match t.render() {
         Ok(body) => html_page(status, body, set_cookie),
         Err(e) => {
@@ -288,7 +292,7 @@ fn render<T: Template>(status: StatusCode, t: &T, set_cookie: Option<HeaderValue
     }
 }
 
-fn failure(e: IamError) -> Response {
+pub(crate) fn failure(e: IamError) -> Response {
     let (status, msg) = match &e {
         IamError::Unavailable(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -325,7 +329,7 @@ fn escape(s: &str) -> String {
 }
 
 /// Status and message of a failed form action, shown on the re-rendered page.
-fn form_error(e: &IamError) -> Option<(StatusCode, String)> {
+pub(crate) fn form_error(e: &IamError) -> Option<(StatusCode, String)> {
     match e {
         IamError::Invalid(m) => Some((StatusCode::UNPROCESSABLE_ENTITY, m.clone())),
         IamError::Conflict(m) => Some((StatusCode::CONFLICT, m.clone())),
@@ -415,12 +419,12 @@ async fn login_submit(
 }
 
 #[derive(Debug, Deserialize)]
-struct CsrfOnly {
+pub(crate) struct CsrfOnly {
     #[serde(default)]
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
-fn see_other(to: &str) -> Response {
+pub(crate) fn see_other(to: &str) -> Response {
     let mut res = Redirect::to(to).into_response();
     *res.status_mut() = StatusCode::SEE_OTHER;
     res

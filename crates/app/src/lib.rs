@@ -22,6 +22,7 @@ pub mod auditlog;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod incident;
 mod openapi;
 pub mod sessions;
 pub mod witness;
@@ -44,6 +45,7 @@ pub struct AppState {
     pub iam: Arc<IamService>,
     pub audit: Arc<parapet_audit::AuditLog>,
     pub store: Arc<dyn Store>,
+    pub incident: Arc<parapet_incident::IncidentService>,
     pub config: Arc<AppConfig>,
     pub metrics: Option<PrometheusHandle>,
 }
@@ -119,6 +121,7 @@ pub fn router(state: AppState) -> Router {
             "/tenants/{tenant}/users/{username}/revoke-sessions",
             post(sessions::revoke_user_sessions),
         )
+        .merge(incident::api_routes())
         .route("/openapi.json", get(openapi_json))
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
@@ -126,6 +129,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(console::routes())
+        .merge(incident::console_routes())
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/console") }),
@@ -144,7 +148,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn openapi_json() -> Response {
-    let doc = openapi::ApiDoc::openapi();
+    let mut doc = openapi::ApiDoc::openapi();
+    doc.merge(incident::IncidentApi::openapi());
     match doc.to_json() {
         Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),
         Err(e) => ApiError::new(

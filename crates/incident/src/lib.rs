@@ -274,7 +274,9 @@ impl IncidentService {
             .strip_suffix(&format!("@{}", tenant.name))
             .unwrap_or(&lower);
         match self.store.get_user(TenantCtx::new(tenant.id), bare).await {
-            Ok(u) if u.status == UserStatus::Active => Ok(format!("{}@{}", u.username, tenant.name)),
+            Ok(u) if u.status == UserStatus::Active => {
+                Ok(format!("{}@{}", u.username, tenant.name))
+            }
             Ok(_) => Err(IamError::Invalid(format!("{name} is disabled"))),
             Err(StoreError::NotFound) => Err(IamError::Invalid(format!(
                 "no user {name:?} among the provider's staff or tenant {}",
@@ -450,10 +452,7 @@ impl IncidentService {
         }
         .map_err(refused)?;
         let added: Vec<&HistoryEntry> = i.history.iter().skip(before).collect();
-        let name = added
-            .first()
-            .map(|h| h.change.name())
-            .unwrap_or("changed");
+        let name = added.first().map(|h| h.change.name()).unwrap_or("changed");
         let e = self.event(
             &t,
             p.actor(),
@@ -562,18 +561,21 @@ impl IncidentService {
         let mut names: std::collections::HashMap<parapet_types::TenantId, String> =
             Default::default();
         for (tenant, id, _) in due {
-            if !names.contains_key(&tenant) {
-                let name = match self
-                    .store
-                    .get_tenant(TenantCtx::new(provider.id), &tenant.to_string())
-                    .await
-                {
-                    Ok(t) => t.name,
-                    Err(_) => tenant.to_string(),
-                };
-                names.insert(tenant, name);
-            }
-            let tenant_name = names.get(&tenant).cloned().unwrap_or_default();
+            let tenant_name = match names.get(&tenant) {
+                Some(n) => n.clone(),
+                None => {
+                    let name = match self
+                        .store
+                        .get_tenant(TenantCtx::new(provider.id), &tenant.to_string())
+                        .await
+                    {
+                        Ok(t) => t.name,
+                        Err(_) => tenant.to_string(),
+                    };
+                    names.insert(tenant, name.clone());
+                    name
+                }
+            };
             let ctx = TenantCtx::new(tenant);
             let row = match self.store.get_incident(ctx, id).await {
                 Ok(r) => r,
@@ -611,8 +613,7 @@ impl IncidentService {
                 Ok(()) => {
                     for f in &fired {
                         let late = (now.0 - f.due_at.0).max(0) as f64 / 1000.0;
-                        metrics::histogram!("parapet_incident_timer_lateness_seconds")
-                            .record(late);
+                        metrics::histogram!("parapet_incident_timer_lateness_seconds").record(late);
                         if !f.notify.is_empty() {
                             tracing::warn!(
                                 incident = %id, timer = f.timer.as_str(),

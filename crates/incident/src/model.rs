@@ -13,9 +13,7 @@ use uuid::Uuid;
 use crate::sla::{SlaState, SlaTimer};
 
 /// The steps of security event processing, in order (X.1642 8.6.1–8.6.5).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Step {
     Detecting,
@@ -78,9 +76,7 @@ impl fmt::Display for Step {
 }
 
 /// Grading of an incident (the provider's scheme: four grades, each with its SLA targets).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Severity {
     Critical,
@@ -809,7 +805,12 @@ impl Incident {
         Ok(number)
     }
 
-    pub fn complete_task(&mut self, number: u32, actor: &str, at: Timestamp) -> Result<(), Refused> {
+    pub fn complete_task(
+        &mut self,
+        number: u32,
+        actor: &str,
+        at: Timestamp,
+    ) -> Result<(), Refused> {
         let t = self
             .tasks
             .iter_mut()
@@ -916,7 +917,12 @@ impl Incident {
     }
 
     /// Records that the tenant was informed (8.6.3); the first time meets the notification timer.
-    pub fn notify_tenant(&mut self, message: &str, actor: &str, at: Timestamp) -> Result<(), Refused> {
+    pub fn notify_tenant(
+        &mut self,
+        message: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> Result<(), Refused> {
         let message = text("the message", message, MAX_TEXT)?;
         if message.is_empty() {
             return Err(Refused::Invalid("the message is empty".into()));

@@ -183,7 +183,10 @@ impl Document {
             out.push_str(&format!("{} 0 obj\n{o}\nendobj\n", i + 1));
         }
         let xref = out.len();
-        out.push_str(&format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1));
+        out.push_str(&format!(
+            "xref\n0 {}\n0000000000 65535 f \n",
+            objects.len() + 1
+        ));
         for off in offsets {
             out.push_str(&format!("{off:010} 00000 n \n"));
         }

@@ -72,7 +72,11 @@ pub fn build(incident: &Incident, tenant_name: &str, now: parapet_types::Timesta
         headers: vec!["Step".into(), "Responsible".into()],
         rows: Step::ALL
             .into_iter()
-            .filter_map(|s| i.responsible.get(&s).map(|r| vec![s.to_string(), r.clone()]))
+            .filter_map(|s| {
+                i.responsible
+                    .get(&s)
+                    .map(|r| vec![s.to_string(), r.clone()])
+            })
             .collect(),
     });
     b.push(Block::Heading("Behaviour".into()));
@@ -150,12 +154,7 @@ pub fn build(incident: &Incident, tenant_name: &str, now: parapet_types::Timesta
     b.push(Block::Fields(sla));
     b.push(Block::Heading("Timeline".into()));
     b.push(Block::Table {
-        headers: vec![
-            "Time".into(),
-            "Who".into(),
-            "What".into(),
-            "Reason".into(),
-        ],
+        headers: vec!["Time".into(), "Who".into(), "What".into(), "Reason".into()],
         rows: i
             .history
             .iter()

@@ -108,12 +108,10 @@ impl Default for SlaPolicy {
                 (Severity::Low, t(24 * 60, 72 * 60, 7 * 24 * 60)),
             ]),
             escalation: EscalationPolicy {
-                levels: vec![
-                    EscalationLevel {
-                        notify: vec!["admin".into()],
-                        delay_secs: 15 * 60,
-                    },
-                ],
+                levels: vec![EscalationLevel {
+                    notify: vec!["admin".into()],
+                    delay_secs: 15 * 60,
+                }],
                 repeat: 2,
             },
         }
@@ -399,17 +397,19 @@ pub fn monthly_stats(times: &[Times]) -> Vec<MonthStats> {
     }
     groups
         .into_iter()
-        .map(|((tenant, month), (opened, breaches, mut ack, mut res))| MonthStats {
-            tenant,
-            month,
-            opened,
-            acknowledged: ack.len() as u64,
-            resolved: res.len() as u64,
-            breaches,
-            mtta_mean_secs: mean(&ack),
-            mtta_median_secs: median(&mut ack),
-            mttr_mean_secs: mean(&res),
-            mttr_median_secs: median(&mut res),
-        })
+        .map(
+            |((tenant, month), (opened, breaches, mut ack, mut res))| MonthStats {
+                tenant,
+                month,
+                opened,
+                acknowledged: ack.len() as u64,
+                resolved: res.len() as u64,
+                breaches,
+                mtta_mean_secs: mean(&ack),
+                mtta_median_secs: median(&mut ack),
+                mttr_mean_secs: mean(&res),
+                mttr_median_secs: median(&mut res),
+            },
+        )
         .collect()
 }

@@ -44,19 +44,21 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn opened(at: Timestamp) -> Incident {
-    let mut policy = SlaPolicy::default();
-    policy.escalation = EscalationPolicy {
-        levels: vec![
-            EscalationLevel {
-                notify: vec!["a".into()],
-                delay_secs: 600,
-            },
-            EscalationLevel {
-                notify: vec!["b".into()],
-                delay_secs: 900,
-            },
-        ],
-        repeat: 2,
+    let policy = SlaPolicy {
+        escalation: EscalationPolicy {
+            levels: vec![
+                EscalationLevel {
+                    notify: vec!["a".into()],
+                    delay_secs: 600,
+                },
+                EscalationLevel {
+                    notify: vec!["b".into()],
+                    delay_secs: 900,
+                },
+            ],
+            repeat: 2,
+        },
+        ..SlaPolicy::default()
     };
     Incident::open(Opening {
         id: uuid::Uuid::from_u128(1),
@@ -200,7 +202,10 @@ fn skipping_needs_a_reason_and_records_what_was_skipped() {
         i.history.last().unwrap().change,
         Change::Returned { .. }
     ));
-    assert!(i.advance(Step::Detecting, "responder", "x", "x", now).is_err());
+    assert!(
+        i.advance(Step::Detecting, "responder", "x", "x", now)
+            .is_err()
+    );
 }
 
 #[test]

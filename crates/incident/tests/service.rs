@@ -158,36 +158,65 @@ async fn an_incident_goes_through_every_step_with_its_responsible_persons(backen
     let responder = login(&w, "responder").await;
     let i = w
         .svc
-        .open(&responder, "acme", new("Brute force on acme", Severity::High), &meta())
+        .open(
+            &responder,
+            "acme",
+            new("Brute force on acme", Severity::High),
+            &meta(),
+        )
         .await
         .unwrap();
     assert_eq!(i.step, Step::Detecting);
-    assert_eq!(i.alerts, vec!["alert-1", "alert-2"], "alerts merged once each");
+    assert_eq!(
+        i.alerts,
+        vec!["alert-1", "alert-2"],
+        "alerts merged once each"
+    );
     let id = i.id.to_string();
 
     // A responsible person and a reason are required; unknown people are refused.
     let e = w
         .svc
-        .apply(&responder, &id, advance(Step::Analysing, "", "triage"), &meta())
+        .apply(
+            &responder,
+            &id,
+            advance(Step::Analysing, "", "triage"),
+            &meta(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, IamError::Invalid(_)), "{e:?}");
     let e = w
         .svc
-        .apply(&responder, &id, advance(Step::Analysing, "responder", "  "), &meta())
+        .apply(
+            &responder,
+            &id,
+            advance(Step::Analysing, "responder", "  "),
+            &meta(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, IamError::Invalid(_)), "{e:?}");
     let e = w
         .svc
-        .apply(&responder, &id, advance(Step::Analysing, "mallory", "x"), &meta())
+        .apply(
+            &responder,
+            &id,
+            advance(Step::Analysing, "mallory", "x"),
+            &meta(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, IamError::Invalid(_)), "{e:?}");
     // Tenant users are not responsible persons.
     let e = w
         .svc
-        .apply(&responder, &id, advance(Step::Analysing, "alice", "x"), &meta())
+        .apply(
+            &responder,
+            &id,
+            advance(Step::Analysing, "alice", "x"),
+            &meta(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, IamError::Invalid(_)), "{e:?}");
@@ -231,7 +260,12 @@ async fn an_incident_goes_through_every_step_with_its_responsible_persons(backen
     // Recorded: moving on is refused; reopening keeps the history.
     let e = w
         .svc
-        .apply(&responder, &id, advance(Step::Checking, "oncall", "again"), &meta())
+        .apply(
+            &responder,
+            &id,
+            advance(Step::Checking, "oncall", "again"),
+            &meta(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, IamError::Conflict(_)), "{e:?}");
@@ -274,7 +308,10 @@ async fn an_incident_goes_through_every_step_with_its_responsible_persons(backen
             skipped: vec![Step::Disposing, Step::Checking],
         }
     );
-    assert_eq!(last.reason.as_deref(), Some("fixed by the earlier disposal"));
+    assert_eq!(
+        last.reason.as_deref(),
+        Some("fixed by the earlier disposal")
+    );
 
     // Every change is in the audit trail, in the same transaction as the change.
     let audit = w
@@ -293,12 +330,22 @@ async fn an_incident_goes_through_every_step_with_its_responsible_persons(backen
         .await
         .unwrap();
     let actions: Vec<&str> = audit.iter().map(|r| r.event.action.as_str()).collect();
-    assert_eq!(actions.iter().filter(|a| **a == "incident.advanced").count(), 6);
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == "incident.advanced")
+            .count(),
+        6
+    );
     assert!(actions.contains(&"incident.open"));
     assert!(actions.contains(&"incident.reopened"));
     let reasons: Vec<String> = audit
         .iter()
-        .filter_map(|r| r.event.details["history"][0]["reason"].as_str().map(String::from))
+        .filter_map(|r| {
+            r.event.details["history"][0]["reason"]
+                .as_str()
+                .map(String::from)
+        })
         .collect();
     assert!(reasons.iter().any(|r| r == "the attacker came back"));
 }
@@ -343,13 +390,21 @@ async fn sla_timers_breach_and_escalate_with_the_clock(backend: Backend) {
     assert_eq!(fired[0].escalation, Some((0, 1)));
     // Acknowledging stops the escalation of that timer.
     w.svc
-        .apply(&w.admin, &id, advance(Step::Analysing, "oncall", "on it"), &meta())
+        .apply(
+            &w.admin,
+            &id,
+            advance(Step::Analysing, "oncall", "on it"),
+            &meta(),
+        )
         .await
         .unwrap();
     w.clock.advance_secs(3600 - 1200);
     let fired = w.svc.fire_due(100).await.unwrap();
     // The notification timer (1 h) falls due now; the acknowledgement's escalation is over.
-    assert!(fired.iter().all(|f| f.timer == SlaTimer::Notify), "{fired:?}");
+    assert!(
+        fired.iter().all(|f| f.timer == SlaTimer::Notify),
+        "{fired:?}"
+    );
     assert_eq!(fired.len(), 2);
     assert_eq!(fired[0].due_at, Timestamp(START + 3_600_000));
     let (_, i) = w.svc.get(&w.admin, &id, &meta()).await.unwrap();
@@ -452,7 +507,12 @@ async fn tenants_see_only_their_incidents(backend: Backend) {
         .unwrap();
     let globex = w
         .svc
-        .open(&w.admin, "globex", new("globex breach", Severity::Low), &meta())
+        .open(
+            &w.admin,
+            "globex",
+            new("globex breach", Severity::Low),
+            &meta(),
+        )
         .await
         .unwrap();
     let alice = login(&w, "alice@acme").await;
@@ -482,7 +542,15 @@ async fn tenants_see_only_their_incidents(backend: Backend) {
 
     let list = w
         .svc
-        .list(&alice, None, ListFilter { limit: 100, ..ListFilter::default() }, &meta())
+        .list(
+            &alice,
+            None,
+            ListFilter {
+                limit: 100,
+                ..ListFilter::default()
+            },
+            &meta(),
+        )
         .await
         .unwrap();
     let ids: Vec<_> = list.iter().map(|r| r.id).collect();
@@ -490,16 +558,35 @@ async fn tenants_see_only_their_incidents(backend: Backend) {
     assert!(ids.contains(&acme.id) && ids.contains(&own.id) && !ids.contains(&globex.id));
     let all = w
         .svc
-        .list(&w.admin, None, ListFilter { limit: 100, ..ListFilter::default() }, &meta())
+        .list(
+            &w.admin,
+            None,
+            ListFilter {
+                limit: 100,
+                ..ListFilter::default()
+            },
+            &meta(),
+        )
         .await
         .unwrap();
     assert_eq!(all.len(), 3);
     let only = w
         .svc
-        .list(&w.admin, Some("globex"), ListFilter { limit: 100, ..ListFilter::default() }, &meta())
+        .list(
+            &w.admin,
+            Some("globex"),
+            ListFilter {
+                limit: 100,
+                ..ListFilter::default()
+            },
+            &meta(),
+        )
         .await
         .unwrap();
-    assert_eq!(only.iter().map(|r| r.id).collect::<Vec<_>>(), vec![globex.id]);
+    assert_eq!(
+        only.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![globex.id]
+    );
     // Another tenant's incident does not exist for them, even by id.
     let e = w
         .svc
@@ -558,11 +645,19 @@ async fn tenants_see_only_their_incidents(backend: Backend) {
         )
         .await
         .unwrap();
-    let (_, seen) = w.svc.get(&alice, &acme.id.to_string(), &meta()).await.unwrap();
+    let (_, seen) = w
+        .svc
+        .get(&alice, &acme.id.to_string(), &meta())
+        .await
+        .unwrap();
     assert_eq!(seen.notes.len(), 1);
     assert_eq!(seen.notes[0].text, "we saw it too");
     assert!(!seen.notes[0].internal);
-    let (_, staff) = w.svc.get(&w.admin, &acme.id.to_string(), &meta()).await.unwrap();
+    let (_, staff) = w
+        .svc
+        .get(&w.admin, &acme.id.to_string(), &meta())
+        .await
+        .unwrap();
     assert_eq!(staff.notes.len(), 2);
 }
 
@@ -573,7 +668,12 @@ async fn mtta_and_mttr_per_tenant_and_month(backend: Backend) {
     for n in 0..3 {
         let i = w
             .svc
-            .open(&w.admin, "acme", new(&format!("i{n}"), Severity::Low), &meta())
+            .open(
+                &w.admin,
+                "acme",
+                new(&format!("i{n}"), Severity::Low),
+                &meta(),
+            )
             .await
             .unwrap();
         ids.push(i.id.to_string());
@@ -583,14 +683,24 @@ async fn mtta_and_mttr_per_tenant_and_month(backend: Backend) {
     for (n, id) in ids.iter().enumerate() {
         w.clock.set(Timestamp(t0 + ack[n] * 1000));
         w.svc
-            .apply(&w.admin, id, advance(Step::Analysing, "responder", "ack"), &meta())
+            .apply(
+                &w.admin,
+                id,
+                advance(Step::Analysing, "responder", "ack"),
+                &meta(),
+            )
             .await
             .unwrap();
     }
     for (n, id) in ids.iter().take(2).enumerate() {
         w.clock.set(Timestamp(t0 + (n as i64 + 1) * 3_600_000));
         w.svc
-            .apply(&w.admin, id, advance(Step::Reporting, "responder", "fixed"), &meta())
+            .apply(
+                &w.admin,
+                id,
+                advance(Step::Reporting, "responder", "fixed"),
+                &meta(),
+            )
             .await
             .unwrap();
     }
@@ -598,7 +708,11 @@ async fn mtta_and_mttr_per_tenant_and_month(backend: Backend) {
         .open(&w.admin, "globex", new("g", Severity::Low), &meta())
         .await
         .unwrap();
-    let stats = w.svc.stats(&w.admin, Some("acme"), None, &meta()).await.unwrap();
+    let stats = w
+        .svc
+        .stats(&w.admin, Some("acme"), None, &meta())
+        .await
+        .unwrap();
     assert_eq!(stats.len(), 1);
     let s = &stats[0];
     assert_eq!(s.month, parapet_incident::sla::month_of(Timestamp(START)));
@@ -621,7 +735,12 @@ async fn reports_never_carry_other_tenants_data(backend: Backend) {
     for t in ["acme", "globex", "initech"] {
         let i = w
             .svc
-            .open(&w.admin, t, new(&format!("{t}-secret-title"), Severity::High), &meta())
+            .open(
+                &w.admin,
+                t,
+                new(&format!("{t}-secret-title"), Severity::High),
+                &meta(),
+            )
             .await
             .unwrap();
         let id = i.id.to_string();
@@ -673,7 +792,10 @@ async fn reports_never_carry_other_tenants_data(backend: Backend) {
             assert!(doc.contains(&format!("{t}-secret-title")));
             assert!(doc.contains(&format!("{t}-observable")));
             assert!(doc.contains(&format!("{t}-task")));
-            assert!(!doc.contains("internal-remark"), "internal notes stay internal");
+            assert!(
+                !doc.contains("internal-remark"),
+                "internal notes stay internal"
+            );
             for (other, _) in ids.iter().filter(|(o, _)| o != t) {
                 assert!(!doc.contains(other), "{t}'s report mentions {other}");
             }

@@ -4,6 +4,7 @@
 
 mod audit;
 mod config;
+mod incident;
 mod output;
 mod session;
 
@@ -94,6 +95,10 @@ pub enum ClientCommand {
     /// Log-in sessions: list and end them; your account history.
     #[command(subcommand)]
     Session(session::SessionCommand),
+    /// Security incidents (X.1642 8.6): open, move through the steps with a responsible person
+    /// each, notes, tasks, SLA clock, reports.
+    #[command(subcommand)]
+    Incident(incident::IncidentCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -293,6 +298,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Token(TokenCommand::List(a)) => token_list(a).await,
         ClientCommand::Token(TokenCommand::Revoke(a)) => token_revoke(a).await,
         ClientCommand::Session(c) => session::run(c).await,
+        ClientCommand::Incident(c) => incident::run(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,

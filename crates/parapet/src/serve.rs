@@ -318,10 +318,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         audit.clone(),
         env.clone(),
         s.witnesses.clone(),
-        stop_rx,
+        stop_rx.clone(),
     ));
+    let incident = Arc::new(parapet_incident::IncidentService::new(
+        iam.clone(),
+        parapet_incident::SlaPolicy::default(),
+    ));
+    let timers = tokio::spawn(
+        incident
+            .clone()
+            .run_timers(std::time::Duration::from_millis(200), stop_rx.clone()),
+    );
     let state = AppState {
         audit,
+        incident,
         iam,
         store: store.clone(),
         config: Arc::new(AppConfig {
@@ -342,6 +352,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = stop_sequencer.send(true);
     let _ = sequencer.await;
     let _ = witnesses.await;
+    let _ = timers.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

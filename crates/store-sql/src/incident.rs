@@ -157,7 +157,10 @@ impl IncidentStore for SqlStore {
                 &sql,
                 &cols,
                 "id",
-                &[Bind::Text(ctx.tenant.to_string()), Bind::Text(id.to_string())],
+                &[
+                    Bind::Text(ctx.tenant.to_string()),
+                    Bind::Text(id.to_string()),
+                ],
             )
             .await?;
         rows.into_iter().next().ok_or(StoreError::NotFound)

@@ -284,10 +284,7 @@ pub trait Store:
     IamStore + AuditStore + AuditLogStore + SessionStore + IncidentStore + Health
 {
 }
-impl<T: IamStore + AuditStore + AuditLogStore + SessionStore + IncidentStore + Health> Store
-    for T
-{
-}
+impl<T: IamStore + AuditStore + AuditLogStore + SessionStore + IncidentStore + Health> Store for T {}
 
 /// Helper to build the actor of a user.
 pub fn user_actor(user: &User) -> Actor {
