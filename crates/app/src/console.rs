@@ -151,7 +151,7 @@ pub const NAV: &[NavItem] = &[
     },
     NavItem {
         label: "Emergency plans",
-        href: None,
+        href: Some("/console/plans"),
         clause: "8.9",
     },
     NavItem {

@@ -35,6 +35,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/incidents/{id}/report", get(report_doc))
         .route("/incidents/{id}/{verb}", post(command))
         .route("/incidents/{id}/tasks/{n}/done", post(task_done))
+        .merge(plan_routes())
 }
 
 /// The console routes.
@@ -55,6 +56,8 @@ pub fn console_routes() -> Router<AppState> {
             "/console/incidents/{id}/tasks/{n}/done",
             post(console_task_done),
         )
+        .route("/console/plans", get(plans_page))
+        .route("/console/plans/{name}/review", post(plan_review_form))
 }
 
 #[derive(OpenApi)]
@@ -315,6 +318,8 @@ pub struct CommandBody {
     /// alerts.
     #[serde(default)]
     pub alerts: Vec<String>,
+    /// activate-plan: the emergency response plan's name.
+    pub plan: Option<String>,
 }
 
 fn need(v: Option<String>, what: &str) -> ApiResult<String> {
@@ -374,6 +379,9 @@ fn to_command(verb: &str, b: CommandBody) -> ApiResult<Command> {
             message: need(b.message.or(b.text), "message")?,
         },
         "issue-report" => Command::IssueReport,
+        "activate-plan" => Command::ActivatePlan {
+            plan: need(b.plan, "plan")?,
+        },
         _ => return Err(ApiError::not_found("no such API endpoint")),
     })
 }
@@ -382,7 +390,7 @@ fn to_command(verb: &str, b: CommandBody) -> ApiResult<Command> {
 /// `assign` (step, responsible), `severity` (severity, reason), `classify` (category, type,
 /// cause), `notes` (text, internal), `tasks` (title, owner), `observables` (kind, value),
 /// `alerts` (alerts), `pause` (reason) and `resume` of the SLA clock, `notify` (message: inform
-/// the tenant), `issue-report`.
+/// the tenant), `issue-report`, `activate-plan` (plan: its checklist becomes tasks).
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/{verb}", tag = "incidents",
     params(("id" = String, Path), ("verb" = String, Path)), request_body = CommandBody,
     responses((status = 200, body = IncidentView), (status = 409, body = Problem),
@@ -1033,4 +1041,286 @@ async fn console_report_pdf(
     Path(id): Path<String>,
 ) -> Response {
     console_report(&st, &u, &id, "pdf").await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Emergency response plans (X.1642 8.9)
+
+/// The plan routes (nested under `/api/v1`).
+pub fn plan_routes() -> Router<AppState> {
+    Router::new()
+        .route("/plans", get(plans_list).post(plan_create))
+        .route("/plans/{name}", get(plan_show).put(plan_revise))
+        .route("/plans/{name}/drills", post(plan_drill))
+        .route("/plans/{name}/review", post(plan_review))
+        .route("/plans/{name}/changes", post(plan_change))
+}
+
+/// A plan: every revision (the last is current), drills, and whether its review is due.
+#[derive(Debug, Serialize)]
+pub struct PlanOut {
+    pub review_due: bool,
+    pub version: u32,
+    #[serde(flatten)]
+    pub plan: parapet_incident::plan::Plan,
+}
+
+fn plan_out(v: parapet_incident::PlanView) -> PlanOut {
+    PlanOut {
+        review_due: v.review_due,
+        version: v.plan.version(),
+        plan: v.plan,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPlan {
+    pub name: String,
+    pub content: parapet_incident::plan::PlanContent,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevisePlan {
+    pub content: parapet_incident::plan::PlanContent,
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDrill {
+    pub steps: Vec<parapet_incident::plan::DrillStep>,
+    #[serde(default)]
+    pub report: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanChange {
+    pub change: String,
+}
+
+async fn plans_list(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+) -> ApiResult<Json<Vec<PlanOut>>> {
+    let list = st.incident.list_plans(&p, &meta).await?;
+    Ok(Json(list.into_iter().map(plan_out).collect()))
+}
+
+async fn plan_create(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiJson(req): ApiJson<NewPlan>,
+) -> ApiResult<(StatusCode, Json<PlanOut>)> {
+    let v = st
+        .incident
+        .create_plan(&p, &req.name, req.content, &meta)
+        .await?;
+    Ok((StatusCode::CREATED, Json(plan_out(v))))
+}
+
+async fn plan_show(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    Path(name): Path<String>,
+) -> ApiResult<Json<PlanOut>> {
+    Ok(Json(plan_out(
+        st.incident.get_plan(&p, &name, &meta).await?,
+    )))
+}
+
+async fn plan_revise(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<RevisePlan>,
+) -> ApiResult<Json<PlanOut>> {
+    let v = st
+        .incident
+        .revise_plan(&p, &name, req.content, &req.reason, &meta)
+        .await?;
+    Ok(Json(plan_out(v)))
+}
+
+async fn plan_drill(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<NewDrill>,
+) -> ApiResult<Json<PlanOut>> {
+    let v = st
+        .incident
+        .record_drill(&p, &name, req.steps, &req.report, &meta)
+        .await?;
+    Ok(Json(plan_out(v)))
+}
+
+async fn plan_review(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    Path(name): Path<String>,
+) -> ApiResult<Json<PlanOut>> {
+    Ok(Json(plan_out(
+        st.incident.review_plan(&p, &name, &meta).await?,
+    )))
+}
+
+async fn plan_change(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<PlanChange>,
+) -> ApiResult<Json<PlanOut>> {
+    let v = st
+        .incident
+        .plan_change_occurred(&p, &name, &req.change, &meta)
+        .await?;
+    Ok(Json(plan_out(v)))
+}
+
+struct PlanCard {
+    name: String,
+    version: u32,
+    scenario: String,
+    review_due_at: String,
+    review_due: bool,
+    launch: String,
+    team: Vec<String>,
+    checklist: Vec<String>,
+    bia: Vec<String>,
+    drills: Vec<String>,
+    revisions: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "incident_plans.html")]
+struct PlansPage {
+    c: Chrome,
+    plans: Vec<PlanCard>,
+    can_manage: bool,
+}
+
+async fn plans_page(State(st): State<AppState>, u: ConsoleUser) -> Response {
+    let list = match st.incident.list_plans(&u.p, &u.meta).await {
+        Ok(l) => l,
+        Err(e) => return failure(e),
+    };
+    let can_manage =
+        parapet_iam::authorize(&u.p, parapet_iam::Action::PlanManage, &u.p.tenant).is_ok();
+    let plans = list
+        .iter()
+        .map(|v| {
+            let p = &v.plan;
+            let c = p.current();
+            PlanCard {
+                name: p.name.clone(),
+                version: p.version(),
+                scenario: c.map(|c| c.scenario.clone()).unwrap_or_default(),
+                review_due_at: p.review_due_at.rfc3339(),
+                review_due: v.review_due,
+                launch: c
+                    .map(|c| {
+                        format!(
+                            "severity {} or worse{}",
+                            c.launch.min_severity,
+                            if c.launch.categories.is_empty() {
+                                String::new()
+                            } else {
+                                format!(", category {}", c.launch.categories.join(" or "))
+                            }
+                        )
+                    })
+                    .unwrap_or_default(),
+                team: c
+                    .map(|c| {
+                        c.team
+                            .iter()
+                            .map(|m| format!("{} ({}, {})", m.name, m.role, m.contact))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                checklist: c.map(|c| c.checklist.clone()).unwrap_or_default(),
+                bia: c
+                    .map(|c| {
+                        c.bia
+                            .iter()
+                            .map(|x| {
+                                format!(
+                                    "{} (priority {}, RTO {} min, RPO {} min{})",
+                                    x.name,
+                                    x.priority,
+                                    x.rto_secs / 60,
+                                    x.rpo_secs / 60,
+                                    if x.depends_on.is_empty() {
+                                        String::new()
+                                    } else {
+                                        format!(", depends on {}", x.depends_on.join(", "))
+                                    }
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                drills: p
+                    .drills
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{} by {} (v{}): {}/{} steps ok. {}",
+                            d.at.rfc3339(),
+                            d.by,
+                            d.version,
+                            d.steps.iter().filter(|s| s.ok).count(),
+                            d.steps.len(),
+                            d.report
+                        )
+                    })
+                    .collect(),
+                revisions: p
+                    .revisions
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "v{} {} by {}: {}",
+                            r.version,
+                            r.at.rfc3339(),
+                            r.by,
+                            r.reason
+                        )
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let page = PlansPage {
+        c: u.chrome("Emergency plans"),
+        plans,
+        can_manage,
+    };
+    render(StatusCode::OK, &page, u.set_csrf.clone())
+}
+
+async fn plan_review_form(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Path(name): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if !csrf_ok(&headers, &f.csrf) {
+        return forbidden_form();
+    }
+    match st.incident.review_plan(&u.p, &name, &u.meta).await {
+        Ok(_) => see_other("/console/plans"),
+        Err(e) => failure(e),
+    }
 }

@@ -126,4 +126,42 @@ impl Client {
         ))
         .await
     }
+
+    /// `GET /api/v1/plans`: the emergency response plans.
+    pub async fn list_plans(&self) -> Result<Vec<serde_json::Value>, ClientError> {
+        self.get(self.url(&["plans"], &[])).await
+    }
+
+    /// `GET /api/v1/plans/{name}`.
+    pub async fn get_plan(&self, name: &str) -> Result<serde_json::Value, ClientError> {
+        self.get(self.url(&["plans", name], &[])).await
+    }
+
+    /// `POST /api/v1/plans` with `{name, content}`.
+    pub async fn create_plan(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post(self.url(&["plans"], &[]), body).await
+    }
+
+    /// `PUT /api/v1/plans/{name}` with `{content, reason}`: a new version.
+    pub async fn revise_plan(
+        &self,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.json(self.http.put(self.url(&["plans", name], &[])).json(body))
+            .await
+    }
+
+    /// `POST /api/v1/plans/{name}/{verb}` (`drills`, `review`, `changes`).
+    pub async fn plan_action(
+        &self,
+        name: &str,
+        verb: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post(self.url(&["plans", name, verb], &[]), body).await
+    }
 }

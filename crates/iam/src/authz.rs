@@ -30,6 +30,10 @@ pub enum Action {
     IncidentHandle,
     /// Add notes to an incident, inform its tenant.
     IncidentNote,
+    /// Read the emergency response plans (X.1642 8.9).
+    PlanRead,
+    /// Write, revise and review plans, record drills.
+    PlanManage,
 }
 
 impl Action {
@@ -37,7 +41,11 @@ impl Action {
     pub fn writes(self) -> bool {
         !matches!(
             self,
-            Action::TenantRead | Action::UserList | Action::AuditRead | Action::IncidentRead
+            Action::TenantRead
+                | Action::UserList
+                | Action::AuditRead
+                | Action::IncidentRead
+                | Action::PlanRead
         )
     }
 }
@@ -87,6 +95,8 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
         }
         (Role::Operator, IncidentRead | IncidentOpen | IncidentNote) => true,
         (Role::Auditor, IncidentRead) => true,
+        (Role::IncidentResponder, PlanRead | PlanManage) => target.kind == TenantKind::Provider,
+        (Role::Operator | Role::Auditor, PlanRead) => target.kind == TenantKind::Provider,
         _ => false,
     }
 }
@@ -119,6 +129,8 @@ fn describe(a: Action) -> String {
         Action::IncidentOpen => "open incidents".into(),
         Action::IncidentHandle => "handle incidents".into(),
         Action::IncidentNote => "add notes to incidents".into(),
+        Action::PlanRead => "read emergency response plans".into(),
+        Action::PlanManage => "manage emergency response plans".into(),
     }
 }
 
@@ -170,6 +182,8 @@ mod tests {
             Action::IncidentOpen,
             Action::IncidentHandle,
             Action::IncidentNote,
+            Action::PlanRead,
+            Action::PlanManage,
         ];
         v.extend(Role::ALL.into_iter().map(Action::UserCreate));
         v

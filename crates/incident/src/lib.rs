@@ -25,8 +25,12 @@ use uuid::Uuid;
 
 pub mod model;
 pub mod pdf;
+pub mod plan;
+mod plans;
 pub mod report;
 pub mod sla;
+
+pub use plans::PlanView;
 
 pub use model::{
     Change, HistoryEntry, Incident, Note, Observable, Opening, Refused, Severity, Step, Task,
@@ -131,6 +135,10 @@ pub enum Command {
         message: String,
     },
     IssueReport,
+    /// Activates the named emergency response plan (its checklist becomes tasks).
+    ActivatePlan {
+        plan: String,
+    },
 }
 
 impl Command {
@@ -448,6 +456,10 @@ impl IncidentService {
             Command::IssueReport => {
                 i.report_issued(&actor, now);
                 Ok(())
+            }
+            Command::ActivatePlan { plan } => {
+                let (_, plan) = self.load_plan(&plan).await?;
+                i.activate_plan(&plan, &actor, now).map(drop)
             }
         }
         .map_err(refused)?;

@@ -240,6 +240,12 @@ pub enum Change {
         message: String,
     },
     ReportIssued,
+    /// An emergency response plan was activated: its checklist became these tasks.
+    PlanActivated {
+        plan: String,
+        version: u32,
+        tasks: Vec<u32>,
+    },
 }
 
 impl Change {
@@ -286,6 +292,7 @@ impl Change {
             Change::Escalated { .. } => "escalated",
             Change::TenantNotified { .. } => "tenant-notified",
             Change::ReportIssued => "report-issued",
+            Change::PlanActivated { .. } => "plan-activated",
         }
     }
 
@@ -364,6 +371,14 @@ impl Change {
             ),
             Change::TenantNotified { message } => format!("tenant notified: {message}"),
             Change::ReportIssued => "incident report issued".into(),
+            Change::PlanActivated {
+                plan,
+                version,
+                tasks,
+            } => format!(
+                "emergency response plan {plan} (version {version}) activated: {} tasks",
+                tasks.len()
+            ),
         }
     }
 }
@@ -932,6 +947,73 @@ impl Incident {
         }
         self.push(at, actor, None, Change::TenantNotified { message });
         Ok(())
+    }
+
+    /// Activates an emergency response plan whose launch conditions the incident meets: the
+    /// plan's recovery checklist becomes tasks (owned by the team's first member).
+    pub fn activate_plan(
+        &mut self,
+        plan: &crate::plan::Plan,
+        actor: &str,
+        at: Timestamp,
+    ) -> Result<Vec<u32>, Refused> {
+        if !self.is_open() {
+            return Err(Refused::Closed);
+        }
+        let content = plan
+            .current()
+            .ok_or_else(|| Refused::Invalid("the plan has no version".into()))?;
+        if !plan.launches_for(self.severity, &self.category) {
+            return Err(Refused::Invalid(format!(
+                "the incident does not meet the launch conditions of plan {} (severity {} or \
+                 worse{})",
+                plan.name,
+                content.launch.min_severity,
+                if content.launch.categories.is_empty() {
+                    String::new()
+                } else {
+                    format!(", category {}", content.launch.categories.join(" or "))
+                }
+            )));
+        }
+        if self
+            .history
+            .iter()
+            .any(|h| matches!(&h.change, Change::PlanActivated { plan: p, .. } if *p == plan.name))
+        {
+            return Err(Refused::Invalid(format!(
+                "plan {} is already active for this incident",
+                plan.name
+            )));
+        }
+        let owner = content
+            .team
+            .first()
+            .map(|m| m.name.clone())
+            .unwrap_or_else(|| actor.to_string());
+        let origin = format!("plan:{}@v{}", plan.name, plan.version());
+        let before = self.clone();
+        let mut tasks = Vec::new();
+        for item in content.checklist.iter().filter(|i| !i.trim().is_empty()) {
+            match self.add_task(item, &owner, &origin, actor, at) {
+                Ok(n) => tasks.push(n),
+                Err(e) => {
+                    *self = before;
+                    return Err(e);
+                }
+            }
+        }
+        self.push(
+            at,
+            actor,
+            None,
+            Change::PlanActivated {
+                plan: plan.name.clone(),
+                version: plan.version(),
+                tasks: tasks.clone(),
+            },
+        );
+        Ok(tasks)
     }
 
     pub fn report_issued(&mut self, actor: &str, at: Timestamp) {

@@ -6,6 +6,7 @@ mod audit;
 mod config;
 mod incident;
 mod output;
+mod plan;
 mod session;
 
 use std::io::BufRead;
@@ -99,6 +100,9 @@ pub enum ClientCommand {
     /// each, notes, tasks, SLA clock, reports.
     #[command(subcommand)]
     Incident(incident::IncidentCommand),
+    /// Emergency response plans (X.1642 8.9): versions, drills, reviews.
+    #[command(subcommand)]
+    Plan(plan::PlanCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -299,6 +303,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Token(TokenCommand::Revoke(a)) => token_revoke(a).await,
         ClientCommand::Session(c) => session::run(c).await,
         ClientCommand::Incident(c) => incident::run(c).await,
+        ClientCommand::Plan(c) => plan::run(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,

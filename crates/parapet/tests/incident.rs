@@ -21,6 +21,7 @@ on_both!(
     an_incident_from_a_simulated_attack_goes_through_every_step_by_cli,
     the_api_isolates_tenants_and_refuses_bad_input,
     the_console_shows_the_board_and_moves_an_incident,
+    a_plan_is_activated_from_an_incident_by_cli,
 );
 
 const PW: &str = "incident-test-password-1";
@@ -616,6 +617,18 @@ fn the_api_isolates_tenants_and_refuses_bad_input(backend: Backend) {
                 .await;
             assert_eq!(s, want, "{verb} {body}: {b}");
         }
+        // Analysis: classification with type and cause.
+        let (s, b) = api
+            .post(
+                &format!("/api/v1/incidents/{id}/classify"),
+                &admin,
+                json!({"category": "intrusion", "type": "credential stuffing",
+                       "cause": "reused passwords"}),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["incident_type"], "credential stuffing");
+        assert_eq!(b["cause"], "reused passwords");
         let (s, _) = api
             .post(
                 &format!("/api/v1/incidents/{id}/tasks/9/done"),
@@ -749,4 +762,138 @@ fn the_console_shows_the_board_and_moves_an_incident(backend: Backend) {
         let (s, _) = page(alice, format!("/console/incidents/{globex_id}")).await;
         assert_eq!(s, 404);
     });
+}
+
+fn a_plan_is_activated_from_an_incident_by_cli(backend: Backend) {
+    let srv = start(backend);
+    let api = Api::new(&srv);
+    let rt = rt();
+    let admin = rt.block_on(api.setup());
+    let dir = parapet_store_sql::testkit::temp_dir("inc-plan");
+    let plan = dir.join("plan.json");
+    std::fs::write(
+        &plan,
+        json!({
+            "scenario": "ransomware on a tenant VM",
+            "notification": "page the lead, inform the tenant within 1 h",
+            "launch": {"min_severity": "high", "categories": ["malware"]},
+            "team": [{"name": "oncall", "role": "lead", "contact": "+1 555 0100"}],
+            "bia": [{"name": "vm", "priority": 1, "depends_on": [], "rto_secs": 14400,
+                     "rpo_secs": 86400}],
+            "checklist": ["Isolate the VM", "Snapshot the disk for forensics",
+                          "Restore from the last clean backup"],
+            "tenant_data_access": "only with the tenant's recorded authorization"
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let created = cli_json(
+        &srv,
+        &admin,
+        &[
+            "plan",
+            "create",
+            "ransomware",
+            "--file",
+            plan.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(created["version"], 1);
+    assert_eq!(created["review_due"], false);
+    let list = cli_ok(&srv, &admin, &["plan", "list"]);
+    assert!(list.contains("ransomware"), "{list}");
+    let opened = cli_json(
+        &srv,
+        &admin,
+        &[
+            "incident",
+            "open",
+            "--tenant",
+            "acme",
+            "--title",
+            "Ransom note on acme-vm-7",
+            "--severity",
+            "critical",
+            "--category",
+            "malware",
+        ],
+    );
+    let id = opened["id"].as_str().unwrap().to_string();
+    let out = cli_ok(
+        &srv,
+        &admin,
+        &["incident", "activate", &id, "--plan", "ransomware"],
+    );
+    assert!(out.contains("Plan activated"), "{out}");
+    let shown = cli_json(&srv, &admin, &["incident", "show", &id]);
+    let tasks: Vec<&str> = shown["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tasks,
+        [
+            "Isolate the VM",
+            "Snapshot the disk for forensics",
+            "Restore from the last clean backup"
+        ]
+    );
+    assert_eq!(shown["tasks"][0]["owner"], "oncall");
+    let e = cli_err(
+        &srv,
+        &admin,
+        &["incident", "activate", &id, "--plan", "missing"],
+    );
+    assert!(e.contains("no plan named missing"), "{e}");
+    // A drill recorded step by step.
+    let steps = dir.join("steps.json");
+    std::fs::write(
+        &steps,
+        json!([{"step": "Isolate the VM", "ok": true, "note": "2 min"},
+               {"step": "Restore", "ok": false, "note": "backup key missing"}])
+        .to_string(),
+    )
+    .unwrap();
+    let drilled = cli_json(
+        &srv,
+        &admin,
+        &[
+            "plan",
+            "drill",
+            "ransomware",
+            "--steps",
+            steps.to_str().unwrap(),
+            "--report",
+            "restore failed: key escrow to fix",
+        ],
+    );
+    assert_eq!(drilled["drills"][0]["steps"][1]["ok"], false);
+    let changed = cli_json(
+        &srv,
+        &admin,
+        &["plan", "change", "ransomware", "--change", "SLA amended"],
+    );
+    assert_eq!(changed["review_due"], true);
+    // The console lists the plan with its drill and the review due.
+    let html = rt.block_on(async {
+        let r = api
+            .http
+            .get(format!("{}/console/plans", api.base))
+            .header("cookie", format!("parapet_session={admin}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        r.text().await.unwrap()
+    });
+    assert!(html.contains("id=\"plan-ransomware\""), "{html}");
+    assert!(html.contains("Snapshot the disk for forensics"));
+    assert!(html.contains("REVIEW DUE"));
+    assert!(html.contains("1/2 steps ok"));
+    // Tenants do not see the provider's plans.
+    let alice = rt.block_on(api.login("alice@acme", PW));
+    let e = cli_err(&srv, &alice, &["plan", "list"]);
+    assert!(e.contains("404") || e.contains("403"), "{e}");
 }

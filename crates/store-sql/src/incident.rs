@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use parapet_store::{
-    AuditEvent, IncidentFilter, IncidentRow, IncidentStore, Page, StoreError, StoreResult,
+    AuditEvent, IncidentFilter, IncidentRow, IncidentStore, Page, PlanRow, StoreError, StoreResult,
 };
 use parapet_types::{TenantCtx, TenantId, Timestamp};
 use serde::Deserialize;
@@ -82,6 +82,45 @@ impl TryFrom<Row> for IncidentRow {
             body,
         })
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct PlanSqlRow {
+    tenant_id: String,
+    name: String,
+    version: i64,
+    review_due_at: i64,
+    updated_at: i64,
+    body: String,
+}
+
+const PLAN_COLS: &[&str] = &[
+    "tenant_id",
+    "name",
+    "version",
+    "review_due_at",
+    "updated_at",
+    "body",
+];
+
+impl TryFrom<PlanSqlRow> for PlanRow {
+    type Error = StoreError;
+    fn try_from(r: PlanSqlRow) -> StoreResult<PlanRow> {
+        Ok(PlanRow {
+            tenant: TenantId(uuid("tenant id", &r.tenant_id)?),
+            name: r.name,
+            version: r.version,
+            review_due_at: Timestamp(r.review_due_at),
+            updated_at: Timestamp(r.updated_at),
+            body: serde_json::from_str(&r.body)
+                .map_err(|e| StoreError::Other(format!("corrupt plan document: {e}")))?,
+        })
+    }
+}
+
+fn plan_body(row: &PlanRow) -> StoreResult<String> {
+    serde_json::to_string(&row.body)
+        .map_err(|e| StoreError::Other(format!("cannot encode the plan: {e}")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -277,5 +316,104 @@ impl IncidentStore for SqlStore {
                 ))
             })
             .collect()
+    }
+
+    async fn create_plan(
+        &self,
+        ctx: TenantCtx,
+        row: &PlanRow,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()> {
+        let body = plan_body(row)?;
+        with_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO emergency_plans (tenant_id, name, version, review_due_at, \
+                 updated_at, body) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(&row.name)
+            .bind(row.version)
+            .bind(row.review_due_at.0)
+            .bind(row.updated_at.0)
+            .bind(&body)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match crate::map_err(e) {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("a plan named {} exists", row.name))
+                }
+                e => e,
+            })?;
+            for e in audit {
+                insert_audit!(&mut *tx, e);
+            }
+        });
+        Ok(())
+    }
+
+    async fn get_plan(&self, ctx: TenantCtx, name: &str) -> StoreResult<PlanRow> {
+        let sql = format!(
+            "SELECT {} FROM emergency_plans WHERE tenant_id = $1 AND name = $2",
+            PLAN_COLS.join(", ")
+        );
+        let rows: Vec<PlanRow> = self
+            .records::<PlanSqlRow, PlanRow>(
+                &sql,
+                PLAN_COLS,
+                "name",
+                &[
+                    Bind::Text(ctx.tenant.to_string()),
+                    Bind::Text(name.to_string()),
+                ],
+            )
+            .await?;
+        rows.into_iter().next().ok_or(StoreError::NotFound)
+    }
+
+    async fn update_plan(
+        &self,
+        ctx: TenantCtx,
+        row: &PlanRow,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()> {
+        let body = plan_body(row)?;
+        with_tx!(self, |tx| {
+            let done = sqlx::query(
+                "UPDATE emergency_plans SET version = $3, review_due_at = $4, updated_at = $5, \
+                 body = $6 WHERE tenant_id = $1 AND name = $2 AND version = $3 - 1",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(&row.name)
+            .bind(row.version)
+            .bind(row.review_due_at.0)
+            .bind(row.updated_at.0)
+            .bind(&body)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict(
+                    "the plan was changed by someone else meanwhile; reload and try again".into(),
+                ));
+            }
+            for e in audit {
+                insert_audit!(&mut *tx, e);
+            }
+        });
+        Ok(())
+    }
+
+    async fn list_plans(&self, ctx: TenantCtx) -> StoreResult<Vec<PlanRow>> {
+        let sql = format!(
+            "SELECT {} FROM emergency_plans WHERE tenant_id = $1 ORDER BY name LIMIT 1000",
+            PLAN_COLS.join(", ")
+        );
+        self.records::<PlanSqlRow, PlanRow>(
+            &sql,
+            PLAN_COLS,
+            "name",
+            &[Bind::Text(ctx.tenant.to_string())],
+        )
+        .await
     }
 }

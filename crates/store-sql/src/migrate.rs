@@ -14,6 +14,10 @@ const SQLITE: &[(i64, &str)] = &[
     (3, include_str!("../migrations/sqlite/0003_audit_log.sql")),
     (7, include_str!("../migrations/sqlite/0007_sessions.sql")),
     (40, include_str!("../migrations/sqlite/0040_incidents.sql")),
+    (
+        41,
+        include_str!("../migrations/sqlite/0041_emergency_plans.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -29,6 +33,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         40,
         include_str!("../migrations/postgres/0040_incidents.sql"),
+    ),
+    (
+        41,
+        include_str!("../migrations/postgres/0041_emergency_plans.sql"),
     ),
 ];
 

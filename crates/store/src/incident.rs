@@ -32,6 +32,19 @@ pub struct IncidentRow {
     pub body: serde_json::Value,
 }
 
+/// An emergency response plan as stored (X.1642 8.9): its document is JSON that the incident
+/// crate defines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRow {
+    pub tenant: TenantId,
+    pub name: String,
+    /// Incremented by every update.
+    pub version: i64,
+    pub review_due_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub body: serde_json::Value,
+}
+
 /// Which incidents a listing returns.
 #[derive(Debug, Clone, Default)]
 pub struct IncidentFilter {
@@ -84,4 +97,26 @@ pub trait IncidentStore: Send + Sync {
         now: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<(TenantId, Uuid, Timestamp)>>;
+
+    /// Stores a new plan of `ctx`'s tenant; `Conflict` if the name is taken.
+    async fn create_plan(
+        &self,
+        ctx: TenantCtx,
+        row: &PlanRow,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()>;
+
+    /// A plan of `ctx`'s tenant by name.
+    async fn get_plan(&self, ctx: TenantCtx, name: &str) -> StoreResult<PlanRow>;
+
+    /// Replaces a plan if it is still at `row.version - 1` (`Conflict` otherwise).
+    async fn update_plan(
+        &self,
+        ctx: TenantCtx,
+        row: &PlanRow,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()>;
+
+    /// The plans of `ctx`'s tenant by name (with their documents).
+    async fn list_plans(&self, ctx: TenantCtx) -> StoreResult<Vec<PlanRow>>;
 }

@@ -20,7 +20,7 @@ pub use audit::{
     AuditEvent, AuditFilter, AuditLogStore, AuditOutcome, AuditRecord, Integration, LogHead,
     StoredCheckpoint, StoredTile,
 };
-pub use incident::{IncidentFilter, IncidentRow, IncidentStore};
+pub use incident::{IncidentFilter, IncidentRow, IncidentStore, PlanRow};
 pub use session::{SessionInfo, SessionStore};
 
 /// What a storage call can fail with.

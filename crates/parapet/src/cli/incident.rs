@@ -40,6 +40,8 @@ pub enum IncidentCommand {
     Notify(NotifyArgs),
     /// Download the incident report as HTML or PDF.
     Report(ReportArgs),
+    /// Activate an emergency response plan for the incident: its checklist becomes tasks.
+    Activate(ActivateArgs),
     /// Incidents, MTTA and MTTR (mean and median) per tenant and month.
     Stats(StatsArgs),
 }
@@ -211,6 +213,17 @@ pub struct ReportArgs {
     /// Where to write it (standard output when not given).
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ActivateArgs {
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The plan's name.
+    #[arg(long, value_name = "NAME")]
+    pub plan: String,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -482,6 +495,10 @@ pub async fn run(cmd: IncidentCommand) -> anyhow::Result<()> {
         IncidentCommand::Pause(a) => {
             let body = json!({"reason": a.reason});
             command(&a.common, &a.id, "pause", body, "SLA clock paused").await
+        }
+        IncidentCommand::Activate(a) => {
+            let body = json!({"plan": a.plan});
+            command(&a.common, &a.id, "activate-plan", body, "Plan activated").await
         }
         IncidentCommand::Resume(a) => {
             command(&a.common, &a.id, "resume", json!({}), "SLA clock resumed").await
