@@ -167,7 +167,7 @@ pub const NAV: &[NavItem] = &[
     },
     NavItem {
         label: "Incidents",
-        href: None,
+        href: Some("/console/incidents"),
         clause: "8.6",
     },
     NavItem {
@@ -182,7 +182,7 @@ pub const NAV: &[NavItem] = &[
     },
     NavItem {
         label: "Emergency plans",
-        href: None,
+        href: Some("/console/plans"),
         clause: "8.9",
     },
     NavItem {

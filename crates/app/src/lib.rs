@@ -19,12 +19,13 @@ use utoipa::OpenApi;
 
 pub mod account;
 pub mod api;
-pub mod assets;
 pub mod approval;
+pub mod assets;
 pub mod auditlog;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod incident;
 pub mod kms;
 mod kms_console;
 pub mod mfa;
@@ -52,6 +53,7 @@ pub struct AppState {
     pub inventory: Arc<parapet_inventory::Inventory>,
     pub kms: Arc<parapet_kms::KmsService>,
     pub store: Arc<dyn Store>,
+    pub incident: Arc<parapet_incident::IncidentService>,
     pub config: Arc<AppConfig>,
     pub metrics: Option<PrometheusHandle>,
 }
@@ -189,6 +191,7 @@ pub fn router(state: AppState) -> Router {
             "/tenants/{tenant}/users/{username}/mfa/reset",
             post(mfa::reset),
         )
+        .merge(incident::api_routes())
         .route("/openapi.json", get(openapi_json))
         .merge(kms::routes())
         .fallback(api_not_found)
@@ -198,6 +201,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(console::routes())
         .merge(kms_console::routes())
+        .merge(incident::console_routes())
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/console") }),
@@ -216,7 +220,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn openapi_json() -> Response {
-    let doc = openapi::ApiDoc::openapi();
+    let mut doc = openapi::ApiDoc::openapi();
+    doc.merge(incident::IncidentApi::openapi());
     match doc.to_json() {
         Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),
         Err(e) => ApiError::new(

@@ -30,6 +30,9 @@ pub use mfa::{MfaStatus, TotpEnrolment};
 mod kms;
 pub use kms::{DataKey, KmsInit, KmsKey, KmsKeyVersion, KmsStatus, NewKmsKey};
 
+mod incident;
+pub use incident::{IncidentQuery, IncidentSummary, OpenIncident};
+
 /// How long one request may take, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

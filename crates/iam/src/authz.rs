@@ -45,6 +45,18 @@ pub enum Action {
     KmsKeyManage,
     /// Encrypt, decrypt, sign, MAC with keys (key users).
     KmsKeyUse,
+    /// Read a tenant's incidents, their reports and statistics (X.1642 8.6).
+    IncidentRead,
+    /// Open (report) an incident of a tenant.
+    IncidentOpen,
+    /// Handle an incident: move its steps, name responsible persons, tasks, SLA clock.
+    IncidentHandle,
+    /// Add notes to an incident, inform its tenant.
+    IncidentNote,
+    /// Read the emergency response plans (X.1642 8.9).
+    PlanRead,
+    /// Write, revise and review plans, record drills.
+    PlanManage,
 }
 
 impl Action {
@@ -59,6 +71,8 @@ impl Action {
                 | Action::AssetRead
                 | Action::AssetCorrelate
                 | Action::KmsKeyRead
+                | Action::IncidentRead
+                | Action::PlanRead
         )
     }
 }
@@ -131,6 +145,13 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
         (Role::Auditor, TenantRead | UserList | AuditRead | PolicyRead | AssetRead) => true,
         (Role::IncidentResponder | Role::ChangeApprover, TenantRead | AssetRead) => true,
         (Role::KeyCustodian, TenantRead) => true,
+        (Role::IncidentResponder, IncidentRead | IncidentOpen | IncidentHandle | IncidentNote) => {
+            true
+        }
+        (Role::Operator, IncidentRead | IncidentOpen | IncidentNote) => true,
+        (Role::Auditor, IncidentRead) => true,
+        (Role::IncidentResponder, PlanRead | PlanManage) => target.kind == TenantKind::Provider,
+        (Role::Operator | Role::Auditor, PlanRead) => target.kind == TenantKind::Provider,
         _ => false,
     }
 }
@@ -215,6 +236,9 @@ fn customer_rule(role: Role, action: Action) -> bool {
         (Role::TenantAdmin, UserCreate(r)) => !r.is_provider_role(),
         (Role::TenantAuditor, UserList | AuditRead | PolicyRead | AssetRead) => true,
         (Role::TenantMember, AssetRead) => true,
+        (Role::TenantAdmin, IncidentRead | IncidentOpen | IncidentNote) => true,
+        (Role::TenantMember, IncidentRead | IncidentNote) => true,
+        (Role::TenantAuditor, IncidentRead) => true,
         _ => false,
     }
 }
@@ -240,6 +264,12 @@ fn describe(a: Action) -> String {
         Action::KmsKeyRead => "read keys".into(),
         Action::KmsKeyManage => "manage keys".into(),
         Action::KmsKeyUse => "use keys".into(),
+        Action::IncidentRead => "read incidents".into(),
+        Action::IncidentOpen => "open incidents".into(),
+        Action::IncidentHandle => "handle incidents".into(),
+        Action::IncidentNote => "add notes to incidents".into(),
+        Action::PlanRead => "read emergency response plans".into(),
+        Action::PlanManage => "manage emergency response plans".into(),
     }
 }
 
@@ -298,6 +328,12 @@ mod tests {
             Action::KmsKeyRead,
             Action::KmsKeyManage,
             Action::KmsKeyUse,
+            Action::IncidentRead,
+            Action::IncidentOpen,
+            Action::IncidentHandle,
+            Action::IncidentNote,
+            Action::PlanRead,
+            Action::PlanManage,
         ];
         v.extend(Role::ALL.into_iter().map(Action::UserCreate));
         v

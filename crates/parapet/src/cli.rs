@@ -3,15 +3,17 @@
 //! sentence (or JSON with `--json`), and fails with one line on standard error.
 
 mod account;
-mod asset;
 mod approval;
+mod asset;
 mod audit;
 mod backup;
 mod config;
 mod detect;
+mod incident;
 mod kms;
 mod mfa;
 mod output;
+mod plan;
 mod session;
 
 use std::io::BufRead;
@@ -122,6 +124,13 @@ pub enum ClientCommand {
     /// Backups (works offline on a repository): init, run, snapshots, restore, verify, prune.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    /// Security incidents (X.1642 8.6): open, move through the steps with a responsible person
+    /// each, notes, tasks, SLA clock, reports.
+    #[command(subcommand)]
+    Incident(incident::IncidentCommand),
+    /// Emergency response plans (X.1642 8.9): versions, drills, reviews.
+    #[command(subcommand)]
+    Plan(plan::PlanCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -342,6 +351,8 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Kms(c) => kms::run(c).await,
         ClientCommand::Approval(c) => approval::run(c).await,
         ClientCommand::Backup(c) => backup::run(c).await,
+        ClientCommand::Incident(c) => incident::run(c).await,
+        ClientCommand::Plan(c) => plan::run(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,

@@ -387,10 +387,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         s.kms_job_interval,
         stop_rx_kms(&stop_sequencer),
     ));
+    let incident = Arc::new(parapet_incident::IncidentService::new(
+        iam.clone(),
+        parapet_incident::SlaPolicy::default(),
+    ));
+    let timers = tokio::spawn(
+        incident
+            .clone()
+            .run_timers(std::time::Duration::from_millis(200), stop_rx.clone()),
+    );
     let state = AppState {
         kms,
         audit,
         inventory,
+        incident,
         iam,
         store: store.clone(),
         config: Arc::new(AppConfig {
@@ -413,6 +423,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = witnesses.await;
     let _ = dormancy.await;
     let _ = kms_job.await;
+    let _ = timers.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

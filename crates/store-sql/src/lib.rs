@@ -16,10 +16,11 @@ use sqlx::sqlite::{
 };
 
 mod account;
-mod asset;
 mod approval;
+mod asset;
 mod audit;
 mod iam;
+mod incident;
 mod kms;
 mod mfa;
 mod migrate;

@@ -21,6 +21,11 @@ const SQLITE: &[(i64, &str)] = &[
     (11, include_str!("../migrations/sqlite/0011_mfa.sql")),
     (20, include_str!("../migrations/sqlite/0020_kms.sql")),
     (12, include_str!("../migrations/sqlite/0012_approvals.sql")),
+    (40, include_str!("../migrations/sqlite/0040_incidents.sql")),
+    (
+        41,
+        include_str!("../migrations/sqlite/0041_emergency_plans.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -43,6 +48,14 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         12,
         include_str!("../migrations/postgres/0012_approvals.sql"),
+    ),
+    (
+        40,
+        include_str!("../migrations/postgres/0040_incidents.sql"),
+    ),
+    (
+        41,
+        include_str!("../migrations/postgres/0041_emergency_plans.sql"),
     ),
 ];
 

@@ -14,22 +14,24 @@ use parapet_types::{
 use serde::{Deserialize, Serialize};
 
 pub mod account;
-pub mod asset;
 pub mod approval;
+pub mod asset;
 pub mod audit;
+pub mod incident;
 pub mod kms;
 pub mod mfa;
 pub mod session;
 pub use account::{AccountPolicy, AccountRow, AccountState, AccountStore, Attempt, Factor, Lock};
+pub use approval::{ApprovalEffect, ApprovalKind, ApprovalRequest, ApprovalStore};
 pub use asset::{
     Asset, AssetFilter, AssetHealth, AssetKind, AssetStore, Criticality, ImportCounts, Software,
     TenantMatch,
 };
-pub use approval::{ApprovalEffect, ApprovalKind, ApprovalRequest, ApprovalStore};
 pub use audit::{
     AuditEvent, AuditFilter, AuditLogStore, AuditOutcome, AuditRecord, Integration, LogHead,
     StoredCheckpoint, StoredTile,
 };
+pub use incident::{IncidentFilter, IncidentRow, IncidentStore, PlanRow};
 pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore};
 pub use mfa::{MfaStore, TotpRecord};
 pub use session::{SessionInfo, SessionStore};
@@ -301,6 +303,7 @@ pub trait Store:
     + MfaStore
     + KmsStore
     + ApprovalStore
+    + IncidentStore
     + Health
 {
 }
@@ -314,6 +317,7 @@ impl<T> Store for T where
         + MfaStore
         + KmsStore
         + ApprovalStore
+        + IncidentStore
         + Health
 {
 }

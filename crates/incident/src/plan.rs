@@ -1,0 +1,251 @@
+//! Emergency response plans (X.1642 8.9): a versioned plan per service or scenario with its
+//! notification procedure, launch conditions, response team, business impact analysis, recovery
+//! checklist and post-disposal review; drills recorded step by step; review reminders yearly and
+//! after every revision. Pure: the caller passes the time.
+
+use parapet_types::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Refused, Severity, text};
+
+/// A year, the longest a plan may go without review (8.9.3).
+pub const REVIEW_EVERY_SECS: i64 = 365 * 24 * 3600;
+
+/// A member of the response team.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub name: String,
+    pub role: String,
+    pub contact: String,
+}
+
+/// A component of the business impact analysis, with what it depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Component {
+    pub name: String,
+    /// 1 = most critical.
+    pub priority: u32,
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    pub rto_secs: i64,
+    pub rpo_secs: i64,
+}
+
+/// When a plan is launched from an incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchConditions {
+    /// The incident is at least this severe.
+    pub min_severity: Severity,
+    /// The incident's category is one of these (any when empty).
+    #[serde(default)]
+    pub categories: Vec<String>,
+}
+
+/// What a plan says (one version).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanContent {
+    /// The service or scenario it covers.
+    pub scenario: String,
+    pub notification: String,
+    pub launch: LaunchConditions,
+    pub team: Vec<Member>,
+    #[serde(default)]
+    pub bia: Vec<Component>,
+    /// Recovery checklist: each item becomes a task when the plan is activated.
+    pub checklist: Vec<String>,
+    #[serde(default)]
+    pub post_disposal_review: String,
+    /// Tenant data is accessed only with the tenant's recorded authorization (8.9.1(6)).
+    #[serde(default)]
+    pub tenant_data_access: String,
+}
+
+/// One step of a drill and how it went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillStep {
+    pub step: String,
+    pub ok: bool,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// A drill or test of the plan (8.9.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drill {
+    pub at: Timestamp,
+    pub by: String,
+    pub version: u32,
+    pub steps: Vec<DrillStep>,
+    pub report: String,
+}
+
+/// A revision of the plan, kept with its reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    pub version: u32,
+    pub at: Timestamp,
+    pub by: String,
+    pub reason: String,
+    pub content: PlanContent,
+}
+
+/// A plan with all its versions, drills, reviews and activations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub name: String,
+    pub revisions: Vec<Revision>,
+    pub drills: Vec<Drill>,
+    pub reviewed_at: Timestamp,
+    pub review_due_at: Timestamp,
+}
+
+fn check(c: &PlanContent) -> Result<(), Refused> {
+    if c.scenario.trim().is_empty() {
+        return Err(Refused::Invalid("a plan names its scenario".into()));
+    }
+    if c.team.is_empty() {
+        return Err(Refused::Invalid("a plan names its response team".into()));
+    }
+    if c.checklist.iter().all(|i| i.trim().is_empty()) {
+        return Err(Refused::Invalid("a plan has a recovery checklist".into()));
+    }
+    for item in &c.checklist {
+        text("a checklist item", item, crate::model::MAX_TITLE)?;
+    }
+    let names: Vec<&str> = c.bia.iter().map(|x| x.name.as_str()).collect();
+    for comp in &c.bia {
+        for d in &comp.depends_on {
+            if !names.contains(&d.as_str()) {
+                return Err(Refused::Invalid(format!(
+                    "component {} depends on {d}, which the analysis does not list",
+                    comp.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Plan names: 1–64 of `a-z 0-9 - _`.
+pub fn valid_name(name: &str) -> Result<String, Refused> {
+    let n = name.trim().to_ascii_lowercase();
+    if n.is_empty()
+        || n.len() > 64
+        || !n
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return Err(Refused::Invalid(format!(
+            "invalid plan name {name:?}: use 1 to 64 of a-z, 0-9, '-' and '_'"
+        )));
+    }
+    Ok(n)
+}
+
+impl Plan {
+    pub fn new(name: &str, content: PlanContent, by: &str, at: Timestamp) -> Result<Plan, Refused> {
+        let name = valid_name(name)?;
+        check(&content)?;
+        Ok(Plan {
+            name,
+            revisions: vec![Revision {
+                version: 1,
+                at,
+                by: by.into(),
+                reason: "first version".into(),
+                content,
+            }],
+            drills: Vec::new(),
+            reviewed_at: at,
+            review_due_at: at.plus_secs(REVIEW_EVERY_SECS),
+        })
+    }
+
+    pub fn version(&self) -> u32 {
+        self.revisions.last().map(|r| r.version).unwrap_or(0)
+    }
+
+    pub fn current(&self) -> Option<&PlanContent> {
+        self.revisions.last().map(|r| &r.content)
+    }
+
+    /// A new version (older ones are kept); counts as a review.
+    pub fn revise(
+        &mut self,
+        content: PlanContent,
+        reason: &str,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<u32, Refused> {
+        check(&content)?;
+        let reason = text("the reason", reason, crate::model::MAX_TEXT)?;
+        if reason.is_empty() {
+            return Err(Refused::ReasonRequired);
+        }
+        let version = self.version() + 1;
+        self.revisions.push(Revision {
+            version,
+            at,
+            by: by.into(),
+            reason,
+            content,
+        });
+        self.reviewed_at = at;
+        self.review_due_at = at.plus_secs(REVIEW_EVERY_SECS);
+        Ok(version)
+    }
+
+    /// Records a review without change; the next is due in a year.
+    pub fn reviewed(&mut self, at: Timestamp) {
+        self.reviewed_at = at;
+        self.review_due_at = at.plus_secs(REVIEW_EVERY_SECS);
+    }
+
+    /// A change that calls for a review (SLA, critical configuration, significant patch, team
+    /// member, 8.9.3): the review falls due at once.
+    pub fn change_occurred(&mut self, at: Timestamp) {
+        if self.review_due_at > at {
+            self.review_due_at = at;
+        }
+    }
+
+    pub fn review_due(&self, now: Timestamp) -> bool {
+        self.review_due_at <= now
+    }
+
+    pub fn record_drill(
+        &mut self,
+        steps: Vec<DrillStep>,
+        report: &str,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<(), Refused> {
+        if steps.is_empty() {
+            return Err(Refused::Invalid("a drill records its steps".into()));
+        }
+        let report = text("the report", report, crate::model::MAX_TEXT)?;
+        self.drills.push(Drill {
+            at,
+            by: by.into(),
+            version: self.version(),
+            steps,
+            report,
+        });
+        Ok(())
+    }
+
+    /// Whether an incident of `severity` and `category` meets the launch conditions.
+    pub fn launches_for(&self, severity: Severity, category: &str) -> bool {
+        let Some(c) = self.current() else {
+            return false;
+        };
+        // Severity orders critical first.
+        severity <= c.launch.min_severity
+            && (c.launch.categories.is_empty()
+                || c.launch
+                    .categories
+                    .iter()
+                    .any(|x| x.eq_ignore_ascii_case(category)))
+    }
+}

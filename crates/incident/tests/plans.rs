@@ -1,0 +1,393 @@
+//! Emergency response plans over a real store on SQLite and PostgreSQL (X.1642 8.9): versions
+//! keep their history, activation from an incident turns the checklist into tasks, drills are
+//! recorded, and review reminders follow an injected clock.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::Arc;
+
+use parapet_iam::{IamConfig, IamError, IamService, PasswordCost, RequestMeta};
+use parapet_incident::plan::{Component, DrillStep, LaunchConditions, Member, PlanContent};
+use parapet_incident::{
+    Change, Command, IncidentService, NewIncident, Severity, SlaPolicy, TaskStatus,
+};
+use parapet_store::{AuditFilter, AuditStore, Page};
+use parapet_store_sql::testkit::{self, Backend};
+use parapet_types::{Env, ManualClock, OsEntropy, Role, TenantCtx, Timestamp};
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $(#[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await })* }
+        mod postgres { $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await })* }
+    };
+}
+
+on_both!(
+    activating_a_plan_turns_its_checklist_into_tasks,
+    drills_and_review_reminders_follow_the_clock
+);
+
+const PW: &str = "a-long-enough-password-42";
+const START: i64 = 1_800_000_000_000;
+const DAY: i64 = 24 * 3600;
+
+fn meta() -> RequestMeta {
+    RequestMeta::default()
+}
+
+fn content(checklist: &[&str]) -> PlanContent {
+    PlanContent {
+        scenario: "database outage".into(),
+        notification: "page the on-call DBA, then inform the affected tenants".into(),
+        launch: LaunchConditions {
+            min_severity: Severity::High,
+            categories: vec!["outage".into()],
+        },
+        team: vec![
+            Member {
+                name: "oncall".into(),
+                role: "lead".into(),
+                contact: "+1 555 0100".into(),
+            },
+            Member {
+                name: "responder".into(),
+                role: "dba".into(),
+                contact: "dba@example.net".into(),
+            },
+        ],
+        bia: vec![
+            Component {
+                name: "db".into(),
+                priority: 1,
+                depends_on: vec![],
+                rto_secs: 3600,
+                rpo_secs: 300,
+            },
+            Component {
+                name: "api".into(),
+                priority: 2,
+                depends_on: vec!["db".into()],
+                rto_secs: 1800,
+                rpo_secs: 0,
+            },
+        ],
+        checklist: checklist.iter().map(|s| s.to_string()).collect(),
+        post_disposal_review: "within 5 working days".into(),
+        tenant_data_access: "only with the tenant's written authorization".into(),
+    }
+}
+
+struct World {
+    clock: Arc<ManualClock>,
+    svc: IncidentService,
+    store: Arc<parapet_store_sql::SqlStore>,
+    admin: parapet_iam::Principal,
+    iam: Arc<IamService>,
+}
+
+async fn world(backend: Backend) -> World {
+    let (store, _) = testkit::fresh(backend)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let store = Arc::new(store);
+    let clock = Arc::new(ManualClock::new(Timestamp(START)));
+    let env = Env {
+        clock: clock.clone(),
+        entropy: Arc::new(OsEntropy),
+    };
+    let config = IamConfig {
+        password_cost: PasswordCost {
+            memory_kib: 256,
+            iterations: 1,
+            lanes: 1,
+        },
+        session_ttl_secs: 3 * 365 * 24 * 3600,
+        session_idle_secs: 3 * 365 * 24 * 3600,
+        max_token_ttl_secs: 3 * 365 * 24 * 3600,
+        ..IamConfig::default()
+    };
+    let iam = Arc::new(IamService::new(store.clone(), env, config).unwrap());
+    iam.bootstrap(Some(PW.into())).await.unwrap();
+    let admin = iam.login("admin", PW, &meta()).await.unwrap().principal;
+    for name in ["responder", "oncall"] {
+        iam.create_user(
+            &admin,
+            "provider",
+            name,
+            PW,
+            Role::IncidentResponder,
+            &meta(),
+        )
+        .await
+        .unwrap();
+    }
+    iam.create_tenant(&admin, "acme", &meta()).await.unwrap();
+    iam.create_user(&admin, "acme", "alice", PW, Role::TenantAdmin, &meta())
+        .await
+        .unwrap();
+    let svc = IncidentService::new(iam.clone(), SlaPolicy::default());
+    World {
+        clock,
+        svc,
+        store,
+        admin,
+        iam,
+    }
+}
+
+async fn activating_a_plan_turns_its_checklist_into_tasks(backend: Backend) {
+    let w = world(backend).await;
+    let responder = w
+        .iam
+        .login("responder", PW, &meta())
+        .await
+        .unwrap()
+        .principal;
+    w.svc
+        .create_plan(
+            &responder,
+            "db-outage",
+            content(&[
+                "Fail over to the replica",
+                "Check replication lag",
+                "Inform tenants",
+            ]),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    // A revision keeps the first version.
+    let v = w
+        .svc
+        .revise_plan(
+            &responder,
+            "db-outage",
+            content(&[
+                "Fail over to the replica",
+                "Check replication lag",
+                "Restore from backup if lag > RPO",
+                "Inform tenants",
+            ]),
+            "restore step added after the drill",
+            &meta(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v.plan.version(), 2);
+    assert_eq!(v.plan.revisions[0].content.checklist.len(), 3);
+    // A tenant cannot read the provider's plans.
+    let alice = w
+        .iam
+        .login("alice@acme", PW, &meta())
+        .await
+        .unwrap()
+        .principal;
+    let e = w.svc.list_plans(&alice, &meta()).await.unwrap_err();
+    assert!(
+        matches!(e, IamError::NotFound(_) | IamError::Forbidden(_)),
+        "{e:?}"
+    );
+
+    let open = |severity, category: &str| NewIncident {
+        title: "primary database down".into(),
+        severity: Some(severity),
+        category: category.into(),
+        responsible: Some("responder".into()),
+        source: "api".into(),
+        ..NewIncident::default()
+    };
+    // Below the launch conditions: refused, nothing changes.
+    let low = w
+        .svc
+        .open(
+            &responder,
+            "acme",
+            open(Severity::Medium, "outage"),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let e = w
+        .svc
+        .apply(
+            &responder,
+            &low.id.to_string(),
+            Command::ActivatePlan {
+                plan: "db-outage".into(),
+            },
+            &meta(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IamError::Invalid(_)), "{e:?}");
+    let i = w
+        .svc
+        .open(
+            &responder,
+            "acme",
+            open(Severity::Critical, "outage"),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let id = i.id.to_string();
+    let i = w
+        .svc
+        .apply(
+            &responder,
+            &id,
+            Command::ActivatePlan {
+                plan: "db-outage".into(),
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let titles: Vec<&str> = i.tasks.iter().map(|t| t.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        [
+            "Fail over to the replica",
+            "Check replication lag",
+            "Restore from backup if lag > RPO",
+            "Inform tenants"
+        ]
+    );
+    assert!(i.tasks.iter().all(|t| t.owner == "oncall"
+        && t.origin == "plan:db-outage@v2"
+        && t.status == TaskStatus::Open));
+    assert!(matches!(
+        &i.history.last().unwrap().change,
+        Change::PlanActivated { plan, version: 2, tasks } if plan == "db-outage" && tasks.len() == 4
+    ));
+    // Once per incident; an unknown plan is not found.
+    let e = w
+        .svc
+        .apply(
+            &responder,
+            &id,
+            Command::ActivatePlan {
+                plan: "db-outage".into(),
+            },
+            &meta(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IamError::Invalid(_)), "{e:?}");
+    let e = w
+        .svc
+        .apply(
+            &responder,
+            &id,
+            Command::ActivatePlan {
+                plan: "nope".into(),
+            },
+            &meta(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IamError::NotFound(_)), "{e:?}");
+    // The operation log: activation and plan changes are audited.
+    let audit = w
+        .store
+        .list_audit(
+            TenantCtx::new(w.admin.tenant.id),
+            &AuditFilter {
+                target: Some("plan:db-outage".into()),
+                ..AuditFilter::default()
+            },
+            &Page {
+                after: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit.iter().map(|r| r.event.action.as_str()).collect();
+    assert_eq!(actions, ["plan.revise", "plan.create"]);
+}
+
+async fn drills_and_review_reminders_follow_the_clock(backend: Backend) {
+    let w = world(backend).await;
+    let v = w
+        .svc
+        .create_plan(&w.admin, "ddos", content(&["Enable scrubbing"]), &meta())
+        .await
+        .unwrap();
+    assert!(!v.review_due);
+    assert_eq!(v.plan.review_due_at, Timestamp(START + 365 * DAY * 1000));
+    // A drill, step by step, with its report.
+    w.clock.advance_secs(30 * DAY);
+    let v = w
+        .svc
+        .record_drill(
+            &w.admin,
+            "ddos",
+            vec![
+                DrillStep {
+                    step: "Enable scrubbing".into(),
+                    ok: true,
+                    note: "4 min".into(),
+                },
+                DrillStep {
+                    step: "Inform tenants".into(),
+                    ok: false,
+                    note: "contact list outdated".into(),
+                },
+            ],
+            "contact list to be updated",
+            &meta(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v.plan.drills.len(), 1);
+    assert_eq!(v.plan.drills[0].version, 1);
+    assert!(!v.plan.drills[0].steps[1].ok);
+    let e = w
+        .svc
+        .record_drill(&w.admin, "ddos", vec![], "", &meta())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IamError::Invalid(_)));
+    // A year after the last review, the review is due.
+    w.clock.set(Timestamp(START + 365 * DAY * 1000 - 1000));
+    assert!(
+        !w.svc
+            .get_plan(&w.admin, "ddos", &meta())
+            .await
+            .unwrap()
+            .review_due
+    );
+    w.clock.advance_secs(1);
+    let list = w.svc.list_plans(&w.admin, &meta()).await.unwrap();
+    assert!(list[0].review_due);
+    // Reviewing moves the next review a year on.
+    let v = w.svc.review_plan(&w.admin, "ddos", &meta()).await.unwrap();
+    assert!(!v.review_due);
+    // A change of a team member (or SLA, configuration, patch) makes it due at once.
+    w.clock.advance_secs(DAY);
+    let v = w
+        .svc
+        .plan_change_occurred(&w.admin, "ddos", "team member left: oncall", &meta())
+        .await
+        .unwrap();
+    assert!(v.review_due);
+    // A revision is a review.
+    let v = w
+        .svc
+        .revise_plan(
+            &w.admin,
+            "ddos",
+            content(&["Enable scrubbing", "Call the ISP"]),
+            "new contact",
+            &meta(),
+        )
+        .await
+        .unwrap();
+    assert!(!v.review_due);
+    assert_eq!(v.plan.version(), 2);
+}

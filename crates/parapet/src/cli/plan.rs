@@ -1,0 +1,232 @@
+//! `parapet plan create | list | show | revise | drill | review | change`: emergency response
+//! plans (X.1642 8.9). Plans are JSON documents (see `parapet plan create --help`).
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use super::output::{clean, json, out, rfc3339_millis, table};
+use super::{CommonArgs, Session};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PlanCommand {
+    /// Create a plan from a JSON file: {"scenario", "notification", "launch":
+    /// {"min_severity", "categories"}, "team": [{"name", "role", "contact"}], "bia":
+    /// [{"name", "priority", "depends_on", "rto_secs", "rpo_secs"}], "checklist": [..],
+    /// "post_disposal_review", "tenant_data_access"}.
+    Create(FileArgs),
+    /// List the plans, with their version and whether a review is due.
+    List(Plain),
+    /// Show a plan with every revision and drill.
+    Show(NameArgs),
+    /// Write a new version of a plan from a JSON file (older versions are kept).
+    Revise(ReviseArgs),
+    /// Record a drill or test step by step: a JSON file [{"step", "ok", "note"}].
+    Drill(DrillArgs),
+    /// Record a review of the plan without change (the next is due in a year).
+    Review(NameArgs),
+    /// Record a change that calls for a review (SLA, critical configuration, significant patch,
+    /// team member): the review falls due at once.
+    Change(ChangeArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Plain {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct NameArgs {
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct FileArgs {
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The plan's content (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub file: std::path::PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReviseArgs {
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[arg(long, value_name = "FILE")]
+    pub file: std::path::PathBuf,
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DrillArgs {
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The steps (JSON list of {"step", "ok", "note"}).
+    #[arg(long, value_name = "FILE")]
+    pub steps: std::path::PathBuf,
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub report: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChangeArgs {
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// What changed.
+    #[arg(long, value_name = "TEXT")]
+    pub change: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+fn read_json(path: &std::path::Path) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+}
+
+fn field<'a>(v: &'a Value, k: &str) -> &'a Value {
+    static NULL: Value = Value::Null;
+    v.get(k).unwrap_or(&NULL)
+}
+
+fn summary(p: &Value) -> String {
+    format!(
+        "plan {} version {}{}\n",
+        clean(field(p, "name").as_str().unwrap_or("-")),
+        field(p, "version"),
+        if field(p, "review_due").as_bool() == Some(true) {
+            " (review due)"
+        } else {
+            ""
+        }
+    )
+}
+
+async fn done(
+    common: &CommonArgs,
+    r: Result<Value, parapet_client::ClientError>,
+    s: &Session,
+) -> anyhow::Result<()> {
+    let p = r.map_err(|e| s.fail(e))?;
+    if common.json {
+        return json(&p);
+    }
+    out(&summary(&p))
+}
+
+pub async fn run(cmd: PlanCommand) -> anyhow::Result<()> {
+    match cmd {
+        PlanCommand::Create(a) => {
+            let s = Session::open(&a.common)?;
+            let content = read_json(&a.file)?;
+            let r = s
+                .client
+                .create_plan(&json!({"name": a.name, "content": content}))
+                .await;
+            done(&a.common, r, &s).await
+        }
+        PlanCommand::List(a) => {
+            let s = Session::open(&a.common)?;
+            let list = s.client.list_plans().await.map_err(|e| s.fail(e))?;
+            if s.json {
+                return json(&list);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|p| {
+                    vec![
+                        field(p, "name").as_str().unwrap_or("-").to_string(),
+                        field(p, "version").to_string(),
+                        field(p, "review_due_at")
+                            .as_i64()
+                            .map(rfc3339_millis)
+                            .unwrap_or_default(),
+                        if field(p, "review_due").as_bool() == Some(true) {
+                            "yes".into()
+                        } else {
+                            "no".into()
+                        },
+                        field(p, "drills")
+                            .as_array()
+                            .map(Vec::len)
+                            .unwrap_or(0)
+                            .to_string(),
+                    ]
+                })
+                .collect();
+            out(&table(
+                &["NAME", "VERSION", "REVIEW BY", "REVIEW DUE", "DRILLS"],
+                &rows,
+            ))
+        }
+        PlanCommand::Show(a) => {
+            let s = Session::open(&a.common)?;
+            let p = s.client.get_plan(&a.name).await.map_err(|e| s.fail(e))?;
+            if s.json {
+                return json(&p);
+            }
+            let mut o = summary(&p);
+            if let Some(c) = field(&p, "revisions")
+                .as_array()
+                .and_then(|r| r.last())
+                .map(|r| field(r, "content"))
+            {
+                o.push_str(&format!(
+                    "scenario: {}\nchecklist:\n",
+                    clean(field(c, "scenario").as_str().unwrap_or("-"))
+                ));
+                for item in field(c, "checklist").as_array().into_iter().flatten() {
+                    o.push_str(&format!("  - {}\n", clean(item.as_str().unwrap_or(""))));
+                }
+            }
+            out(&o)
+        }
+        PlanCommand::Revise(a) => {
+            let s = Session::open(&a.common)?;
+            let content = read_json(&a.file)?;
+            let r = s
+                .client
+                .revise_plan(&a.name, &json!({"content": content, "reason": a.reason}))
+                .await;
+            done(&a.common, r, &s).await
+        }
+        PlanCommand::Drill(a) => {
+            let s = Session::open(&a.common)?;
+            let steps = read_json(&a.steps)?;
+            let r = s
+                .client
+                .plan_action(
+                    &a.name,
+                    "drills",
+                    &json!({"steps": steps, "report": a.report}),
+                )
+                .await;
+            done(&a.common, r, &s).await
+        }
+        PlanCommand::Review(a) => {
+            let s = Session::open(&a.common)?;
+            let r = s.client.plan_action(&a.name, "review", &json!({})).await;
+            done(&a.common, r, &s).await
+        }
+        PlanCommand::Change(a) => {
+            let s = Session::open(&a.common)?;
+            let r = s
+                .client
+                .plan_action(&a.name, "changes", &json!({"change": a.change}))
+                .await;
+            done(&a.common, r, &s).await
+        }
+    }
+}
