@@ -146,12 +146,20 @@ async fn build(store: &SqlStore, a: &Args) -> Result<Tenant> {
         let mut assets = Vec::with_capacity(a.per_tenant);
         for j in 0..a.per_tenant {
             let os = Software {
-                name: OSES[rng.below(OSES.len())].into(),
+                name: OSES
+                    .get(rng.below(OSES.len()))
+                    .copied()
+                    .unwrap_or("Debian")
+                    .into(),
                 version: format!("{}", 10 + rng.below(4)),
             };
             let applications = (0..3)
                 .map(|_| Software {
-                    name: APPS[rng.below(APPS.len())].into(),
+                    name: APPS
+                        .get(rng.below(APPS.len()))
+                        .copied()
+                        .unwrap_or("bash")
+                        .into(),
                     version: format!("1.{}", rng.below(10)),
                 })
                 .collect();

@@ -244,11 +244,28 @@ async fn board(n: usize) {
         .await
         .unwrap(),
     );
+    let kms = Arc::new(
+        parapet_kms::KmsService::open(
+            w.store.clone(),
+            w.iam.clone(),
+            Env::system(),
+            provider.clone(),
+            parapet_kms::KmsConfig::default(),
+        )
+        .await
+        .unwrap(),
+    );
+    let inventory = Arc::new(parapet_inventory::Inventory::new(
+        w.store.clone(),
+        Env::system(),
+    ));
     let state = parapet_app::AppState {
         iam: w.iam.clone(),
         audit,
         store: w.store.clone(),
         incident: w.svc.clone(),
+        kms,
+        inventory,
         config: Arc::new(parapet_app::AppConfig::default()),
         metrics: None,
     };
