@@ -322,7 +322,7 @@ async fn board(n: usize) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut n = 100_000usize;
-    let mut scenarios = Vec::new();
+    let mut scenarios: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -331,8 +331,14 @@ fn main() {
             _ => {}
         }
     }
+    // `cargo test --all-targets` runs this program too, with test-harness flags and no
+    // scenario: there is nothing to test here, and the benchmark takes minutes.
     if scenarios.is_empty() {
-        scenarios = vec!["timers".into(), "board".into()];
+        println!(
+            "usage: cargo bench -p parapet --bench incident -- timers|board [--incidents N] \
+             (see bench/incident.sh)"
+        );
+        return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
