@@ -174,7 +174,8 @@ impl From<AssetInput> for AssetSpec {
     }
 }
 
-fn caller(p: &Principal, meta: &RequestMeta) -> Caller {
+/// The audit identity of a request (API and console alike).
+pub(crate) fn caller(p: &Principal, meta: &RequestMeta) -> Caller {
     Caller {
         actor: p.actor(),
         source_ip: meta.source_ip.clone(),

@@ -10,12 +10,8 @@ use serde::Deserialize;
 use sqlx::Row;
 
 use crate::audit::insert_audit;
-use crate::rows::{Bind, uuid};
+use crate::rows::{Bind, bad, uuid};
 use crate::{DbResult, SqlStore, with_pool, with_tx};
-
-fn bad(what: &str, value: &str) -> StoreError {
-    StoreError::Other(format!("corrupt row: invalid {what} {value:?}"))
-}
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct AssetRow {

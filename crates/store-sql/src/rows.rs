@@ -17,7 +17,7 @@ use sqlx::AssertSqlSafe;
 
 use crate::{Db, DbResult, SqlStore};
 
-fn bad(what: &str, value: &str) -> StoreError {
+pub(crate) fn bad(what: &str, value: &str) -> StoreError {
     StoreError::Other(format!("corrupt row: invalid {what} {value:?}"))
 }
 

@@ -68,11 +68,7 @@ pub(super) struct ListQuery {
 }
 
 fn caller(u: &ConsoleUser) -> Caller {
-    Caller {
-        actor: u.p.actor(),
-        source_ip: u.meta.source_ip.clone(),
-        user_agent: u.meta.user_agent.clone(),
-    }
+    crate::assets::caller(&u.p, &u.meta)
 }
 
 fn inventory_message(e: &InventoryError) -> Option<(StatusCode, String)> {
