@@ -21,7 +21,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 cargo build --release -q -p parapet
-BIN=$PWD/target/release/parapet
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/parapet
 WORK=$(mktemp -d /tmp/parapet-bench.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()

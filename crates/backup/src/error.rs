@@ -24,6 +24,8 @@ pub enum Error {
     Invalid(String),
     #[error("operator signature: {0}")]
     Signature(String),
+    #[error("remote storage: {0}")]
+    Remote(String),
     #[error("no randomness available: {0}")]
     Entropy(String),
 }

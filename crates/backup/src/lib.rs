@@ -10,6 +10,9 @@
 //! This crate does file I/O but no HTTP, SQL or terminal output: callers observe progress through
 //! [`Progress`].
 
+mod backend;
+mod compare;
+mod copy;
 mod crypto;
 mod error;
 mod policy;
@@ -20,6 +23,9 @@ mod save;
 mod tree;
 mod verify;
 
+pub use backend::{Backend, Local, open_location};
+pub use compare::{CompareReport, DiffKind, Difference, compare};
+pub use copy::{CopyReport, copy};
 pub use crypto::{OperatorKey, parse_public_key};
 pub use error::Error;
 pub use policy::{KeepPolicy, select_keep};

@@ -125,8 +125,7 @@ pub fn prune(repo: &mut Repository, opts: &PruneOptions) -> Result<PruneReport> 
             continue;
         }
         if !live.is_empty() {
-            let path = repo.pack_path(&pack_id);
-            let bytes = std::fs::read(&path).map_err(Error::io(&path))?;
+            let bytes = repo.read_pack(&pack_id)?;
             for (b, l) in &live {
                 let sealed = bytes
                     .get(l.offset as usize..(l.offset + l.length) as usize)
@@ -150,9 +149,7 @@ pub fn prune(repo: &mut Repository, opts: &PruneOptions) -> Result<PruneReport> 
             }
             report.packs_rewritten += 1;
         }
-        report.bytes_freed += std::fs::metadata(repo.pack_path(&pack_id))
-            .map(|m| m.len())
-            .unwrap_or(0);
+        report.bytes_freed += repo.pack_size(&pack_id)?.unwrap_or(0);
         delete.push(pack_id);
     }
     if !rewrite_entries.is_empty() {
@@ -171,19 +168,16 @@ pub fn prune(repo: &mut Repository, opts: &PruneOptions) -> Result<PruneReport> 
     // Packs no index lists (left by interrupted runs) go too.
     for p in repo.list_packs()? {
         if !indexed.contains(&p) && !delete.contains(&p) {
-            report.bytes_freed += std::fs::metadata(repo.pack_path(&p))
-                .map(|m| m.len())
-                .unwrap_or(0);
+            report.bytes_freed += repo.pack_size(&p)?.unwrap_or(0);
             delete.push(p);
             report.packs_deleted += 1;
         }
     }
     for p in &delete {
-        let path = repo.pack_path(p);
-        std::fs::remove_file(&path).map_err(Error::io(&path))?;
+        repo.remove_pack(p)?;
     }
     for t in repo.list_temporary()? {
-        let _ = std::fs::remove_file(t);
+        let _ = repo.backend.remove(&t);
     }
     repo.load_index()?;
     drop(lock);

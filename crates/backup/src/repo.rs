@@ -1,4 +1,4 @@
-//! The repository on disk.
+//! The repository, on a [`Backend`]: a local directory or an S3 prefix.
 //!
 //! ```text
 //! REPO/config              plain JSON: format version, repository id, chunk sizes
@@ -11,14 +11,13 @@
 //! ```
 //!
 //! Every file except `operators` and locks is named after the BLAKE3 hash of its bytes and never
-//! changes; files are written under a `.tmp-` name, synced, then renamed.
+//! changes; every write of a whole file is atomic (see `backend.rs`).
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs::File;
-use std::io::Write;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::backend::Backend;
 
 use parapet_types::Env;
 use serde::{Deserialize, Serialize};
@@ -203,12 +202,13 @@ pub enum LockKind {
 
 /// A held lock; released when dropped.
 pub struct LockGuard {
-    path: PathBuf,
+    backend: Arc<dyn Backend>,
+    name: String,
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let _ = self.backend.remove(&self.name);
     }
 }
 
@@ -225,52 +225,36 @@ pub type Unreadable = (String, String);
 
 /// An open repository.
 pub struct Repository {
-    pub root: PathBuf,
+    pub backend: Arc<dyn Backend>,
     pub env: Env,
     pub keys: Keys,
     pub config: Config,
     pub index: Index,
     /// Index files that could not be read, with the reason.
     pub index_problems: Vec<(String, String)>,
-    pack_files: Mutex<HashMap<u32, Arc<File>>>,
     pub fsync: bool,
 }
 
-const SUBDIRS: [&str; 5] = ["keys", "data", "index", "snapshots", "locks"];
-
 impl Repository {
-    /// Creates a repository in `root` (which must not exist or be empty).
-    pub fn init(root: &Path, env: Env, opts: &InitOptions) -> Result<Repository> {
-        if root.join("config").exists() {
-            return Err(Error::AlreadyExists(root.display().to_string()));
+    /// Creates a repository at `backend`'s location, which must not exist or be empty.
+    pub fn init(backend: Arc<dyn Backend>, env: Env, opts: &InitOptions) -> Result<Repository> {
+        if backend.size("config")?.is_some() {
+            return Err(Error::AlreadyExists(backend.location()));
         }
-        if root.exists()
-            && std::fs::read_dir(root)
-                .map_err(Error::io(root))?
-                .next()
-                .is_some()
-        {
+        if !backend.is_empty()? {
             return Err(Error::Invalid(format!(
                 "{} exists and is not empty",
-                root.display()
+                backend.location()
             )));
         }
         for t in &opts.trusted_operators {
             crate::crypto::parse_public_key(t)?;
         }
-        std::fs::create_dir_all(root).map_err(Error::io(root))?;
-        for d in SUBDIRS {
-            let p = root.join(d);
-            std::fs::create_dir_all(&p).map_err(Error::io(&p))?;
-        }
-        for i in 0..=255u8 {
-            let p = root.join("data").join(hex::encode([i]));
-            std::fs::create_dir_all(&p).map_err(Error::io(&p))?;
-        }
+        backend.create()?;
         let master = MasterKey::generate(&env)?;
         let kf = KeyFile::wrap(&env, &opts.password, &master, hostname())?;
         let kf_bytes = serde_json::to_vec_pretty(&kf).map_err(|e| Error::Invalid(e.to_string()))?;
-        write_atomic(&root.join("keys"), &hash_name(&kf_bytes), &kf_bytes, true)?;
+        backend.write(&format!("keys/{}", hash_name(&kf_bytes)), &kf_bytes, true)?;
         let id: [u8; 16] = env.random().map_err(|e| Error::Entropy(e.to_string()))?;
         let config = Config {
             version: FORMAT_VERSION,
@@ -281,34 +265,28 @@ impl Repository {
         };
         let keys = master.keys()?;
         let repo = Repository {
-            root: root.to_path_buf(),
+            backend,
             env,
             keys,
             config: config.clone(),
             index: Index::default(),
             index_problems: Vec::new(),
-            pack_files: Mutex::new(HashMap::new()),
             fsync: true,
         };
         repo.write_operators(&opts.trusted_operators.iter().cloned().collect())?;
         let cfg = serde_json::to_vec_pretty(&config).map_err(|e| Error::Invalid(e.to_string()))?;
         // The config is written last: a repository without one is not a repository.
-        write_atomic(root, "config", &cfg, true)?;
+        repo.backend.write("config", &cfg, true)?;
         Ok(repo)
     }
 
     /// Opens a repository with a password and loads its index.
-    pub fn open(root: &Path, env: Env, password: &[u8]) -> Result<Repository> {
-        let cfg_path = root.join("config");
-        let cfg = match std::fs::read(&cfg_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotARepository(format!(
-                    "{} has no config file (run `parapet backup init` first)",
-                    root.display()
-                )));
-            }
-            Err(e) => return Err(Error::io(&cfg_path)(e)),
+    pub fn open(backend: Arc<dyn Backend>, env: Env, password: &[u8]) -> Result<Repository> {
+        let Some(cfg) = backend.read("config")? else {
+            return Err(Error::NotARepository(format!(
+                "{} has no config file (run `parapet backup init` first)",
+                backend.location()
+            )));
         };
         let config: Config =
             serde_json::from_slice(&cfg).map_err(|e| Error::corrupt("config", e.to_string()))?;
@@ -319,7 +297,7 @@ impl Repository {
             )));
         }
         let mut master = None;
-        for (name, bytes) in read_dir_files(&root.join("keys"))? {
+        for (name, bytes) in read_all(backend.as_ref(), "keys")? {
             let kf: KeyFile = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::corrupt(format!("key file {name}"), e.to_string()))?;
             if let Some(m) = kf.unwrap_with(password)? {
@@ -329,13 +307,12 @@ impl Repository {
         }
         let master = master.ok_or(Error::WrongPassword)?;
         let mut repo = Repository {
-            root: root.to_path_buf(),
+            backend,
             env,
             keys: master.keys()?,
             config,
             index: Index::default(),
             index_problems: Vec::new(),
-            pack_files: Mutex::new(HashMap::new()),
             fsync: true,
         };
         repo.load_index()?;
@@ -346,7 +323,7 @@ impl Repository {
     pub fn load_index(&mut self) -> Result<()> {
         let mut index = Index::default();
         let mut problems = Vec::new();
-        for (name, bytes) in read_dir_files(&self.root.join("index"))? {
+        for (name, bytes) in read_all(self.backend.as_ref(), "index")? {
             match self.decode_index(&name, &bytes) {
                 Ok(file) => {
                     let mut packs = Vec::new();
@@ -383,92 +360,60 @@ impl Repository {
         let plain = serde_json::to_vec(file).map_err(|e| Error::Invalid(e.to_string()))?;
         let sealed = self.keys.seal(&self.env, b"index", &plain)?;
         let name = hash_name(&sealed);
-        write_atomic(&self.root.join("index"), &name, &sealed, self.fsync)?;
+        self.backend
+            .write(&format!("index/{name}"), &sealed, self.fsync)?;
         Ok(name)
     }
 
     pub fn remove_index(&self, name: &str) -> Result<()> {
-        let p = self.root.join("index").join(name);
-        std::fs::remove_file(&p).map_err(Error::io(&p))
+        self.backend.remove(&format!("index/{name}"))
     }
 
-    pub fn pack_path(&self, id: &str) -> PathBuf {
-        self.root
-            .join("data")
-            .join(id.get(..2).unwrap_or("00"))
-            .join(id)
+    /// A pack's name in the repository: `data/XX/ID`.
+    pub fn pack_name(&self, id: &str) -> String {
+        format!("data/{}/{id}", id.get(..2).unwrap_or("00"))
     }
 
     /// Writes a finished pack; returns its id.
     pub fn write_pack(&self, bytes: &[u8]) -> Result<String> {
         let id = hash_name(bytes);
-        let dir = self.root.join("data").join(id.get(..2).unwrap_or("00"));
-        write_atomic(&dir, &id, bytes, self.fsync)?;
+        self.backend
+            .write(&self.pack_name(&id), bytes, self.fsync)?;
         Ok(id)
     }
 
-    /// Every pack file in `data/` (complete ones, not temporary files).
+    /// Reads a whole pack.
+    pub fn read_pack(&self, id: &str) -> Result<Vec<u8>> {
+        self.backend
+            .read(&self.pack_name(id))?
+            .ok_or_else(|| Error::corrupt(format!("pack {id}"), "missing"))
+    }
+
+    /// The size of a pack, if it exists.
+    pub fn pack_size(&self, id: &str) -> Result<Option<u64>> {
+        self.backend.size(&self.pack_name(id))
+    }
+
+    /// Removes a pack.
+    pub fn remove_pack(&self, id: &str) -> Result<()> {
+        self.backend.remove(&self.pack_name(id))
+    }
+
+    /// Every pack (complete ones, not temporary files), by id.
     pub fn list_packs(&self) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        let data = self.root.join("data");
-        for sub in std::fs::read_dir(&data).map_err(Error::io(&data))? {
-            let sub = sub.map_err(Error::io(&data))?.path();
-            if !sub.is_dir() {
-                continue;
-            }
-            for f in std::fs::read_dir(&sub).map_err(Error::io(&sub))? {
-                let f = f.map_err(Error::io(&sub))?;
-                let name = f.file_name().to_string_lossy().into_owned();
-                if !name.starts_with(".tmp-") {
-                    out.push(name);
-                }
-            }
-        }
+        let mut out: Vec<String> = self
+            .backend
+            .list("data")?
+            .into_iter()
+            .filter_map(|n| n.rsplit('/').next().map(str::to_string))
+            .collect();
         out.sort();
         Ok(out)
     }
 
-    /// Temporary files left by interrupted runs.
-    pub fn list_temporary(&self) -> Result<Vec<PathBuf>> {
-        let mut out = Vec::new();
-        let mut dirs = vec![self.root.join("index"), self.root.join("snapshots")];
-        let data = self.root.join("data");
-        for sub in std::fs::read_dir(&data).map_err(Error::io(&data))? {
-            dirs.push(sub.map_err(Error::io(&data))?.path());
-        }
-        for d in dirs {
-            if !d.is_dir() {
-                continue;
-            }
-            for f in std::fs::read_dir(&d).map_err(Error::io(&d))? {
-                let f = f.map_err(Error::io(&d))?;
-                if f.file_name().to_string_lossy().starts_with(".tmp-") {
-                    out.push(f.path());
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    fn pack_file(&self, n: u32) -> Result<Arc<File>> {
-        let mut files = self
-            .pack_files
-            .lock()
-            .map_err(|_| Error::Invalid("pack cache poisoned".into()))?;
-        if let Some(f) = files.get(&n) {
-            return Ok(f.clone());
-        }
-        let id = self
-            .index
-            .pack_id(n)
-            .ok_or_else(|| Error::corrupt("index", "unknown pack number"))?;
-        let path = self.pack_path(id);
-        let f = Arc::new(File::open(&path).map_err(Error::io(&path))?);
-        if files.len() > 256 {
-            files.clear();
-        }
-        files.insert(n, f.clone());
-        Ok(f)
+    /// Files left half-written by interrupted runs.
+    pub fn list_temporary(&self) -> Result<Vec<String>> {
+        self.backend.temporaries()
     }
 
     /// Reads, decrypts, decompresses and checks one blob.
@@ -477,9 +422,17 @@ impl Repository {
             *self.index.blobs.get(id).ok_or_else(|| {
                 Error::corrupt(format!("blob {}", id.to_hex()), "not in any index")
             })?;
-        let f = self.pack_file(loc.pack)?;
-        let mut buf = vec![0u8; loc.length as usize];
-        f.read_exact_at(&mut buf, u64::from(loc.offset))
+        let pack = self
+            .index
+            .pack_id(loc.pack)
+            .ok_or_else(|| Error::corrupt("index", "unknown pack number"))?;
+        let buf = self
+            .backend
+            .read_range(
+                &self.pack_name(pack),
+                u64::from(loc.offset),
+                u64::from(loc.length),
+            )
             .map_err(|e| Error::corrupt(format!("blob {}", id.to_hex()), e.to_string()))?;
         self.decode_blob(id, &buf, loc.raw_len)
     }
@@ -567,8 +520,10 @@ impl Repository {
     // --- operators -------------------------------------------------------------------------
 
     pub fn trusted_operators(&self) -> Result<BTreeSet<String>> {
-        let p = self.root.join("operators");
-        let bytes = std::fs::read(&p).map_err(Error::io(&p))?;
+        let bytes = self
+            .backend
+            .read("operators")?
+            .ok_or_else(|| Error::corrupt("operators file", "missing"))?;
         let plain = self
             .keys
             .open(b"operators", &bytes)
@@ -582,7 +537,7 @@ impl Repository {
         }
         let plain = serde_json::to_vec(keys).map_err(|e| Error::Invalid(e.to_string()))?;
         let sealed = self.keys.seal(&self.env, b"operators", &plain)?;
-        write_atomic(&self.root, "operators", &sealed, true)
+        self.backend.write("operators", &sealed, true)
     }
 
     // --- snapshots -------------------------------------------------------------------------
@@ -598,7 +553,8 @@ impl Repository {
         let plain = serde_json::to_vec(&file).map_err(|e| Error::Invalid(e.to_string()))?;
         let sealed = self.keys.seal(&self.env, b"snapshot", &plain)?;
         let id = hash_name(&sealed);
-        write_atomic(&self.root.join("snapshots"), &id, &sealed, true)?;
+        self.backend
+            .write(&format!("snapshots/{id}"), &sealed, true)?;
         Ok(SnapshotInfo {
             id,
             manifest: manifest.clone(),
@@ -611,7 +567,7 @@ impl Repository {
     pub fn snapshots(&self) -> Result<(Vec<SnapshotInfo>, Vec<Unreadable>)> {
         let mut out = Vec::new();
         let mut bad = Vec::new();
-        for (name, bytes) in read_dir_files(&self.root.join("snapshots"))? {
+        for (name, bytes) in read_all(self.backend.as_ref(), "snapshots")? {
             match self.decode_snapshot(&name, &bytes) {
                 Ok(s) => out.push(s),
                 Err(e) => bad.push((name, e.to_string())),
@@ -668,8 +624,7 @@ impl Repository {
     }
 
     pub fn remove_snapshot(&self, id: &str) -> Result<()> {
-        let p = self.root.join("snapshots").join(id);
-        std::fs::remove_file(&p).map_err(Error::io(&p))
+        self.backend.remove(&format!("snapshots/{id}"))
     }
 
     // --- locks -----------------------------------------------------------------------------
@@ -677,7 +632,6 @@ impl Repository {
     /// Takes a lock: shared locks coexist (backups, restores, verification); an exclusive lock
     /// (prune) excludes every other. Locks of dead processes on this host are removed.
     pub fn lock(&self, kind: LockKind) -> Result<LockGuard> {
-        let dir = self.root.join("locks");
         let me = LockFile {
             exclusive: kind == LockKind::Exclusive,
             hostname: hostname(),
@@ -690,11 +644,13 @@ impl Repository {
             .random()
             .map_err(|e| Error::Entropy(e.to_string()))?;
         let name = hex::encode(rnd);
-        write_atomic(&dir, &name, &bytes, false)?;
+        self.backend
+            .write(&format!("locks/{name}"), &bytes, false)?;
         let guard = LockGuard {
-            path: dir.join(&name),
+            backend: self.backend.clone(),
+            name: format!("locks/{name}"),
         };
-        for (other, content) in read_dir_files(&dir)? {
+        for (other, content) in read_all(self.backend.as_ref(), "locks")? {
             if other == name {
                 continue;
             }
@@ -703,7 +659,7 @@ impl Repository {
             };
             if l.hostname == me.hostname && !Path::new(&format!("/proc/{}", l.pid)).exists() {
                 // A dead process's lock.
-                let _ = std::fs::remove_file(dir.join(&other));
+                let _ = self.backend.remove(&format!("locks/{other}"));
                 continue;
             }
             if l.exclusive || me.exclusive {
@@ -725,38 +681,19 @@ pub fn hash_name(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }
 
-/// Writes `dir/name` atomically: a temporary file, synced, then renamed.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8], sync: bool) -> Result<()> {
-    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
-    let mut f = File::create(&tmp).map_err(Error::io(&tmp))?;
-    f.write_all(bytes).map_err(Error::io(&tmp))?;
-    if sync {
-        f.sync_all().map_err(Error::io(&tmp))?;
-    }
-    drop(f);
-    let dest = dir.join(name);
-    std::fs::rename(&tmp, &dest).map_err(Error::io(&dest))
-}
-
-/// The regular files of a directory (not temporary ones), sorted by name, with their contents.
-pub fn read_dir_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut names = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(Error::io(dir))? {
-        let e = e.map_err(Error::io(dir))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.starts_with(".tmp-") {
-            names.push(name);
+/// The files directly under `dir` with their contents, sorted by name (the name without the
+/// directory); files removed meanwhile (a lock released, a prune) are left out.
+pub fn read_all(backend: &dyn Backend, dir: &str) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for n in backend.list(dir)? {
+        let Some(short) = n.strip_prefix(&format!("{dir}/")) else {
+            continue;
+        };
+        if short.contains('/') {
+            continue;
         }
-    }
-    names.sort();
-    let mut out = Vec::with_capacity(names.len());
-    for n in names {
-        let p = dir.join(&n);
-        match std::fs::read(&p) {
-            Ok(b) => out.push((n, b)),
-            // Removed meanwhile (a lock released, a prune).
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&p)(e)),
+        if let Some(b) = backend.read(&n)? {
+            out.push((short.to_string(), b));
         }
     }
     Ok(out)
@@ -774,7 +711,7 @@ mod tests {
         let env = Env::system();
         let op = OperatorKey::generate(&env).unwrap();
         let repo = Repository::init(
-            &dir,
+            crate::backend::open_location(dir.to_str().unwrap()).unwrap(),
             env.clone(),
             &InitOptions {
                 password: b"pw".to_vec(),
@@ -802,7 +739,11 @@ mod tests {
         assert!(snap.check_signature(&BTreeSet::new()).is_err());
         // Wrong password.
         assert!(matches!(
-            Repository::open(&dir, env, b"nope"),
+            Repository::open(
+                crate::backend::open_location(dir.to_str().unwrap()).unwrap(),
+                env,
+                b"nope"
+            ),
             Err(Error::WrongPassword)
         ));
         let _ = std::fs::remove_dir_all(&dir);

@@ -277,106 +277,9 @@ impl Saver<'_> {
 
     /// Stores a file's data extents; holes of sparse files are recorded as lengths.
     fn save_file(&mut self, path: &Path, size: u64) -> Result<Vec<Piece>> {
-        // O_NOATIME keeps the source's access times as they were (allowed for the file's owner
-        // and root; others fall back to a plain open).
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NOATIME.bits() as i32)
-            .open(path)
-        {
-            Ok(f) => f,
-            Err(_) => File::open(path).map_err(Error::io(path))?,
-        };
-        let md = f.metadata().map_err(Error::io(path))?;
-        let extents = if md.blocks().saturating_mul(512) < size {
-            data_extents(&f, size).map_err(Error::io(path))?
-        } else {
-            vec![(0, size)]
-        };
-        let mut pieces = Vec::new();
-        let mut pos = 0u64;
-        for (start, len) in extents {
-            if start > pos {
-                pieces.push(Piece::Hole { hole: start - pos });
-            }
-            self.save_range(&f, path, start, len, &mut pieces)?;
-            pos = start + len;
-        }
-        if size > pos {
-            pieces.push(Piece::Hole { hole: size - pos });
-        }
-        Ok(pieces)
-    }
-
-    fn save_range(
-        &mut self,
-        f: &File,
-        path: &Path,
-        start: u64,
-        len: u64,
-        pieces: &mut Vec<Piece>,
-    ) -> Result<()> {
-        let cfg = &self.repo.config;
-        let (min, avg, max) = (
-            cfg.chunk_min as usize,
-            cfg.chunk_avg as usize,
-            cfg.chunk_max as usize,
-        );
-        let seed = self.repo.keys.chunker_seed;
-        let cut = move |buf: &[u8], eof: bool| -> (Vec<Vec<u8>>, usize) {
-            let mut chunks = Vec::new();
-            let mut used = 0;
-            let cdc = FastCDC::with_level_and_seed(buf, min, avg, max, Normalization::Level1, seed);
-            for c in cdc {
-                let end = c.offset + c.length;
-                if !eof && end == buf.len() {
-                    break; // may continue in the next block
-                }
-                if let Some(d) = buf.get(c.offset..end) {
-                    chunks.push(d.to_vec());
-                }
-                used = end;
-            }
-            (chunks, used)
-        };
-        if len <= BLOCK as u64 {
-            let mut buf = vec![0u8; len as usize];
-            f.read_exact_at(&mut buf, start).map_err(Error::io(path))?;
-            let (chunks, _) = cut(&buf, true);
-            let ids = self.save_blobs(chunks, BlobKind::Data)?;
-            pieces.extend(ids.into_iter().map(|id| Piece::Chunk(id.to_hex())));
-            return Ok(());
-        }
-        let (tx, rx) = mpsc::sync_channel::<std::io::Result<Vec<Vec<u8>>>>(3);
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + max);
-                let mut off = start;
-                let end = start + len;
-                while off < end {
-                    let n = (end - off).min(BLOCK as u64) as usize;
-                    let old = buf.len();
-                    buf.resize(old + n, 0);
-                    let Some(dst) = buf.get_mut(old..) else { break };
-                    if let Err(e) = f.read_exact_at(dst, off) {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                    off += n as u64;
-                    let (chunks, used) = cut(&buf, off >= end);
-                    buf.drain(..used);
-                    if tx.send(Ok(chunks)).is_err() {
-                        return;
-                    }
-                }
-            });
-            for batch in rx {
-                let chunks = batch.map_err(Error::io(path))?;
-                let ids = self.save_blobs(chunks, BlobKind::Data)?;
-                pieces.extend(ids.into_iter().map(|id| Piece::Chunk(id.to_hex())));
-            }
-            Ok(())
+        let repo = self.repo;
+        file_pieces(repo, path, size, &mut |chunks| {
+            self.save_blobs(chunks, BlobKind::Data)
         })
     }
 
@@ -500,8 +403,11 @@ impl Saver<'_> {
             // Merge this run's index files into one.
             let mut merged = IndexFile::default();
             for name in &self.index_files {
-                let p = self.repo.root.join("index").join(name);
-                let bytes = std::fs::read(&p).map_err(Error::io(&p))?;
+                let bytes = self
+                    .repo
+                    .backend
+                    .read(&format!("index/{name}"))?
+                    .ok_or_else(|| Error::corrupt(format!("index file {name}"), "missing"))?;
                 let plain = self.repo.keys.open(b"index", &bytes).ok_or_else(|| {
                     Error::corrupt(format!("index file {name}"), "authentication failed")
                 })?;
@@ -516,6 +422,126 @@ impl Saver<'_> {
         }
         Ok(())
     }
+}
+
+/// Opens `path` for reading, keeping its access time as it was where permitted.
+pub(crate) fn open_source(path: &Path) -> Result<File> {
+    // O_NOATIME keeps the source's access times as they were (allowed for the file's owner
+    // and root; others fall back to a plain open).
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOATIME.bits() as i32)
+        .open(path)
+    {
+        Ok(f) => Ok(f),
+        Err(_) => File::open(path).map_err(Error::io(path)),
+    }
+}
+
+/// Cuts a file's data into chunks with the repository's chunker (FastCDC with its secret seed),
+/// hands them to `store` in batches, in order, and returns the file's pieces: the ids `store`
+/// gives back, and the holes of a sparse file as lengths. Used to save a file and to compare a
+/// live file with a snapshot by hash (`verify --against`).
+pub(crate) fn file_pieces(
+    repo: &Repository,
+    path: &Path,
+    size: u64,
+    store: &mut dyn FnMut(Vec<Vec<u8>>) -> Result<Vec<BlobId>>,
+) -> Result<Vec<Piece>> {
+    let f = open_source(path)?;
+    let md = f.metadata().map_err(Error::io(path))?;
+    let extents = if md.blocks().saturating_mul(512) < size {
+        data_extents(&f, size).map_err(Error::io(path))?
+    } else {
+        vec![(0, size)]
+    };
+    let mut pieces = Vec::new();
+    let mut pos = 0u64;
+    for (start, len) in extents {
+        if start > pos {
+            pieces.push(Piece::Hole { hole: start - pos });
+        }
+        chunk_range(repo, &f, path, start, len, &mut |chunks| {
+            let ids = store(chunks)?;
+            pieces.extend(ids.into_iter().map(|id| Piece::Chunk(id.to_hex())));
+            Ok(())
+        })?;
+        pos = start + len;
+    }
+    if size > pos {
+        pieces.push(Piece::Hole { hole: size - pos });
+    }
+    Ok(pieces)
+}
+
+/// Chunks `len` bytes of `f` from `start`; a reader thread reads ahead in 8 MiB blocks while
+/// `batch` works on the chunks already cut.
+fn chunk_range(
+    repo: &Repository,
+    f: &File,
+    path: &Path,
+    start: u64,
+    len: u64,
+    batch: &mut dyn FnMut(Vec<Vec<u8>>) -> Result<()>,
+) -> Result<()> {
+    let cfg = &repo.config;
+    let (min, avg, max) = (
+        cfg.chunk_min as usize,
+        cfg.chunk_avg as usize,
+        cfg.chunk_max as usize,
+    );
+    let seed = repo.keys.chunker_seed;
+    let cut = move |buf: &[u8], eof: bool| -> (Vec<Vec<u8>>, usize) {
+        let mut chunks = Vec::new();
+        let mut used = 0;
+        let cdc = FastCDC::with_level_and_seed(buf, min, avg, max, Normalization::Level1, seed);
+        for c in cdc {
+            let end = c.offset + c.length;
+            if !eof && end == buf.len() {
+                break; // may continue in the next block
+            }
+            if let Some(d) = buf.get(c.offset..end) {
+                chunks.push(d.to_vec());
+            }
+            used = end;
+        }
+        (chunks, used)
+    };
+    if len <= BLOCK as u64 {
+        let mut buf = vec![0u8; len as usize];
+        f.read_exact_at(&mut buf, start).map_err(Error::io(path))?;
+        let (chunks, _) = cut(&buf, true);
+        return batch(chunks);
+    }
+    let (tx, rx) = mpsc::sync_channel::<std::io::Result<Vec<Vec<u8>>>>(3);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + max);
+            let mut off = start;
+            let end = start + len;
+            while off < end {
+                let n = (end - off).min(BLOCK as u64) as usize;
+                let old = buf.len();
+                buf.resize(old + n, 0);
+                let Some(dst) = buf.get_mut(old..) else { break };
+                if let Err(e) = f.read_exact_at(dst, off) {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                off += n as u64;
+                let (chunks, used) = cut(&buf, off >= end);
+                buf.drain(..used);
+                if tx.send(Ok(chunks)).is_err() {
+                    return;
+                }
+            }
+        });
+        for chunks in rx {
+            batch(chunks.map_err(Error::io(path))?)?;
+        }
+        Ok(())
+    })
 }
 
 fn find<'t>(tree: &'t Tree, name: &OsString) -> Option<&'t Node> {

@@ -128,8 +128,7 @@ pub fn verify(
             .packs
             .iter()
             .filter(|p| on_disk.contains(*p))
-            .filter_map(|p| std::fs::metadata(repo.pack_path(p)).ok())
-            .map(|m| m.len())
+            .filter_map(|p| repo.pack_size(p).ok().flatten())
             .sum();
         progress.total(total);
         let problems = Mutex::new(Vec::new());
@@ -141,8 +140,7 @@ pub fn verify(
                 let id = repo.index.pack_id(*n).unwrap_or_default();
                 let mut local_bad = Vec::new();
                 let mut local_problems = Vec::new();
-                let path = repo.pack_path(id);
-                let bytes = match std::fs::read(&path) {
+                let bytes = match repo.read_pack(id) {
                     Ok(b) => b,
                     Err(e) => {
                         local_problems.push(Problem {
@@ -218,8 +216,7 @@ pub fn verify(
     let mut recovered: HashMap<BlobId, (String, crate::repo::PackEntry)> = HashMap::new();
     if !repo.index_problems.is_empty() {
         for p in &unindexed {
-            let path = repo.pack_path(p);
-            let Ok(bytes) = std::fs::read(&path) else {
+            let Ok(bytes) = repo.read_pack(p) else {
                 continue;
             };
             if let Ok(header) = repo.read_pack_header(p, &bytes) {
@@ -289,8 +286,7 @@ impl Walker<'_> {
             {
                 // Readable from its pack, but its index entry is lost.
                 indexless = true;
-                let bytes = std::fs::read(self.repo.pack_path(pack))
-                    .map_err(crate::Error::io(&self.repo.pack_path(pack)))?;
+                let bytes = self.repo.read_pack(pack)?;
                 let sealed = bytes
                     .get(e.o as usize..(e.o + e.l) as usize)
                     .ok_or_else(|| crate::Error::corrupt("tree", "beyond its pack"))?;

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -873,4 +875,293 @@ fn backup_help_and_bad_input() {
     let notakey = s.path("notakey");
     a.extend(["--operator-key", p(&notakey), p(&s.0)]);
     assert!(fails(&run(&a)).contains("not a Parapet backup operator key"));
+}
+
+/// `verify --against PATH` compares a snapshot with the live source by hash: identical right
+/// after the backup (sparse holes, hard links and all), and every kind of later change named.
+#[test]
+fn verify_against_the_live_source_names_every_difference() {
+    let s = Scratch::new("against");
+    let src = s.path("src");
+    std::fs::create_dir_all(src.join("etc/conf.d")).unwrap();
+    std::fs::write(src.join("etc/app.conf"), noise(1, 50_000)).unwrap();
+    std::fs::write(src.join("etc/conf.d/same-size"), noise(2, 9_000)).unwrap();
+    std::fs::write(src.join("etc/mode"), b"mode").unwrap();
+    std::fs::write(src.join("gone"), b"bye").unwrap();
+    std::fs::write(src.join("big.bin"), noise(3, 20 * 1024 * 1024)).unwrap();
+    std::os::unix::fs::symlink("etc/app.conf", src.join("link")).unwrap();
+    // A sparse disk image: holes in the snapshot, later written out as real zeros.
+    let disk = src.join("disk.raw");
+    let f = std::fs::File::create(&disk).unwrap();
+    f.set_len(64 * 1024 * 1024).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(&noise(4, 100_000), 10 * 1024 * 1024)
+        .unwrap();
+    drop(f);
+    let repo = Repo::init(&s);
+    repo.backup(&[&src]);
+
+    let against = |extra: &[&str]| {
+        let mut a = repo.args("verify");
+        a.extend(["--json", "--against", p(&src)]);
+        a.extend(extra);
+        run(&a)
+    };
+    let o = against(&[]);
+    let v: Value = serde_json::from_str(&ok(&o)).unwrap();
+    assert_eq!(v["differences"].as_array().unwrap().len(), 0, "{v}");
+    assert_eq!(v["files"].as_u64(), Some(6));
+    assert!(v["bytes_hashed"].as_u64().unwrap() >= 20 * 1024 * 1024);
+
+    // Same bytes, no longer sparse: still identical (decided by reading the snapshot's chunks).
+    let bytes = std::fs::read(&disk).unwrap();
+    let mtime = std::fs::metadata(&disk).unwrap().modified().unwrap();
+    std::fs::remove_file(&disk).unwrap();
+    std::fs::write(&disk, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&disk)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert!(std::fs::metadata(&disk).unwrap().blocks() * 512 >= 60 * 1024 * 1024);
+    let v: Value = serde_json::from_str(&ok(&against(&[]))).unwrap();
+    assert_eq!(v["differences"].as_array().unwrap().len(), 0, "{v}");
+    assert!(v["bytes_read"].as_u64().unwrap() > 0, "{v}");
+
+    // Now change things in every way.
+    let mut same_size = std::fs::read(src.join("etc/conf.d/same-size")).unwrap();
+    same_size[4321] ^= 1;
+    let keep = std::fs::metadata(src.join("etc/conf.d/same-size"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::write(src.join("etc/conf.d/same-size"), &same_size).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(src.join("etc/conf.d/same-size"))
+        .unwrap()
+        .set_modified(keep)
+        .unwrap();
+    std::fs::set_permissions(src.join("etc/mode"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::remove_file(src.join("gone")).unwrap();
+    std::fs::write(src.join("etc/new"), b"new").unwrap();
+    std::fs::remove_file(src.join("link")).unwrap();
+    std::os::unix::fs::symlink("elsewhere", src.join("link")).unwrap();
+    let o = against(&[]);
+    let err = fails(&o);
+    assert!(err.contains("differs from snapshot"), "{err}");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut found: Vec<(String, String)> = v["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let path = d["path"].as_str().unwrap();
+            let rel = path.strip_prefix(p(&src)).unwrap().to_string();
+            (rel, d["kind"].as_str().unwrap().to_string())
+        })
+        .collect();
+    found.sort();
+    let expected: Vec<(String, String)> = [
+        ("/etc/conf.d/same-size", "content"),
+        ("/etc/mode", "metadata"),
+        ("/etc/new", "added"),
+        ("/gone", "missing"),
+        ("/link", "target"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(found, expected, "{v}");
+
+    // The text form names each too; a path the snapshot was not taken of is a clear error.
+    let mut a = repo.args("verify");
+    a.extend(["--against", p(&src)]);
+    let o = run(&a);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(!o.status.success());
+    assert!(
+        text.contains("content: ") && text.contains("same-size"),
+        "{text}"
+    );
+    let mut a = repo.args("verify");
+    let other = s.path("other");
+    std::fs::create_dir_all(&other).unwrap();
+    a.extend(["--against", p(&other)]);
+    let err = fails(&run(&a));
+    assert!(err.contains("was not taken of"), "{err}");
+}
+
+/// The off-site side (X.1642 8.10 "on-site and off-site"): a repository on an S3 server (moto)
+/// backs up, verifies and restores like a local one; `copy` keeps an off-site copy of an
+/// on-site repository without the password, incrementally; damage in the bucket is found.
+#[test]
+fn s3_repositories_and_copies_between_sites() {
+    let s3 = common::moto();
+    let python = common::test_python();
+    let boto = |code: &str, args: &[&str]| -> String {
+        let script = format!(
+            "import boto3, sys\ns3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='AKIDEXAMPLE', aws_secret_access_key='moto-secret')\n{code}"
+        );
+        let o = Command::new(&python)
+            .arg("-c")
+            .arg(script)
+            .arg(&s3.url)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "boto3: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    boto("s3.create_bucket(Bucket='offsite')", &[]);
+    let with_s3 = |c: &mut Command| {
+        c.env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "moto-secret")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", &s3.url);
+    };
+    let run_s3 = |args: &[&str]| {
+        let mut c = backup_cmd(args);
+        with_s3(&mut c);
+        c.output().unwrap()
+    };
+
+    let s = Scratch::new("s3");
+    let src = s.path("src");
+    std::fs::create_dir_all(src.join("etc")).unwrap();
+    std::fs::write(src.join("etc/a.conf"), noise(11, 70_000)).unwrap();
+    std::fs::write(src.join("image.raw"), noise(12, 40 * 1024 * 1024)).unwrap();
+    std::os::unix::fs::symlink("etc/a.conf", src.join("link")).unwrap();
+    let pwfile = s.path("password");
+    std::fs::write(&pwfile, format!("{PASSWORD}\n")).unwrap();
+    let key = s.path("operator.key");
+
+    // A repository directly on S3.
+    let url = "s3://offsite/direct";
+    let common_args = |cmd: &'static str| -> Vec<String> {
+        vec![
+            cmd.into(),
+            "--repo".into(),
+            url.into(),
+            "--password-file".into(),
+            p(&pwfile).into(),
+        ]
+    };
+    let call = |mut a: Vec<String>, extra: &[&str]| {
+        a.extend(extra.iter().map(|x| x.to_string()));
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        run_s3(&refs)
+    };
+    ok(&call(common_args("init"), &["--operator-key", p(&key)]));
+    let snap: Value = serde_json::from_str(&ok(&call(
+        common_args("run"),
+        &["--operator-key", p(&key), "--json", p(&src)],
+    )))
+    .unwrap();
+    assert_eq!(snap["snapshot"]["files"].as_u64(), Some(2), "{snap}");
+    ok(&call(common_args("verify"), &["--read-data"]));
+    let out = s.path("restored");
+    ok(&call(
+        common_args("restore"),
+        &["latest", "--target", p(&out)],
+    ));
+    assert_same_tree(&src, &out.join("src"));
+    let keys = boto(
+        "print('\\n'.join(o['Key'] for o in s3.list_objects_v2(Bucket='offsite', Prefix='direct/')['Contents']))",
+        &[],
+    );
+    assert!(
+        keys.lines().any(|k| k.starts_with("direct/data/")),
+        "{keys}"
+    );
+    assert!(keys.lines().any(|k| k == "direct/config"), "{keys}");
+    // The bucket never sees a plaintext name or content.
+    assert!(
+        !keys.contains("a.conf") && !keys.contains("image"),
+        "{keys}"
+    );
+
+    // An on-site repository copied off-site, without its password; then incrementally.
+    let repo = Repo::init(&s);
+    repo.backup(&[&src]);
+    let copy = |to: &str| {
+        let mut c = backup_cmd(&["copy", "--repo", p(&repo.dir), "--to", to, "--json"]);
+        with_s3(&mut c);
+        let o = c.output().unwrap();
+        serde_json::from_str::<Value>(&ok(&o)).unwrap()
+    };
+    let first = copy("s3://offsite/copy");
+    assert!(first["files_copied"].as_u64().unwrap() >= 5, "{first}");
+    std::fs::write(src.join("etc/new.conf"), b"added later").unwrap();
+    repo.backup(&[&src]);
+    let second = copy("s3://offsite/copy");
+    assert!(
+        second["files_present"].as_u64().unwrap() >= first["files_copied"].as_u64().unwrap() - 2,
+        "{second}"
+    );
+    assert!(
+        second["bytes_copied"].as_u64().unwrap() < 1024 * 1024,
+        "{second}"
+    );
+    let copied = "s3://offsite/copy";
+    let o = run_s3(&[
+        "snapshots",
+        "--repo",
+        copied,
+        "--password-file",
+        p(&pwfile),
+        "--json",
+    ]);
+    let snaps: Value = serde_json::from_str(&ok(&o)).unwrap();
+    assert_eq!(snaps.as_array().unwrap().len(), 2);
+    let back = s.path("from-offsite");
+    ok(&run_s3(&[
+        "restore",
+        "--repo",
+        copied,
+        "--password-file",
+        p(&pwfile),
+        "latest",
+        "--target",
+        p(&back),
+    ]));
+    assert_same_tree(&src, &back.join("src"));
+    // Copying into a different repository is refused.
+    let mut c = backup_cmd(&["copy", "--repo", p(&repo.dir), "--to", url]);
+    with_s3(&mut c);
+    let err = fails(&c.output().unwrap());
+    assert!(err.contains("another repository"), "{err}");
+
+    // One flipped byte in a pack in the bucket: verify --read-data names it.
+    let pack = keys
+        .lines()
+        .find(|k| k.starts_with("direct/data/"))
+        .unwrap()
+        .to_string();
+    boto(
+        "b = bytearray(s3.get_object(Bucket='offsite', Key=sys.argv[2])['Body'].read()); b[100] ^= 1; s3.put_object(Bucket='offsite', Key=sys.argv[2], Body=bytes(b))",
+        &[&pack],
+    );
+    let o = call(common_args("verify"), &["--read-data", "--json"]);
+    assert!(!o.status.success());
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let pack_id = pack.rsplit('/').next().unwrap();
+    assert!(v.to_string().contains(&pack_id[..12]), "{v}");
+    // A bucket that does not exist is a clear one-line error.
+    let err = fails(&run_s3(&[
+        "snapshots",
+        "--repo",
+        "s3://no-such-bucket/x",
+        "--password-file",
+        p(&pwfile),
+    ]));
+    assert!(
+        err.contains("remote storage") || err.contains("no config"),
+        "{err}"
+    );
 }

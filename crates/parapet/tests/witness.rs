@@ -16,7 +16,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ADMIN_PASSWORD, Backend, Server, as_dba, bin, start_on, start_with};
+use common::{
+    ADMIN_PASSWORD, Backend, Server, as_dba, bin, moto, start_on, start_with, test_python as python,
+};
 
 on_both!(a_rewritten_history_is_detected_by_saved_checkpoints);
 
@@ -264,56 +266,6 @@ fn webhook_and_directory_witnesses_receive_checkpoints() {
     assert!(ok, "{err}");
     assert!(out.starts_with("OK:"), "{out}");
     drop(srv);
-}
-
-/// The Python of the test environment (scripts/test makes it); the test fails without it.
-fn python() -> String {
-    std::env::var("PARAPET_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "PARAPET_TEST_PYTHON is not set: it must name a Python with the packages of \
-             tests/independent/requirements.txt (moto, botocore); scripts/test makes one in \
-             target/pyenv"
-        )
-    })
-}
-
-/// A moto S3 server on a free port, killed on drop.
-struct Moto {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(python())
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start moto ({}): {e}", python()));
-    let url = format!("http://127.0.0.1:{port}");
-    wait_for("moto to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    Moto { child, url }
 }
 
 /// Our AWS Signature V4 is byte-for-byte botocore's (the reference implementation) for the same

@@ -36,12 +36,29 @@ pub enum BackupCommand {
     Check(CheckArgs),
     /// Forget snapshots a retention policy does not keep and free the space they used.
     Prune(PruneArgs),
+    /// Copy the repository to another place (on-site to off-site, or back): only what the
+    /// destination lacks, checked by hash; no password needed, only ciphertext moves.
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CopyArgs {
+    /// The repository to copy: a local directory or `s3://bucket/prefix`.
+    #[arg(long, env = "PARAPET_BACKUP_REPOSITORY", value_name = "REPO")]
+    pub repo: String,
+    /// Where the copy is kept (created if empty; must be a copy of the same repository).
+    #[arg(long, value_name = "REPO")]
+    pub to: String,
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where the repository is and how to open it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RepoOpts {
-    /// The repository: a local directory.
+    /// The repository: a local directory or `s3://bucket/prefix` (credentials, region and
+    /// endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL).
     #[arg(long, env = "PARAPET_BACKUP_REPOSITORY", value_name = "REPO")]
     pub repo: String,
     /// A file whose first line is the repository password (else PARAPET_BACKUP_PASSWORD).
@@ -135,6 +152,19 @@ pub struct VerifyArgs {
     /// Also accept snapshots signed by this operator public key; repeatable.
     #[arg(long = "trust", value_name = "KEY")]
     pub trust: Vec<String>,
+    /// Instead of checking the repository, compare a snapshot with this live path by hash
+    /// (one of the paths the snapshot was taken of); repeatable. Exit status 0 only if
+    /// identical; every difference is named.
+    #[arg(long = "against", value_name = "PATH")]
+    pub against: Vec<PathBuf>,
+    /// The snapshot to compare with (an id prefix or `latest`, the default).
+    #[arg(
+        long,
+        value_name = "SNAPSHOT",
+        default_value = "latest",
+        requires = "against"
+    )]
+    pub snapshot: String,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -190,6 +220,7 @@ fn run_blocking(cmd: BackupCommand) -> anyhow::Result<()> {
         BackupCommand::Run(a) => backup_run(a),
         BackupCommand::Snapshots(a) => snapshots(a),
         BackupCommand::Restore(a) => restore(a),
+        BackupCommand::Verify(a) if !a.against.is_empty() => verify_against(a),
         BackupCommand::Verify(a) => verify(
             &a.r,
             VerifyOptions {
@@ -207,17 +238,15 @@ fn run_blocking(cmd: BackupCommand) -> anyhow::Result<()> {
             },
         ),
         BackupCommand::Prune(a) => prune(a),
+        BackupCommand::Copy(a) => copy(a),
     }
 }
 
-fn local_path(repo: &str) -> anyhow::Result<PathBuf> {
-    if repo.starts_with("s3://") {
-        bail!("S3 repositories are not supported by this build yet: use a local directory");
-    }
+fn backend(repo: &str) -> anyhow::Result<std::sync::Arc<dyn parapet_backup::Backend>> {
     if repo.is_empty() {
         bail!("--repo must not be empty");
     }
-    Ok(PathBuf::from(repo))
+    Ok(parapet_backup::open_location(repo)?)
 }
 
 fn password(r: &RepoOpts) -> anyhow::Result<Vec<u8>> {
@@ -240,9 +269,9 @@ fn password(r: &RepoOpts) -> anyhow::Result<Vec<u8>> {
 }
 
 fn open(r: &RepoOpts) -> anyhow::Result<Repository> {
-    let path = local_path(&r.repo)?;
+    let backend = backend(&r.repo)?;
     let pw = password(r)?;
-    Ok(Repository::open(&path, Env::system(), &pw)?)
+    Ok(Repository::open(backend, Env::system(), &pw)?)
 }
 
 fn read_operator_key(path: &Path) -> anyhow::Result<OperatorKey> {
@@ -266,7 +295,8 @@ fn write_operator_key(path: &Path, key: &OperatorKey) -> anyhow::Result<()> {
 }
 
 fn init(a: InitArgs) -> anyhow::Result<()> {
-    let path = local_path(&a.r.repo)?;
+    let backend = backend(&a.r.repo)?;
+    let location = backend.location();
     let pw = password(&a.r)?;
     let env = Env::system();
     let mut trusted = a.trust.clone();
@@ -286,7 +316,7 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
         );
     }
     let repo = Repository::init(
-        &path,
+        backend,
         env,
         &InitOptions {
             password: pw,
@@ -300,7 +330,7 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
         trusted_operators: &'a [String],
     }
     let o = Out {
-        repository: path.display().to_string(),
+        repository: location.clone(),
         id: &repo.config.id,
         trusted_operators: &trusted,
     };
@@ -573,6 +603,65 @@ fn verify(r: &RepoOpts, opts: VerifyOptions) -> anyhow::Result<()> {
             "verification failed: {} problem(s), {} affected file(s)",
             report.problems.len(),
             report.affected_files.len()
+        );
+    }
+    Ok(())
+}
+
+fn copy(a: CopyArgs) -> anyhow::Result<()> {
+    let from = backend(&a.repo)?;
+    let to = backend(&a.to)?;
+    let bar = Bar::new("copying", a.json);
+    let report = parapet_backup::copy(from.as_ref(), to.as_ref(), &bar)?;
+    bar.0.finish_and_clear();
+    if a.json {
+        return json(&report);
+    }
+    out(&format!(
+        "copied {} files ({}) from {} to {}; {} already there\n",
+        report.files_copied,
+        mib(report.bytes_copied),
+        report.from,
+        report.to,
+        report.files_present
+    ))
+}
+
+fn verify_against(a: VerifyArgs) -> anyhow::Result<()> {
+    let repo = open(&a.r)?;
+    let snap = repo.find_snapshot(&a.snapshot)?;
+    let mut trusted = repo.trusted_operators()?;
+    trusted.extend(a.trust.iter().cloned());
+    let bar = Bar::new("hashing", a.r.json);
+    let report = parapet_backup::compare(&repo, &snap, &trusted, &a.against, &bar)?;
+    bar.0.finish_and_clear();
+    if a.r.json {
+        json(&report)?;
+    } else {
+        for d in &report.differences {
+            let kind = serde_json::to_value(d.kind)?;
+            out(&format!(
+                "{}: {}: {}\n",
+                kind.as_str().unwrap_or("differs"),
+                d.path,
+                d.detail
+            ))?;
+        }
+        if report.identical() {
+            out(&format!(
+                "identical to snapshot {}: {} files, {} directories, {} hashed\n",
+                snap.id.get(..12).unwrap_or(&snap.id),
+                report.files,
+                report.dirs,
+                mib(report.bytes_hashed)
+            ))?;
+        }
+    }
+    if !report.identical() {
+        bail!(
+            "the live data differs from snapshot {} in {} place(s)",
+            snap.id.get(..12).unwrap_or(&snap.id),
+            report.differences.len()
         );
     }
     Ok(())

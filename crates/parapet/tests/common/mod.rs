@@ -184,3 +184,63 @@ pub fn as_dba(backend: Backend, database: &str, sql: &str) -> Result<(), String>
         }
     })
 }
+
+/// The Python of the test environment with the packages of tests/independent/requirements.txt
+/// (`PARAPET_TEST_PYTHON`; scripts/test makes it in target/pyenv). A test needing it fails,
+/// never skips, without it.
+pub fn test_python() -> String {
+    std::env::var("PARAPET_TEST_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| {
+            panic!(
+                "PARAPET_TEST_PYTHON is not set: it must name a Python with the packages of \
+                 tests/independent/requirements.txt (moto, botocore, …); scripts/test makes one \
+                 in target/pyenv"
+            )
+        })
+}
+
+/// A moto S3 server (the off-site store of the tests) on a free port, killed on drop.
+pub struct Moto {
+    child: Child,
+    pub url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn moto() -> Moto {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(test_python())
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start moto ({}): {e}", test_python()));
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "moto did not start listening on {url}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Moto { child, url }
+}
