@@ -443,3 +443,225 @@ impl Backend for S3 {
         Ok(Vec::new())
     }
 }
+
+// --- bandwidth limits --------------------------------------------------------------------
+
+/// Time for [`Limited`]: a monotonic clock and a way to wait (the real ones, or a test's).
+pub trait Pacer: Send + Sync {
+    /// Time since some fixed origin.
+    fn elapsed(&self) -> std::time::Duration;
+    fn sleep(&self, d: std::time::Duration);
+}
+
+/// The real clock.
+pub struct RealPacer(std::time::Instant);
+
+impl Default for RealPacer {
+    fn default() -> Self {
+        RealPacer(std::time::Instant::now())
+    }
+}
+
+impl Pacer for RealPacer {
+    fn elapsed(&self) -> std::time::Duration {
+        self.0.elapsed()
+    }
+    fn sleep(&self, d: std::time::Duration) {
+        std::thread::sleep(d);
+    }
+}
+
+/// One direction's rate: transfers are laid end to end on a schedule at `rate` bytes/s, and
+/// each waits until its slot ends, so any run of transfers averages at most the rate.
+struct Rate {
+    bytes_per_sec: f64,
+    /// When the schedule is next free.
+    next: Mutex<std::time::Duration>,
+}
+
+impl Rate {
+    fn pace(&self, pacer: &dyn Pacer, bytes: usize) {
+        let now = pacer.elapsed();
+        let slot = std::time::Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec);
+        let end = match self.next.lock() {
+            Ok(mut next) => {
+                let start = (*next).max(now);
+                *next = start + slot;
+                *next
+            }
+            Err(_) => return,
+        };
+        if end > now {
+            pacer.sleep(end - now);
+        }
+    }
+}
+
+/// A backend whose uploads and downloads are limited in bytes per second, so that backups do
+/// not take the bandwidth tenants need (X.1642 8.10 "task arrangement").
+pub struct Limited {
+    inner: Arc<dyn Backend>,
+    up: Option<Rate>,
+    down: Option<Rate>,
+    pacer: Arc<dyn Pacer>,
+}
+
+impl Limited {
+    /// Limits in KiB/s; `None` leaves that direction free. A limit of 0 is refused.
+    pub fn new(
+        inner: Arc<dyn Backend>,
+        upload_kib: Option<u64>,
+        download_kib: Option<u64>,
+        pacer: Arc<dyn Pacer>,
+    ) -> Result<Limited> {
+        let rate = |kib: Option<u64>, what: &str| -> Result<Option<Rate>> {
+            match kib {
+                None => Ok(None),
+                Some(0) => Err(Error::Invalid(format!(
+                    "the {what} limit must be at least 1 KiB/s"
+                ))),
+                Some(k) => Ok(Some(Rate {
+                    bytes_per_sec: k as f64 * 1024.0,
+                    next: Mutex::new(std::time::Duration::ZERO),
+                })),
+            }
+        };
+        Ok(Limited {
+            inner,
+            up: rate(upload_kib, "upload")?,
+            down: rate(download_kib, "download")?,
+            pacer,
+        })
+    }
+
+    fn down(&self, bytes: usize) {
+        if let Some(r) = &self.down {
+            r.pace(self.pacer.as_ref(), bytes);
+        }
+    }
+}
+
+impl Backend for Limited {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn is_empty(&self) -> Result<bool> {
+        self.inner.is_empty()
+    }
+    fn create(&self) -> Result<()> {
+        self.inner.create()
+    }
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let r = self.inner.read(name)?;
+        if let Some(b) = &r {
+            self.down(b.len());
+        }
+        Ok(r)
+    }
+    fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let b = self.inner.read_range(name, offset, len)?;
+        self.down(b.len());
+        Ok(b)
+    }
+    fn write(&self, name: &str, bytes: &[u8], sync: bool) -> Result<()> {
+        if let Some(r) = &self.up {
+            r.pace(self.pacer.as_ref(), bytes.len());
+        }
+        self.inner.write(name, bytes, sync)
+    }
+    fn list(&self, dir: &str) -> Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn size(&self, name: &str) -> Result<Option<u64>> {
+        self.inner.size(name)
+    }
+    fn remove(&self, name: &str) -> Result<()> {
+        self.inner.remove(name)
+    }
+    fn temporaries(&self) -> Result<Vec<String>> {
+        self.inner.temporaries()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::time::Duration;
+
+    /// A clock that only moves when someone sleeps, recording the sleeps.
+    #[derive(Default)]
+    struct TestPacer {
+        now: Mutex<Duration>,
+        slept: Mutex<Vec<Duration>>,
+    }
+    impl Pacer for TestPacer {
+        fn elapsed(&self) -> Duration {
+            *self.now.lock().unwrap()
+        }
+        fn sleep(&self, d: Duration) {
+            *self.now.lock().unwrap() += d;
+            self.slept.lock().unwrap().push(d);
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("parapet-backend-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("data")).unwrap();
+        d
+    }
+
+    #[test]
+    fn uploads_and_downloads_average_at_most_the_limit() {
+        let dir = scratch("limit");
+        let pacer = Arc::new(TestPacer::default());
+        let b = Limited::new(
+            Arc::new(Local::new(&dir)),
+            Some(200),
+            Some(400),
+            pacer.clone(),
+        )
+        .unwrap();
+        let chunk = vec![7u8; 100 * 1024];
+        for i in 0..10 {
+            b.write(&format!("data/f{i}"), &chunk, false).unwrap();
+        }
+        // 1000 KiB at 200 KiB/s: 5 s of waiting in all, the files intact.
+        let up = *pacer.now.lock().unwrap();
+        assert!((up.as_secs_f64() - 5.0).abs() < 0.01, "{up:?}");
+        for i in 0..10 {
+            assert_eq!(b.read(&format!("data/f{i}")).unwrap().unwrap(), chunk);
+        }
+        // Reading the same at 400 KiB/s: 2.5 s more.
+        let down = *pacer.now.lock().unwrap() - up;
+        assert!((down.as_secs_f64() - 2.5).abs() < 0.01, "{down:?}");
+        // Listing and sizes cost nothing.
+        let before = pacer.slept.lock().unwrap().len();
+        assert_eq!(b.list("data").unwrap().len(), 10);
+        assert_eq!(b.size("data/f0").unwrap(), Some(100 * 1024));
+        assert_eq!(pacer.slept.lock().unwrap().len(), before);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn time_spent_elsewhere_counts_towards_the_rate_and_zero_is_refused() {
+        let dir = scratch("idle");
+        let pacer = Arc::new(TestPacer::default());
+        let b = Limited::new(Arc::new(Local::new(&dir)), Some(100), None, pacer.clone()).unwrap();
+        // A transfer after a long pause does not wait for the time already past.
+        pacer.sleep(Duration::from_secs(60));
+        b.write("data/a", &vec![1u8; 50 * 1024], false).unwrap();
+        let waits = pacer.slept.lock().unwrap().clone();
+        assert_eq!(waits.len(), 2);
+        assert!((waits[1].as_secs_f64() - 0.5).abs() < 0.01, "{waits:?}");
+        // Downloads are free when only uploads are limited.
+        b.read("data/a").unwrap();
+        assert_eq!(pacer.slept.lock().unwrap().len(), 2);
+        assert!(matches!(
+            Limited::new(Arc::new(Local::new(&dir)), Some(0), None, pacer),
+            Err(Error::Invalid(_))
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -23,7 +23,7 @@ mod save;
 mod tree;
 mod verify;
 
-pub use backend::{Backend, Local, open_location};
+pub use backend::{Backend, Limited, Local, Pacer, RealPacer, open_location};
 pub use compare::{CompareReport, DiffKind, Difference, compare};
 pub use copy::{CopyReport, copy};
 pub use crypto::{OperatorKey, parse_public_key};

@@ -844,6 +844,7 @@ fn backup_help_and_bad_input() {
         "verify",
         "prune",
         "check",
+        "copy",
     ] {
         assert!(help.contains(c), "{help}");
     }
@@ -864,11 +865,19 @@ fn backup_help_and_bad_input() {
     let err = fails(&run(&[
         "snapshots",
         "--repo",
-        "s3://bucket/x",
+        "ftp://host/x",
         "--password-file",
         p(&repo.pwfile),
     ]));
-    assert!(err.contains("S3"), "{err}");
+    assert!(err.contains("s3://bucket/prefix"), "{err}");
+    let mut a = repo.args("snapshots");
+    a.extend(["--limit-upload", "0"]);
+    let err = fails(&run(&a));
+    assert!(err.contains("at least 1 KiB/s"), "{err}");
+    // A limited repository works the same (the pacing itself is unit-tested with a test clock).
+    let mut a = repo.args("snapshots");
+    a.extend(["--limit-download", "100000", "--json"]);
+    ok(&run(&a));
     let mut f = std::fs::File::create(s.path("notakey")).unwrap();
     f.write_all(b"garbage").unwrap();
     let mut a = repo.args("run");

@@ -41,6 +41,17 @@ pub enum BackupCommand {
     Copy(CopyArgs),
 }
 
+/// Bandwidth limits, so that backups leave tenants the bandwidth they need.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Limits {
+    /// Write to the repository at most this many KiB/s.
+    #[arg(long, value_name = "KIB_PER_SEC")]
+    pub limit_upload: Option<u64>,
+    /// Read from the repository at most this many KiB/s.
+    #[arg(long, value_name = "KIB_PER_SEC")]
+    pub limit_download: Option<u64>,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct CopyArgs {
     /// The repository to copy: a local directory or `s3://bucket/prefix`.
@@ -49,6 +60,9 @@ pub struct CopyArgs {
     /// Where the copy is kept (created if empty; must be a copy of the same repository).
     #[arg(long, value_name = "REPO")]
     pub to: String,
+    /// Limits: --limit-download applies to reading the source, --limit-upload to writing the copy.
+    #[command(flatten)]
+    pub limits: Limits,
     /// Print machine-readable JSON.
     #[arg(long)]
     pub json: bool,
@@ -64,6 +78,8 @@ pub struct RepoOpts {
     /// A file whose first line is the repository password (else PARAPET_BACKUP_PASSWORD).
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: Limits,
     /// Print machine-readable JSON.
     #[arg(long)]
     pub json: bool,
@@ -242,11 +258,23 @@ fn run_blocking(cmd: BackupCommand) -> anyhow::Result<()> {
     }
 }
 
-fn backend(repo: &str) -> anyhow::Result<std::sync::Arc<dyn parapet_backup::Backend>> {
+fn backend(
+    repo: &str,
+    limits: &Limits,
+) -> anyhow::Result<std::sync::Arc<dyn parapet_backup::Backend>> {
     if repo.is_empty() {
         bail!("--repo must not be empty");
     }
-    Ok(parapet_backup::open_location(repo)?)
+    let b = parapet_backup::open_location(repo)?;
+    if limits.limit_upload.is_none() && limits.limit_download.is_none() {
+        return Ok(b);
+    }
+    Ok(std::sync::Arc::new(parapet_backup::Limited::new(
+        b,
+        limits.limit_upload,
+        limits.limit_download,
+        std::sync::Arc::new(parapet_backup::RealPacer::default()),
+    )?))
 }
 
 fn password(r: &RepoOpts) -> anyhow::Result<Vec<u8>> {
@@ -269,7 +297,7 @@ fn password(r: &RepoOpts) -> anyhow::Result<Vec<u8>> {
 }
 
 fn open(r: &RepoOpts) -> anyhow::Result<Repository> {
-    let backend = backend(&r.repo)?;
+    let backend = backend(&r.repo, &r.limits)?;
     let pw = password(r)?;
     Ok(Repository::open(backend, Env::system(), &pw)?)
 }
@@ -295,7 +323,7 @@ fn write_operator_key(path: &Path, key: &OperatorKey) -> anyhow::Result<()> {
 }
 
 fn init(a: InitArgs) -> anyhow::Result<()> {
-    let backend = backend(&a.r.repo)?;
+    let backend = backend(&a.r.repo, &a.r.limits)?;
     let location = backend.location();
     let pw = password(&a.r)?;
     let env = Env::system();
@@ -609,8 +637,20 @@ fn verify(r: &RepoOpts, opts: VerifyOptions) -> anyhow::Result<()> {
 }
 
 fn copy(a: CopyArgs) -> anyhow::Result<()> {
-    let from = backend(&a.repo)?;
-    let to = backend(&a.to)?;
+    let from = backend(
+        &a.repo,
+        &Limits {
+            limit_upload: None,
+            limit_download: a.limits.limit_download,
+        },
+    )?;
+    let to = backend(
+        &a.to,
+        &Limits {
+            limit_upload: a.limits.limit_upload,
+            limit_download: None,
+        },
+    )?;
     let bar = Bar::new("copying", a.json);
     let report = parapet_backup::copy(from.as_ref(), to.as_ref(), &bar)?;
     bar.0.finish_and_clear();
