@@ -211,6 +211,8 @@ pub struct KeyView {
     pub deletion_due_at: Option<String>,
     pub deletion_requested_by: Option<String>,
     pub destroyed_at: Option<String>,
+    /// `parapet` (generated here) or `external` (imported by the tenant).
+    pub origin: String,
 }
 
 pub fn key_view(k: &KmsKey) -> KeyView {
@@ -230,6 +232,7 @@ pub fn key_view(k: &KmsKey) -> KeyView {
         deletion_due_at: k.deletion_due_at.map(|t| t.rfc3339()),
         deletion_requested_by: k.deletion_requested_by.clone(),
         destroyed_at: k.destroyed_at.map(|t| t.rfc3339()),
+        origin: k.origin.clone(),
     }
 }
 

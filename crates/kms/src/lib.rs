@@ -23,9 +23,12 @@ use serde_json::json;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+pub mod backup;
+pub mod byok;
 pub mod crypto;
 pub mod receipt;
 pub mod root;
+pub mod wrap;
 
 pub use crypto::{Context, CryptoError, KeyType, Token};
 pub use receipt::{DeletionReceipt, verify_receipt};
@@ -879,6 +882,7 @@ impl KmsService {
             deletion_requested_by: None,
             destroyed_at: None,
             receipt: None,
+            origin: "parapet".into(),
         };
         let e = self.event(
             Some(&p.tenant),
@@ -953,6 +957,12 @@ impl KmsService {
             return Err(KmsError::Conflict(format!(
                 "key {} is {}: only enabled keys are rotated",
                 key.name, key.state
+            )));
+        }
+        if key.origin == "external" {
+            return Err(KmsError::Conflict(format!(
+                "key {} holds imported material: Parapet does not rotate it (import a new key)",
+                key.name
             )));
         }
         let kt = Self::key_type(&key)?;

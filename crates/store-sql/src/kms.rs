@@ -17,7 +17,7 @@ macro_rules! key_cols {
     () => {
         "id, tenant_id, name, key_type, state, latest_version, min_decryption_version, \
          rotation_period_secs, next_rotation_at, exportable, policy, created_at, updated_at, \
-         deletion_due_at, deletion_requested_by, destroyed_at, receipt"
+         deletion_due_at, deletion_requested_by, destroyed_at, receipt, origin"
     };
 }
 
@@ -50,6 +50,7 @@ macro_rules! key_row {
             deletion_requested_by: row.try_get("deletion_requested_by").db()?,
             destroyed_at: destroyed.map(Timestamp),
             receipt: row.try_get("receipt").db()?,
+            origin: row.try_get("origin").db()?,
         }
     }};
 }
@@ -128,6 +129,41 @@ macro_rules! insert_version {
         .execute($exec)
         .await
         .db()?;
+    }};
+}
+
+/// Inserts the key `$k` of tenant `$ctx` on the executor `$exec`.
+macro_rules! insert_key {
+    ($exec:expr, $ctx:expr, $k:expr) => {{
+        let key: &KmsKey = $k;
+        sqlx::query(concat!(
+            "INSERT INTO kms_keys (",
+            key_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+             $16, $17, $18)"
+        ))
+        .bind(key.id.to_string())
+        .bind($ctx.tenant.to_string())
+        .bind(&key.name)
+        .bind(&key.key_type)
+        .bind(&key.state)
+        .bind(key.latest_version)
+        .bind(key.min_decryption_version)
+        .bind(key.rotation_period_secs)
+        .bind(key.next_rotation_at.map(|t| t.0))
+        .bind(i64::from(key.exportable))
+        .bind(policy_json(&key.policy)?)
+        .bind(key.created_at.0)
+        .bind(key.updated_at.0)
+        .bind(key.deletion_due_at.map(|t| t.0))
+        .bind(key.deletion_requested_by.clone())
+        .bind(key.destroyed_at.map(|t| t.0))
+        .bind(key.receipt.clone())
+        .bind(&key.origin)
+        .execute($exec)
+        .await
+        .db()
+        .map_err(|e| name_taken(e, &key.name))?;
     }};
 }
 
@@ -246,33 +282,7 @@ impl KmsStore for SqlStore {
             return Err(StoreError::Other("key of another tenant".into()));
         }
         with_tx!(self, |tx| {
-            sqlx::query(concat!(
-                "INSERT INTO kms_keys (",
-                key_cols!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                 $16, $17)"
-            ))
-            .bind(key.id.to_string())
-            .bind(ctx.tenant.to_string())
-            .bind(&key.name)
-            .bind(&key.key_type)
-            .bind(&key.state)
-            .bind(key.latest_version)
-            .bind(key.min_decryption_version)
-            .bind(key.rotation_period_secs)
-            .bind(key.next_rotation_at.map(|t| t.0))
-            .bind(i64::from(key.exportable))
-            .bind(policy_json(&key.policy)?)
-            .bind(key.created_at.0)
-            .bind(key.updated_at.0)
-            .bind(key.deletion_due_at.map(|t| t.0))
-            .bind(key.deletion_requested_by.clone())
-            .bind(key.destroyed_at.map(|t| t.0))
-            .bind(key.receipt.clone())
-            .execute(&mut *tx)
-            .await
-            .db()
-            .map_err(|e| name_taken(e, &key.name))?;
+            insert_key!(&mut *tx, ctx, key);
             insert_version!(&mut *tx, ctx, first);
             insert_audit!(&mut *tx, audit);
         });
@@ -425,6 +435,30 @@ impl KmsStore for SqlStore {
             .execute(&mut *tx)
             .await
             .db()?;
+            insert_audit!(&mut *tx, audit);
+        });
+        Ok(())
+    }
+
+    async fn kms_import_keys(
+        &self,
+        ctx: TenantCtx,
+        keys: &[(KmsKey, Vec<KmsKeyVersion>)],
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        if keys
+            .iter()
+            .any(|(k, vs)| k.tenant != ctx.tenant || vs.iter().any(|v| v.key != k.id))
+        {
+            return Err(StoreError::Other("key of another tenant".into()));
+        }
+        with_tx!(self, |tx| {
+            for (key, versions) in keys {
+                insert_key!(&mut *tx, ctx, key);
+                for v in versions {
+                    insert_version!(&mut *tx, ctx, v);
+                }
+            }
             insert_audit!(&mut *tx, audit);
         });
         Ok(())

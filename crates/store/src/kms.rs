@@ -60,6 +60,9 @@ pub struct KmsKey {
     pub destroyed_at: Option<Timestamp>,
     /// The signed deletion receipt, once destroyed.
     pub receipt: Option<String>,
+    /// Where the material came from: `parapet` (generated here) or `external` (imported by the
+    /// tenant, X.1642 8.2(3)).
+    pub origin: String,
 }
 
 /// One version of a key.
@@ -133,6 +136,14 @@ pub trait KmsStore: Send + Sync {
         &self,
         ctx: TenantCtx,
         key: &KmsKey,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// Stores whole keys with their versions (restored from a backup, or imported) and `audit`,
+    /// in one transaction: all or none. `Conflict` if a key id or name is taken.
+    async fn kms_import_keys(
+        &self,
+        ctx: TenantCtx,
+        keys: &[(KmsKey, Vec<KmsKeyVersion>)],
         audit: &AuditEvent,
     ) -> StoreResult<()>;
     /// Keys of every tenant pending deletion and due at `now` (`ctx` must be the provider).

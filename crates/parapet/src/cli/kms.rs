@@ -13,6 +13,8 @@ use parapet_client::{KmsKey, KmsStatus, NewKmsKey};
 use super::output::{clean, fields, json, out, table};
 use super::{CommonArgs, Session};
 
+mod backup;
+
 /// Largest input of the data commands (the server takes 64 KiB bodies; base64 grows by a third).
 pub const MAX_INPUT: usize = 46 * 1024;
 
@@ -56,6 +58,15 @@ pub enum KmsCommand {
     VerifyHmac(VerifyHmacArgs),
     /// Verify a signed deletion receipt offline against the receipt-signing public key.
     VerifyReceipt(VerifyReceiptArgs),
+    /// Export a key ring (your tenant's, or with --all every tenant's) sealed for a recovery key
+    /// held by custodians: an X25519 or RSA public key, or a recovery secret split into shares.
+    Backup(backup::BackupArgs),
+    /// Restore a key ring made by 'parapet kms backup' into this installation (keys keep their
+    /// ids, so old ciphertexts decrypt here).
+    Restore(backup::RestoreArgs),
+    /// Get a short-lived wrapping key to bring your own key material (prints the public key
+    /// PEM and the import token for 'parapet kms key import').
+    WrappingKey(backup::WrappingKeyArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -109,6 +120,8 @@ pub enum KeyCommand {
     Receipt(KeyArgs),
     /// Print the material of a key created with --exportable, as JSON (audited).
     Export(KeyArgs),
+    /// Import key material you made outside Parapet, wrapped by 'parapet kms wrapping-key'.
+    Import(backup::ImportArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -600,6 +613,9 @@ pub async fn run(cmd: KmsCommand) -> anyhow::Result<()> {
             report_valid(&s, ok, "MAC")
         }
         KmsCommand::VerifyReceipt(a) => verify_receipt(&a),
+        KmsCommand::Backup(a) => backup::backup(a).await,
+        KmsCommand::Restore(a) => backup::restore(a).await,
+        KmsCommand::WrappingKey(a) => backup::wrapping_key(a).await,
     }
 }
 
@@ -753,6 +769,7 @@ async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
                 ),
             )
         }
+        KeyCommand::Import(a) => backup::import(a).await,
         KeyCommand::Export(a) => {
             let s = Session::open(&a.common)?;
             let v = s.client.kms_export(&a.name).await.map_err(|e| s.fail(e))?;
