@@ -554,7 +554,16 @@ pub async fn encryption(
     Auth(p): Auth,
     Meta(meta): Meta,
 ) -> ApiResult<Json<EncryptionStatement>> {
-    let at_rest = st.kms.at_rest(&p, &meta).await?;
+    Ok(Json(statement(&st, &p, &meta).await?))
+}
+
+/// The encryption statement of the running configuration, as the caller's tenant sees it.
+pub async fn statement(
+    st: &AppState,
+    p: &parapet_iam::Principal,
+    meta: &parapet_iam::RequestMeta,
+) -> Result<EncryptionStatement, KmsError> {
+    let at_rest = st.kms.at_rest(p, meta).await?;
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     let mut protocols: Vec<String> = Vec::new();
     for s in &provider.cipher_suites {
@@ -563,7 +572,7 @@ pub async fn encryption(
             protocols.push(v);
         }
     }
-    Ok(Json(EncryptionStatement {
+    Ok(EncryptionStatement {
         at_rest,
         in_transit: InTransit {
             tls: st.config.tls,
@@ -579,7 +588,7 @@ pub async fn encryption(
                 .map(|g| format!("{:?}", g.name()))
                 .collect(),
         },
-    }))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ on_both!(
     roles_are_separate_and_keys_are_invisible_to_other_tenants,
     deletion_waits_then_destroys_and_issues_a_verifiable_receipt,
     keys_rotate_on_schedule_with_the_clock,
+    wrapping_keys_expire_and_shredded_keys_stay_shredded_through_a_restore,
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -779,4 +780,155 @@ async fn keys_rotate_on_schedule_with_the_clock(backend: Backend) {
             .unwrap()[..],
         b"d"
     );
+}
+
+async fn wrapping_keys_expire_and_shredded_keys_stay_shredded_through_a_restore(backend: Backend) {
+    use parapet_kms::backup::{Recipient, Recovery, Scope};
+    use parapet_kms::byok::WrapAlg;
+    use parapet_kms::wrap;
+    let w = world(backend, true).await;
+    let m = meta();
+    // A wrapping key works until it expires (24 h), on the injected clock.
+    let wk = w
+        .kms
+        .wrapping_key(&w.alice, WrapAlg::RsaOaepSha256, &m)
+        .await
+        .unwrap();
+    let public = wrap::rsa_public(wk.public_key_pem.as_bytes()).unwrap();
+    let wrapped = wrap::rsa_oaep_seal(&public, &[7u8; 32]).unwrap();
+    w.clock.advance_secs(24 * 3600);
+    let late = w
+        .kms
+        .import_key(&w.alice, &aes("late"), &wrapped, &wk.import_token, &m)
+        .await;
+    assert!(
+        matches!(late, Err(KmsError::Invalid(ref e)) if e.contains("expired")),
+        "{late:?}"
+    );
+    // Material of the wrong length is refused.
+    let wk = w
+        .kms
+        .wrapping_key(&w.alice, WrapAlg::X25519, &m)
+        .await
+        .unwrap();
+    let pk = wrap::x25519_public(wk.public_key_pem.as_bytes()).unwrap();
+    let short = wrap::x25519_seal(
+        &pk,
+        &[9u8; 32],
+        [1; 12],
+        parapet_kms::byok::X25519_INFO,
+        &[1u8; 16],
+    )
+    .unwrap();
+    assert!(matches!(
+        w.kms
+            .import_key(&w.alice, &aes("short"), &short, &wk.import_token, &m)
+            .await,
+        Err(KmsError::Invalid(_))
+    ));
+
+    // A destroyed key travels without material and comes back destroyed, receipt included.
+    w.kms.create_key(&w.alice, &aes("kept"), &m).await.unwrap();
+    w.kms
+        .create_key(&w.alice, &aes("shredded"), &m)
+        .await
+        .unwrap();
+    let c = ctx(&[("a", "b")]);
+    let kept_ct = w
+        .kms
+        .encrypt(&w.bob, "kept", b"keep", &c, &m)
+        .await
+        .unwrap();
+    let gone_ct = w
+        .kms
+        .encrypt(&w.bob, "shredded", b"gone", &c, &m)
+        .await
+        .unwrap();
+    w.kms
+        .schedule_deletion(&w.alice, "shredded", Some(7), &m)
+        .await
+        .unwrap();
+    w.clock.advance_secs(7 * 86_400 + 1);
+    assert_eq!(w.kms.destroy_due().await.unwrap().len(), 1);
+    let out = w
+        .kms
+        .backup(
+            &w.alice,
+            Scope::Tenant,
+            &Recipient::Shamir {
+                shares: 2,
+                threshold: 2,
+            },
+            &m,
+        )
+        .await
+        .unwrap();
+    assert_eq!((out.bundle.keys, out.shares.len()), (2, 2));
+    // Other roles and other tenants' administrators cannot make or restore it.
+    assert!(matches!(
+        w.kms
+            .backup(
+                &w.bob,
+                Scope::Tenant,
+                &Recipient::Shamir {
+                    shares: 1,
+                    threshold: 1
+                },
+                &m
+            )
+            .await,
+        Err(KmsError::Forbidden(_))
+    ));
+    assert!(matches!(
+        w.kms
+            .backup(
+                &w.alice,
+                Scope::All,
+                &Recipient::Shamir {
+                    shares: 1,
+                    threshold: 1
+                },
+                &m
+            )
+            .await,
+        Err(KmsError::Forbidden(_))
+    ));
+    let g = w
+        .kms
+        .backup(
+            &w.gina,
+            Scope::Tenant,
+            &Recipient::Shamir {
+                shares: 1,
+                threshold: 1,
+            },
+            &m,
+        )
+        .await
+        .unwrap();
+    assert_eq!(g.bundle.keys, 0);
+
+    let w2 = world(backend, true).await;
+    let recovery = Recovery::Shares(out.shares.clone());
+    let one = Recovery::Shares(out.shares[..1].to_vec());
+    assert!(matches!(
+        w2.kms.restore(&w2.alice, &out.bundle, &one, &m).await,
+        Err(KmsError::Invalid(_))
+    ));
+    let r = w2
+        .kms
+        .restore(&w2.alice, &out.bundle, &recovery, &m)
+        .await
+        .unwrap();
+    assert_eq!(r.tenants.len(), 1);
+    assert_eq!(
+        &w2.kms.decrypt(&w2.bob, &kept_ct, &c, &m).await.unwrap()[..],
+        b"keep"
+    );
+    assert!(w2.kms.decrypt(&w2.bob, &gone_ct, &c, &m).await.is_err());
+    let info = w2.kms.get_key(&w2.alice, "shredded", &m).await.unwrap();
+    assert_eq!(info.key.state, "destroyed");
+    assert!(info.versions.iter().all(|v| v.destroyed));
+    let text = w2.kms.receipt(&w2.alice, "shredded", &m).await.unwrap();
+    assert!(parapet_kms::verify_receipt(&text, &w.kms.receipt_public_key().unwrap()).is_ok());
 }

@@ -303,6 +303,53 @@ fn a_key_ring_restored_into_a_fresh_installation_decrypts_old_ciphertexts(backen
         assert!(d.contains("x25519") && d.contains(&ct1.split(':').nth(2).unwrap().to_string()), "{d}");
         assert_eq!(a.audit(&admin_a, "provider", "kms.backup").await.len(), 3);
 
+        // The console: backup by shares, a wrapping key, the encryption statement; forms need
+        // the CSRF token; another tenant's backup holds its own keys only.
+        let csrf = "c".repeat(43);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let console = |tok: String, path: &'static str, form: Option<Vec<(&'static str, String)>>| {
+            let http = http.clone();
+            let url = a.base.clone();
+            let csrf = csrf.clone();
+            async move {
+                let cookie = format!("parapet_session={tok}; parapet_csrf={csrf}");
+                let r = match form {
+                    None => http.get(format!("{url}{path}")).header("cookie", cookie),
+                    Some(f) => http.post(format!("{url}{path}")).header("cookie", cookie).form(&f),
+                }
+                .send()
+                .await
+                .unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        let (s, html) = console(alice.clone(), "/console/kms/custody", None).await;
+        assert!(s == 200 && html.contains("Back up the key ring") && html.contains("Bring your own key"), "{html}");
+        let shamir = |with: bool| {
+            let mut f = vec![("recipient", "shamir".to_string()), ("shares", "2".into()), ("threshold", "2".into()), ("public_key", String::new())];
+            if with {
+                f.push(("csrf", csrf.clone()));
+            }
+            f
+        };
+        let (s, _) = console(alice.clone(), "/console/kms/backup", Some(shamir(false))).await;
+        assert_eq!(s, 403);
+        let (s, html) = console(alice.clone(), "/console/kms/backup", Some(shamir(true))).await;
+        assert!(s == 200 && html.contains("parapet-kms-backup/v1") && html.contains("Recovery shares") && html.contains("2 key(s) of 1 tenant(s)"), "{html}");
+        let (s, html) = console(gina.clone(), "/console/kms/backup", Some(shamir(true))).await;
+        assert!(s == 200 && html.contains("1 key(s) of 1 tenant(s)"), "{html}");
+        let (s, html) = console(bob.clone(), "/console/kms/backup", Some(shamir(true))).await;
+        assert_eq!(s, 403, "{html}");
+        let (s, html) = console(alice.clone(), "/console/kms/wrapping-key", Some(vec![("algorithm", "x25519".into()), ("csrf", csrf.clone())])).await;
+        assert!(s == 200 && html.contains("BEGIN PUBLIC KEY") && html.contains("Import token"), "{html}");
+        let (s, html) = console(alice.clone(), "/console/kms/encryption", None).await;
+        assert!(s == 200 && html.contains("AES-256-GCM") && html.contains("TLS13_AES_256_GCM_SHA384"), "{html}");
+        let (_, html) = console(alice.clone(), "/console/kms", None).await;
+        assert!(html.contains("<td>parapet</td>"), "{html}");
+
         // Installation B (another root key): alice's ring restored into a new tenant acme.
         let admin_b = b.people(&[("acme", "alice", "tenant-admin"), ("globex", "gina", "tenant-admin"), ("provider", "kc", "key-custodian")]).await;
         let (alice_b, gina_b) = (b.login("alice@acme", PW).await, b.login("gina@globex", PW).await);
