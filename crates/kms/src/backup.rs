@@ -486,6 +486,14 @@ impl KmsService {
             let kek = self.kek(target.id).await?;
             let mut keys = Vec::with_capacity(rt.keys.len());
             for k in rt.keys {
+                // Every installation makes its own platform key at its first unseal; the secrets
+                // it sealed stay with that installation's database.
+                if target.id == self.provider.id
+                    && k.name == crate::platform::PLATFORM_KEY
+                    && self.store.kms_get_key(ctx, &k.name).await.is_ok()
+                {
+                    continue;
+                }
                 crate::validate_key_name(&k.name)?;
                 if KeyType::parse(&k.key_type).is_none() {
                     return Err(bad_backup(format!("unknown key type {:?}", k.key_type)));
@@ -575,6 +583,9 @@ impl KmsService {
             tenants: Vec::new(),
         };
         for (target, keys) in rows {
+            if keys.is_empty() {
+                continue;
+            }
             let listed: Vec<_> = keys
                 .iter()
                 .take(AUDIT_LIST_MAX)

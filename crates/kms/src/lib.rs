@@ -26,6 +26,7 @@ use zeroize::Zeroizing;
 pub mod backup;
 pub mod byok;
 pub mod crypto;
+pub mod platform;
 pub mod receipt;
 pub mod root;
 pub mod wrap;
@@ -207,6 +208,8 @@ pub struct KmsService {
     meta: RwLock<HashMap<(TenantId, String), (KmsKey, Timestamp)>>,
     /// Records of key uses, written in batches by [`audit_writer`] (group commit).
     audit_tx: tokio::sync::mpsc::Sender<Pending>,
+    /// The platform key ring that seals other modules' secrets (`platform.rs`).
+    platform: Arc<platform::PlatformKeys>,
 }
 
 /// A record waiting for its batch, and who waits for it to be stored.
@@ -292,14 +295,20 @@ impl KmsService {
         let root = store.kms_root(TenantCtx::new(provider.id)).await?;
         let (audit_tx, audit_rx) = tokio::sync::mpsc::channel(8 * AUDIT_BATCH);
         tokio::spawn(audit_writer(store.clone(), audit_rx));
+        let platform = Arc::new(platform::PlatformKeys::new(env.clone()));
         let seal = match root {
             None => Seal::Uninitialized,
-            Some(root) => Seal::Sealed {
-                root,
-                shares: Vec::new(),
-            },
+            Some(root) => {
+                // Initialized: platform secrets are the key service's from now on.
+                iam.set_platform_sealer(platform.clone());
+                Seal::Sealed {
+                    root,
+                    shares: Vec::new(),
+                }
+            }
         };
         Ok(KmsService {
+            platform,
             store,
             iam,
             env,
@@ -495,6 +504,7 @@ impl KmsService {
             root: record,
             shares: Vec::new(),
         };
+        self.iam.set_platform_sealer(self.platform.clone());
         Ok(out)
     }
 
@@ -546,7 +556,8 @@ impl KmsService {
             ));
         }
         *self.seal.write().map_err(|_| poisoned())? = Seal::Unsealed { root: record, key };
-        Ok(())
+        self.iam.set_platform_sealer(self.platform.clone());
+        self.load_platform().await
     }
 
     /// Adds one custodian's share; unseals once the threshold is reached. Shares that do not
@@ -623,6 +634,9 @@ impl KmsService {
                     .into(),
             ));
         }
+        if what == "unsealed" {
+            self.load_platform().await?;
+        }
         Ok(self.status())
     }
 
@@ -649,6 +663,7 @@ impl KmsService {
         }
         self.keks.write().map_err(|_| poisoned())?.clear();
         self.material.write().map_err(|_| poisoned())?.clear();
+        self.platform.clear();
         let e = self.event(
             Some(&self.provider),
             p.actor(),
@@ -985,6 +1000,9 @@ impl KmsService {
             .kms_add_version(TenantCtx::new(tenant.id), &key, &v, &e)
             .await?;
         self.forget(tenant.id, &key);
+        if tenant.id == self.provider.id && key.name == platform::PLATFORM_KEY {
+            self.reload_platform(&key).await?;
+        }
         Ok(key)
     }
 
@@ -1079,7 +1097,13 @@ impl KmsService {
         name: &str,
         meta: &RequestMeta,
     ) -> KmsResult<KmsKey> {
+        let provider = self.provider.id;
         self.change_state(p, name, "key.disable", meta, |k, _| {
+            if k.tenant == provider && k.name == platform::PLATFORM_KEY {
+                return Err(KmsError::Conflict(
+                    "the platform key seals other modules' secrets: it is never disabled".into(),
+                ));
+            }
             if k.state != "enabled" {
                 return Err(KmsError::Conflict(format!("key {} is {}", k.name, k.state)));
             }
@@ -1161,7 +1185,13 @@ impl KmsService {
             )));
         }
         let by = p.login_name();
+        let provider = self.provider.id;
         self.change_state(p, name, "key.schedule-deletion", meta, |k, now| {
+            if k.tenant == provider && k.name == platform::PLATFORM_KEY {
+                return Err(KmsError::Conflict(
+                    "the platform key seals other modules' secrets: it is never deleted".into(),
+                ));
+            }
             if !matches!(k.state.as_str(), "enabled" | "disabled") {
                 return Err(KmsError::Conflict(format!("key {} is {}", k.name, k.state)));
             }

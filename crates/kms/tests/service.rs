@@ -34,6 +34,7 @@ on_both!(
     deletion_waits_then_destroys_and_issues_a_verifiable_receipt,
     keys_rotate_on_schedule_with_the_clock,
     wrapping_keys_expire_and_shredded_keys_stay_shredded_through_a_restore,
+    totp_secrets_move_under_the_platform_key_and_a_sealed_service_says_so,
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -555,8 +556,16 @@ async fn roles_are_separate_and_keys_are_invisible_to_other_tenants(backend: Bac
         w.kms.decrypt(&w.carol, &ct, &c, &m).await,
         Err(KmsError::Forbidden(_))
     ));
-    // Provider administrators do not see tenant keys; key custodians hold no key rights.
-    assert!(w.kms.list_keys(&w.admin, &m).await.unwrap().is_empty());
+    // Provider administrators do not see tenant keys (only the provider's own platform key);
+    // key custodians hold no key rights.
+    let provider_keys = w.kms.list_keys(&w.admin, &m).await.unwrap();
+    assert_eq!(
+        provider_keys
+            .iter()
+            .map(|k| k.name.as_str())
+            .collect::<Vec<_>>(),
+        vec![parapet_kms::platform::PLATFORM_KEY]
+    );
     assert!(matches!(
         w.kms.decrypt(&w.admin, &ct, &c, &m).await,
         Err(KmsError::NotFound(_))
@@ -931,4 +940,132 @@ async fn wrapping_keys_expire_and_shredded_keys_stay_shredded_through_a_restore(
     assert!(info.versions.iter().all(|v| v.destroyed));
     let text = w2.kms.receipt(&w2.alice, "shredded", &m).await.unwrap();
     assert!(parapet_kms::verify_receipt(&text, &w.kms.receipt_public_key().unwrap()).is_ok());
+}
+
+fn base32_decode(s: &str) -> Vec<u8> {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut n, mut out) = (0u64, 0u32, Vec::new());
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = A.iter().position(|x| *x == c).unwrap() as u64;
+        bits = (bits << 5) | v;
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    out
+}
+
+async fn totp_secrets_move_under_the_platform_key_and_a_sealed_service_says_so(backend: Backend) {
+    use parapet_iam::mfa::{hotp, step_of};
+    use parapet_store::{AuditStore, MfaStore};
+    let w = world(backend, false).await;
+    let m = meta();
+    let actx = TenantCtx::new(w.alice.tenant.id);
+    // Before the key service exists, the local secrets key seals TOTP secrets.
+    let e = w.iam.totp_begin(&w.alice, &m).await.unwrap();
+    let secret = base32_decode(&e.secret_base32);
+    let rec = w
+        .store
+        .get_totp(actx, w.alice.user.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        rec.sealed_secret.starts_with("v1:"),
+        "{}",
+        rec.sealed_secret
+    );
+    // Initialized but sealed: new secrets are refused with a clear reason, old ones still open.
+    let shares = w.kms.init(&w.custodian, 1, 1, &m).await.unwrap();
+    let refused = w.iam.totp_begin(&w.bob, &m).await;
+    assert!(
+        matches!(refused, Err(parapet_iam::IamError::Unavailable(ref e)) if e.contains("sealed")),
+        "{refused:?}"
+    );
+    // Unsealing makes the platform key and re-seals the old secret under it, audited.
+    w.kms.unseal(&w.custodian, &shares[0], &m).await.unwrap();
+    let rec = w
+        .store
+        .get_totp(actx, w.alice.user.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        rec.sealed_secret.starts_with("kms:parapet:v1:"),
+        "{}",
+        rec.sealed_secret
+    );
+    let pk = w
+        .kms
+        .get_key(&w.admin, parapet_kms::platform::PLATFORM_KEY, &m)
+        .await
+        .unwrap();
+    assert!(rec.sealed_secret.contains(&pk.key.id.to_string()));
+    let trail = w
+        .store
+        .list_audit(
+            TenantCtx::new(w.admin.tenant.id),
+            &parapet_store::AuditFilter {
+                action: Some("kms.platform-secret.reseal".into()),
+                ..Default::default()
+            },
+            &parapet_store::Page {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(trail.len(), 1);
+    // The secret still works: the first code confirms the enrolment.
+    let code = hotp(&secret, step_of(w.env.now()), 6);
+    w.iam.totp_confirm(&w.alice, &code, &m).await.unwrap();
+    // New secrets are sealed by the key service; rotating its key keeps old ones readable.
+    w.iam.totp_begin(&w.bob, &m).await.unwrap();
+    w.kms
+        .rotate(&w.admin, parapet_kms::platform::PLATFORM_KEY, &m)
+        .await
+        .unwrap();
+    let bob = w
+        .store
+        .get_totp(TenantCtx::new(w.bob.tenant.id), w.bob.user.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(bob.sealed_secret.starts_with("kms:"));
+    assert!(w.iam.totp_begin(&w.carol, &m).await.is_ok());
+    let carol = w
+        .store
+        .get_totp(TenantCtx::new(w.carol.tenant.id), w.carol.user.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        carol.sealed_secret.contains(":2:"),
+        "{}",
+        carol.sealed_secret
+    );
+    // The platform key is never disabled or deleted.
+    assert!(matches!(
+        w.kms
+            .disable(&w.admin, parapet_kms::platform::PLATFORM_KEY, &m)
+            .await,
+        Err(KmsError::Conflict(_))
+    ));
+    assert!(matches!(
+        w.kms
+            .schedule_deletion(&w.admin, parapet_kms::platform::PLATFORM_KEY, Some(7), &m)
+            .await,
+        Err(KmsError::Conflict(_))
+    ));
+    // Sealed again: second factors cannot be enrolled, and the server says why.
+    w.kms.seal(&w.custodian, &m).await.unwrap();
+    let refused = w.iam.totp_begin(&w.gina, &m).await;
+    assert!(
+        matches!(refused, Err(parapet_iam::IamError::Unavailable(ref e)) if e.contains("sealed")),
+        "{refused:?}"
+    );
 }

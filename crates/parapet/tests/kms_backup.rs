@@ -294,7 +294,8 @@ fn a_key_ring_restored_into_a_fresh_installation_decrypts_old_ciphertexts(backen
         let shares: Vec<String> = out.lines().map(str::to_string).collect();
         assert_eq!(shares.len(), 3, "{out}");
         let all_backup: Value = serde_json::from_slice(&std::fs::read(&all_file).unwrap()).unwrap();
-        assert_eq!((all_backup["keys"].as_u64(), all_backup["scope"].as_str()), (Some(3), Some("all")));
+        // Three tenant keys and the provider's platform key (which seals TOTP secrets).
+        assert_eq!((all_backup["keys"].as_u64(), all_backup["scope"].as_str()), (Some(4), Some("all")));
 
         // Every backup is in the audit trail, with its key ids, never material.
         let recs = a.audit(&admin_a, "acme", "kms.backup").await;

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use parapet_store::{
-    AuditEvent, KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore, StoreError, StoreResult,
+    AuditEvent, KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore, LocalSecret, StoreError,
+    StoreResult,
 };
 use parapet_types::{TenantCtx, TenantId, Timestamp};
 use sqlx::Row;
@@ -169,6 +170,66 @@ macro_rules! insert_key {
 
 #[async_trait]
 impl KmsStore for SqlStore {
+    async fn platform_local_secrets(
+        &self,
+        ctx: TenantCtx,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<LocalSecret>> {
+        let rows: Vec<(String, String, String)> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT m.tenant_id, m.user_id, m.sealed_secret FROM mfa_totp m \
+                 WHERE EXISTS (SELECT 1 FROM tenants p WHERE p.id = $1 AND p.kind = 'provider') \
+                 AND m.sealed_secret NOT LIKE 'kms:%' AND m.user_id > $2 \
+                 ORDER BY m.user_id LIMIT $3",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(after.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .db()?
+        });
+        rows.into_iter()
+            .map(|(t, u, sealed)| {
+                Ok(LocalSecret {
+                    tenant: TenantId(uuid("tenant id", &t)?),
+                    user: parapet_types::UserId(uuid("user id", &u)?),
+                    sealed,
+                })
+            })
+            .collect()
+    }
+
+    async fn platform_reseal_secret(
+        &self,
+        ctx: TenantCtx,
+        user: parapet_types::UserId,
+        old: &str,
+        new: &str,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let changed = with_tx!(self, |tx| {
+            let n = sqlx::query(
+                "UPDATE mfa_totp SET sealed_secret = $4 WHERE tenant_id = $1 AND user_id = $2 \
+                 AND sealed_secret = $3",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(user.to_string())
+            .bind(old)
+            .bind(new)
+            .execute(&mut *tx)
+            .await
+            .db()?
+            .rows_affected();
+            if n == 1 {
+                insert_audit!(&mut *tx, audit);
+            }
+            n == 1
+        });
+        Ok(changed)
+    }
+
     async fn kms_root(&self, ctx: TenantCtx) -> StoreResult<Option<KmsRoot>> {
         with_pool!(self, |pool| {
             let row = sqlx::query(

@@ -77,8 +77,34 @@ pub struct KmsKeyVersion {
     pub created_at: Timestamp,
 }
 
+/// A platform secret still sealed by the local secrets key (before the key service sealed it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSecret {
+    pub tenant: TenantId,
+    pub user: parapet_types::UserId,
+    pub sealed: String,
+}
+
 #[async_trait::async_trait]
 pub trait KmsStore: Send + Sync {
+    /// TOTP secrets of every tenant still sealed by the local key (not `kms:`), by user id after
+    /// `after` (`ctx` must be the provider).
+    async fn platform_local_secrets(
+        &self,
+        ctx: TenantCtx,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<LocalSecret>>;
+    /// Replaces a sealed TOTP secret if it is still `old`, with its audit record; false if it
+    /// changed meanwhile.
+    async fn platform_reseal_secret(
+        &self,
+        ctx: TenantCtx,
+        user: parapet_types::UserId,
+        old: &str,
+        new: &str,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
     /// The root's description (`ctx` is the provider tenant).
     async fn kms_root(&self, ctx: TenantCtx) -> StoreResult<Option<KmsRoot>>;
     /// Records the root at initialization; `Conflict` if one exists.
