@@ -533,6 +533,77 @@ pub struct EncryptionStatement {
     #[schema(value_type = Object)]
     pub at_rest: parapet_kms::AtRest,
     pub in_transit: InTransit,
+    /// How Parapet's own data is protected, item by item, as configured now.
+    pub platform: Vec<DisclosureItem>,
+}
+
+/// One line of the encryption statement.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DisclosureItem {
+    pub what: String,
+    pub how: String,
+}
+
+fn item(what: &str, how: impl Into<String>) -> DisclosureItem {
+    DisclosureItem {
+        what: what.into(),
+        how: how.into(),
+    }
+}
+
+/// Parapet's own data at rest, from the running configuration.
+fn platform_items(st: &AppState) -> Vec<DisclosureItem> {
+    let totp = if st.iam.secrets_under_kms() {
+        match st.kms.platform_key() {
+            Some((id, v)) => format!(
+                "AES-256-GCM under the provider's platform key {} (id {id}, version {v}) of the \
+                 key service, bound to tenant and user",
+                parapet_kms::platform::PLATFORM_KEY
+            ),
+            None => "sealed under the key service's platform key; the key service is sealed, so \
+                     second factors cannot be checked until custodians unseal it"
+                .into(),
+        }
+    } else {
+        "AES-256-GCM under the local secrets key file (parapet-secrets.key, mode 0600), bound to \
+         tenant and user; moved under the key service once it is initialized"
+            .into()
+    };
+    let db = parapet_store::Health::backend(st.store.as_ref());
+    vec![
+        item("TOTP secrets", totp),
+        item(
+            "Passwords",
+            "Argon2id hashes with a random salt per password; never stored in clear",
+        ),
+        item(
+            "Session and API token secrets, recovery codes",
+            "SHA-256 hashes only; the secret is shown once",
+        ),
+        item(
+            "Audit log",
+            "append-only, hashed into an RFC 9162 Merkle tree; checkpoints signed with Ed25519 \
+             (C2SP signed notes) by a key file of mode 0600",
+        ),
+        item(
+            "Key-ring backups",
+            "AES-256-GCM under a fresh 256-bit key sealed for the custodians' X25519 key \
+             (HKDF-SHA-256, AES-256-GCM), RSA-OAEP-SHA-256 key (3072 bits or more) or split by \
+             Shamir's scheme",
+        ),
+        item(
+            "Imported keys (bring your own key)",
+            "wrapped by the tenant with RSA-OAEP-SHA-256 (3072 bits) or X25519 + HKDF-SHA-256 + \
+             AES-256-GCM, then wrapped by the tenant's key-encryption key like every key",
+        ),
+        item(
+            "Database",
+            format!(
+                "{db}: rows are not encrypted by Parapet beyond the items above; use the storage's \
+                 own encryption (encrypted volumes)"
+            ),
+        ),
+    ]
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -573,6 +644,7 @@ pub async fn statement(
         }
     }
     Ok(EncryptionStatement {
+        platform: platform_items(st),
         at_rest,
         in_transit: InTransit {
             tls: st.config.tls,

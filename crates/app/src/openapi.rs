@@ -48,7 +48,7 @@ use crate::{account, api, approval, assets, auditlog, kms, kms_backup, mfa, sess
         kms::DataKeyRequest, kms::DataKeyView, kms::MessageRequest, kms::SignatureView,
         kms::VerifyRequest, kms::Valid, kms::MacView, kms::VerifyMacRequest, kms::EncryptBatch,
         kms::DecryptBatch, kms::BatchItem, kms::BatchResult, kms::ExportedKey,
-        kms::ExportedVersion, kms::EncryptionStatement, kms::InTransit,
+        kms::ExportedVersion, kms::EncryptionStatement, kms::InTransit, kms::DisclosureItem,
         kms_backup::RecipientSpec, kms_backup::BackupRequest, kms_backup::BackupResponse,
         kms_backup::RecoverySpec, kms_backup::RestoreRequest, kms_backup::RestoredTenant,
         kms_backup::RestoreResponse, kms_backup::WrappingKeyView, kms_backup::ImportKey,

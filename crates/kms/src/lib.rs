@@ -326,6 +326,11 @@ impl KmsService {
         &self.config
     }
 
+    /// The platform key's id and newest version while it is loaded (unsealed).
+    pub fn platform_key(&self) -> Option<(Uuid, i64)> {
+        self.platform.current()
+    }
+
     /// Builds an audit record; the arguments are its fields.
     #[allow(clippy::too_many_arguments)]
     fn event(

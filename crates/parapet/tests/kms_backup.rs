@@ -348,6 +348,16 @@ fn a_key_ring_restored_into_a_fresh_installation_decrypts_old_ciphertexts(backen
         assert!(s == 200 && html.contains("BEGIN PUBLIC KEY") && html.contains("Import token"), "{html}");
         let (s, html) = console(alice.clone(), "/console/kms/encryption", None).await;
         assert!(s == 200 && html.contains("AES-256-GCM") && html.contains("TLS13_AES_256_GCM_SHA384"), "{html}");
+        assert!(html.contains("TOTP secrets") && html.contains("parapet-platform-secrets"), "{html}");
+        // The same statement from the CLI ('disclosure' is the SLA's word for it).
+        let (ok, out, err) = cli(&a.base, &alice, &["kms", "disclosure", "--json"], b"");
+        assert!(ok, "{err}");
+        let d: Value = serde_json::from_str(&out).unwrap();
+        let totp = d["platform"].as_array().unwrap().iter().find(|i| i["what"] == "TOTP secrets").unwrap();
+        assert!(totp["how"].as_str().unwrap().contains("version 1"), "{totp}");
+        assert!(d["in_transit"]["cipher_suites"].as_array().unwrap().len() >= 3, "{d}");
+        let (ok, out, _) = cli(&a.base, &alice, &["kms", "disclosure"], b"");
+        assert!(ok && out.contains("Parapet's own data") && out.contains("Argon2id"), "{out}");
         let (_, html) = console(alice.clone(), "/console/kms", None).await;
         assert!(html.contains("<td>parapet</td>"), "{html}");
 

@@ -33,7 +33,8 @@ pub enum KmsCommand {
     /// Seal the key service: every key operation is refused until custodians unseal it.
     Seal(Plain),
     /// What is encrypted at rest and in transit, with which algorithms (the SLA's encryption
-    /// section, generated from the running configuration).
+    /// section, generated from the running configuration). Also: 'parapet kms disclosure'.
+    #[command(visible_alias = "disclosure")]
     Encryption(Plain),
     /// Manage keys of your tenant: create, list, show, rotate, disable, enable, set,
     /// schedule-deletion, cancel-deletion, receipt.
@@ -487,7 +488,7 @@ pub async fn run(cmd: KmsCommand) -> anyhow::Result<()> {
             out(&format!(
                 "Encryption at rest\n  Root key: {}\n  Tenant keys: {}\n  Key material: {}\n  \
                  Data: {}\n  Keys by type: {}\nEncryption in transit\n  TLS on this server: {}\n  \
-                 Protocols: {}\n  Cipher suites: {}\n  Key exchange: {}\n",
+                 Protocols: {}\n  Cipher suites: {}\n  Key exchange: {}\nParapet's own data\n{}",
                 text(at(&r, "root")),
                 text(at(&r, "tenant_kek")),
                 text(at(&r, "key_material")),
@@ -497,6 +498,13 @@ pub async fn run(cmd: KmsCommand) -> anyhow::Result<()> {
                 list(&at(&t, "protocols")),
                 list(&at(&t, "cipher_suites")),
                 list(&at(&t, "key_exchange_groups")),
+                at(&v, "platform")
+                    .as_array()
+                    .map(|items| items
+                        .iter()
+                        .map(|i| format!("  {}: {}\n", text(at(i, "what")), text(at(i, "how"))))
+                        .collect::<String>())
+                    .unwrap_or_default(),
             ))
         }
         KmsCommand::Encrypt(a) => {
