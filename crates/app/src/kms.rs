@@ -21,6 +21,8 @@ use crate::extract::{ApiJson, Auth, Meta};
 
 /// Most items in one batch request.
 pub const BATCH_MAX: usize = 1000;
+/// Largest body of a batch request (1,000 items of a few KiB each).
+pub const BATCH_BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 impl From<KmsError> for ApiError {
     fn from(e: KmsError) -> Self {
@@ -954,34 +956,42 @@ pub async fn encrypt_batch(
     ApiJson(req): ApiJson<EncryptBatch>,
 ) -> ApiResult<Json<BatchResult>> {
     batch_len(req.items.len())?;
-    let mut items = Vec::with_capacity(req.items.len());
-    for it in &req.items {
-        let plain = match STANDARD.decode(it.plaintext.trim()) {
-            Ok(p) => zeroize::Zeroizing::new(p),
-            Err(_) => {
-                items.push(BatchItem {
-                    ciphertext: None,
-                    plaintext: None,
-                    error: Some("plaintext must be standard base64".into()),
-                });
-                continue;
-            }
-        };
-        items.push(
-            match st.kms.encrypt(&p, &key, &plain, &it.context, &meta).await {
-                Ok(c) => BatchItem {
-                    ciphertext: Some(c),
-                    plaintext: None,
-                    error: None,
-                },
-                Err(e) => BatchItem {
-                    ciphertext: None,
-                    plaintext: None,
-                    error: Some(item_error(e)?),
-                },
-            },
-        );
+    let decoded: Vec<Option<zeroize::Zeroizing<Vec<u8>>>> = req
+        .items
+        .iter()
+        .map(|it| {
+            STANDARD
+                .decode(it.plaintext.trim())
+                .ok()
+                .map(zeroize::Zeroizing::new)
+        })
+        .collect();
+    let good: Vec<(&[u8], &Context)> = decoded
+        .iter()
+        .zip(&req.items)
+        .filter_map(|(d, it)| d.as_ref().map(|d| (d.as_slice(), &it.context)))
+        .collect();
+    let mut sealed = if good.is_empty() {
+        Vec::new()
+    } else {
+        st.kms.encrypt_batch(&p, &key, &good, &meta).await?
     }
+    .into_iter();
+    let items = decoded
+        .iter()
+        .map(|d| match d {
+            Some(_) => BatchItem {
+                ciphertext: sealed.next(),
+                plaintext: None,
+                error: None,
+            },
+            None => BatchItem {
+                ciphertext: None,
+                plaintext: None,
+                error: Some("plaintext must be standard base64".into()),
+            },
+        })
+        .collect();
     Ok(Json(BatchResult { items }))
 }
 
@@ -996,28 +1006,33 @@ pub async fn decrypt_batch(
     ApiJson(req): ApiJson<DecryptBatch>,
 ) -> ApiResult<Json<BatchResult>> {
     batch_len(req.items.len())?;
-    let mut items = Vec::with_capacity(req.items.len());
-    for it in &req.items {
-        items.push(
-            match st.kms.decrypt(&p, &it.ciphertext, &it.context, &meta).await {
-                Ok(plain) => BatchItem {
-                    ciphertext: None,
-                    plaintext: Some(STANDARD.encode(&*plain)),
-                    error: None,
-                },
-                Err(e) => BatchItem {
-                    ciphertext: None,
-                    plaintext: None,
-                    error: Some(item_error(e)?),
-                },
+    let items: Vec<(&str, &Context)> = req
+        .items
+        .iter()
+        .map(|it| (it.ciphertext.as_str(), &it.context))
+        .collect();
+    let results = st.kms.decrypt_batch(&p, &items, &meta).await?;
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        out.push(match r {
+            Ok(plain) => BatchItem {
+                ciphertext: None,
+                plaintext: Some(STANDARD.encode(&*plain)),
+                error: None,
             },
-        );
+            Err(e) => BatchItem {
+                ciphertext: None,
+                plaintext: None,
+                error: Some(item_error(e)?),
+            },
+        });
     }
-    Ok(Json(BatchResult { items }))
+    Ok(Json(BatchResult { items: out }))
 }
 
 /// The routes of this module, to nest under `/api/v1`.
 pub fn routes() -> axum::Router<AppState> {
+    use axum::extract::DefaultBodyLimit;
     use axum::routing::{get, post};
     axum::Router::new()
         .route("/kms/status", get(status))
@@ -1036,12 +1051,18 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/kms/keys/{key}/receipt", get(receipt))
         .route("/kms/keys/{key}/export", post(export))
         .route("/kms/keys/{key}/encrypt", post(encrypt))
-        .route("/kms/keys/{key}/encrypt-batch", post(encrypt_batch))
+        .route(
+            "/kms/keys/{key}/encrypt-batch",
+            post(encrypt_batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
+        )
         .route("/kms/keys/{key}/datakey", post(datakey))
         .route("/kms/keys/{key}/sign", post(sign))
         .route("/kms/keys/{key}/hmac", post(hmac))
         .route("/kms/decrypt", post(decrypt))
-        .route("/kms/decrypt-batch", post(decrypt_batch))
+        .route(
+            "/kms/decrypt-batch",
+            post(decrypt_batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
+        )
         .route("/kms/rewrap", post(rewrap))
         .route("/kms/verify", post(verify))
         .route("/kms/verify-hmac", post(verify_hmac))

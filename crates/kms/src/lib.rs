@@ -24,6 +24,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 pub mod backup;
+pub mod batch;
 pub mod byok;
 pub mod crypto;
 pub mod platform;
@@ -1413,6 +1414,11 @@ impl KmsService {
             outcome,
             details,
         );
+        self.audit_grouped(e).await
+    }
+
+    /// Stores a record through the group-commit writer; returns once it is durable.
+    async fn audit_grouped(&self, e: AuditEvent) -> KmsResult<()> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.audit_tx
             .send((e, tx))
@@ -1438,6 +1444,12 @@ impl KmsService {
     ) -> KmsResult<(KmsKey, KeyType)> {
         self.root_key()?;
         let key = self.key(&p.tenant, id_or_name).await?;
+        if key.state == "destroyed" {
+            // Destroyed on another replica: drop what this one still holds.
+            if let Ok(mut m) = self.material.write() {
+                m.retain(|(id, _), _| *id != key.id);
+            }
+        }
         self.check_key(p, KeyOp::Use, &key, op, meta).await?;
         let kt = Self::key_type(&key)?;
         if !want(kt) {
