@@ -152,6 +152,22 @@ impl KmsService {
         Ok(())
     }
 
+    /// Reloads the platform key when another replica rotated it (a background job calls this;
+    /// this replica's own rotations reload at once).
+    pub async fn refresh_platform(&self) -> KmsResult<()> {
+        let Some((_, latest)) = self.platform.current() else {
+            return Ok(());
+        };
+        let key = self
+            .store
+            .kms_get_key(TenantCtx::new(self.provider.id), PLATFORM_KEY)
+            .await?;
+        if key.latest_version != latest {
+            self.reload_platform(&key).await?;
+        }
+        Ok(())
+    }
+
     /// Loads every live version of the platform key.
     pub(crate) async fn reload_platform(&self, key: &KmsKey) -> KmsResult<()> {
         let mut versions = HashMap::new();

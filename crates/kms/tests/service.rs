@@ -1048,6 +1048,9 @@ async fn totp_secrets_move_under_the_platform_key_and_a_sealed_service_says_so(b
         "{}",
         carol.sealed_secret
     );
+    // Nothing changed elsewhere: a refresh keeps the loaded version.
+    w.kms.refresh_platform().await.unwrap();
+    assert_eq!(w.kms.platform_key().map(|(_, v)| v), Some(2));
     // The platform key is never disabled or deleted.
     assert!(matches!(
         w.kms

@@ -551,6 +551,9 @@ async fn kms_jobs(
         if kms.status().sealed {
             continue;
         }
+        if let Err(e) = kms.refresh_platform().await {
+            tracing::warn!(error = %e, "platform key refresh failed");
+        }
         match kms.destroy_due().await {
             Ok(done) => {
                 for r in done {
