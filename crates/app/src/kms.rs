@@ -584,8 +584,16 @@ fn platform_items(st: &AppState) -> Vec<DisclosureItem> {
         ),
         item(
             "Audit log",
-            "append-only, hashed into an RFC 9162 Merkle tree; checkpoints signed with Ed25519 \
-             (C2SP signed notes) by a key file of mode 0600",
+            format!(
+                "append-only, hashed into an RFC 9162 Merkle tree; checkpoints signed with \
+                 Ed25519 (C2SP signed notes) by a key in a file of mode 0600{}",
+                if st.kms.status().mode.as_deref() == Some("key-file") {
+                    ", sealed by the platform key of the key service"
+                } else {
+                    " (in clear: it is sealed by the key service only when the service is \
+                     unsealed at start)"
+                }
+            ),
         ),
         item(
             "Key-ring backups",

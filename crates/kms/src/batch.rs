@@ -152,11 +152,11 @@ impl KmsService {
         used: &mut BTreeMap<(Uuid, i64), (u64, u64)>,
     ) -> KmsResult<Zeroizing<Vec<u8>>> {
         let t = Token::parse(ciphertext)?;
-        if !keys.contains_key(&t.key) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(t.key) {
             let r = self
                 .usable(p, &t.key.to_string(), "decrypt", KeyType::encrypts, meta)
                 .await;
-            keys.insert(t.key, r);
+            slot.insert(r);
         }
         let (key, kt) = match keys.get(&t.key) {
             Some(Ok(k)) => k.clone(),

@@ -131,6 +131,15 @@ impl PlatformSealer for PlatformKeys {
     }
 }
 
+fn platform_error(e: SealerError) -> KmsError {
+    match e {
+        SealerError::Sealed => KmsError::Sealed,
+        SealerError::Invalid(m) => {
+            KmsError::Invalid(format!("a platform secret does not open: {m}"))
+        }
+    }
+}
+
 impl KmsService {
     /// Loads the platform key (made on first use) into memory, then re-seals the platform
     /// secrets still under the local key. Runs at every unseal.
@@ -150,6 +159,24 @@ impl KmsService {
             );
         }
         Ok(())
+    }
+
+    /// Seals a secret of the platform (e.g. the audit signing key) under the platform key;
+    /// `aad` names what it is.
+    pub fn seal_platform_secret(&self, aad: &str, plain: &[u8]) -> KmsResult<String> {
+        self.platform.seal(aad, plain).map_err(platform_error)
+    }
+
+    /// Opens what [`seal_platform_secret`](Self::seal_platform_secret) sealed.
+    pub fn open_platform_secret(
+        &self,
+        aad: &str,
+        sealed: &str,
+    ) -> KmsResult<zeroize::Zeroizing<Vec<u8>>> {
+        self.platform
+            .open(aad, sealed)
+            .map(zeroize::Zeroizing::new)
+            .map_err(platform_error)
     }
 
     /// Reloads the platform key when another replica rotated it (a background job calls this;

@@ -332,7 +332,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let signer = audit_signer(&s.audit_key, &boot.provider, &env)?;
+    let kms = Arc::new(
+        KmsService::open(
+            store.clone(),
+            iam.clone(),
+            env.clone(),
+            boot.provider.clone(),
+            KmsConfig::default(),
+        )
+        .await
+        .context("cannot open the key service")?,
+    );
+    if let Some(path) = &s.kms_key_file {
+        let key = kms_root_key(path, &env)?;
+        kms.unseal_with_key_file(key)
+            .await
+            .with_context(|| format!("cannot unseal the key service with {}", path.display()))?;
+        tracing::warn!(file = %path.display(), "key service unsealed from a key file (development only)");
+    } else if kms.status().initialized {
+        println!("The key service is sealed: key custodians must run 'parapet kms unseal'.");
+    }
+    let signer = audit_signer(&s.audit_key, &boot.provider, &env, &kms)?;
     let audit = Arc::new(
         AuditLog::open(
             store.clone(),
@@ -362,26 +382,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         env.clone(),
     ));
     let dormancy = tokio::spawn(sweep_dormant_accounts(iam.clone(), stop_rx.clone()));
-    let kms = Arc::new(
-        KmsService::open(
-            store.clone(),
-            iam.clone(),
-            env.clone(),
-            boot.provider.clone(),
-            KmsConfig::default(),
-        )
-        .await
-        .context("cannot open the key service")?,
-    );
-    if let Some(path) = &s.kms_key_file {
-        let key = kms_root_key(path, &env)?;
-        kms.unseal_with_key_file(key)
-            .await
-            .with_context(|| format!("cannot unseal the key service with {}", path.display()))?;
-        tracing::warn!(file = %path.display(), "key service unsealed from a key file (development only)");
-    } else if kms.status().initialized {
-        println!("The key service is sealed: key custodians must run 'parapet kms unseal'.");
-    }
     let kms_job = tokio::spawn(kms_jobs(
         kms.clone(),
         s.kms_job_interval,
@@ -593,23 +593,80 @@ fn audit_signer(
     path: &std::path::Path,
     provider: &parapet_store::Tenant,
     env: &Env,
+    kms: &KmsService,
 ) -> anyhow::Result<NoteSigner> {
+    const AAD: &str = "parapet-audit-signing-key";
     let origin = format!("parapet.{}/audit/{}", provider.name, provider.id);
+    // Unsealed at start (a key file): the signing key is kept sealed by the platform key.
+    let under_kms = !kms.status().sealed;
     let (signer, created) = secret_file(
         path,
         "audit signing key",
         || {
-            NoteSigner::generate(&origin, env.entropy.as_ref())
+            let skey = NoteSigner::generate(&origin, env.entropy.as_ref())
                 .map(|s| zeroize::Zeroizing::new(s.to_skey()))
-                .map_err(|e| anyhow::anyhow!("{e}"))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if under_kms {
+                Ok(zeroize::Zeroizing::new(
+                    kms.seal_platform_secret(AAD, skey.as_bytes())?,
+                ))
+            } else {
+                Ok(skey)
+            }
         },
-        |text| NoteSigner::from_skey(text).map_err(|e| anyhow::anyhow!("{e}")),
+        |text| {
+            let plain = if text.starts_with(parapet_iam::sealer::KMS_PREFIX) {
+                let opened = kms.open_platform_secret(AAD, text).map_err(|e| match e {
+                    parapet_kms::KmsError::Sealed | parapet_kms::KmsError::Uninitialized => {
+                        anyhow::anyhow!(
+                            "it is sealed by the key service, which is sealed: start with the \
+                             key file (--kms-key-file) that unseals it"
+                        )
+                    }
+                    e => anyhow::anyhow!("{e}"),
+                })?;
+                zeroize::Zeroizing::new(
+                    String::from_utf8(opened.to_vec())
+                        .map_err(|_| anyhow::anyhow!("the sealed key is not text"))?,
+                )
+            } else {
+                zeroize::Zeroizing::new(text.to_string())
+            };
+            NoteSigner::from_skey(&plain).map_err(|e| anyhow::anyhow!("{e}"))
+        },
     )?;
     if created {
         println!(
             "Created the audit log signing key {} (keep it secret; back it up).",
             path.display()
         );
+    } else if under_kms {
+        // An older plain file: seal it under the platform key in place.
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the audit signing key {}", path.display()))?;
+        if !text.trim().starts_with(parapet_iam::sealer::KMS_PREFIX) {
+            let sealed = kms.seal_platform_secret(AAD, signer.to_skey().as_bytes())?;
+            let tmp = path.with_extension(format!("seal{}", std::process::id()));
+            {
+                use std::io::Write;
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut f = options
+                    .open(&tmp)
+                    .with_context(|| format!("cannot create {}", tmp.display()))?;
+                writeln!(f, "{sealed}")
+                    .and_then(|()| f.sync_all())
+                    .with_context(|| format!("cannot write {}", tmp.display()))?;
+            }
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot replace {}", path.display()))?;
+            println!(
+                "Sealed the audit log signing key {} under the key service's platform key.",
+                path.display()
+            );
+        }
     }
     Ok(signer)
 }

@@ -21,6 +21,7 @@ use std::process::{Command, Stdio};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::{ADMIN_PASSWORD, Backend, bin, start_with};
+
 use parapet_kms::wrap;
 use serde_json::{Value, json};
 
@@ -152,9 +153,15 @@ fn cli(url: &str, token: &str, args: &[&str], stdin: &[u8]) -> (bool, String, St
 
 fn server(backend: Backend, dir: &Path, name: &str) -> (common::Server, Api) {
     let key = dir.join(format!("{name}.key"));
+    let audit_key = dir.join(format!("{name}-audit.key"));
     let srv = start_with(
         backend,
-        &["--kms-key-file", &key.display().to_string()],
+        &[
+            "--kms-key-file",
+            &key.display().to_string(),
+            "--audit-key",
+            &audit_key.display().to_string(),
+        ],
         &[],
     );
     let api = Api {
@@ -452,6 +459,68 @@ fn a_key_ring_restored_into_a_fresh_installation_decrypts_old_ciphertexts(backen
             .await;
         assert_eq!((s, r["plaintext"].as_str()), (200, Some(b64("v2 secret").as_str())), "{r}");
         assert_eq!(c.audit(&admin_c, "globex", "kms.restore").await.len(), 1);
+
+        // The audit log's signing key is kept sealed by the key service's platform key, and the
+        // log it signs verifies.
+        let (s, cp) = a.get("/api/v1/audit/checkpoint", &admin_a).await;
+        assert_eq!(s, 200, "{cp}");
     });
+    let sealed_key = std::fs::read_to_string(dir.join("a-audit.key")).unwrap();
+    assert!(sealed_key.starts_with("kms:parapet:v1:"), "{sealed_key}");
+    assert!(!sealed_key.contains("PRIVATE+KEY"));
+    // Without the key service's key the server cannot open it, and says why.
+    let mut cmd = Command::new(bin());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    match backend {
+        Backend::Sqlite => cmd.arg("--data-dir").arg(&srv_a.database),
+        Backend::Postgres => cmd.arg("--database-url").arg(&srv_a.database),
+    };
+    let mut child = cmd
+        .arg("--audit-key")
+        .arg(dir.join("a-audit.key"))
+        .env("PARAPET_BOOTSTRAP_PASSWORD", ADMIN_PASSWORD)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("a server without the key service's key started with a sealed audit key");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains("sealed by the key service"), "{err}");
+    // With it, a restart opens the sealed key: the log's registered key matches, so it starts.
+    let mut srv_a = srv_a;
+    srv_a.child.kill().unwrap();
+    srv_a.child.wait().unwrap();
+    let again = common::start_on(
+        backend,
+        &srv_a.database,
+        &[
+            "--kms-key-file",
+            &dir.join("a.key").display().to_string(),
+            "--audit-key",
+            &dir.join("a-audit.key").display().to_string(),
+        ],
+        &[],
+    );
+    let status = rt.block_on(async {
+        reqwest::get(format!("{}/readyz", again.url))
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 200);
+    drop(again);
     drop((srv_a, srv_b, srv_c));
 }
