@@ -259,6 +259,18 @@ fn a_key_ring_restored_into_a_fresh_installation_decrypts_old_ciphertexts(backen
             .await;
         let ct_g = r["ciphertext"].as_str().unwrap().to_string();
 
+        for (args, wanted) in [
+            (&["kms", "--help"][..], &["backup", "restore", "wrapping-key", "disclosure"][..]),
+            (&["kms", "key", "--help"][..], &["import"][..]),
+            (&["kms", "backup", "--help"][..], &["--all", "--recipient-x25519", "--recipient-rsa", "--shares", "--threshold", "--output", "--json"][..]),
+            (&["kms", "restore", "--help"][..], &["--x25519-private-key", "--rsa-private-key", "--shares-from"][..]),
+        ] {
+            let (ok, out, _) = cli(&a.base, "ppt_hidden", args, b"");
+            assert!(ok, "{args:?}");
+            for w in wanted {
+                assert!(out.contains(w), "{args:?} lacks {w}: {out}");
+            }
+        }
         // Who may back up: not a tenant member, not another tenant's keys.
         let (ok, _, err) = cli(&a.base, &bob, &["kms", "backup", "--recipient-x25519", &p(&x_pub_file)], b"");
         assert!(!ok && err.contains("403"), "{err}");
