@@ -44,14 +44,20 @@ impl KmsService {
         let m = self.material(&key, version).await?;
         let mut out = Vec::with_capacity(items.len());
         let mut contexts: BTreeMap<String, u64> = BTreeMap::new();
+        // Nonces drawn 64 at a time (one call to the entropy source per 64 items).
+        let mut pool: Vec<[u8; crypto::NONCE_LEN]> = Vec::new();
         for (plain, ctx) in items {
-            let payload = crypto::seal(
-                kt,
-                &m,
-                self.random()?,
-                &crypto::aad(key.id, version, ctx),
-                plain,
-            )?;
+            if pool.is_empty() {
+                let bytes = self.random::<{ 64 * crypto::NONCE_LEN }>()?;
+                pool = bytes
+                    .chunks_exact(crypto::NONCE_LEN)
+                    .filter_map(|c| <[u8; crypto::NONCE_LEN]>::try_from(c).ok())
+                    .collect();
+            }
+            let nonce = pool
+                .pop()
+                .ok_or_else(|| KmsError::Internal("no nonce".into()))?;
+            let payload = crypto::seal(kt, &m, nonce, &crypto::aad(key.id, version, ctx), plain)?;
             out.push(
                 Token {
                     key: key.id,

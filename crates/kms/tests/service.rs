@@ -35,6 +35,7 @@ on_both!(
     keys_rotate_on_schedule_with_the_clock,
     wrapping_keys_expire_and_shredded_keys_stay_shredded_through_a_restore,
     totp_secrets_move_under_the_platform_key_and_a_sealed_service_says_so,
+    batches_use_fresh_nonces_and_write_one_audit_record,
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -1071,4 +1072,70 @@ async fn totp_secrets_move_under_the_platform_key_and_a_sealed_service_says_so(b
         matches!(refused, Err(parapet_iam::IamError::Unavailable(ref e)) if e.contains("sealed")),
         "{refused:?}"
     );
+}
+
+async fn batches_use_fresh_nonces_and_write_one_audit_record(backend: Backend) {
+    use parapet_store::AuditStore;
+    let w = world(backend, true).await;
+    let m = meta();
+    w.kms.create_key(&w.alice, &aes("bulk"), &m).await.unwrap();
+    let c = ctx(&[("t", "1")]);
+    let items: Vec<(&[u8], &Context)> = (0..130).map(|_| (&b"same"[..], &c)).collect();
+    let cts = w
+        .kms
+        .encrypt_batch(&w.bob, "bulk", &items, &m)
+        .await
+        .unwrap();
+    assert_eq!(cts.len(), 130);
+    let distinct: std::collections::HashSet<&String> = cts.iter().collect();
+    assert_eq!(distinct.len(), 130, "every item has its own nonce");
+    // Decrypt them with one altered and one of another tenant's key: per-item errors.
+    w.kms.create_key(&w.gina, &aes("theirs"), &m).await.unwrap();
+    let theirs = w
+        .kms
+        .encrypt(&w.gina, "theirs", b"x", &c, &m)
+        .await
+        .unwrap();
+    let wrong = ctx(&[("t", "2")]);
+    let mut back: Vec<(&str, &Context)> = cts.iter().map(|t| (t.as_str(), &c)).collect();
+    back.push((theirs.as_str(), &c));
+    back.push((cts[0].as_str(), &wrong));
+    let r = w.kms.decrypt_batch(&w.bob, &back, &m).await.unwrap();
+    assert!(
+        r[..130]
+            .iter()
+            .all(|x| x.as_ref().is_ok_and(|p| &p[..] == b"same"))
+    );
+    assert!(matches!(r[130], Err(KmsError::NotFound(_))));
+    assert!(matches!(r[131], Err(KmsError::Crypto(_))));
+    // A caller without the role fails the whole batch.
+    assert!(matches!(
+        w.kms.encrypt_batch(&w.carol, "bulk", &items, &m).await,
+        Err(KmsError::Forbidden(_))
+    ));
+    let page = parapet_store::Page {
+        after: None,
+        limit: 100,
+    };
+    let ctx_a = TenantCtx::new(w.alice.tenant.id);
+    for (action, items, failed) in [("kms.encrypt-batch", 130, 0), ("kms.decrypt-batch", 132, 2)] {
+        let recs = w
+            .store
+            .list_audit(
+                ctx_a,
+                &parapet_store::AuditFilter {
+                    action: Some(action.into()),
+                    ..Default::default()
+                },
+                &page,
+            )
+            .await
+            .unwrap();
+        let ok: Vec<_> = recs
+            .iter()
+            .filter(|r| r.event.details["items"] == items)
+            .collect();
+        assert_eq!(ok.len(), 1, "{action}: {recs:?}");
+        assert_eq!(ok[0].event.details["failed"], failed);
+    }
 }
