@@ -8,6 +8,7 @@
 #
 #   bench/kms.sh                       # 3 runs of 10 s, 64 connections, 1000 keys
 #   RUNS=5 DURATION=30s KEYS=10000 bench/kms.sh
+#   BATCH=1000 bench/kms.sh            # batches of 1000 items (the most a request takes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -22,8 +23,13 @@ command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-cargo build --release -q -p parapet
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/parapet
+# PARAPET_BIN=path/to/parapet skips the release build (to check the script on a debug build).
+if [ -n "${PARAPET_BIN:-}" ]; then
+  BIN=$PARAPET_BIN
+else
+  cargo build --release -q -p parapet
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/parapet
+fi
 WORK=$(mktemp -d /tmp/parapet-kms-bench.XXXXXX)
 PIDS=()
 cleanup() {
@@ -69,6 +75,8 @@ lua "$WORK/enc1.lua" /api/v1/kms/keys/k0/encrypt "{\"plaintext\":\"$PLAIN\"}"
 lua "$WORK/encN.lua" "" "{\"plaintext\":\"$PLAIN\"}"
 lua "$WORK/dec.lua" /api/v1/kms/decrypt "{\"ciphertext\":\"$CT\"}"
 lua "$WORK/batch.lua" /api/v1/kms/keys/k0/encrypt-batch "$ITEMS"
+DITEMS=$(python3 -c "import json; print(json.dumps({'items':[{'ciphertext':'$CT'}]*$BATCH}))")
+lua "$WORK/dbatch.lua" /api/v1/kms/decrypt-batch "$DITEMS"
 
 measure() { # $1 lua or '' (GET /healthz) → "rps p99_ms"
   local args=(-t2 -c"$CONNS" -d"$DURATION" --latency)
@@ -83,7 +91,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 
 echo "machine: $(nproc) cores, $(uname -r); wrk -t2 -c$CONNS -d$DURATION, median of $RUNS runs; 1 KiB payloads; $KEYS keys; batches of $BATCH"
 printf '%-34s %12s %10s %s\n' target "req/s" "p99 ms" runs
-for t in healthz enc1 encN dec batch; do
+for t in healthz enc1 encN dec batch dbatch; do
   rs=(); ps=()
   for _ in $(seq "$RUNS"); do
     case $t in
@@ -99,8 +107,9 @@ for t in healthz enc1 encN dec batch; do
     encN) name="encrypt, $KEYS keys at random" ;;
     dec) name="decrypt, 1 key" ;;
     batch) name="encrypt-batch ($BATCH/request)" ;;
+    dbatch) name="decrypt-batch ($BATCH/request)" ;;
   esac
   extra=""
-  [ "$t" = batch ] && extra=" = $(python3 -c "print(int($m*$BATCH))") operations/s"
+  case $t in batch|dbatch) extra=" = $(python3 -c "print(int($m*$BATCH))") operations/s" ;; esac
   printf '%-34s %12s %10s %s%s\n' "$name" "$m" "$p" "${rs[*]}" "$extra"
 done

@@ -21,6 +21,8 @@ use crate::extract::{ApiJson, Auth, Meta};
 
 /// Most items in one batch request.
 pub const BATCH_MAX: usize = 1000;
+/// Largest body of a batch request (1,000 items of a few KiB each).
+pub const BATCH_BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 impl From<KmsError> for ApiError {
     fn from(e: KmsError) -> Self {
@@ -211,6 +213,8 @@ pub struct KeyView {
     pub deletion_due_at: Option<String>,
     pub deletion_requested_by: Option<String>,
     pub destroyed_at: Option<String>,
+    /// `parapet` (generated here) or `external` (imported by the tenant).
+    pub origin: String,
 }
 
 pub fn key_view(k: &KmsKey) -> KeyView {
@@ -230,6 +234,7 @@ pub fn key_view(k: &KmsKey) -> KeyView {
         deletion_due_at: k.deletion_due_at.map(|t| t.rfc3339()),
         deletion_requested_by: k.deletion_requested_by.clone(),
         destroyed_at: k.destroyed_at.map(|t| t.rfc3339()),
+        origin: k.origin.clone(),
     }
 }
 
@@ -530,6 +535,85 @@ pub struct EncryptionStatement {
     #[schema(value_type = Object)]
     pub at_rest: parapet_kms::AtRest,
     pub in_transit: InTransit,
+    /// How Parapet's own data is protected, item by item, as configured now.
+    pub platform: Vec<DisclosureItem>,
+}
+
+/// One line of the encryption statement.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DisclosureItem {
+    pub what: String,
+    pub how: String,
+}
+
+fn item(what: &str, how: impl Into<String>) -> DisclosureItem {
+    DisclosureItem {
+        what: what.into(),
+        how: how.into(),
+    }
+}
+
+/// Parapet's own data at rest, from the running configuration.
+fn platform_items(st: &AppState) -> Vec<DisclosureItem> {
+    let totp = if st.iam.secrets_under_kms() {
+        match st.kms.platform_key() {
+            Some((id, v)) => format!(
+                "AES-256-GCM under the provider's platform key {} (id {id}, version {v}) of the \
+                 key service, bound to tenant and user",
+                parapet_kms::platform::PLATFORM_KEY
+            ),
+            None => "sealed under the key service's platform key; the key service is sealed, so \
+                     second factors cannot be checked until custodians unseal it"
+                .into(),
+        }
+    } else {
+        "AES-256-GCM under the local secrets key file (parapet-secrets.key, mode 0600), bound to \
+         tenant and user; moved under the key service once it is initialized"
+            .into()
+    };
+    let db = parapet_store::Health::backend(st.store.as_ref());
+    vec![
+        item("TOTP secrets", totp),
+        item(
+            "Passwords",
+            "Argon2id hashes with a random salt per password; never stored in clear",
+        ),
+        item(
+            "Session and API token secrets, recovery codes",
+            "SHA-256 hashes only; the secret is shown once",
+        ),
+        item(
+            "Audit log",
+            format!(
+                "append-only, hashed into an RFC 9162 Merkle tree; checkpoints signed with \
+                 Ed25519 (C2SP signed notes) by a key in a file of mode 0600{}",
+                if st.kms.status().mode.as_deref() == Some("key-file") {
+                    ", sealed by the platform key of the key service"
+                } else {
+                    " (in clear: it is sealed by the key service only when the service is \
+                     unsealed at start)"
+                }
+            ),
+        ),
+        item(
+            "Key-ring backups",
+            "AES-256-GCM under a fresh 256-bit key sealed for the custodians' X25519 key \
+             (HKDF-SHA-256, AES-256-GCM), RSA-OAEP-SHA-256 key (3072 bits or more) or split by \
+             Shamir's scheme",
+        ),
+        item(
+            "Imported keys (bring your own key)",
+            "wrapped by the tenant with RSA-OAEP-SHA-256 (3072 bits) or X25519 + HKDF-SHA-256 + \
+             AES-256-GCM, then wrapped by the tenant's key-encryption key like every key",
+        ),
+        item(
+            "Database",
+            format!(
+                "{db}: rows are not encrypted by Parapet beyond the items above; use the storage's \
+                 own encryption (encrypted volumes)"
+            ),
+        ),
+    ]
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -551,7 +635,16 @@ pub async fn encryption(
     Auth(p): Auth,
     Meta(meta): Meta,
 ) -> ApiResult<Json<EncryptionStatement>> {
-    let at_rest = st.kms.at_rest(&p, &meta).await?;
+    Ok(Json(statement(&st, &p, &meta).await?))
+}
+
+/// The encryption statement of the running configuration, as the caller's tenant sees it.
+pub async fn statement(
+    st: &AppState,
+    p: &parapet_iam::Principal,
+    meta: &parapet_iam::RequestMeta,
+) -> Result<EncryptionStatement, KmsError> {
+    let at_rest = st.kms.at_rest(p, meta).await?;
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     let mut protocols: Vec<String> = Vec::new();
     for s in &provider.cipher_suites {
@@ -560,7 +653,8 @@ pub async fn encryption(
             protocols.push(v);
         }
     }
-    Ok(Json(EncryptionStatement {
+    Ok(EncryptionStatement {
+        platform: platform_items(st),
         at_rest,
         in_transit: InTransit {
             tls: st.config.tls,
@@ -576,7 +670,7 @@ pub async fn encryption(
                 .map(|g| format!("{:?}", g.name()))
                 .collect(),
         },
-    }))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -870,34 +964,42 @@ pub async fn encrypt_batch(
     ApiJson(req): ApiJson<EncryptBatch>,
 ) -> ApiResult<Json<BatchResult>> {
     batch_len(req.items.len())?;
-    let mut items = Vec::with_capacity(req.items.len());
-    for it in &req.items {
-        let plain = match STANDARD.decode(it.plaintext.trim()) {
-            Ok(p) => zeroize::Zeroizing::new(p),
-            Err(_) => {
-                items.push(BatchItem {
-                    ciphertext: None,
-                    plaintext: None,
-                    error: Some("plaintext must be standard base64".into()),
-                });
-                continue;
-            }
-        };
-        items.push(
-            match st.kms.encrypt(&p, &key, &plain, &it.context, &meta).await {
-                Ok(c) => BatchItem {
-                    ciphertext: Some(c),
-                    plaintext: None,
-                    error: None,
-                },
-                Err(e) => BatchItem {
-                    ciphertext: None,
-                    plaintext: None,
-                    error: Some(item_error(e)?),
-                },
-            },
-        );
+    let decoded: Vec<Option<zeroize::Zeroizing<Vec<u8>>>> = req
+        .items
+        .iter()
+        .map(|it| {
+            STANDARD
+                .decode(it.plaintext.trim())
+                .ok()
+                .map(zeroize::Zeroizing::new)
+        })
+        .collect();
+    let good: Vec<(&[u8], &Context)> = decoded
+        .iter()
+        .zip(&req.items)
+        .filter_map(|(d, it)| d.as_ref().map(|d| (d.as_slice(), &it.context)))
+        .collect();
+    let mut sealed = if good.is_empty() {
+        Vec::new()
+    } else {
+        st.kms.encrypt_batch(&p, &key, &good, &meta).await?
     }
+    .into_iter();
+    let items = decoded
+        .iter()
+        .map(|d| match d {
+            Some(_) => BatchItem {
+                ciphertext: sealed.next(),
+                plaintext: None,
+                error: None,
+            },
+            None => BatchItem {
+                ciphertext: None,
+                plaintext: None,
+                error: Some("plaintext must be standard base64".into()),
+            },
+        })
+        .collect();
     Ok(Json(BatchResult { items }))
 }
 
@@ -912,28 +1014,33 @@ pub async fn decrypt_batch(
     ApiJson(req): ApiJson<DecryptBatch>,
 ) -> ApiResult<Json<BatchResult>> {
     batch_len(req.items.len())?;
-    let mut items = Vec::with_capacity(req.items.len());
-    for it in &req.items {
-        items.push(
-            match st.kms.decrypt(&p, &it.ciphertext, &it.context, &meta).await {
-                Ok(plain) => BatchItem {
-                    ciphertext: None,
-                    plaintext: Some(STANDARD.encode(&*plain)),
-                    error: None,
-                },
-                Err(e) => BatchItem {
-                    ciphertext: None,
-                    plaintext: None,
-                    error: Some(item_error(e)?),
-                },
+    let items: Vec<(&str, &Context)> = req
+        .items
+        .iter()
+        .map(|it| (it.ciphertext.as_str(), &it.context))
+        .collect();
+    let results = st.kms.decrypt_batch(&p, &items, &meta).await?;
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        out.push(match r {
+            Ok(plain) => BatchItem {
+                ciphertext: None,
+                plaintext: Some(STANDARD.encode(&*plain)),
+                error: None,
             },
-        );
+            Err(e) => BatchItem {
+                ciphertext: None,
+                plaintext: None,
+                error: Some(item_error(e)?),
+            },
+        });
     }
-    Ok(Json(BatchResult { items }))
+    Ok(Json(BatchResult { items: out }))
 }
 
 /// The routes of this module, to nest under `/api/v1`.
 pub fn routes() -> axum::Router<AppState> {
+    use axum::extract::DefaultBodyLimit;
     use axum::routing::{get, post};
     axum::Router::new()
         .route("/kms/status", get(status))
@@ -952,12 +1059,18 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/kms/keys/{key}/receipt", get(receipt))
         .route("/kms/keys/{key}/export", post(export))
         .route("/kms/keys/{key}/encrypt", post(encrypt))
-        .route("/kms/keys/{key}/encrypt-batch", post(encrypt_batch))
+        .route(
+            "/kms/keys/{key}/encrypt-batch",
+            post(encrypt_batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
+        )
         .route("/kms/keys/{key}/datakey", post(datakey))
         .route("/kms/keys/{key}/sign", post(sign))
         .route("/kms/keys/{key}/hmac", post(hmac))
         .route("/kms/decrypt", post(decrypt))
-        .route("/kms/decrypt-batch", post(decrypt_batch))
+        .route(
+            "/kms/decrypt-batch",
+            post(decrypt_batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
+        )
         .route("/kms/rewrap", post(rewrap))
         .route("/kms/verify", post(verify))
         .route("/kms/verify-hmac", post(verify_hmac))

@@ -23,11 +23,13 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/console/kms", get(page).post(create))
         .route("/console/kms/keys/{key}/{action}", post(key_action))
+        .merge(custody_routes())
 }
 
 struct KeyRow {
     name: String,
     key_type: String,
+    origin: String,
     state: String,
     version: i64,
     min_decrypt: i64,
@@ -85,6 +87,7 @@ async fn page(State(st): State<AppState>, u: ConsoleUser) -> Response {
             .map(|k| KeyRow {
                 name: k.name.clone(),
                 key_type: k.key_type.clone(),
+                origin: k.origin.clone(),
                 state: k.state.clone(),
                 version: k.latest_version,
                 min_decrypt: k.min_decryption_version,
@@ -182,4 +185,303 @@ async fn key_action(
         Ok(_) => see_other("/console/kms"),
         Err(e) => kms_failure(e),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key custody (X.1642 8.2(2), 8.2(3)) and the encryption disclosure (7.2.2.2(3)).
+
+#[derive(Template)]
+#[template(path = "kms_custody.html")]
+struct CustodyPage {
+    c: Chrome,
+    /// A result to show once (shares, a backup, a wrapping key, a restore summary).
+    result: Option<CustodyResult>,
+}
+
+struct CustodyResult {
+    title: String,
+    lines: Vec<String>,
+    /// A document to copy (the backup JSON, a public key and its token).
+    document: Option<String>,
+}
+
+fn custody(u: &ConsoleUser, result: Option<CustodyResult>) -> Response {
+    render(
+        StatusCode::OK,
+        &CustodyPage {
+            c: u.chrome("Keys"),
+            result,
+        },
+        u.set_csrf.clone(),
+    )
+}
+
+async fn custody_page(u: ConsoleUser) -> Response {
+    custody(&u, None)
+}
+
+#[derive(Debug, Deserialize)]
+struct BackupForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    all: Option<String>,
+    recipient: String,
+    #[serde(default)]
+    public_key: String,
+    #[serde(default)]
+    shares: Option<String>,
+    #[serde(default)]
+    threshold: Option<String>,
+}
+
+fn small_number(v: &Option<String>, what: &str) -> Result<u8, KmsError> {
+    v.as_deref()
+        .map(str::trim)
+        .unwrap_or("")
+        .parse::<u8>()
+        .map_err(|_| KmsError::Invalid(format!("the number of {what} is 1 to 16")))
+}
+
+async fn backup_form(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Form(f): Form<BackupForm>,
+) -> Response {
+    use parapet_kms::backup::{Recipient, Scope};
+    if !csrf_ok(&headers, &f.csrf) {
+        return forbidden_form();
+    }
+    let recipient = match f.recipient.as_str() {
+        "x25519" => Recipient::X25519(f.public_key.into_bytes()),
+        "rsa" => Recipient::Rsa(f.public_key.into_bytes()),
+        "shamir" => match (
+            small_number(&f.shares, "shares"),
+            small_number(&f.threshold, "shares needed"),
+        ) {
+            (Ok(shares), Ok(threshold)) => Recipient::Shamir { shares, threshold },
+            (Err(e), _) | (_, Err(e)) => return kms_failure(e),
+        },
+        other => {
+            return kms_failure(KmsError::Invalid(format!("unknown recipient {other:?}")));
+        }
+    };
+    let scope = if f.all.is_some() {
+        Scope::All
+    } else {
+        Scope::Tenant
+    };
+    match st.kms.backup(&u.p, scope, &recipient, &u.meta).await {
+        Ok(out) => {
+            let mut lines = vec![format!(
+                "{} key(s) of {} tenant(s), made {}. Keep the document below; it opens only \
+                 with the recovery key.",
+                out.bundle.keys, out.bundle.tenants, out.bundle.created_at
+            )];
+            if !out.shares.is_empty() {
+                lines.push(
+                    "Recovery shares, shown once: give each to a different custodian.".into(),
+                );
+                lines.extend(out.shares.iter().map(|s| s.to_string()));
+            }
+            custody(
+                &u,
+                Some(CustodyResult {
+                    title: "Backup made".into(),
+                    lines,
+                    document: serde_json::to_string_pretty(&out.bundle).ok(),
+                }),
+            )
+        }
+        Err(e) => kms_failure(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RestoreForm {
+    #[serde(default)]
+    csrf: String,
+    backup: String,
+    recovery: String,
+    secret: String,
+}
+
+async fn restore_form(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Form(f): Form<RestoreForm>,
+) -> Response {
+    use parapet_kms::backup::{Bundle, Recovery};
+    use zeroize::Zeroizing;
+    if !csrf_ok(&headers, &f.csrf) {
+        return forbidden_form();
+    }
+    let bundle: Bundle = match serde_json::from_str(&f.backup) {
+        Ok(b) => b,
+        Err(e) => {
+            return kms_failure(KmsError::Invalid(format!(
+                "not a backup made by Parapet: {e}"
+            )));
+        }
+    };
+    let secret = Zeroizing::new(f.secret);
+    let recovery = match f.recovery.as_str() {
+        "x25519" => Recovery::X25519(Zeroizing::new(secret.as_bytes().to_vec())),
+        "rsa" => Recovery::Rsa(Zeroizing::new(secret.as_bytes().to_vec())),
+        "shamir" => Recovery::Shares(
+            secret
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|l| Zeroizing::new(l.to_string()))
+                .collect(),
+        ),
+        other => {
+            return kms_failure(KmsError::Invalid(format!("unknown recovery key {other:?}")));
+        }
+    };
+    match st.kms.restore(&u.p, &bundle, &recovery, &u.meta).await {
+        Ok(r) => custody(
+            &u,
+            Some(CustodyResult {
+                title: "Backup restored".into(),
+                lines: r
+                    .tenants
+                    .iter()
+                    .map(|(t, keys)| format!("Tenant {t}: {}", keys.join(", ")))
+                    .collect(),
+                document: None,
+            }),
+        ),
+        Err(e) => kms_failure(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WrappingForm {
+    #[serde(default)]
+    csrf: String,
+    algorithm: String,
+}
+
+async fn wrapping_form(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Form(f): Form<WrappingForm>,
+) -> Response {
+    use parapet_kms::byok::WrapAlg;
+    if !csrf_ok(&headers, &f.csrf) {
+        return forbidden_form();
+    }
+    let Some(alg) = WrapAlg::parse(&f.algorithm) else {
+        return kms_failure(KmsError::Invalid(format!(
+            "unknown algorithm {:?}",
+            f.algorithm
+        )));
+    };
+    match st.kms.wrapping_key(&u.p, alg, &u.meta).await {
+        Ok(k) => custody(
+            &u,
+            Some(CustodyResult {
+                title: "Wrapping key".into(),
+                lines: vec![
+                    format!(
+                        "Algorithm {}; usable until {}.",
+                        k.algorithm.as_str(),
+                        k.expires_at.rfc3339()
+                    ),
+                    format!("Import token: {}", k.import_token),
+                ],
+                document: Some(k.public_key_pem),
+            }),
+        ),
+        Err(e) => kms_failure(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ImportForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    key_type: String,
+    import_token: String,
+    wrapped: String,
+}
+
+async fn import_form(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Form(f): Form<ImportForm>,
+) -> Response {
+    use base64::Engine;
+    if !csrf_ok(&headers, &f.csrf) {
+        return forbidden_form();
+    }
+    let Some(kt) = KeyType::parse(&f.key_type) else {
+        return kms_failure(KmsError::Invalid(format!(
+            "unknown key type {:?}",
+            f.key_type
+        )));
+    };
+    let Ok(wrapped) = base64::engine::general_purpose::STANDARD.decode(f.wrapped.trim()) else {
+        return kms_failure(KmsError::Invalid(
+            "the wrapped material is standard base64".into(),
+        ));
+    };
+    let new = NewKey {
+        name: f.name.trim().to_string(),
+        key_type: kt,
+        exportable: false,
+        rotation_period_secs: None,
+        policy: KeyPolicy::default(),
+    };
+    match st
+        .kms
+        .import_key(&u.p, &new, &wrapped, &f.import_token, &u.meta)
+        .await
+    {
+        Ok(_) => see_other("/console/kms"),
+        Err(e) => kms_failure(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "kms_encryption.html")]
+struct EncryptionPage {
+    c: Chrome,
+    d: crate::kms::EncryptionStatement,
+}
+
+async fn encryption_page(State(st): State<AppState>, u: ConsoleUser) -> Response {
+    match crate::kms::statement(&st, &u.p, &u.meta).await {
+        Ok(d) => render(
+            StatusCode::OK,
+            &EncryptionPage {
+                c: u.chrome("Keys"),
+                d,
+            },
+            u.set_csrf.clone(),
+        ),
+        Err(e) => kms_failure(e),
+    }
+}
+
+pub fn custody_routes() -> Router<AppState> {
+    Router::new()
+        .route("/console/kms/custody", get(custody_page))
+        .route("/console/kms/backup", post(backup_form))
+        .route(
+            "/console/kms/restore",
+            post(restore_form).layer(axum::extract::DefaultBodyLimit::max(
+                crate::kms_backup::RESTORE_LIMIT,
+            )),
+        )
+        .route("/console/kms/wrapping-key", post(wrapping_form))
+        .route("/console/kms/import", post(import_form))
+        .route("/console/kms/encryption", get(encryption_page))
 }

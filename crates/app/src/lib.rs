@@ -27,6 +27,7 @@ pub mod error;
 pub mod extract;
 pub mod incident;
 pub mod kms;
+pub mod kms_backup;
 mod kms_console;
 pub mod mfa;
 mod openapi;
@@ -194,6 +195,7 @@ pub fn router(state: AppState) -> Router {
         .merge(incident::api_routes())
         .route("/openapi.json", get(openapi_json))
         .merge(kms::routes())
+        .merge(kms_backup::routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
 

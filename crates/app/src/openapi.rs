@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::Problem;
-use crate::{account, api, approval, assets, auditlog, kms, mfa, sessions};
+use crate::{account, api, approval, assets, auditlog, kms, kms_backup, mfa, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,6 +29,7 @@ use crate::{account, api, approval, assets, auditlog, kms, mfa, sessions};
         kms::schedule_deletion, kms::cancel_deletion, kms::receipt, kms::encrypt, kms::decrypt,
         kms::rewrap, kms::datakey, kms::sign, kms::verify, kms::hmac, kms::verify_hmac,
         kms::encrypt_batch, kms::decrypt_batch, kms::export, kms::encryption,
+        kms_backup::backup, kms_backup::restore, kms_backup::wrapping_key, kms_backup::import_key,
         approval::list, approval::create, approval::approve, approval::reject,
         approval::change_role,
     ),
@@ -47,7 +48,10 @@ use crate::{account, api, approval, assets, auditlog, kms, mfa, sessions};
         kms::DataKeyRequest, kms::DataKeyView, kms::MessageRequest, kms::SignatureView,
         kms::VerifyRequest, kms::Valid, kms::MacView, kms::VerifyMacRequest, kms::EncryptBatch,
         kms::DecryptBatch, kms::BatchItem, kms::BatchResult, kms::ExportedKey,
-        kms::ExportedVersion, kms::EncryptionStatement, kms::InTransit,
+        kms::ExportedVersion, kms::EncryptionStatement, kms::InTransit, kms::DisclosureItem,
+        kms_backup::RecipientSpec, kms_backup::BackupRequest, kms_backup::BackupResponse,
+        kms_backup::RecoverySpec, kms_backup::RestoreRequest, kms_backup::RestoredTenant,
+        kms_backup::RestoreResponse, kms_backup::WrappingKeyView, kms_backup::ImportKey,
         account::AccountReportView, account::FlaggedView, approval::ApprovalView, approval::NewApproval,
         approval::Decision, approval::RoleChange)),
     modifiers(&Bearer),

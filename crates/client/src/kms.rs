@@ -42,6 +42,9 @@ pub struct KmsKey {
     pub deletion_requested_by: Option<String>,
     #[serde(default)]
     pub destroyed_at: Option<String>,
+    /// `parapet` or `external` (imported).
+    #[serde(default)]
+    pub origin: Option<String>,
     /// With `key show`: the versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versions: Option<Vec<KmsKeyVersion>>,
@@ -217,6 +220,51 @@ impl Client {
     /// `POST /api/v1/kms/keys/{key}/export`: the material of an exportable key, as JSON.
     pub async fn kms_export(&self, key: &str) -> Result<serde_json::Value, ClientError> {
         self.post_empty(self.url(&["kms", "keys", key, "export"], &[]))
+            .await
+    }
+
+    /// `POST /api/v1/kms/backup`: a key-ring backup sealed for `recipient` (JSON as the API
+    /// takes it); returns `{backup, shares?}`.
+    pub async fn kms_backup(
+        &self,
+        scope: &str,
+        recipient: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post(
+            self.url(&["kms", "backup"], &[]),
+            &serde_json::json!({"scope": scope, "recipient": recipient}),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/kms/restore`: restores `backup` opened by `recovery`.
+    pub async fn kms_restore(
+        &self,
+        backup: &serde_json::Value,
+        recovery: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post(
+            self.url(&["kms", "restore"], &[]),
+            &serde_json::json!({"backup": backup, "recovery": recovery}),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/kms/wrapping-key`: a short-lived wrapping key for importing material.
+    pub async fn kms_wrapping_key(
+        &self,
+        algorithm: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.get(self.url(
+            &["kms", "wrapping-key"],
+            &[("algorithm", Some(algorithm.to_string()))],
+        ))
+        .await
+    }
+
+    /// `POST /api/v1/kms/keys/import`: a key from wrapped material (the body as the API takes it).
+    pub async fn kms_import_key(&self, body: &serde_json::Value) -> Result<KmsKey, ClientError> {
+        self.post(self.url(&["kms", "keys", "import"], &[]), body)
             .await
     }
 

@@ -21,6 +21,7 @@ pub mod authz;
 pub mod mfa;
 pub mod policy;
 pub mod report;
+pub mod sealer;
 pub mod secret;
 mod sessions;
 
@@ -178,6 +179,8 @@ pub struct IamService {
     tenant_cache: RwLock<HashMap<(parapet_types::TenantId, String), (Tenant, Timestamp)>>,
     /// Seals second-factor secrets (see [`IamConfig::secrets_key`]).
     secrets_key: [u8; 32],
+    /// Seals platform secrets under the key service once it is in use (`sealer.rs`).
+    platform_sealer: RwLock<Option<Arc<dyn sealer::PlatformSealer>>>,
 }
 
 impl std::fmt::Debug for IamService {
@@ -240,6 +243,7 @@ impl IamService {
         };
         Ok(IamService {
             secrets_key,
+            platform_sealer: RwLock::new(None),
             store,
             env,
             config,

@@ -75,7 +75,7 @@ pub fn hotp(secret: &[u8], step: i64, digits: u32) -> String {
     format!("{:0width$}", word % modulus, width = digits as usize)
 }
 
-fn seal(key: &[u8; 32], env: &Env, aad: &str, plain: &[u8]) -> IamResult<String> {
+pub(crate) fn seal_local(key: &[u8; 32], env: &Env, aad: &str, plain: &[u8]) -> IamResult<String> {
     let nonce: [u8; 12] = env
         .random()
         .map_err(|e| IamError::Internal(e.to_string()))?;
@@ -98,7 +98,7 @@ fn seal(key: &[u8; 32], env: &Env, aad: &str, plain: &[u8]) -> IamResult<String>
     ))
 }
 
-fn open(key: &[u8; 32], aad: &str, sealed: &str) -> IamResult<Vec<u8>> {
+pub(crate) fn open_local(key: &[u8; 32], aad: &str, sealed: &str) -> IamResult<Vec<u8>> {
     let bad = || IamError::Internal("a sealed secret does not open with this server's key".into());
     let body = sealed.strip_prefix("v1:").ok_or_else(bad)?;
     let raw = base64::engine::general_purpose::STANDARD
@@ -123,7 +123,12 @@ fn open(key: &[u8; 32], aad: &str, sealed: &str) -> IamResult<Vec<u8>> {
 }
 
 fn aad(t: &Tenant, u: &User) -> String {
-    format!("parapet-totp:{}:{}", t.id, u.id)
+    totp_aad(t.id, u.id)
+}
+
+/// What binds a sealed TOTP secret to its row.
+pub(crate) fn totp_aad(t: parapet_types::TenantId, u: parapet_types::UserId) -> String {
+    format!("parapet-totp:{t}:{u}")
 }
 
 fn code_hash(code: &str) -> String {
@@ -153,10 +158,6 @@ pub struct TotpEnrolment {
 }
 
 impl IamService {
-    fn secrets_key(&self) -> &[u8; 32] {
-        &self.secrets_key
-    }
-
     /// The caller's second factors.
     pub async fn mfa_status(&self, p: &Principal) -> IamResult<MfaStatus> {
         let ctx = TenantCtx::new(p.tenant.id);
@@ -179,12 +180,7 @@ impl IamService {
             .env
             .random()
             .map_err(|e| IamError::Internal(e.to_string()))?;
-        let sealed = seal(
-            self.secrets_key(),
-            &self.env,
-            &aad(&p.tenant, &p.user),
-            &secret,
-        )?;
+        let sealed = self.seal_secret(&aad(&p.tenant, &p.user), &secret)?;
         let e = event(
             &self.env,
             Some(&p.tenant),
@@ -250,11 +246,7 @@ impl IamService {
                 ));
             }
         };
-        let secret = open(
-            self.secrets_key(),
-            &aad(&p.tenant, &p.user),
-            &rec.sealed_secret,
-        )?;
+        let secret = self.open_secret(&aad(&p.tenant, &p.user), &rec.sealed_secret)?;
         let now = self.env.now();
         let Some(step) = Self::matching_step(&secret, code, now) else {
             return Err(IamError::Invalid(
@@ -430,7 +422,7 @@ impl IamService {
             .get_totp(ctx, u.id)
             .await?
             .ok_or(IamError::Unauthenticated)?;
-        let secret = open(self.secrets_key(), &aad(t, u), &rec.sealed_secret)?;
+        let secret = self.open_secret(&aad(t, u), &rec.sealed_secret)?;
         let method = if let Some(step) = Self::matching_step(&secret, otp, now) {
             if self.store.use_totp_step(ctx, u.id, step).await? {
                 Some("totp")
@@ -518,10 +510,10 @@ mod tests {
     fn sealed_secrets_open_only_with_their_key_and_row() {
         let env = Env::system();
         let key = [7u8; 32];
-        let s = seal(&key, &env, "a", b"secret").unwrap();
+        let s = seal_local(&key, &env, "a", b"secret").unwrap();
         assert!(!s.contains("secret"));
-        assert_eq!(open(&key, "a", &s).unwrap(), b"secret");
-        assert!(open(&key, "b", &s).is_err());
-        assert!(open(&[8u8; 32], "a", &s).is_err());
+        assert_eq!(open_local(&key, "a", &s).unwrap(), b"secret");
+        assert!(open_local(&key, "b", &s).is_err());
+        assert!(open_local(&[8u8; 32], "a", &s).is_err());
     }
 }

@@ -23,9 +23,14 @@ use serde_json::json;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+pub mod backup;
+pub mod batch;
+pub mod byok;
 pub mod crypto;
+pub mod platform;
 pub mod receipt;
 pub mod root;
+pub mod wrap;
 
 pub use crypto::{Context, CryptoError, KeyType, Token};
 pub use receipt::{DeletionReceipt, verify_receipt};
@@ -204,6 +209,8 @@ pub struct KmsService {
     meta: RwLock<HashMap<(TenantId, String), (KmsKey, Timestamp)>>,
     /// Records of key uses, written in batches by [`audit_writer`] (group commit).
     audit_tx: tokio::sync::mpsc::Sender<Pending>,
+    /// The platform key ring that seals other modules' secrets (`platform.rs`).
+    platform: Arc<platform::PlatformKeys>,
 }
 
 /// A record waiting for its batch, and who waits for it to be stored.
@@ -289,14 +296,20 @@ impl KmsService {
         let root = store.kms_root(TenantCtx::new(provider.id)).await?;
         let (audit_tx, audit_rx) = tokio::sync::mpsc::channel(8 * AUDIT_BATCH);
         tokio::spawn(audit_writer(store.clone(), audit_rx));
+        let platform = Arc::new(platform::PlatformKeys::new(env.clone()));
         let seal = match root {
             None => Seal::Uninitialized,
-            Some(root) => Seal::Sealed {
-                root,
-                shares: Vec::new(),
-            },
+            Some(root) => {
+                // Initialized: platform secrets are the key service's from now on.
+                iam.set_platform_sealer(platform.clone());
+                Seal::Sealed {
+                    root,
+                    shares: Vec::new(),
+                }
+            }
         };
         Ok(KmsService {
+            platform,
             store,
             iam,
             env,
@@ -312,6 +325,11 @@ impl KmsService {
 
     pub fn config(&self) -> &KmsConfig {
         &self.config
+    }
+
+    /// The platform key's id and newest version while it is loaded (unsealed).
+    pub fn platform_key(&self) -> Option<(Uuid, i64)> {
+        self.platform.current()
     }
 
     /// Builds an audit record; the arguments are its fields.
@@ -492,6 +510,7 @@ impl KmsService {
             root: record,
             shares: Vec::new(),
         };
+        self.iam.set_platform_sealer(self.platform.clone());
         Ok(out)
     }
 
@@ -543,7 +562,8 @@ impl KmsService {
             ));
         }
         *self.seal.write().map_err(|_| poisoned())? = Seal::Unsealed { root: record, key };
-        Ok(())
+        self.iam.set_platform_sealer(self.platform.clone());
+        self.load_platform().await
     }
 
     /// Adds one custodian's share; unseals once the threshold is reached. Shares that do not
@@ -620,6 +640,9 @@ impl KmsService {
                     .into(),
             ));
         }
+        if what == "unsealed" {
+            self.load_platform().await?;
+        }
         Ok(self.status())
     }
 
@@ -646,6 +669,7 @@ impl KmsService {
         }
         self.keks.write().map_err(|_| poisoned())?.clear();
         self.material.write().map_err(|_| poisoned())?.clear();
+        self.platform.clear();
         let e = self.event(
             Some(&self.provider),
             p.actor(),
@@ -879,6 +903,7 @@ impl KmsService {
             deletion_requested_by: None,
             destroyed_at: None,
             receipt: None,
+            origin: "parapet".into(),
         };
         let e = self.event(
             Some(&p.tenant),
@@ -955,6 +980,12 @@ impl KmsService {
                 key.name, key.state
             )));
         }
+        if key.origin == "external" {
+            return Err(KmsError::Conflict(format!(
+                "key {} holds imported material: Parapet does not rotate it (import a new key)",
+                key.name
+            )));
+        }
         let kt = Self::key_type(&key)?;
         let version = key.latest_version + 1;
         let v = self.new_version(tenant.id, key.id, version, kt).await?;
@@ -975,6 +1006,9 @@ impl KmsService {
             .kms_add_version(TenantCtx::new(tenant.id), &key, &v, &e)
             .await?;
         self.forget(tenant.id, &key);
+        if tenant.id == self.provider.id && key.name == platform::PLATFORM_KEY {
+            self.reload_platform(&key).await?;
+        }
         Ok(key)
     }
 
@@ -1069,7 +1103,13 @@ impl KmsService {
         name: &str,
         meta: &RequestMeta,
     ) -> KmsResult<KmsKey> {
+        let provider = self.provider.id;
         self.change_state(p, name, "key.disable", meta, |k, _| {
+            if k.tenant == provider && k.name == platform::PLATFORM_KEY {
+                return Err(KmsError::Conflict(
+                    "the platform key seals other modules' secrets: it is never disabled".into(),
+                ));
+            }
             if k.state != "enabled" {
                 return Err(KmsError::Conflict(format!("key {} is {}", k.name, k.state)));
             }
@@ -1151,7 +1191,13 @@ impl KmsService {
             )));
         }
         let by = p.login_name();
+        let provider = self.provider.id;
         self.change_state(p, name, "key.schedule-deletion", meta, |k, now| {
+            if k.tenant == provider && k.name == platform::PLATFORM_KEY {
+                return Err(KmsError::Conflict(
+                    "the platform key seals other modules' secrets: it is never deleted".into(),
+                ));
+            }
             if !matches!(k.state.as_str(), "enabled" | "disabled") {
                 return Err(KmsError::Conflict(format!("key {} is {}", k.name, k.state)));
             }
@@ -1368,6 +1414,11 @@ impl KmsService {
             outcome,
             details,
         );
+        self.audit_grouped(e).await
+    }
+
+    /// Stores a record through the group-commit writer; returns once it is durable.
+    async fn audit_grouped(&self, e: AuditEvent) -> KmsResult<()> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.audit_tx
             .send((e, tx))
@@ -1393,6 +1444,12 @@ impl KmsService {
     ) -> KmsResult<(KmsKey, KeyType)> {
         self.root_key()?;
         let key = self.key(&p.tenant, id_or_name).await?;
+        if key.state == "destroyed" {
+            // Destroyed on another replica: drop what this one still holds.
+            if let Ok(mut m) = self.material.write() {
+                m.retain(|(id, _), _| *id != key.id);
+            }
+        }
         self.check_key(p, KeyOp::Use, &key, op, meta).await?;
         let kt = Self::key_type(&key)?;
         if !want(kt) {

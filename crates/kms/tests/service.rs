@@ -33,6 +33,9 @@ on_both!(
     roles_are_separate_and_keys_are_invisible_to_other_tenants,
     deletion_waits_then_destroys_and_issues_a_verifiable_receipt,
     keys_rotate_on_schedule_with_the_clock,
+    wrapping_keys_expire_and_shredded_keys_stay_shredded_through_a_restore,
+    totp_secrets_move_under_the_platform_key_and_a_sealed_service_says_so,
+    batches_use_fresh_nonces_and_write_one_audit_record,
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -554,8 +557,16 @@ async fn roles_are_separate_and_keys_are_invisible_to_other_tenants(backend: Bac
         w.kms.decrypt(&w.carol, &ct, &c, &m).await,
         Err(KmsError::Forbidden(_))
     ));
-    // Provider administrators do not see tenant keys; key custodians hold no key rights.
-    assert!(w.kms.list_keys(&w.admin, &m).await.unwrap().is_empty());
+    // Provider administrators do not see tenant keys (only the provider's own platform key);
+    // key custodians hold no key rights.
+    let provider_keys = w.kms.list_keys(&w.admin, &m).await.unwrap();
+    assert_eq!(
+        provider_keys
+            .iter()
+            .map(|k| k.name.as_str())
+            .collect::<Vec<_>>(),
+        vec![parapet_kms::platform::PLATFORM_KEY]
+    );
     assert!(matches!(
         w.kms.decrypt(&w.admin, &ct, &c, &m).await,
         Err(KmsError::NotFound(_))
@@ -779,4 +790,352 @@ async fn keys_rotate_on_schedule_with_the_clock(backend: Backend) {
             .unwrap()[..],
         b"d"
     );
+}
+
+async fn wrapping_keys_expire_and_shredded_keys_stay_shredded_through_a_restore(backend: Backend) {
+    use parapet_kms::backup::{Recipient, Recovery, Scope};
+    use parapet_kms::byok::WrapAlg;
+    use parapet_kms::wrap;
+    let w = world(backend, true).await;
+    let m = meta();
+    // A wrapping key works until it expires (24 h), on the injected clock.
+    let wk = w
+        .kms
+        .wrapping_key(&w.alice, WrapAlg::RsaOaepSha256, &m)
+        .await
+        .unwrap();
+    let public = wrap::rsa_public(wk.public_key_pem.as_bytes()).unwrap();
+    let wrapped = wrap::rsa_oaep_seal(&public, &[7u8; 32]).unwrap();
+    w.clock.advance_secs(24 * 3600);
+    let late = w
+        .kms
+        .import_key(&w.alice, &aes("late"), &wrapped, &wk.import_token, &m)
+        .await;
+    assert!(
+        matches!(late, Err(KmsError::Invalid(ref e)) if e.contains("expired")),
+        "{late:?}"
+    );
+    // Material of the wrong length is refused.
+    let wk = w
+        .kms
+        .wrapping_key(&w.alice, WrapAlg::X25519, &m)
+        .await
+        .unwrap();
+    let pk = wrap::x25519_public(wk.public_key_pem.as_bytes()).unwrap();
+    let short = wrap::x25519_seal(
+        &pk,
+        &[9u8; 32],
+        [1; 12],
+        parapet_kms::byok::X25519_INFO,
+        &[1u8; 16],
+    )
+    .unwrap();
+    assert!(matches!(
+        w.kms
+            .import_key(&w.alice, &aes("short"), &short, &wk.import_token, &m)
+            .await,
+        Err(KmsError::Invalid(_))
+    ));
+
+    // A destroyed key travels without material and comes back destroyed, receipt included.
+    w.kms.create_key(&w.alice, &aes("kept"), &m).await.unwrap();
+    w.kms
+        .create_key(&w.alice, &aes("shredded"), &m)
+        .await
+        .unwrap();
+    let c = ctx(&[("a", "b")]);
+    let kept_ct = w
+        .kms
+        .encrypt(&w.bob, "kept", b"keep", &c, &m)
+        .await
+        .unwrap();
+    let gone_ct = w
+        .kms
+        .encrypt(&w.bob, "shredded", b"gone", &c, &m)
+        .await
+        .unwrap();
+    w.kms
+        .schedule_deletion(&w.alice, "shredded", Some(7), &m)
+        .await
+        .unwrap();
+    w.clock.advance_secs(7 * 86_400 + 1);
+    assert_eq!(w.kms.destroy_due().await.unwrap().len(), 1);
+    let out = w
+        .kms
+        .backup(
+            &w.alice,
+            Scope::Tenant,
+            &Recipient::Shamir {
+                shares: 2,
+                threshold: 2,
+            },
+            &m,
+        )
+        .await
+        .unwrap();
+    assert_eq!((out.bundle.keys, out.shares.len()), (2, 2));
+    // Other roles and other tenants' administrators cannot make or restore it.
+    assert!(matches!(
+        w.kms
+            .backup(
+                &w.bob,
+                Scope::Tenant,
+                &Recipient::Shamir {
+                    shares: 1,
+                    threshold: 1
+                },
+                &m
+            )
+            .await,
+        Err(KmsError::Forbidden(_))
+    ));
+    assert!(matches!(
+        w.kms
+            .backup(
+                &w.alice,
+                Scope::All,
+                &Recipient::Shamir {
+                    shares: 1,
+                    threshold: 1
+                },
+                &m
+            )
+            .await,
+        Err(KmsError::Forbidden(_))
+    ));
+    let g = w
+        .kms
+        .backup(
+            &w.gina,
+            Scope::Tenant,
+            &Recipient::Shamir {
+                shares: 1,
+                threshold: 1,
+            },
+            &m,
+        )
+        .await
+        .unwrap();
+    assert_eq!(g.bundle.keys, 0);
+
+    let w2 = world(backend, true).await;
+    let recovery = Recovery::Shares(out.shares.clone());
+    let one = Recovery::Shares(out.shares[..1].to_vec());
+    assert!(matches!(
+        w2.kms.restore(&w2.alice, &out.bundle, &one, &m).await,
+        Err(KmsError::Invalid(_))
+    ));
+    let r = w2
+        .kms
+        .restore(&w2.alice, &out.bundle, &recovery, &m)
+        .await
+        .unwrap();
+    assert_eq!(r.tenants.len(), 1);
+    assert_eq!(
+        &w2.kms.decrypt(&w2.bob, &kept_ct, &c, &m).await.unwrap()[..],
+        b"keep"
+    );
+    assert!(w2.kms.decrypt(&w2.bob, &gone_ct, &c, &m).await.is_err());
+    let info = w2.kms.get_key(&w2.alice, "shredded", &m).await.unwrap();
+    assert_eq!(info.key.state, "destroyed");
+    assert!(info.versions.iter().all(|v| v.destroyed));
+    let text = w2.kms.receipt(&w2.alice, "shredded", &m).await.unwrap();
+    assert!(parapet_kms::verify_receipt(&text, &w.kms.receipt_public_key().unwrap()).is_ok());
+}
+
+fn base32_decode(s: &str) -> Vec<u8> {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut n, mut out) = (0u64, 0u32, Vec::new());
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = A.iter().position(|x| *x == c).unwrap() as u64;
+        bits = (bits << 5) | v;
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    out
+}
+
+async fn totp_secrets_move_under_the_platform_key_and_a_sealed_service_says_so(backend: Backend) {
+    use parapet_iam::mfa::{hotp, step_of};
+    use parapet_store::{AuditStore, MfaStore};
+    let w = world(backend, false).await;
+    let m = meta();
+    let actx = TenantCtx::new(w.alice.tenant.id);
+    // Before the key service exists, the local secrets key seals TOTP secrets.
+    let e = w.iam.totp_begin(&w.alice, &m).await.unwrap();
+    let secret = base32_decode(&e.secret_base32);
+    let rec = w
+        .store
+        .get_totp(actx, w.alice.user.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        rec.sealed_secret.starts_with("v1:"),
+        "{}",
+        rec.sealed_secret
+    );
+    // Initialized but sealed: new secrets are refused with a clear reason, old ones still open.
+    let shares = w.kms.init(&w.custodian, 1, 1, &m).await.unwrap();
+    let refused = w.iam.totp_begin(&w.bob, &m).await;
+    assert!(
+        matches!(refused, Err(parapet_iam::IamError::Unavailable(ref e)) if e.contains("sealed")),
+        "{refused:?}"
+    );
+    // Unsealing makes the platform key and re-seals the old secret under it, audited.
+    w.kms.unseal(&w.custodian, &shares[0], &m).await.unwrap();
+    let rec = w
+        .store
+        .get_totp(actx, w.alice.user.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        rec.sealed_secret.starts_with("kms:parapet:v1:"),
+        "{}",
+        rec.sealed_secret
+    );
+    let pk = w
+        .kms
+        .get_key(&w.admin, parapet_kms::platform::PLATFORM_KEY, &m)
+        .await
+        .unwrap();
+    assert!(rec.sealed_secret.contains(&pk.key.id.to_string()));
+    let trail = w
+        .store
+        .list_audit(
+            TenantCtx::new(w.admin.tenant.id),
+            &parapet_store::AuditFilter {
+                action: Some("kms.platform-secret.reseal".into()),
+                ..Default::default()
+            },
+            &parapet_store::Page {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(trail.len(), 1);
+    // The secret still works: the first code confirms the enrolment.
+    let code = hotp(&secret, step_of(w.env.now()), 6);
+    w.iam.totp_confirm(&w.alice, &code, &m).await.unwrap();
+    // New secrets are sealed by the key service; rotating its key keeps old ones readable.
+    w.iam.totp_begin(&w.bob, &m).await.unwrap();
+    w.kms
+        .rotate(&w.admin, parapet_kms::platform::PLATFORM_KEY, &m)
+        .await
+        .unwrap();
+    let bob = w
+        .store
+        .get_totp(TenantCtx::new(w.bob.tenant.id), w.bob.user.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(bob.sealed_secret.starts_with("kms:"));
+    assert!(w.iam.totp_begin(&w.carol, &m).await.is_ok());
+    let carol = w
+        .store
+        .get_totp(TenantCtx::new(w.carol.tenant.id), w.carol.user.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        carol.sealed_secret.contains(":2:"),
+        "{}",
+        carol.sealed_secret
+    );
+    // Nothing changed elsewhere: a refresh keeps the loaded version.
+    w.kms.refresh_platform().await.unwrap();
+    assert_eq!(w.kms.platform_key().map(|(_, v)| v), Some(2));
+    // The platform key is never disabled or deleted.
+    assert!(matches!(
+        w.kms
+            .disable(&w.admin, parapet_kms::platform::PLATFORM_KEY, &m)
+            .await,
+        Err(KmsError::Conflict(_))
+    ));
+    assert!(matches!(
+        w.kms
+            .schedule_deletion(&w.admin, parapet_kms::platform::PLATFORM_KEY, Some(7), &m)
+            .await,
+        Err(KmsError::Conflict(_))
+    ));
+    // Sealed again: second factors cannot be enrolled, and the server says why.
+    w.kms.seal(&w.custodian, &m).await.unwrap();
+    let refused = w.iam.totp_begin(&w.gina, &m).await;
+    assert!(
+        matches!(refused, Err(parapet_iam::IamError::Unavailable(ref e)) if e.contains("sealed")),
+        "{refused:?}"
+    );
+}
+
+async fn batches_use_fresh_nonces_and_write_one_audit_record(backend: Backend) {
+    use parapet_store::AuditStore;
+    let w = world(backend, true).await;
+    let m = meta();
+    w.kms.create_key(&w.alice, &aes("bulk"), &m).await.unwrap();
+    let c = ctx(&[("t", "1")]);
+    let items: Vec<(&[u8], &Context)> = (0..130).map(|_| (&b"same"[..], &c)).collect();
+    let cts = w
+        .kms
+        .encrypt_batch(&w.bob, "bulk", &items, &m)
+        .await
+        .unwrap();
+    assert_eq!(cts.len(), 130);
+    let distinct: std::collections::HashSet<&String> = cts.iter().collect();
+    assert_eq!(distinct.len(), 130, "every item has its own nonce");
+    // Decrypt them with one altered and one of another tenant's key: per-item errors.
+    w.kms.create_key(&w.gina, &aes("theirs"), &m).await.unwrap();
+    let theirs = w
+        .kms
+        .encrypt(&w.gina, "theirs", b"x", &c, &m)
+        .await
+        .unwrap();
+    let wrong = ctx(&[("t", "2")]);
+    let mut back: Vec<(&str, &Context)> = cts.iter().map(|t| (t.as_str(), &c)).collect();
+    back.push((theirs.as_str(), &c));
+    back.push((cts[0].as_str(), &wrong));
+    let r = w.kms.decrypt_batch(&w.bob, &back, &m).await.unwrap();
+    assert!(
+        r[..130]
+            .iter()
+            .all(|x| x.as_ref().is_ok_and(|p| &p[..] == b"same"))
+    );
+    assert!(matches!(r[130], Err(KmsError::NotFound(_))));
+    assert!(matches!(r[131], Err(KmsError::Crypto(_))));
+    // A caller without the role fails the whole batch.
+    assert!(matches!(
+        w.kms.encrypt_batch(&w.carol, "bulk", &items, &m).await,
+        Err(KmsError::Forbidden(_))
+    ));
+    let page = parapet_store::Page {
+        after: None,
+        limit: 100,
+    };
+    let ctx_a = TenantCtx::new(w.alice.tenant.id);
+    for (action, items, failed) in [("kms.encrypt-batch", 130, 0), ("kms.decrypt-batch", 132, 2)] {
+        let recs = w
+            .store
+            .list_audit(
+                ctx_a,
+                &parapet_store::AuditFilter {
+                    action: Some(action.into()),
+                    ..Default::default()
+                },
+                &page,
+            )
+            .await
+            .unwrap();
+        let ok: Vec<_> = recs
+            .iter()
+            .filter(|r| r.event.details["items"] == items)
+            .collect();
+        assert_eq!(ok.len(), 1, "{action}: {recs:?}");
+        assert_eq!(ok[0].event.details["failed"], failed);
+    }
 }

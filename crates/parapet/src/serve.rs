@@ -332,7 +332,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let signer = audit_signer(&s.audit_key, &boot.provider, &env)?;
+    let kms = Arc::new(
+        KmsService::open(
+            store.clone(),
+            iam.clone(),
+            env.clone(),
+            boot.provider.clone(),
+            KmsConfig::default(),
+        )
+        .await
+        .context("cannot open the key service")?,
+    );
+    if let Some(path) = &s.kms_key_file {
+        let key = kms_root_key(path, &env)?;
+        kms.unseal_with_key_file(key)
+            .await
+            .with_context(|| format!("cannot unseal the key service with {}", path.display()))?;
+        tracing::warn!(file = %path.display(), "key service unsealed from a key file (development only)");
+    } else if kms.status().initialized {
+        println!("The key service is sealed: key custodians must run 'parapet kms unseal'.");
+    }
+    let signer = audit_signer(&s.audit_key, &boot.provider, &env, &kms)?;
     let audit = Arc::new(
         AuditLog::open(
             store.clone(),
@@ -362,26 +382,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         env.clone(),
     ));
     let dormancy = tokio::spawn(sweep_dormant_accounts(iam.clone(), stop_rx.clone()));
-    let kms = Arc::new(
-        KmsService::open(
-            store.clone(),
-            iam.clone(),
-            env.clone(),
-            boot.provider.clone(),
-            KmsConfig::default(),
-        )
-        .await
-        .context("cannot open the key service")?,
-    );
-    if let Some(path) = &s.kms_key_file {
-        let key = kms_root_key(path, &env)?;
-        kms.unseal_with_key_file(key)
-            .await
-            .with_context(|| format!("cannot unseal the key service with {}", path.display()))?;
-        tracing::warn!(file = %path.display(), "key service unsealed from a key file (development only)");
-    } else if kms.status().initialized {
-        println!("The key service is sealed: key custodians must run 'parapet kms unseal'.");
-    }
     let kms_job = tokio::spawn(kms_jobs(
         kms.clone(),
         s.kms_job_interval,
@@ -452,22 +452,27 @@ async fn sweep_dormant_accounts(
     }
 }
 
-/// Loads the key that seals second-factor secrets at rest, or creates it (mode 0600) on first
-/// start, beside the audit signing key. Every replica needs the same file.
-fn secrets_key(path: &std::path::Path, env: &Env) -> anyhow::Result<[u8; 32]> {
-    let read = |path: &std::path::Path| -> anyhow::Result<[u8; 32]> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the secrets key {}", path.display()))?;
-        let bytes = hex::decode(text.trim())
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .with_context(|| format!("{} is not a secrets key (64 hex digits)", path.display()))?;
-        Ok(bytes)
+/// Reads the secret file at `path` with `parse`, or creates it first (mode 0600, in a directory
+/// made as needed) with the text `make` returns. The file is written aside and linked into place,
+/// so a concurrent first start of another replica keeps whichever file was linked first and
+/// nobody reads a half-written one. Returns the value and whether this call created the file.
+fn secret_file<T>(
+    path: &std::path::Path,
+    what: &str,
+    make: impl FnOnce() -> anyhow::Result<zeroize::Zeroizing<String>>,
+    parse: impl Fn(&str) -> anyhow::Result<T>,
+) -> anyhow::Result<(T, bool)> {
+    let read = || -> anyhow::Result<T> {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the {what} {}", path.display()))?,
+        );
+        parse(text.trim()).with_context(|| format!("{} is not a valid {what}", path.display()))
     };
     if path.exists() {
-        return read(path);
+        return Ok((read()?, false));
     }
-    let key: [u8; 32] = env.random().context("cannot create the secrets key")?;
+    let text = make().with_context(|| format!("cannot create the {what}"))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the directory {}", dir.display()))?;
@@ -482,18 +487,47 @@ fn secrets_key(path: &std::path::Path, env: &Env) -> anyhow::Result<[u8; 32]> {
         let mut f = options
             .open(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
-        writeln!(f, "{}", hex::encode(key))
+        writeln!(f, "{}", text.as_str())
             .and_then(|()| f.sync_all())
             .with_context(|| format!("cannot write {}", tmp.display()))?;
     }
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {
-        Ok(()) => Ok(key),
+        Ok(()) => Ok((read()?, true)),
         // Another replica created it first: use theirs.
-        Err(_) if path.exists() => read(path),
+        Err(_) if path.exists() => Ok((read()?, false)),
         Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
     }
+}
+
+/// 32 random bytes as 64 hexadecimal digits.
+fn random_hex_key(env: &Env) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let key = zeroize::Zeroizing::new(
+        env.random::<32>()
+            .map_err(|e| anyhow::anyhow!("no randomness: {}", e.0))?,
+    );
+    Ok(zeroize::Zeroizing::new(hex::encode(key.as_slice())))
+}
+
+/// 64 hexadecimal digits as a 32-byte key.
+fn parse_hex_key(text: &str) -> anyhow::Result<zeroize::Zeroizing<[u8; 32]>> {
+    let bytes = zeroize::Zeroizing::new(
+        hex::decode(text)
+            .ok()
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| anyhow::anyhow!("expected 64 hexadecimal digits"))?,
+    );
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(&bytes);
+    Ok(key)
+}
+
+/// Loads the key that seals second-factor secrets at rest, or creates it (mode 0600) on first
+/// start, beside the audit signing key. Every replica needs the same file.
+fn secrets_key(path: &std::path::Path, env: &Env) -> anyhow::Result<[u8; 32]> {
+    let (key, _) = secret_file(path, "secrets key", || random_hex_key(env), parse_hex_key)?;
+    Ok(*key)
 }
 
 fn stop_rx_kms(tx: &tokio::sync::watch::Sender<bool>) -> tokio::sync::watch::Receiver<bool> {
@@ -517,6 +551,9 @@ async fn kms_jobs(
         if kms.status().sealed {
             continue;
         }
+        if let Err(e) = kms.refresh_platform().await {
+            tracing::warn!(error = %e, "platform key refresh failed");
+        }
         match kms.destroy_due().await {
             Ok(done) => {
                 for r in done {
@@ -535,42 +572,18 @@ async fn kms_jobs(
 
 /// Reads the development root key (64 hex digits), or creates it (mode 0600) on first start.
 fn kms_root_key(path: &std::path::Path, env: &Env) -> anyhow::Result<parapet_kms::root::RootKey> {
-    if !path.exists() {
-        let key: [u8; 32] = env
-            .random()
-            .map_err(|e| anyhow::anyhow!("no randomness: {}", e.0))?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the directory {}", dir.display()))?;
-        }
-        use std::io::Write;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options
-            .open(path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        writeln!(f, "{}", hex::encode(key))
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+    let (key, created) = secret_file(
+        path,
+        "development root key",
+        || random_hex_key(env),
+        parse_hex_key,
+    )?;
+    if created {
         println!(
             "Created the development root key {} (keep it secret; use Shamir shares in production).",
             path.display()
         );
     }
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the key file {}", path.display()))?,
-    );
-    let bytes = zeroize::Zeroizing::new(
-        hex::decode(text.trim())
-            .ok()
-            .filter(|b| b.len() == 32)
-            .ok_or_else(|| anyhow::anyhow!("{} must hold 64 hexadecimal digits", path.display()))?,
-    );
-    let mut key = zeroize::Zeroizing::new([0u8; 32]);
-    key.copy_from_slice(&bytes);
     Ok(key)
 }
 
@@ -580,52 +593,82 @@ fn audit_signer(
     path: &std::path::Path,
     provider: &parapet_store::Tenant,
     env: &Env,
+    kms: &KmsService,
 ) -> anyhow::Result<NoteSigner> {
-    let read = |path: &std::path::Path| -> anyhow::Result<NoteSigner> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the audit key {}", path.display()))?;
-        NoteSigner::from_skey(text.trim())
-            .with_context(|| format!("{} is not an audit signing key", path.display()))
-    };
-    if path.exists() {
-        return read(path);
-    }
+    const AAD: &str = "parapet-audit-signing-key";
     let origin = format!("parapet.{}/audit/{}", provider.name, provider.id);
-    let signer = NoteSigner::generate(&origin, env.entropy.as_ref())
-        .context("cannot create the audit signing key")?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the directory {}", dir.display()))?;
-    }
-    // Written aside, then linked into place: a concurrent first start keeps whichever key was
-    // linked first, and nobody reads a half-written file.
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    {
-        use std::io::Write;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        writeln!(f, "{}", signer.to_skey())
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-    }
-    let linked = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {
+    // Unsealed at start (a key file): the signing key is kept sealed by the platform key.
+    let under_kms = !kms.status().sealed;
+    let (signer, created) = secret_file(
+        path,
+        "audit signing key",
+        || {
+            let skey = NoteSigner::generate(&origin, env.entropy.as_ref())
+                .map(|s| zeroize::Zeroizing::new(s.to_skey()))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if under_kms {
+                Ok(zeroize::Zeroizing::new(
+                    kms.seal_platform_secret(AAD, skey.as_bytes())?,
+                ))
+            } else {
+                Ok(skey)
+            }
+        },
+        |text| {
+            let plain = if text.starts_with(parapet_iam::sealer::KMS_PREFIX) {
+                let opened = kms.open_platform_secret(AAD, text).map_err(|e| match e {
+                    parapet_kms::KmsError::Sealed | parapet_kms::KmsError::Uninitialized => {
+                        anyhow::anyhow!(
+                            "it is sealed by the key service, which is sealed: start with the \
+                             key file (--kms-key-file) that unseals it"
+                        )
+                    }
+                    e => anyhow::anyhow!("{e}"),
+                })?;
+                zeroize::Zeroizing::new(
+                    String::from_utf8(opened.to_vec())
+                        .map_err(|_| anyhow::anyhow!("the sealed key is not text"))?,
+                )
+            } else {
+                zeroize::Zeroizing::new(text.to_string())
+            };
+            NoteSigner::from_skey(&plain).map_err(|e| anyhow::anyhow!("{e}"))
+        },
+    )?;
+    if created {
+        println!(
+            "Created the audit log signing key {} (keep it secret; back it up).",
+            path.display()
+        );
+    } else if under_kms {
+        // An older plain file: seal it under the platform key in place.
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the audit signing key {}", path.display()))?;
+        if !text.trim().starts_with(parapet_iam::sealer::KMS_PREFIX) {
+            let sealed = kms.seal_platform_secret(AAD, signer.to_skey().as_bytes())?;
+            let tmp = path.with_extension(format!("seal{}", std::process::id()));
+            {
+                use std::io::Write;
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut f = options
+                    .open(&tmp)
+                    .with_context(|| format!("cannot create {}", tmp.display()))?;
+                writeln!(f, "{sealed}")
+                    .and_then(|()| f.sync_all())
+                    .with_context(|| format!("cannot write {}", tmp.display()))?;
+            }
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot replace {}", path.display()))?;
             println!(
-                "Created the audit log signing key {} (keep it secret; back it up).",
+                "Sealed the audit log signing key {} under the key service's platform key.",
                 path.display()
             );
-            Ok(signer)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path),
-        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
     }
+    Ok(signer)
 }
 
 /// A database location with any password removed, for messages and logs.

@@ -339,6 +339,27 @@ fn custodians_unseal_with_k_of_n_and_tenants_encrypt_through_the_cli(backend: Ba
         assert_eq!(b["items"][0]["plaintext"], "aGk=");
         assert!(b["items"][1]["error"].as_str().unwrap().contains("decryption failed"));
         assert_eq!(b["items"][2]["plaintext"], "eW8=");
+        // One audit record per batch, naming the key, its version, the items and the failures.
+        let trail = |action: &'static str| {
+            let api = &api;
+            let alice = alice.clone();
+            async move {
+                let (s, b) = api
+                    .get(&format!("/api/v1/tenants/acme/audit?action={action}"), Some(&alice))
+                    .await;
+                assert_eq!(s, 200, "{b}");
+                b["items"].as_array().unwrap().clone()
+            }
+        };
+        let enc = trail("kms.encrypt-batch").await;
+        assert_eq!(enc.len(), 1, "{enc:?}");
+        assert_eq!((enc[0]["details"]["items"].as_u64(), enc[0]["details"]["failed"].as_u64()), (Some(2), Some(0)));
+        assert_eq!(enc[0]["details"]["context_sha256"].as_object().map(|o| o.len()), Some(2));
+        let dec = trail("kms.decrypt-batch").await;
+        assert_eq!(dec.len(), 1, "{dec:?}");
+        assert_eq!((dec[0]["details"]["items"].as_u64(), dec[0]["details"]["failed"].as_u64()), (Some(3), Some(1)));
+        assert_eq!(dec[0]["outcome"], "failure");
+        assert!(!dec[0].to_string().contains("eW8"), "no data in the trail");
 
         // The SLA's encryption section, from the running configuration.
         let (ok, out, err) = cli(&url, &alice, &["kms", "encryption", "--json"], b"");

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use parapet_store::{
-    AuditEvent, KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore, StoreError, StoreResult,
+    AuditEvent, KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore, LocalSecret, StoreError,
+    StoreResult,
 };
 use parapet_types::{TenantCtx, TenantId, Timestamp};
 use sqlx::Row;
@@ -17,7 +18,7 @@ macro_rules! key_cols {
     () => {
         "id, tenant_id, name, key_type, state, latest_version, min_decryption_version, \
          rotation_period_secs, next_rotation_at, exportable, policy, created_at, updated_at, \
-         deletion_due_at, deletion_requested_by, destroyed_at, receipt"
+         deletion_due_at, deletion_requested_by, destroyed_at, receipt, origin"
     };
 }
 
@@ -50,6 +51,7 @@ macro_rules! key_row {
             deletion_requested_by: row.try_get("deletion_requested_by").db()?,
             destroyed_at: destroyed.map(Timestamp),
             receipt: row.try_get("receipt").db()?,
+            origin: row.try_get("origin").db()?,
         }
     }};
 }
@@ -131,8 +133,103 @@ macro_rules! insert_version {
     }};
 }
 
+/// Inserts the key `$k` of tenant `$ctx` on the executor `$exec`.
+macro_rules! insert_key {
+    ($exec:expr, $ctx:expr, $k:expr) => {{
+        let key: &KmsKey = $k;
+        sqlx::query(concat!(
+            "INSERT INTO kms_keys (",
+            key_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+             $16, $17, $18)"
+        ))
+        .bind(key.id.to_string())
+        .bind($ctx.tenant.to_string())
+        .bind(&key.name)
+        .bind(&key.key_type)
+        .bind(&key.state)
+        .bind(key.latest_version)
+        .bind(key.min_decryption_version)
+        .bind(key.rotation_period_secs)
+        .bind(key.next_rotation_at.map(|t| t.0))
+        .bind(i64::from(key.exportable))
+        .bind(policy_json(&key.policy)?)
+        .bind(key.created_at.0)
+        .bind(key.updated_at.0)
+        .bind(key.deletion_due_at.map(|t| t.0))
+        .bind(key.deletion_requested_by.clone())
+        .bind(key.destroyed_at.map(|t| t.0))
+        .bind(key.receipt.clone())
+        .bind(&key.origin)
+        .execute($exec)
+        .await
+        .db()
+        .map_err(|e| name_taken(e, &key.name))?;
+    }};
+}
+
 #[async_trait]
 impl KmsStore for SqlStore {
+    async fn platform_local_secrets(
+        &self,
+        ctx: TenantCtx,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<LocalSecret>> {
+        let rows: Vec<(String, String, String)> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT m.tenant_id, m.user_id, m.sealed_secret FROM mfa_totp m \
+                 WHERE EXISTS (SELECT 1 FROM tenants p WHERE p.id = $1 AND p.kind = 'provider') \
+                 AND m.sealed_secret NOT LIKE 'kms:%' AND m.user_id > $2 \
+                 ORDER BY m.user_id LIMIT $3",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(after.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .db()?
+        });
+        rows.into_iter()
+            .map(|(t, u, sealed)| {
+                Ok(LocalSecret {
+                    tenant: TenantId(uuid("tenant id", &t)?),
+                    user: parapet_types::UserId(uuid("user id", &u)?),
+                    sealed,
+                })
+            })
+            .collect()
+    }
+
+    async fn platform_reseal_secret(
+        &self,
+        ctx: TenantCtx,
+        user: parapet_types::UserId,
+        old: &str,
+        new: &str,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let changed = with_tx!(self, |tx| {
+            let n = sqlx::query(
+                "UPDATE mfa_totp SET sealed_secret = $4 WHERE tenant_id = $1 AND user_id = $2 \
+                 AND sealed_secret = $3",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(user.to_string())
+            .bind(old)
+            .bind(new)
+            .execute(&mut *tx)
+            .await
+            .db()?
+            .rows_affected();
+            if n == 1 {
+                insert_audit!(&mut *tx, audit);
+            }
+            n == 1
+        });
+        Ok(changed)
+    }
+
     async fn kms_root(&self, ctx: TenantCtx) -> StoreResult<Option<KmsRoot>> {
         with_pool!(self, |pool| {
             let row = sqlx::query(
@@ -246,33 +343,7 @@ impl KmsStore for SqlStore {
             return Err(StoreError::Other("key of another tenant".into()));
         }
         with_tx!(self, |tx| {
-            sqlx::query(concat!(
-                "INSERT INTO kms_keys (",
-                key_cols!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                 $16, $17)"
-            ))
-            .bind(key.id.to_string())
-            .bind(ctx.tenant.to_string())
-            .bind(&key.name)
-            .bind(&key.key_type)
-            .bind(&key.state)
-            .bind(key.latest_version)
-            .bind(key.min_decryption_version)
-            .bind(key.rotation_period_secs)
-            .bind(key.next_rotation_at.map(|t| t.0))
-            .bind(i64::from(key.exportable))
-            .bind(policy_json(&key.policy)?)
-            .bind(key.created_at.0)
-            .bind(key.updated_at.0)
-            .bind(key.deletion_due_at.map(|t| t.0))
-            .bind(key.deletion_requested_by.clone())
-            .bind(key.destroyed_at.map(|t| t.0))
-            .bind(key.receipt.clone())
-            .execute(&mut *tx)
-            .await
-            .db()
-            .map_err(|e| name_taken(e, &key.name))?;
+            insert_key!(&mut *tx, ctx, key);
             insert_version!(&mut *tx, ctx, first);
             insert_audit!(&mut *tx, audit);
         });
@@ -425,6 +496,30 @@ impl KmsStore for SqlStore {
             .execute(&mut *tx)
             .await
             .db()?;
+            insert_audit!(&mut *tx, audit);
+        });
+        Ok(())
+    }
+
+    async fn kms_import_keys(
+        &self,
+        ctx: TenantCtx,
+        keys: &[(KmsKey, Vec<KmsKeyVersion>)],
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        if keys
+            .iter()
+            .any(|(k, vs)| k.tenant != ctx.tenant || vs.iter().any(|v| v.key != k.id))
+        {
+            return Err(StoreError::Other("key of another tenant".into()));
+        }
+        with_tx!(self, |tx| {
+            for (key, versions) in keys {
+                insert_key!(&mut *tx, ctx, key);
+                for v in versions {
+                    insert_version!(&mut *tx, ctx, v);
+                }
+            }
             insert_audit!(&mut *tx, audit);
         });
         Ok(())

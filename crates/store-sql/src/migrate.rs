@@ -20,6 +20,7 @@ const SQLITE: &[(i64, &str)] = &[
     ),
     (11, include_str!("../migrations/sqlite/0011_mfa.sql")),
     (20, include_str!("../migrations/sqlite/0020_kms.sql")),
+    (21, include_str!("../migrations/sqlite/0021_kms_origin.sql")),
     (12, include_str!("../migrations/sqlite/0012_approvals.sql")),
     (40, include_str!("../migrations/sqlite/0040_incidents.sql")),
     (
@@ -45,6 +46,10 @@ const POSTGRES: &[(i64, &str)] = &[
     ),
     (11, include_str!("../migrations/postgres/0011_mfa.sql")),
     (20, include_str!("../migrations/postgres/0020_kms.sql")),
+    (
+        21,
+        include_str!("../migrations/postgres/0021_kms_origin.sql"),
+    ),
     (
         12,
         include_str!("../migrations/postgres/0012_approvals.sql"),

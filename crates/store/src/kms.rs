@@ -60,6 +60,9 @@ pub struct KmsKey {
     pub destroyed_at: Option<Timestamp>,
     /// The signed deletion receipt, once destroyed.
     pub receipt: Option<String>,
+    /// Where the material came from: `parapet` (generated here) or `external` (imported by the
+    /// tenant, X.1642 8.2(3)).
+    pub origin: String,
 }
 
 /// One version of a key.
@@ -74,8 +77,34 @@ pub struct KmsKeyVersion {
     pub created_at: Timestamp,
 }
 
+/// A platform secret still sealed by the local secrets key (before the key service sealed it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSecret {
+    pub tenant: TenantId,
+    pub user: parapet_types::UserId,
+    pub sealed: String,
+}
+
 #[async_trait::async_trait]
 pub trait KmsStore: Send + Sync {
+    /// TOTP secrets of every tenant still sealed by the local key (not `kms:`), by user id after
+    /// `after` (`ctx` must be the provider).
+    async fn platform_local_secrets(
+        &self,
+        ctx: TenantCtx,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<LocalSecret>>;
+    /// Replaces a sealed TOTP secret if it is still `old`, with its audit record; false if it
+    /// changed meanwhile.
+    async fn platform_reseal_secret(
+        &self,
+        ctx: TenantCtx,
+        user: parapet_types::UserId,
+        old: &str,
+        new: &str,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
     /// The root's description (`ctx` is the provider tenant).
     async fn kms_root(&self, ctx: TenantCtx) -> StoreResult<Option<KmsRoot>>;
     /// Records the root at initialization; `Conflict` if one exists.
@@ -133,6 +162,14 @@ pub trait KmsStore: Send + Sync {
         &self,
         ctx: TenantCtx,
         key: &KmsKey,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// Stores whole keys with their versions (restored from a backup, or imported) and `audit`,
+    /// in one transaction: all or none. `Conflict` if a key id or name is taken.
+    async fn kms_import_keys(
+        &self,
+        ctx: TenantCtx,
+        keys: &[(KmsKey, Vec<KmsKeyVersion>)],
         audit: &AuditEvent,
     ) -> StoreResult<()>;
     /// Keys of every tenant pending deletion and due at `now` (`ctx` must be the provider).

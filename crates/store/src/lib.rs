@@ -32,7 +32,7 @@ pub use audit::{
     StoredCheckpoint, StoredTile,
 };
 pub use incident::{IncidentFilter, IncidentRow, IncidentStore, PlanRow};
-pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore};
+pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore, LocalSecret};
 pub use mfa::{MfaStore, TotpRecord};
 pub use session::{SessionInfo, SessionStore};
 

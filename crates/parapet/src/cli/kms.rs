@@ -13,6 +13,8 @@ use parapet_client::{KmsKey, KmsStatus, NewKmsKey};
 use super::output::{clean, fields, json, out, table};
 use super::{CommonArgs, Session};
 
+mod backup;
+
 /// Largest input of the data commands (the server takes 64 KiB bodies; base64 grows by a third).
 pub const MAX_INPUT: usize = 46 * 1024;
 
@@ -31,7 +33,8 @@ pub enum KmsCommand {
     /// Seal the key service: every key operation is refused until custodians unseal it.
     Seal(Plain),
     /// What is encrypted at rest and in transit, with which algorithms (the SLA's encryption
-    /// section, generated from the running configuration).
+    /// section, generated from the running configuration). Also: 'parapet kms disclosure'.
+    #[command(visible_alias = "disclosure")]
     Encryption(Plain),
     /// Manage keys of your tenant: create, list, show, rotate, disable, enable, set,
     /// schedule-deletion, cancel-deletion, receipt.
@@ -56,6 +59,15 @@ pub enum KmsCommand {
     VerifyHmac(VerifyHmacArgs),
     /// Verify a signed deletion receipt offline against the receipt-signing public key.
     VerifyReceipt(VerifyReceiptArgs),
+    /// Export a key ring (your tenant's, or with --all every tenant's) sealed for a recovery key
+    /// held by custodians: an X25519 or RSA public key, or a recovery secret split into shares.
+    Backup(backup::BackupArgs),
+    /// Restore a key ring made by 'parapet kms backup' into this installation (keys keep their
+    /// ids, so old ciphertexts decrypt here).
+    Restore(backup::RestoreArgs),
+    /// Get a short-lived wrapping key to bring your own key material (prints the public key
+    /// PEM and the import token for 'parapet kms key import').
+    WrappingKey(backup::WrappingKeyArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -109,6 +121,8 @@ pub enum KeyCommand {
     Receipt(KeyArgs),
     /// Print the material of a key created with --exportable, as JSON (audited).
     Export(KeyArgs),
+    /// Import key material you made outside Parapet, wrapped by 'parapet kms wrapping-key'.
+    Import(backup::ImportArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -474,7 +488,7 @@ pub async fn run(cmd: KmsCommand) -> anyhow::Result<()> {
             out(&format!(
                 "Encryption at rest\n  Root key: {}\n  Tenant keys: {}\n  Key material: {}\n  \
                  Data: {}\n  Keys by type: {}\nEncryption in transit\n  TLS on this server: {}\n  \
-                 Protocols: {}\n  Cipher suites: {}\n  Key exchange: {}\n",
+                 Protocols: {}\n  Cipher suites: {}\n  Key exchange: {}\nParapet's own data\n{}",
                 text(at(&r, "root")),
                 text(at(&r, "tenant_kek")),
                 text(at(&r, "key_material")),
@@ -484,6 +498,13 @@ pub async fn run(cmd: KmsCommand) -> anyhow::Result<()> {
                 list(&at(&t, "protocols")),
                 list(&at(&t, "cipher_suites")),
                 list(&at(&t, "key_exchange_groups")),
+                at(&v, "platform")
+                    .as_array()
+                    .map(|items| items
+                        .iter()
+                        .map(|i| format!("  {}: {}\n", text(at(i, "what")), text(at(i, "how"))))
+                        .collect::<String>())
+                    .unwrap_or_default(),
             ))
         }
         KmsCommand::Encrypt(a) => {
@@ -600,6 +621,9 @@ pub async fn run(cmd: KmsCommand) -> anyhow::Result<()> {
             report_valid(&s, ok, "MAC")
         }
         KmsCommand::VerifyReceipt(a) => verify_receipt(&a),
+        KmsCommand::Backup(a) => backup::backup(a).await,
+        KmsCommand::Restore(a) => backup::restore(a).await,
+        KmsCommand::WrappingKey(a) => backup::wrapping_key(a).await,
     }
 }
 
@@ -753,6 +777,7 @@ async fn key(cmd: KeyCommand) -> anyhow::Result<()> {
                 ),
             )
         }
+        KeyCommand::Import(a) => backup::import(a).await,
         KeyCommand::Export(a) => {
             let s = Session::open(&a.common)?;
             let v = s.client.kms_export(&a.name).await.map_err(|e| s.fail(e))?;
