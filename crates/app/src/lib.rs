@@ -29,6 +29,7 @@ pub mod incident;
 pub mod kms;
 mod kms_console;
 pub mod mfa;
+pub mod oidc;
 mod openapi;
 pub mod sessions;
 pub mod witness;
@@ -194,6 +195,7 @@ pub fn router(state: AppState) -> Router {
         .merge(incident::api_routes())
         .route("/openapi.json", get(openapi_json))
         .merge(kms::routes())
+        .merge(oidc::api_routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
 
@@ -202,6 +204,7 @@ pub fn router(state: AppState) -> Router {
         .merge(console::routes())
         .merge(kms_console::routes())
         .merge(incident::console_routes())
+        .merge(oidc::protocol_routes())
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/console") }),
@@ -222,6 +225,7 @@ pub fn router(state: AppState) -> Router {
 async fn openapi_json() -> Response {
     let mut doc = openapi::ApiDoc::openapi();
     doc.merge(incident::IncidentApi::openapi());
+    doc.merge(oidc::OidcApi::openapi());
     match doc.to_json() {
         Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),
         Err(e) => ApiError::new(

@@ -19,6 +19,7 @@ use serde_json::json;
 pub mod approval;
 pub mod authz;
 pub mod mfa;
+pub mod oidc;
 pub mod policy;
 pub mod report;
 pub mod secret;
@@ -178,6 +179,8 @@ pub struct IamService {
     tenant_cache: RwLock<HashMap<(parapet_types::TenantId, String), (Tenant, Timestamp)>>,
     /// Seals second-factor secrets (see [`IamConfig::secrets_key`]).
     secrets_key: [u8; 32],
+    /// Each tenant's OIDC signing keys, kept as long as authentications.
+    oidc_keys: RwLock<oidc::KeyCache>,
 }
 
 impl std::fmt::Debug for IamService {
@@ -246,6 +249,7 @@ impl IamService {
             dummy_hash,
             auth_cache: RwLock::new(HashMap::new()),
             tenant_cache: RwLock::new(HashMap::new()),
+            oidc_keys: RwLock::new(HashMap::new()),
         })
     }
 

@@ -75,7 +75,7 @@ pub fn hotp(secret: &[u8], step: i64, digits: u32) -> String {
     format!("{:0width$}", word % modulus, width = digits as usize)
 }
 
-fn seal(key: &[u8; 32], env: &Env, aad: &str, plain: &[u8]) -> IamResult<String> {
+pub(crate) fn seal(key: &[u8; 32], env: &Env, aad: &str, plain: &[u8]) -> IamResult<String> {
     let nonce: [u8; 12] = env
         .random()
         .map_err(|e| IamError::Internal(e.to_string()))?;
@@ -98,7 +98,7 @@ fn seal(key: &[u8; 32], env: &Env, aad: &str, plain: &[u8]) -> IamResult<String>
     ))
 }
 
-fn open(key: &[u8; 32], aad: &str, sealed: &str) -> IamResult<Vec<u8>> {
+pub(crate) fn open(key: &[u8; 32], aad: &str, sealed: &str) -> IamResult<Vec<u8>> {
     let bad = || IamError::Internal("a sealed secret does not open with this server's key".into());
     let body = sealed.strip_prefix("v1:").ok_or_else(bad)?;
     let raw = base64::engine::general_purpose::STANDARD
@@ -153,7 +153,7 @@ pub struct TotpEnrolment {
 }
 
 impl IamService {
-    fn secrets_key(&self) -> &[u8; 32] {
+    pub(crate) fn secrets_key(&self) -> &[u8; 32] {
         &self.secrets_key
     }
 

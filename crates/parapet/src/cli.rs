@@ -12,6 +12,7 @@ mod detect;
 mod incident;
 mod kms;
 mod mfa;
+mod oidc;
 mod output;
 mod plan;
 mod session;
@@ -121,6 +122,9 @@ pub enum ClientCommand {
     /// Approval requests: new users and role changes decided by another administrator.
     #[command(subcommand)]
     Approval(approval::ApprovalCommand),
+    /// OpenID Connect: applications that log users in with Parapet, and the issuer's keys.
+    #[command(subcommand)]
+    Oidc(oidc::OidcCommand),
     /// Backups (works offline on a repository): init, run, snapshots, restore, verify, prune.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
@@ -350,6 +354,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Detect(c) => detect::run(c),
         ClientCommand::Kms(c) => kms::run(c).await,
         ClientCommand::Approval(c) => approval::run(c).await,
+        ClientCommand::Oidc(c) => oidc::run(c).await,
         ClientCommand::Backup(c) => backup::run(c).await,
         ClientCommand::Incident(c) => incident::run(c).await,
         ClientCommand::Plan(c) => plan::run(c).await,

@@ -21,6 +21,7 @@ const SQLITE: &[(i64, &str)] = &[
     (11, include_str!("../migrations/sqlite/0011_mfa.sql")),
     (20, include_str!("../migrations/sqlite/0020_kms.sql")),
     (12, include_str!("../migrations/sqlite/0012_approvals.sql")),
+    (13, include_str!("../migrations/sqlite/0013_oidc.sql")),
     (40, include_str!("../migrations/sqlite/0040_incidents.sql")),
     (
         41,
@@ -49,6 +50,7 @@ const POSTGRES: &[(i64, &str)] = &[
         12,
         include_str!("../migrations/postgres/0012_approvals.sql"),
     ),
+    (13, include_str!("../migrations/postgres/0013_oidc.sql")),
     (
         40,
         include_str!("../migrations/postgres/0040_incidents.sql"),
