@@ -136,6 +136,11 @@ pub const NAV: &[NavItem] = &[
         clause: "8.1",
     },
     NavItem {
+        label: "Privileged access",
+        href: Some("/console/access"),
+        clause: "7.2.2.4",
+    },
+    NavItem {
         label: "Audit",
         href: Some("/console/audit"),
         clause: "8.11",
@@ -251,6 +256,16 @@ impl FromRequestParts<AppState> for ConsoleUser {
             Ok(m) => m,
             Err(never) => match never {},
         };
+        if p.elevation.is_some() {
+            let path = parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| parts.uri.path().to_string(), |u| u.0.path().to_string());
+            let what = format!("{} {path}", parts.method);
+            if let Err(e) = st.iam.record_elevated_use(&p, &what, &meta).await {
+                return Err(failure(e));
+            }
+        }
         Ok(ConsoleUser {
             p,
             csrf,

@@ -17,6 +17,7 @@ use parapet_iam::IamService;
 use parapet_store::Store;
 use utoipa::OpenApi;
 
+pub mod access;
 pub mod account;
 pub mod api;
 pub mod approval;
@@ -196,6 +197,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .merge(kms::routes())
         .merge(oidc::api_routes())
+        .merge(access::api_routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
 
@@ -205,6 +207,7 @@ pub fn router(state: AppState) -> Router {
         .merge(kms_console::routes())
         .merge(incident::console_routes())
         .merge(oidc::protocol_routes())
+        .merge(access::console_routes())
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/console") }),
@@ -226,6 +229,7 @@ async fn openapi_json() -> Response {
     let mut doc = openapi::ApiDoc::openapi();
     doc.merge(incident::IncidentApi::openapi());
     doc.merge(oidc::OidcApi::openapi());
+    doc.merge(access::AccessApi::openapi());
     match doc.to_json() {
         Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),
         Err(e) => ApiError::new(

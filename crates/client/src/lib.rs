@@ -36,6 +36,9 @@ pub use incident::{IncidentQuery, IncidentSummary, OpenIncident};
 mod oidc;
 pub use oidc::{OidcClient, OidcKeyInfo};
 
+mod access;
+pub use access::AccessGrant;
+
 /// How long one request may take, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

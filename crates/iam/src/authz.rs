@@ -317,6 +317,7 @@ mod tests {
             credential: CredentialId(uuid::Uuid::from_u128(7)),
             kind,
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            elevation: None,
         }
     }
 

@@ -16,6 +16,7 @@ use parapet_types::{
 };
 use serde_json::json;
 
+pub mod access;
 pub mod approval;
 pub mod authz;
 pub mod mfa;
@@ -91,6 +92,8 @@ pub struct Principal {
     pub credential: CredentialId,
     pub kind: CredentialKind,
     pub scopes: Vec<String>,
+    /// A just-in-time grant in force: `user.role` is then the lent role (see [`access`]).
+    pub elevation: Option<access::Elevation>,
 }
 
 impl Principal {
@@ -491,6 +494,7 @@ impl IamService {
                 credential: cred.id,
                 kind: CredentialKind::Session,
                 scopes,
+                elevation: None,
             },
         })
     }
@@ -510,6 +514,7 @@ impl IamService {
             && let Some((p, at)) = cache.get(&hash)
             && now.0 - at.0 < self.config.auth_cache_ms
             && now.0 >= at.0
+            && p.elevation.as_ref().is_none_or(|e| now.0 < e.expires_at.0)
         {
             return Ok(p.clone());
         }
@@ -525,13 +530,15 @@ impl IamService {
         if found.user.status != UserStatus::Active || found.tenant.status != TenantStatus::Active {
             return Err(IamError::Unauthenticated);
         }
-        let p = Principal {
+        let mut p = Principal {
             credential: found.credential.id,
             kind: found.credential.kind,
             scopes: found.credential.scopes,
             tenant: found.tenant,
             user: found.user,
+            elevation: None,
         };
+        self.apply_elevation(&mut p, now).await?;
         if let Ok(mut cache) = self.auth_cache.write() {
             if cache.len() >= AUTH_CACHE_MAX {
                 cache.clear();

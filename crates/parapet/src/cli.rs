@@ -2,6 +2,7 @@
 //! `audit`. Every command talks to a server through [`parapet_client`], prints a compact table or
 //! sentence (or JSON with `--json`), and fails with one line on standard error.
 
+mod access;
 mod account;
 mod approval;
 mod asset;
@@ -125,6 +126,9 @@ pub enum ClientCommand {
     /// OpenID Connect: applications that log users in with Parapet, and the issuer's keys.
     #[command(subcommand)]
     Oidc(oidc::OidcCommand),
+    /// Just-in-time privileged access: ask for a role for a time, list and revoke grants.
+    #[command(subcommand)]
+    Access(access::AccessCommand),
     /// Backups (works offline on a repository): init, run, snapshots, restore, verify, prune.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
@@ -355,6 +359,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Kms(c) => kms::run(c).await,
         ClientCommand::Approval(c) => approval::run(c).await,
         ClientCommand::Oidc(c) => oidc::run(c).await,
+        ClientCommand::Access(c) => access::run(c).await,
         ClientCommand::Backup(c) => backup::run(c).await,
         ClientCommand::Incident(c) => incident::run(c).await,
         ClientCommand::Plan(c) => plan::run(c).await,

@@ -22,6 +22,10 @@ const SQLITE: &[(i64, &str)] = &[
     (20, include_str!("../migrations/sqlite/0020_kms.sql")),
     (12, include_str!("../migrations/sqlite/0012_approvals.sql")),
     (13, include_str!("../migrations/sqlite/0013_oidc.sql")),
+    (
+        14,
+        include_str!("../migrations/sqlite/0014_access_grants.sql"),
+    ),
     (40, include_str!("../migrations/sqlite/0040_incidents.sql")),
     (
         41,
@@ -51,6 +55,10 @@ const POSTGRES: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0012_approvals.sql"),
     ),
     (13, include_str!("../migrations/postgres/0013_oidc.sql")),
+    (
+        14,
+        include_str!("../migrations/postgres/0014_access_grants.sql"),
+    ),
     (
         40,
         include_str!("../migrations/postgres/0040_incidents.sql"),

@@ -13,6 +13,7 @@ use parapet_types::{
 };
 use serde::{Deserialize, Serialize};
 
+pub mod access;
 pub mod account;
 pub mod approval;
 pub mod asset;
@@ -22,6 +23,7 @@ pub mod kms;
 pub mod mfa;
 pub mod oidc;
 pub mod session;
+pub use access::{AccessGrant, AccessStore};
 pub use account::{AccountPolicy, AccountRow, AccountState, AccountStore, Attempt, Factor, Lock};
 pub use approval::{ApprovalEffect, ApprovalKind, ApprovalRequest, ApprovalStore};
 pub use asset::{
@@ -307,6 +309,7 @@ pub trait Store:
     + ApprovalStore
     + IncidentStore
     + OidcStore
+    + AccessStore
     + Health
 {
 }
@@ -322,6 +325,7 @@ impl<T> Store for T where
         + ApprovalStore
         + IncidentStore
         + OidcStore
+        + AccessStore
         + Health
 {
 }
