@@ -492,7 +492,17 @@ async fn login_submit(
     {
         Ok(issued) => {
             let max_age = (issued.expires_at.0 - st.iam.env().now().0) / 1000;
-            let to = safe_next(&f.next).unwrap_or("/console");
+            let enrol = issued
+                .principal
+                .scopes
+                .iter()
+                .any(|s| s == parapet_iam::mfa::ENROL_ONLY_SCOPE);
+            // An account that must enrol a second factor goes straight to the enrolment page.
+            let to = if enrol {
+                "/console/mfa"
+            } else {
+                safe_next(&f.next).unwrap_or("/console")
+            };
             let mut res = Redirect::to(to).into_response();
             *res.status_mut() = StatusCode::SEE_OTHER;
             if let Ok(v) =

@@ -192,6 +192,9 @@ pub struct LoginResponse {
     pub token: String,
     pub expires_at: String,
     pub user: UserView,
+    /// The account must enrol a second factor (`parapet mfa enrol`) and log in again.
+    #[serde(default)]
+    pub mfa_enrolment_required: bool,
 }
 
 impl fmt::Debug for LoginResponse {

@@ -140,6 +140,9 @@ pub struct IamConfig {
     /// The key that seals second-factor secrets at rest (AES-256-GCM). Every replica needs the
     /// same; `None` makes a random one, good for one process only (tests).
     pub secrets_key: Option<[u8; 32]>,
+    /// Holders of provider roles must log in with a second factor (step-up, X.1642 7.2.2.4(4));
+    /// until they enrol one their sessions may only enrol it. On by default.
+    pub provider_mfa_required: bool,
 }
 
 impl Default for IamConfig {
@@ -153,6 +156,7 @@ impl Default for IamConfig {
             auth_cache_ms: 1000,
             account_policy: policy::default_policy(),
             secrets_key: None,
+            provider_mfa_required: true,
         }
     }
 }
@@ -433,7 +437,7 @@ impl IamService {
                 _ => "password+recovery-code",
             }
         } else {
-            if policy.mfa_required {
+            if self.mfa_required_for(&policy, &user) {
                 scopes.push(mfa::ENROL_ONLY_SCOPE.to_string());
             }
             // The last factor passed: temporary lockouts start counting again.
@@ -546,6 +550,16 @@ impl IamService {
             cache.insert(hash, (p.clone(), now));
         }
         Ok(p)
+    }
+
+    /// Whether `user` must log in with a second factor: the tenant's policy, or (by default) a
+    /// provider role.
+    pub(crate) fn mfa_required_for(
+        &self,
+        policy: &parapet_store::AccountPolicy,
+        user: &User,
+    ) -> bool {
+        policy.mfa_required || (self.config.provider_mfa_required && user.role.is_provider_role())
     }
 
     pub(crate) fn forget_cached(&self, credential: Option<CredentialId>, user: Option<UserId>) {

@@ -169,7 +169,7 @@ impl IamService {
                 Some(_) => "enabled",
             },
             recovery_codes_left: self.store.recovery_codes_left(ctx, p.user.id).await?,
-            required: policy.mfa_required,
+            required: self.mfa_required_for(&policy, &p.user),
         })
     }
 

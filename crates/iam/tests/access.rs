@@ -51,6 +51,8 @@ async fn lent_roles_need_approval_and_end_by_themselves(backend: Backend) {
         },
         session_ttl_secs: 24 * 3600,
         session_idle_secs: 24 * 3600,
+        // Provider staff without a second factor (the default requires one).
+        provider_mfa_required: false,
         ..IamConfig::default()
     };
     let svc = IamService::new(store.clone(), env, config).unwrap();

@@ -60,6 +60,8 @@ async fn codes_tokens_and_keys_expire_with_the_clock(backend: Backend) {
             iterations: 1,
             lanes: 1,
         },
+        // Provider staff without a second factor (the default requires one).
+        provider_mfa_required: false,
         ..IamConfig::default()
     };
     let svc = IamService::new(store.clone(), env, config).unwrap();

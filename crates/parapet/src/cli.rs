@@ -549,6 +549,13 @@ async fn login(a: LoginArgs) -> anyhow::Result<()> {
         expires_at: resp.expires_at.clone(),
     };
     config::save(&path, &creds)?;
+    if resp.mfa_enrolment_required {
+        output::note(
+            "This account must log in with a second factor. Enrol one now: `parapet mfa enrol`, \
+             then `parapet mfa confirm CODE`, then log in again with --otp. Until then this \
+             session may do nothing else.",
+        );
+    }
     if a.json {
         json(&LoginOutput {
             server: client.base_url(),

@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Seed a small demo provider (three tenants with users) if they do not exist.
     #[arg(long)]
     demo: bool,
+    /// Whether holders of provider roles must log in with a second factor (a session opened
+    /// without one may only enrol it) [default: true; false with --demo].
+    #[arg(long, env = "PARAPET_PROVIDER_MFA_REQUIRED", value_name = "BOOL")]
+    provider_mfa_required: Option<bool>,
     /// Ed25519 key that signs the audit log's checkpoints, created on first start if missing
     /// [default: <data-dir>/audit-signing.key, or ./parapet-audit.key with PostgreSQL]. Every
     /// replica sharing a database needs the same key; keep it secret and backed up.
@@ -104,6 +108,7 @@ struct FileConfig {
     audit_witness: Option<Vec<String>>,
     /// The provider's default account policy (every rule; see `parapet policy set --help`).
     account_policy: Option<parapet_store::AccountPolicy>,
+    provider_mfa_required: Option<bool>,
     kms_key_file: Option<PathBuf>,
     kms_job_interval_secs: Option<u64>,
 }
@@ -185,6 +190,12 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         parapet_iam::policy::validate(&p).context("invalid account_policy")?;
         iam.account_policy = p;
     }
+    // Safe by default; the demo (public passwords, for trying Parapet out) does without.
+    let demo = args.demo || file.demo.unwrap_or(false);
+    iam.provider_mfa_required = args
+        .provider_mfa_required
+        .or(file.provider_mfa_required)
+        .unwrap_or(!demo);
     let default_cost = PasswordCost::default();
     iam.password_cost = PasswordCost {
         memory_kib: file.password_memory_kib.unwrap_or(default_cost.memory_kib),
