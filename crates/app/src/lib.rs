@@ -45,6 +45,9 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub struct AppConfig {
     /// Whether the server is reached over TLS (cookies get `Secure`, responses get HSTS).
     pub tls: bool,
+    /// The URL clients reach the server at (behind a proxy), e.g. `https://parapet.example`;
+    /// OpenID Connect issuers are `<public_url>/oidc/<tenant>`. `None`: from the request's Host.
+    pub public_url: Option<String>,
 }
 
 /// Shared state of every handler.

@@ -91,6 +91,9 @@ pub fn api_routes() -> Router<AppState> {
 /// The issuer URL of `tenant` as this request reached the server (scheme from the listener,
 /// host from the `Host` header, which must look like a host name).
 fn issuer(st: &AppState, headers: &HeaderMap, tenant: &str) -> Result<String, OAuthError> {
+    if let Some(u) = &st.config.public_url {
+        return Ok(format!("{}/oidc/{tenant}", u.trim_end_matches('/')));
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())

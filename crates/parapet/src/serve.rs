@@ -49,6 +49,11 @@ pub struct ServeArgs {
     /// Seed a small demo provider (three tenants with users) if they do not exist.
     #[arg(long)]
     demo: bool,
+    /// The URL clients reach Parapet at, when it differs from the listener (behind a
+    /// TLS-terminating proxy), e.g. https://parapet.example; OIDC issuers are
+    /// <URL>/oidc/<tenant> [default: from each request's Host header].
+    #[arg(long, env = "PARAPET_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
     /// Whether holders of provider roles must log in with a second factor (a session opened
     /// without one may only enrol it) [default: true; false with --demo].
     #[arg(long, env = "PARAPET_PROVIDER_MFA_REQUIRED", value_name = "BOOL")]
@@ -109,6 +114,7 @@ struct FileConfig {
     /// The provider's default account policy (every rule; see `parapet policy set --help`).
     account_policy: Option<parapet_store::AccountPolicy>,
     provider_mfa_required: Option<bool>,
+    public_url: Option<String>,
     kms_key_file: Option<PathBuf>,
     kms_job_interval_secs: Option<u64>,
 }
@@ -121,6 +127,7 @@ struct Settings {
     insecure_http: bool,
     log_format: LogFormat,
     demo: bool,
+    public_url: Option<String>,
     iam: IamConfig,
     open: OpenOptions,
     audit_key: PathBuf,
@@ -173,6 +180,22 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         .listen
         .or(file.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let public_url = match args.public_url.or(file.public_url) {
+        Some(u) => {
+            let u = u.trim_end_matches('/').to_string();
+            let rest = u
+                .strip_prefix("https://")
+                .or_else(|| u.strip_prefix("http://"));
+            match rest {
+                Some(r) if !r.is_empty() && !r.contains(['/', '?', '#', ' ']) => Some(u),
+                _ => bail!(
+                    "the public URL must be http(s)://host[:port] without a path, e.g. \
+                     https://parapet.example"
+                ),
+            }
+        }
+        None => None,
+    };
     let mut iam = IamConfig::default();
     if let Some(s) = file.session_ttl_secs {
         if s < 60 {
@@ -227,6 +250,7 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
             .or(file.log_format)
             .unwrap_or(LogFormat::Text),
         demo: args.demo || file.demo.unwrap_or(false),
+        public_url,
         iam,
         open,
         audit_key,
@@ -416,6 +440,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         store: store.clone(),
         config: Arc::new(AppConfig {
             tls: s.listen.tls.is_some(),
+            public_url: s.public_url.clone(),
         }),
         metrics: parapet_app::metrics_handle(),
     };

@@ -573,4 +573,25 @@ fn oidc_provider_end_to_end(backend: Backend) {
         assert_eq!(r.status(), 400);
         assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
     });
+    drop(srv);
+
+    // Behind a proxy the issuer is the public URL, whatever Host the request carries.
+    let srv = common::start_with(backend, &["--public-url", "https://parapet.example/"], &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let meta: Value = reqwest::get(format!(
+            "{}/oidc/provider/.well-known/openid-configuration",
+            srv.url
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(meta["issuer"], "https://parapet.example/oidc/provider");
+        assert_eq!(
+            meta["token_endpoint"],
+            "https://parapet.example/oidc/provider/token"
+        );
+    });
 }
