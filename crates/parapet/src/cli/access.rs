@@ -34,6 +34,7 @@ pub struct RequestArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TenantArgs {
+    /// The tenant (name or id).
     #[arg(long, value_name = "TENANT")]
     pub tenant: String,
     #[command(flatten)]
@@ -42,6 +43,7 @@ pub struct TenantArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RevokeArgs {
+    /// The tenant (name or id).
     #[arg(long, value_name = "TENANT")]
     pub tenant: String,
     /// The grant id, from `parapet access list`.

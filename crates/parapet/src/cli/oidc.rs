@@ -38,6 +38,7 @@ pub enum KeyCommand {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TenantArgs {
+    /// The tenant (name or id).
     #[arg(long, value_name = "TENANT")]
     pub tenant: String,
     #[command(flatten)]
@@ -46,6 +47,7 @@ pub struct TenantArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AddArgs {
+    /// The tenant (name or id).
     #[arg(long, value_name = "TENANT")]
     pub tenant: String,
     /// A name for people (unique in the tenant).
@@ -68,6 +70,7 @@ pub struct AddArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct IdArgs {
+    /// The tenant (name or id).
     #[arg(long, value_name = "TENANT")]
     pub tenant: String,
     /// The client id (`pco_…`), from `parapet oidc client list`.
