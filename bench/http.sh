@@ -51,7 +51,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 
 start_server() { # $1: --data-dir DIR | --database-url URL
   local port; port=$(free_port)
-  PARAPET_BOOTSTRAP_PASSWORD=bench-root-password-1 PARAPET_LOG=warn \
+  PARAPET_BOOTSTRAP_PASSWORD=bench-root-password-1 PARAPET_PROVIDER_MFA_REQUIRED=false PARAPET_LOG=warn \
     "$BIN" serve --listen "127.0.0.1:$port" "$@" > "$WORK/server.out" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do grep -q "listening on" "$WORK/server.out" && break; sleep 0.1; done

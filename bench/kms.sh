@@ -39,7 +39,7 @@ cleanup() {
 trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-PARAPET_BOOTSTRAP_PASSWORD=bench-root-password-1 PARAPET_LOG=error \
+PARAPET_BOOTSTRAP_PASSWORD=bench-root-password-1 PARAPET_PROVIDER_MFA_REQUIRED=false PARAPET_LOG=error \
   "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data" --kms-key-file "$WORK/root.key" \
   > "$WORK/server.out" 2>&1 &
 PIDS+=($!)

@@ -58,7 +58,7 @@ mfa_lockout_threshold = 5
 CONF
 
 port=$(free_port)
-PARAPET_BOOTSTRAP_PASSWORD=bench-root-password-1 PARAPET_LOG=warn \
+PARAPET_BOOTSTRAP_PASSWORD=bench-root-password-1 PARAPET_PROVIDER_MFA_REQUIRED=false PARAPET_LOG=warn \
   "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$WORK/sqlite" --config "$WORK/parapet.toml" \
   > "$WORK/server.out" 2>&1 &
 PIDS+=($!)

@@ -30,7 +30,7 @@ function startServer(bin, dataDir) {
       bin,
       ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir],
       {
-        env: { ...process.env, PARAPET_BOOTSTRAP_PASSWORD: PASSWORD },
+        env: { ...process.env, PARAPET_BOOTSTRAP_PASSWORD: PASSWORD, PARAPET_PROVIDER_MFA_REQUIRED: 'false' },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );

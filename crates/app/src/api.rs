@@ -128,6 +128,9 @@ pub struct LoginResponse {
     pub token: String,
     pub expires_at: String,
     pub user: UserView,
+    /// The account must enrol a second factor (`POST /api/v1/me/mfa/totp`) and log in again:
+    /// until then this session may do nothing else.
+    pub mfa_enrolment_required: bool,
 }
 
 /// The `Set-Cookie` value of a session.
@@ -177,6 +180,11 @@ pub async fn login(
         token: issued.secret.clone(),
         expires_at: issued.expires_at.rfc3339(),
         user: principal_view(&issued.principal),
+        mfa_enrolment_required: issued
+            .principal
+            .scopes
+            .iter()
+            .any(|s| s == parapet_iam::mfa::ENROL_ONLY_SCOPE),
     };
     let mut res = Json(body).into_response();
     if let Ok(v) = HeaderValue::from_str(&session_cookie(&issued.secret, max_age, st.config.tls)) {

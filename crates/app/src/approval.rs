@@ -134,11 +134,12 @@ pub async fn create(
                 .request_role(&p, &tenant, &req.username, r, &req.reason, &meta)
                 .await?
         }
-        None => {
+        Some(ApprovalKind::Elevation) | None => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid",
-                "kind must be user-create or role-change",
+                "kind must be user-create or role-change (ask for just-in-time access with \
+                 POST /api/v1/access/requests)",
             ));
         }
     };

@@ -131,6 +131,16 @@ pub const NAV: &[NavItem] = &[
         clause: "8.1",
     },
     NavItem {
+        label: "Identity federation",
+        href: Some("/console/oidc"),
+        clause: "8.1",
+    },
+    NavItem {
+        label: "Privileged access",
+        href: Some("/console/access"),
+        clause: "7.2.2.4",
+    },
+    NavItem {
         label: "Audit",
         href: Some("/console/audit"),
         clause: "8.11",
@@ -246,6 +256,16 @@ impl FromRequestParts<AppState> for ConsoleUser {
             Ok(m) => m,
             Err(never) => match never {},
         };
+        if p.elevation.is_some() {
+            let path = parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| parts.uri.path().to_string(), |u| u.0.path().to_string());
+            let what = format!("{} {path}", parts.method);
+            if let Err(e) = st.iam.record_elevated_use(&p, &what, &meta).await {
+                return Err(failure(e));
+            }
+        }
         Ok(ConsoleUser {
             p,
             csrf,
@@ -380,16 +400,44 @@ struct LoginPage {
     csrf: String,
     error: Option<String>,
     username: String,
+    /// Where to go after logging in (an OpenID Connect authorization request), if anywhere.
+    next: String,
 }
 
-async fn login_page(State(st): State<AppState>, headers: HeaderMap) -> Response {
+#[derive(Debug, Deserialize)]
+struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// The `next` target when it is one of ours to return to: an authorization request of the
+/// OpenID Connect provider (never another site).
+fn safe_next(next: &str) -> Option<&str> {
+    (next.starts_with("/oidc/")
+        && next.len() <= 4096
+        && !next.contains("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control))
+    .then_some(next)
+}
+
+async fn login_page(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    q: Result<axum::extract::Query<NextQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let (csrf, set) = csrf_token(&st, &headers);
+    let next = q
+        .ok()
+        .and_then(|axum::extract::Query(q)| safe_next(&q.next).map(String::from))
+        .unwrap_or_default();
     render(
         StatusCode::OK,
         &LoginPage {
             csrf,
             error: None,
             username: String::new(),
+            next,
         },
         set,
     )
@@ -404,6 +452,8 @@ struct LoginForm {
     /// A second-factor code, for accounts that have one.
     #[serde(default)]
     otp: String,
+    #[serde(default)]
+    next: String,
 }
 
 async fn login_submit(
@@ -420,6 +470,7 @@ async fn login_submit(
                 csrf: csrf.clone(),
                 error: Some(error.to_string()),
                 username: f.username.clone(),
+                next: safe_next(&f.next).unwrap_or_default().to_string(),
             },
             set.clone(),
         )
@@ -441,7 +492,18 @@ async fn login_submit(
     {
         Ok(issued) => {
             let max_age = (issued.expires_at.0 - st.iam.env().now().0) / 1000;
-            let mut res = Redirect::to("/console").into_response();
+            let enrol = issued
+                .principal
+                .scopes
+                .iter()
+                .any(|s| s == parapet_iam::mfa::ENROL_ONLY_SCOPE);
+            // An account that must enrol a second factor goes straight to the enrolment page.
+            let to = if enrol {
+                "/console/mfa"
+            } else {
+                safe_next(&f.next).unwrap_or("/console")
+            };
+            let mut res = Redirect::to(to).into_response();
             *res.status_mut() = StatusCode::SEE_OTHER;
             if let Ok(v) =
                 HeaderValue::from_str(&session_cookie(&issued.secret, max_age, st.config.tls))

@@ -145,6 +145,18 @@ impl FromRequestParts<AppState> for Auth {
             ));
         }
         let p = state.iam.authenticate(secret).await?;
+        if p.elevation.is_some() {
+            // Every use of a just-in-time role is recorded (X.1642 7.2.2.4(3)).
+            let path = parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(|| parts.uri.path().to_string(), |u| u.0.path().to_string());
+            let what = format!("{} {path}", parts.method);
+            state
+                .iam
+                .record_elevated_use(&p, &what, &request_meta(parts))
+                .await?;
+        }
         Ok(Auth(p))
     }
 }

@@ -17,6 +17,7 @@ use parapet_iam::IamService;
 use parapet_store::Store;
 use utoipa::OpenApi;
 
+pub mod access;
 pub mod account;
 pub mod api;
 pub mod approval;
@@ -30,6 +31,7 @@ pub mod kms;
 pub mod kms_backup;
 mod kms_console;
 pub mod mfa;
+pub mod oidc;
 mod openapi;
 pub mod sessions;
 pub mod witness;
@@ -44,6 +46,9 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub struct AppConfig {
     /// Whether the server is reached over TLS (cookies get `Secure`, responses get HSTS).
     pub tls: bool,
+    /// The URL clients reach the server at (behind a proxy), e.g. `https://parapet.example`;
+    /// OpenID Connect issuers are `<public_url>/oidc/<tenant>`. `None`: from the request's Host.
+    pub public_url: Option<String>,
 }
 
 /// Shared state of every handler.
@@ -196,6 +201,8 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .merge(kms::routes())
         .merge(kms_backup::routes())
+        .merge(oidc::api_routes())
+        .merge(access::api_routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
 
@@ -204,6 +211,8 @@ pub fn router(state: AppState) -> Router {
         .merge(console::routes())
         .merge(kms_console::routes())
         .merge(incident::console_routes())
+        .merge(oidc::protocol_routes())
+        .merge(access::console_routes())
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/console") }),
@@ -224,6 +233,8 @@ pub fn router(state: AppState) -> Router {
 async fn openapi_json() -> Response {
     let mut doc = openapi::ApiDoc::openapi();
     doc.merge(incident::IncidentApi::openapi());
+    doc.merge(oidc::OidcApi::openapi());
+    doc.merge(access::AccessApi::openapi());
     match doc.to_json() {
         Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),
         Err(e) => ApiError::new(

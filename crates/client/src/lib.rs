@@ -33,6 +33,12 @@ pub use kms::{DataKey, KmsInit, KmsKey, KmsKeyVersion, KmsStatus, NewKmsKey};
 mod incident;
 pub use incident::{IncidentQuery, IncidentSummary, OpenIncident};
 
+mod oidc;
+pub use oidc::{OidcClient, OidcKeyInfo};
+
+mod access;
+pub use access::AccessGrant;
+
 /// How long one request may take, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -186,6 +192,9 @@ pub struct LoginResponse {
     pub token: String,
     pub expires_at: String,
     pub user: UserView,
+    /// The account must enrol a second factor (`parapet mfa enrol`) and log in again.
+    #[serde(default)]
+    pub mfa_enrolment_required: bool,
 }
 
 impl fmt::Debug for LoginResponse {

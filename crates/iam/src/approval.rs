@@ -115,6 +115,33 @@ impl IamService {
         reason: &str,
         meta: &RequestMeta,
     ) -> IamResult<ApprovalRequest> {
+        self.file_request_for(
+            p,
+            t,
+            kind,
+            username,
+            role,
+            password_hash,
+            reason,
+            None,
+            meta,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn file_request_for(
+        &self,
+        p: &Principal,
+        t: &Tenant,
+        kind: ApprovalKind,
+        username: &str,
+        role: Role,
+        password_hash: Option<String>,
+        reason: &str,
+        duration_secs: Option<i64>,
+        meta: &RequestMeta,
+    ) -> IamResult<ApprovalRequest> {
         let reason = reason.trim();
         if reason.is_empty() || reason.chars().count() > 500 {
             return Err(IamError::Invalid(
@@ -136,6 +163,7 @@ impl IamService {
             decided_by_name: None,
             decided_at: None,
             comment: None,
+            duration_secs,
         };
         let e = event(
             &self.env,
@@ -145,7 +173,8 @@ impl IamService {
             format!("approval:{}", req.id),
             meta,
             AuditOutcome::Success,
-            json!({"kind": kind.as_str(), "user": username, "role": role, "reason": reason}),
+            json!({"kind": kind.as_str(), "user": username, "role": role, "reason": reason,
+                   "duration_secs": duration_secs}),
         );
         self.store
             .create_approval(TenantCtx::new(t.id), &req, &e)
@@ -227,11 +256,30 @@ impl IamService {
                     let u = self.user_in(&t, &req.username).await?;
                     ApprovalEffect::SetRole(u.id, req.role)
                 }
+                ApprovalKind::Elevation => {
+                    let u = self.user_in(&t, &req.username).await?;
+                    let now = self.env.now();
+                    ApprovalEffect::Elevate(parapet_store::AccessGrant {
+                        id: self.new_id()?.to_string(),
+                        tenant: t.id,
+                        user: u.id,
+                        username: u.username.clone(),
+                        role: req.role,
+                        reason: req.reason.clone(),
+                        approval_id: req.id.clone(),
+                        granted_by_name: p.login_name(),
+                        starts_at: now,
+                        expires_at: now.plus_secs(req.duration_secs.unwrap_or(3600)),
+                        revoked_at: None,
+                        revoked_by_name: None,
+                    })
+                }
             })
         };
         let (action, applied) = match (&effect, approve) {
             (Some(ApprovalEffect::CreateUser(_)), _) => ("approval.approve", "user.create"),
             (Some(ApprovalEffect::SetRole(..)), _) => ("approval.approve", "user.role.change"),
+            (Some(ApprovalEffect::Elevate(..)), _) => ("approval.approve", "access.grant"),
             (None, _) => ("approval.reject", ""),
         };
         let now = self.env.now();
@@ -259,8 +307,10 @@ impl IamService {
                 &e,
             )
             .await?;
-        if let Some(ApprovalEffect::SetRole(u, _)) = &effect {
-            self.forget_cached(None, Some(*u));
+        match &effect {
+            Some(ApprovalEffect::SetRole(u, _)) => self.forget_cached(None, Some(*u)),
+            Some(ApprovalEffect::Elevate(g)) => self.forget_cached(None, Some(g.user)),
+            _ => {}
         }
         Ok(self.store.get_approval(ctx, &req.id).await?)
     }

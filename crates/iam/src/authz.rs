@@ -57,6 +57,10 @@ pub enum Action {
     PlanRead,
     /// Write, revise and review plans, record drills.
     PlanManage,
+    /// List a tenant's OpenID Connect clients and signing keys (never their secrets).
+    OidcClientRead,
+    /// Register, change and remove OpenID Connect clients, rotate the issuer's signing key.
+    OidcClientManage,
 }
 
 impl Action {
@@ -73,6 +77,7 @@ impl Action {
                 | Action::KmsKeyRead
                 | Action::IncidentRead
                 | Action::PlanRead
+                | Action::OidcClientRead
         )
     }
 }
@@ -142,7 +147,10 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
         (Role::SecurityAdmin, DormancySweep) => target.kind == TenantKind::Provider,
         (Role::SecurityAdmin, _) => true,
         (Role::Operator, TenantRead | UserList | PolicyRead | AssetRead | AssetWrite) => true,
-        (Role::Auditor, TenantRead | UserList | AuditRead | PolicyRead | AssetRead) => true,
+        (
+            Role::Auditor,
+            TenantRead | UserList | AuditRead | PolicyRead | AssetRead | OidcClientRead,
+        ) => true,
         (Role::IncidentResponder | Role::ChangeApprover, TenantRead | AssetRead) => true,
         (Role::KeyCustodian, TenantRead) => true,
         (Role::IncidentResponder, IncidentRead | IncidentOpen | IncidentHandle | IncidentNote) => {
@@ -235,6 +243,8 @@ fn customer_rule(role: Role, action: Action) -> bool {
         ) => true,
         (Role::TenantAdmin, UserCreate(r)) => !r.is_provider_role(),
         (Role::TenantAuditor, UserList | AuditRead | PolicyRead | AssetRead) => true,
+        (Role::TenantAdmin, OidcClientRead | OidcClientManage) => true,
+        (Role::TenantAuditor, OidcClientRead) => true,
         (Role::TenantMember, AssetRead) => true,
         (Role::TenantAdmin, IncidentRead | IncidentOpen | IncidentNote) => true,
         (Role::TenantMember, IncidentRead | IncidentNote) => true,
@@ -270,6 +280,8 @@ fn describe(a: Action) -> String {
         Action::IncidentNote => "add notes to incidents".into(),
         Action::PlanRead => "read emergency response plans".into(),
         Action::PlanManage => "manage emergency response plans".into(),
+        Action::OidcClientRead => "read OpenID Connect clients".into(),
+        Action::OidcClientManage => "manage OpenID Connect clients".into(),
     }
 }
 
@@ -305,6 +317,7 @@ mod tests {
             credential: CredentialId(uuid::Uuid::from_u128(7)),
             kind,
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            elevation: None,
         }
     }
 
@@ -334,6 +347,8 @@ mod tests {
             Action::IncidentNote,
             Action::PlanRead,
             Action::PlanManage,
+            Action::OidcClientRead,
+            Action::OidcClientManage,
         ];
         v.extend(Role::ALL.into_iter().map(Action::UserCreate));
         v

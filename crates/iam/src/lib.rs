@@ -16,9 +16,11 @@ use parapet_types::{
 };
 use serde_json::json;
 
+pub mod access;
 pub mod approval;
 pub mod authz;
 pub mod mfa;
+pub mod oidc;
 pub mod policy;
 pub mod report;
 pub mod sealer;
@@ -91,6 +93,8 @@ pub struct Principal {
     pub credential: CredentialId,
     pub kind: CredentialKind,
     pub scopes: Vec<String>,
+    /// A just-in-time grant in force: `user.role` is then the lent role (see [`access`]).
+    pub elevation: Option<access::Elevation>,
 }
 
 impl Principal {
@@ -137,6 +141,9 @@ pub struct IamConfig {
     /// The key that seals second-factor secrets at rest (AES-256-GCM). Every replica needs the
     /// same; `None` makes a random one, good for one process only (tests).
     pub secrets_key: Option<[u8; 32]>,
+    /// Holders of provider roles must log in with a second factor (step-up, X.1642 7.2.2.4(4));
+    /// until they enrol one their sessions may only enrol it. On by default.
+    pub provider_mfa_required: bool,
 }
 
 impl Default for IamConfig {
@@ -150,6 +157,7 @@ impl Default for IamConfig {
             auth_cache_ms: 1000,
             account_policy: policy::default_policy(),
             secrets_key: None,
+            provider_mfa_required: true,
         }
     }
 }
@@ -181,6 +189,8 @@ pub struct IamService {
     secrets_key: [u8; 32],
     /// Seals platform secrets under the key service once it is in use (`sealer.rs`).
     platform_sealer: RwLock<Option<Arc<dyn sealer::PlatformSealer>>>,
+    /// Each tenant's OIDC signing keys, kept as long as authentications.
+    oidc_keys: RwLock<oidc::KeyCache>,
 }
 
 impl std::fmt::Debug for IamService {
@@ -250,6 +260,7 @@ impl IamService {
             dummy_hash,
             auth_cache: RwLock::new(HashMap::new()),
             tenant_cache: RwLock::new(HashMap::new()),
+            oidc_keys: RwLock::new(HashMap::new()),
         })
     }
 
@@ -430,7 +441,7 @@ impl IamService {
                 _ => "password+recovery-code",
             }
         } else {
-            if policy.mfa_required {
+            if self.mfa_required_for(&policy, &user) {
                 scopes.push(mfa::ENROL_ONLY_SCOPE.to_string());
             }
             // The last factor passed: temporary lockouts start counting again.
@@ -491,6 +502,7 @@ impl IamService {
                 credential: cred.id,
                 kind: CredentialKind::Session,
                 scopes,
+                elevation: None,
             },
         })
     }
@@ -510,6 +522,7 @@ impl IamService {
             && let Some((p, at)) = cache.get(&hash)
             && now.0 - at.0 < self.config.auth_cache_ms
             && now.0 >= at.0
+            && p.elevation.as_ref().is_none_or(|e| now.0 < e.expires_at.0)
         {
             return Ok(p.clone());
         }
@@ -525,13 +538,15 @@ impl IamService {
         if found.user.status != UserStatus::Active || found.tenant.status != TenantStatus::Active {
             return Err(IamError::Unauthenticated);
         }
-        let p = Principal {
+        let mut p = Principal {
             credential: found.credential.id,
             kind: found.credential.kind,
             scopes: found.credential.scopes,
             tenant: found.tenant,
             user: found.user,
+            elevation: None,
         };
+        self.apply_elevation(&mut p, now).await?;
         if let Ok(mut cache) = self.auth_cache.write() {
             if cache.len() >= AUTH_CACHE_MAX {
                 cache.clear();
@@ -539,6 +554,16 @@ impl IamService {
             cache.insert(hash, (p.clone(), now));
         }
         Ok(p)
+    }
+
+    /// Whether `user` must log in with a second factor: the tenant's policy, or (by default) a
+    /// provider role.
+    pub(crate) fn mfa_required_for(
+        &self,
+        policy: &parapet_store::AccountPolicy,
+        user: &User,
+    ) -> bool {
+        policy.mfa_required || (self.config.provider_mfa_required && user.role.is_provider_role())
     }
 
     pub(crate) fn forget_cached(&self, credential: Option<CredentialId>, user: Option<UserId>) {

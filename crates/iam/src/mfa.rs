@@ -158,6 +158,10 @@ pub struct TotpEnrolment {
 }
 
 impl IamService {
+    pub(crate) fn secrets_key(&self) -> &[u8; 32] {
+        &self.secrets_key
+    }
+
     /// The caller's second factors.
     pub async fn mfa_status(&self, p: &Principal) -> IamResult<MfaStatus> {
         let ctx = TenantCtx::new(p.tenant.id);
@@ -170,7 +174,7 @@ impl IamService {
                 Some(_) => "enabled",
             },
             recovery_codes_left: self.store.recovery_codes_left(ctx, p.user.id).await?,
-            required: policy.mfa_required,
+            required: self.mfa_required_for(&policy, &p.user),
         })
     }
 

@@ -49,6 +49,8 @@ fn config(per_address: u32) -> IamConfig {
             throttle_per_address: per_address,
             ..parapet_iam::policy::default_policy()
         },
+        // Provider staff without a second factor (the default requires one).
+        provider_mfa_required: false,
         ..IamConfig::default()
     }
 }

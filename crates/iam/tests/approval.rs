@@ -51,6 +51,8 @@ async fn registrations_and_role_changes_need_another_administrator(backend: Back
             iterations: 1,
             lanes: 1,
         },
+        // Provider staff without a second factor (the default requires one).
+        provider_mfa_required: false,
         ..IamConfig::default()
     };
     let svc = IamService::new(store.clone(), env, config).unwrap();

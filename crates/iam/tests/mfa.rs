@@ -85,6 +85,8 @@ async fn world(backend: Backend) -> World {
             lanes: 1,
         },
         secrets_key: Some([42; 32]),
+        // Provider staff without a second factor (the default requires one).
+        provider_mfa_required: false,
         ..IamConfig::default()
     };
     let svc = Arc::new(IamService::new(store.clone(), env, config).unwrap());

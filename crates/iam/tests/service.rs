@@ -42,6 +42,8 @@ fn config() -> IamConfig {
         session_ttl_secs: 3600,
         // Longer than the lifetime: only `sessions_end_after_their_idle_time` tests idling.
         session_idle_secs: 7200,
+        // Provider staff without a second factor (the default requires one).
+        provider_mfa_required: false,
         ..IamConfig::default()
     }
 }

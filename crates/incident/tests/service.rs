@@ -96,6 +96,8 @@ async fn world(backend: Backend) -> World {
         },
         session_ttl_secs: 30 * 24 * 3600,
         session_idle_secs: 30 * 24 * 3600,
+        // Provider staff without a second factor (the default requires one).
+        provider_mfa_required: false,
         ..IamConfig::default()
     };
     let iam = Arc::new(IamService::new(store.clone(), env, config).unwrap());

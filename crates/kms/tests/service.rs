@@ -82,6 +82,8 @@ async fn world(backend: Backend, key_file: bool) -> World {
                     iterations: 1,
                     lanes: 1,
                 },
+                // Provider staff without a second factor (the default requires one).
+                provider_mfa_required: false,
                 ..IamConfig::default()
             },
         )

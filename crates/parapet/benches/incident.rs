@@ -60,6 +60,8 @@ async fn world(n: usize, due: usize, window: i64) -> (World, Vec<Timestamp>) {
             iterations: 1,
             lanes: 1,
         },
+        // Provider staff without a second factor (the default requires one).
+        provider_mfa_required: false,
         ..IamConfig::default()
     };
     let iam = Arc::new(IamService::new(store.clone(), env.clone(), config).unwrap());

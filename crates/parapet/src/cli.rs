@@ -2,6 +2,7 @@
 //! `audit`. Every command talks to a server through [`parapet_client`], prints a compact table or
 //! sentence (or JSON with `--json`), and fails with one line on standard error.
 
+mod access;
 mod account;
 mod approval;
 mod asset;
@@ -12,6 +13,7 @@ mod detect;
 mod incident;
 mod kms;
 mod mfa;
+mod oidc;
 mod output;
 mod plan;
 mod session;
@@ -121,6 +123,12 @@ pub enum ClientCommand {
     /// Approval requests: new users and role changes decided by another administrator.
     #[command(subcommand)]
     Approval(approval::ApprovalCommand),
+    /// OpenID Connect: applications that log users in with Parapet, and the issuer's keys.
+    #[command(subcommand)]
+    Oidc(oidc::OidcCommand),
+    /// Just-in-time privileged access: ask for a role for a time, list and revoke grants.
+    #[command(subcommand)]
+    Access(access::AccessCommand),
     /// Backups (works offline on a repository): init, run, snapshots, restore, verify, prune.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
@@ -350,6 +358,8 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Detect(c) => detect::run(c),
         ClientCommand::Kms(c) => kms::run(c).await,
         ClientCommand::Approval(c) => approval::run(c).await,
+        ClientCommand::Oidc(c) => oidc::run(c).await,
+        ClientCommand::Access(c) => access::run(c).await,
         ClientCommand::Backup(c) => backup::run(c).await,
         ClientCommand::Incident(c) => incident::run(c).await,
         ClientCommand::Plan(c) => plan::run(c).await,
@@ -539,6 +549,13 @@ async fn login(a: LoginArgs) -> anyhow::Result<()> {
         expires_at: resp.expires_at.clone(),
     };
     config::save(&path, &creds)?;
+    if resp.mfa_enrolment_required {
+        output::note(
+            "This account must log in with a second factor. Enrol one now: `parapet mfa enrol`, \
+             then `parapet mfa confirm CODE`, then log in again with --otp. Until then this \
+             session may do nothing else.",
+        );
+    }
     if a.json {
         json(&LoginOutput {
             server: client.base_url(),

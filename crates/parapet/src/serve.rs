@@ -49,6 +49,15 @@ pub struct ServeArgs {
     /// Seed a small demo provider (three tenants with users) if they do not exist.
     #[arg(long)]
     demo: bool,
+    /// The URL clients reach Parapet at, when it differs from the listener (behind a
+    /// TLS-terminating proxy), e.g. https://parapet.example; OIDC issuers are
+    /// <URL>/oidc/<tenant> [default: from each request's Host header].
+    #[arg(long, env = "PARAPET_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// Whether holders of provider roles must log in with a second factor (a session opened
+    /// without one may only enrol it) [default: true; false with --demo].
+    #[arg(long, env = "PARAPET_PROVIDER_MFA_REQUIRED", value_name = "BOOL")]
+    provider_mfa_required: Option<bool>,
     /// Ed25519 key that signs the audit log's checkpoints, created on first start if missing
     /// [default: <data-dir>/audit-signing.key, or ./parapet-audit.key with PostgreSQL]. Every
     /// replica sharing a database needs the same key; keep it secret and backed up.
@@ -104,6 +113,8 @@ struct FileConfig {
     audit_witness: Option<Vec<String>>,
     /// The provider's default account policy (every rule; see `parapet policy set --help`).
     account_policy: Option<parapet_store::AccountPolicy>,
+    provider_mfa_required: Option<bool>,
+    public_url: Option<String>,
     kms_key_file: Option<PathBuf>,
     kms_job_interval_secs: Option<u64>,
 }
@@ -116,6 +127,7 @@ struct Settings {
     insecure_http: bool,
     log_format: LogFormat,
     demo: bool,
+    public_url: Option<String>,
     iam: IamConfig,
     open: OpenOptions,
     audit_key: PathBuf,
@@ -168,6 +180,22 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         .listen
         .or(file.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let public_url = match args.public_url.or(file.public_url) {
+        Some(u) => {
+            let u = u.trim_end_matches('/').to_string();
+            let rest = u
+                .strip_prefix("https://")
+                .or_else(|| u.strip_prefix("http://"));
+            match rest {
+                Some(r) if !r.is_empty() && !r.contains(['/', '?', '#', ' ']) => Some(u),
+                _ => bail!(
+                    "the public URL must be http(s)://host[:port] without a path, e.g. \
+                     https://parapet.example"
+                ),
+            }
+        }
+        None => None,
+    };
     let mut iam = IamConfig::default();
     if let Some(s) = file.session_ttl_secs {
         if s < 60 {
@@ -185,6 +213,12 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         parapet_iam::policy::validate(&p).context("invalid account_policy")?;
         iam.account_policy = p;
     }
+    // Safe by default; the demo (public passwords, for trying Parapet out) does without.
+    let demo = args.demo || file.demo.unwrap_or(false);
+    iam.provider_mfa_required = args
+        .provider_mfa_required
+        .or(file.provider_mfa_required)
+        .unwrap_or(!demo);
     let default_cost = PasswordCost::default();
     iam.password_cost = PasswordCost {
         memory_kib: file.password_memory_kib.unwrap_or(default_cost.memory_kib),
@@ -216,6 +250,7 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
             .or(file.log_format)
             .unwrap_or(LogFormat::Text),
         demo: args.demo || file.demo.unwrap_or(false),
+        public_url,
         iam,
         open,
         audit_key,
@@ -405,6 +440,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         store: store.clone(),
         config: Arc::new(AppConfig {
             tls: s.listen.tls.is_some(),
+            public_url: s.public_url.clone(),
         }),
         metrics: parapet_app::metrics_handle(),
     };

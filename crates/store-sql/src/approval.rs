@@ -15,7 +15,7 @@ use crate::rows::uuid;
 use crate::{DbResult, SqlStore, with_pool, with_tx};
 
 const COLS: &str = "id, tenant_id, kind, username, role, password_hash, reason, requested_by, \
-    requested_by_name, requested_at, status, decided_by_name, decided_at, comment";
+    requested_by_name, requested_at, status, decided_by_name, decided_at, comment, duration_secs";
 
 macro_rules! approval_row {
     ($r:expr) => {{
@@ -42,6 +42,7 @@ macro_rules! approval_row {
                 .db()?
                 .map(Timestamp),
             comment: r.try_get("comment").db()?,
+            duration_secs: r.try_get("duration_secs").db()?,
         }
     }};
 }
@@ -90,8 +91,8 @@ impl ApprovalStore for SqlStore {
             sqlx::query(
                 "INSERT INTO approval_requests (id, tenant_id, kind, username, role, \
                  password_hash, reason, requested_by, requested_by_name, requested_at, status, \
-                 decided_by_name, decided_at, comment) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-                 $9, $10, 'pending', NULL, NULL, NULL)",
+                 decided_by_name, decided_at, comment, duration_secs) VALUES ($1, $2, $3, $4, $5, \
+                 $6, $7, $8, $9, $10, 'pending', NULL, NULL, NULL, $11)",
             )
             .bind(&req.id)
             .bind(ctx.tenant.to_string())
@@ -103,6 +104,7 @@ impl ApprovalStore for SqlStore {
             .bind(req.requested_by.to_string())
             .bind(&req.requested_by_name)
             .bind(req.requested_at.0)
+            .bind(req.duration_secs)
             .execute(&mut *tx)
             .await
             .db()?;
@@ -185,6 +187,12 @@ impl ApprovalStore for SqlStore {
                 }
                 Some(ApprovalEffect::SetRole(user, role)) => {
                     set_role!(&mut *tx, ctx, *user, *role, at);
+                }
+                Some(ApprovalEffect::Elevate(g)) => {
+                    if g.tenant != ctx.tenant {
+                        return Err(StoreError::Other("grant of another tenant".into()));
+                    }
+                    crate::access::insert_grant!(&mut *tx, g);
                 }
                 None => {}
             }

@@ -15,6 +15,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+mod access;
 mod account;
 mod approval;
 mod asset;
@@ -24,6 +25,7 @@ mod incident;
 mod kms;
 mod mfa;
 mod migrate;
+mod oidc;
 mod rows;
 mod session;
 mod sqlite_read;

@@ -22,6 +22,11 @@ const SQLITE: &[(i64, &str)] = &[
     (20, include_str!("../migrations/sqlite/0020_kms.sql")),
     (21, include_str!("../migrations/sqlite/0021_kms_origin.sql")),
     (12, include_str!("../migrations/sqlite/0012_approvals.sql")),
+    (13, include_str!("../migrations/sqlite/0013_oidc.sql")),
+    (
+        14,
+        include_str!("../migrations/sqlite/0014_access_grants.sql"),
+    ),
     (40, include_str!("../migrations/sqlite/0040_incidents.sql")),
     (
         41,
@@ -53,6 +58,11 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         12,
         include_str!("../migrations/postgres/0012_approvals.sql"),
+    ),
+    (13, include_str!("../migrations/postgres/0013_oidc.sql")),
+    (
+        14,
+        include_str!("../migrations/postgres/0014_access_grants.sql"),
     ),
     (
         40,

@@ -12,6 +12,8 @@ pub enum ApprovalKind {
     UserCreate,
     /// Give an existing user another role.
     RoleChange,
+    /// Lend a user a (privileged) role for a limited time: just-in-time access.
+    Elevation,
 }
 
 impl ApprovalKind {
@@ -19,12 +21,14 @@ impl ApprovalKind {
         match self {
             ApprovalKind::UserCreate => "user-create",
             ApprovalKind::RoleChange => "role-change",
+            ApprovalKind::Elevation => "elevation",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "user-create" => Some(ApprovalKind::UserCreate),
             "role-change" => Some(ApprovalKind::RoleChange),
+            "elevation" => Some(ApprovalKind::Elevation),
             _ => None,
         }
     }
@@ -49,6 +53,8 @@ pub struct ApprovalRequest {
     pub decided_by_name: Option<String>,
     pub decided_at: Option<Timestamp>,
     pub comment: Option<String>,
+    /// For elevations: how long the role is lent once approved, in seconds.
+    pub duration_secs: Option<i64>,
 }
 
 /// What an approval applies, in the same transaction as the decision.
@@ -56,6 +62,8 @@ pub struct ApprovalRequest {
 pub enum ApprovalEffect {
     CreateUser(User),
     SetRole(UserId, Role),
+    /// Starts a just-in-time grant.
+    Elevate(crate::access::AccessGrant),
 }
 
 #[async_trait::async_trait]

@@ -13,6 +13,7 @@ use parapet_types::{
 };
 use serde::{Deserialize, Serialize};
 
+pub mod access;
 pub mod account;
 pub mod approval;
 pub mod asset;
@@ -20,7 +21,9 @@ pub mod audit;
 pub mod incident;
 pub mod kms;
 pub mod mfa;
+pub mod oidc;
 pub mod session;
+pub use access::{AccessGrant, AccessStore};
 pub use account::{AccountPolicy, AccountRow, AccountState, AccountStore, Attempt, Factor, Lock};
 pub use approval::{ApprovalEffect, ApprovalKind, ApprovalRequest, ApprovalStore};
 pub use asset::{
@@ -34,6 +37,7 @@ pub use audit::{
 pub use incident::{IncidentFilter, IncidentRow, IncidentStore, PlanRow};
 pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore, LocalSecret};
 pub use mfa::{MfaStore, TotpRecord};
+pub use oidc::{CodeRedemption, OidcClient, OidcCode, OidcKey, OidcStore, OidcToken};
 pub use session::{SessionInfo, SessionStore};
 
 /// What a storage call can fail with.
@@ -304,6 +308,8 @@ pub trait Store:
     + KmsStore
     + ApprovalStore
     + IncidentStore
+    + OidcStore
+    + AccessStore
     + Health
 {
 }
@@ -318,6 +324,8 @@ impl<T> Store for T where
         + KmsStore
         + ApprovalStore
         + IncidentStore
+        + OidcStore
+        + AccessStore
         + Health
 {
 }
