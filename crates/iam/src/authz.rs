@@ -57,6 +57,10 @@ pub enum Action {
     PlanRead,
     /// Write, revise and review plans, record drills.
     PlanManage,
+    /// Read a tenant's notification channels, outbox and dead letters (X.1642 8.6.1).
+    NotifyRead,
+    /// Add, test and remove channels; retry or discard dead letters.
+    NotifyManage,
 }
 
 impl Action {
@@ -73,6 +77,7 @@ impl Action {
                 | Action::KmsKeyRead
                 | Action::IncidentRead
                 | Action::PlanRead
+                | Action::NotifyRead
         )
     }
 }
@@ -152,6 +157,8 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
         (Role::Auditor, IncidentRead) => true,
         (Role::IncidentResponder, PlanRead | PlanManage) => target.kind == TenantKind::Provider,
         (Role::Operator | Role::Auditor, PlanRead) => target.kind == TenantKind::Provider,
+        (Role::Operator | Role::IncidentResponder, NotifyRead | NotifyManage) => true,
+        (Role::Auditor, NotifyRead) => true,
         _ => false,
     }
 }
@@ -239,6 +246,8 @@ fn customer_rule(role: Role, action: Action) -> bool {
         (Role::TenantAdmin, IncidentRead | IncidentOpen | IncidentNote) => true,
         (Role::TenantMember, IncidentRead | IncidentNote) => true,
         (Role::TenantAuditor, IncidentRead) => true,
+        (Role::TenantAdmin, NotifyRead | NotifyManage) => true,
+        (Role::TenantAuditor, NotifyRead) => true,
         _ => false,
     }
 }
@@ -270,6 +279,8 @@ fn describe(a: Action) -> String {
         Action::IncidentNote => "add notes to incidents".into(),
         Action::PlanRead => "read emergency response plans".into(),
         Action::PlanManage => "manage emergency response plans".into(),
+        Action::NotifyRead => "read notification channels and messages".into(),
+        Action::NotifyManage => "manage notification channels and messages".into(),
     }
 }
 
@@ -334,6 +345,8 @@ mod tests {
             Action::IncidentNote,
             Action::PlanRead,
             Action::PlanManage,
+            Action::NotifyRead,
+            Action::NotifyManage,
         ];
         v.extend(Role::ALL.into_iter().map(Action::UserCreate));
         v

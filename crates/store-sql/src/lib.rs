@@ -24,6 +24,7 @@ mod incident;
 mod kms;
 mod mfa;
 mod migrate;
+mod notify;
 mod rows;
 mod session;
 mod sqlite_read;

@@ -20,6 +20,7 @@ pub mod audit;
 pub mod incident;
 pub mod kms;
 pub mod mfa;
+pub mod notify;
 pub mod session;
 pub use account::{AccountPolicy, AccountRow, AccountState, AccountStore, Attempt, Factor, Lock};
 pub use approval::{ApprovalEffect, ApprovalKind, ApprovalRequest, ApprovalStore};
@@ -34,6 +35,7 @@ pub use audit::{
 pub use incident::{IncidentFilter, IncidentRow, IncidentStore, PlanRow};
 pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore};
 pub use mfa::{MfaStore, TotpRecord};
+pub use notify::{AttemptResult, ChannelRecord, NotifyStore, OutboxItem, OutboxStatus};
 pub use session::{SessionInfo, SessionStore};
 
 /// What a storage call can fail with.
@@ -304,6 +306,7 @@ pub trait Store:
     + KmsStore
     + ApprovalStore
     + IncidentStore
+    + NotifyStore
     + Health
 {
 }
@@ -318,6 +321,7 @@ impl<T> Store for T where
         + KmsStore
         + ApprovalStore
         + IncidentStore
+        + NotifyStore
         + Health
 {
 }

@@ -1,0 +1,1011 @@
+//! Notification (X.1642 8.6.1 "detecting and alarming", 7.2.2.6(2) security event notification
+//! and notification time): per-tenant channels — e-mail over SMTP, webhooks signed with
+//! HMAC-SHA-256 (generic JSON or Slack-compatible), SMS through an HTTP gateway — a durable
+//! outbox written in the same transaction as the event that causes a message, and a delivery
+//! worker with retries, exponential backoff and a dead-letter list. The time from the event to
+//! the delivery is recorded on every message (the notification-time SLA).
+//!
+//! No HTTP server here: callers authorize through `parapet_iam::authz` (actions `NotifyRead` and
+//! `NotifyManage`) and pass the resolved tenant. Time comes from the injected [`Env`], so backoff
+//! and dead-lettering are tested by moving a clock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use parapet_iam::{IamError, IamResult};
+use parapet_store::{
+    AttemptResult, AuditEvent, AuditOutcome, ChannelRecord, OutboxItem, OutboxStatus, Page, Store,
+    StoreError, Tenant,
+};
+use parapet_types::{Actor, Env, TenantCtx, TenantId, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+pub mod transport;
+pub use transport::{
+    Delivery, NetTransport, SIGNATURE_HEADER, SmsGateway, SmtpConfig, StartTls, TIMESTAMP_HEADER,
+    Transport, sign,
+};
+
+/// Who acts, and from where (for the audit record).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub actor: Actor,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Caller {
+    pub fn system() -> Self {
+        Caller {
+            actor: Actor::System,
+            source_ip: None,
+            user_agent: None,
+        }
+    }
+}
+
+/// Settings of the outbox worker.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// The server's secrets key (the one TOTP seeds are sealed with): seals webhook secrets.
+    pub secrets_key: [u8; 32],
+    /// Attempts before a message goes to the dead-letter list.
+    pub max_attempts: u32,
+    /// Wait after the first failure; doubled after each further failure, up to `backoff_max_ms`.
+    pub backoff_base_ms: i64,
+    pub backoff_max_ms: i64,
+    /// How long one attempt may take before another worker may try the message again.
+    pub lease_ms: i64,
+}
+
+impl NotifyConfig {
+    pub fn new(secrets_key: [u8; 32]) -> Self {
+        NotifyConfig {
+            secrets_key,
+            max_attempts: 8,
+            backoff_base_ms: 5_000,
+            backoff_max_ms: 30 * 60_000,
+            lease_ms: 60_000,
+        }
+    }
+
+    /// The wait before the next attempt after `failures` failed ones (1-based).
+    pub fn backoff(&self, failures: u32) -> i64 {
+        let shift = failures.saturating_sub(1).min(30);
+        self.backoff_base_ms
+            .saturating_mul(1i64 << shift)
+            .min(self.backoff_max_ms)
+    }
+}
+
+/// The kinds of channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChannelKind {
+    Email,
+    Webhook,
+    Sms,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Email => "email",
+            ChannelKind::Webhook => "webhook",
+            ChannelKind::Sms => "sms",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "email" => Some(ChannelKind::Email),
+            "webhook" => Some(ChannelKind::Webhook),
+            "sms" => Some(ChannelKind::Sms),
+            _ => None,
+        }
+    }
+}
+
+/// The body a webhook receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum WebhookFormat {
+    /// `{"id", "tenant", "source", "severity", "subject", "body", "event_at"}`.
+    #[default]
+    Generic,
+    /// `{"text": …}`, what Slack's (and Mattermost's) incoming webhooks take.
+    Slack,
+}
+
+/// A channel as a user describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSpec {
+    pub name: String,
+    /// `email`, `webhook` or `sms`.
+    pub kind: String,
+    /// E-mail addresses (email) or phone numbers in international form (sms).
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// The receiver (webhook): an http:// or https:// URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `generic` (the default) or `slack` (webhook).
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// A channel's settings (stored as JSON; the webhook secret is kept apart, sealed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelConfig {
+    #[serde(default)]
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub format: WebhookFormat,
+}
+
+/// A channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    pub id: Uuid,
+    pub tenant: TenantId,
+    pub name: String,
+    pub kind: ChannelKind,
+    pub config: ChannelConfig,
+    pub created_at: Timestamp,
+}
+
+impl Channel {
+    /// Where messages go, safe to show: a webhook's URL is cut to scheme and host (Slack's
+    /// incoming-webhook URLs are themselves secrets).
+    pub fn destination(&self) -> String {
+        match self.kind {
+            ChannelKind::Email | ChannelKind::Sms => self.config.to.join(", "),
+            ChannelKind::Webhook => redact_url(self.config.url.as_deref().unwrap_or("")),
+        }
+    }
+}
+
+/// `https://host/…` of a URL.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            let host = host.rsplit('@').next().unwrap_or(host);
+            if rest.len() > host.len() {
+                format!("{scheme}://{host}/…")
+            } else {
+                format!("{scheme}://{host}")
+            }
+        }
+        None => "…".into(),
+    }
+}
+
+/// A new channel and, for a webhook, its signing secret (shown once).
+#[derive(Debug, Clone)]
+pub struct CreatedChannel {
+    pub channel: Channel,
+    pub secret: Option<String>,
+}
+
+/// A message to send to some of a tenant's channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// What causes it: `test`, `incident:<id>`, `alert:<id>`, …
+    pub source: String,
+    pub severity: Option<String>,
+    pub subject: String,
+    pub body: String,
+    /// When the causing event happened.
+    pub event_at: Timestamp,
+}
+
+const MAX_TO: usize = 20;
+
+fn printable(what: &str, v: &str, max: usize) -> Result<(), String> {
+    if v.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if v.chars().count() > max {
+        return Err(format!("{what} is longer than {max} characters"));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(format!("{what} contains a control character"));
+    }
+    if v.trim() != v {
+        return Err(format!("{what} {v:?} starts or ends with white space"));
+    }
+    Ok(())
+}
+
+fn valid_email(a: &str) -> bool {
+    let Some((local, domain)) = a.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && !local.contains(['<', '>', ' ', ',', ';', '"', '(', ')', '\\'])
+        && domain.len() <= 253
+        && domain.contains('.')
+        && domain.split('.').all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+fn valid_phone(p: &str) -> bool {
+    let digits = p.strip_prefix('+').unwrap_or("");
+    (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn valid_url(u: &str) -> bool {
+    let rest = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"));
+    match rest {
+        Some(r) => {
+            let host = r.split(['/', '?', '#']).next().unwrap_or("");
+            !host.is_empty()
+                && !host.contains('@')
+                && u.len() <= 2000
+                && !u.chars().any(|c| c.is_control() || c == ' ')
+        }
+        None => false,
+    }
+}
+
+impl ChannelSpec {
+    /// Checks the spec; the message names the first thing that is wrong.
+    pub fn validate(&self) -> Result<(ChannelKind, ChannelConfig), String> {
+        printable("the channel name", &self.name, 100)?;
+        if !self
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(format!(
+                "the channel name {:?} may hold only letters, digits and - _ .",
+                self.name
+            ));
+        }
+        if Uuid::parse_str(&self.name).is_ok() {
+            return Err("a channel name may not be a UUID".into());
+        }
+        let kind = ChannelKind::parse(&self.kind).ok_or_else(|| {
+            format!(
+                "unknown channel kind {:?}; expected email, webhook or sms",
+                self.kind
+            )
+        })?;
+        if self.to.len() > MAX_TO {
+            return Err(format!("at most {MAX_TO} recipients per channel"));
+        }
+        let mut config = ChannelConfig {
+            to: Vec::new(),
+            url: None,
+            format: WebhookFormat::Generic,
+        };
+        match kind {
+            ChannelKind::Email | ChannelKind::Sms => {
+                if self.url.is_some() || self.format.is_some() {
+                    return Err(format!(
+                        "a {} channel takes recipients (to), not a URL or format",
+                        kind.as_str()
+                    ));
+                }
+                if self.to.is_empty() {
+                    return Err(format!(
+                        "a {} channel needs at least one recipient",
+                        kind.as_str()
+                    ));
+                }
+                for t in &self.to {
+                    let ok = match kind {
+                        ChannelKind::Email => valid_email(t),
+                        _ => valid_phone(t),
+                    };
+                    if !ok {
+                        return Err(match kind {
+                            ChannelKind::Email => format!("{t:?} is not an e-mail address"),
+                            _ => format!(
+                                "{t:?} is not a phone number in international form (+ and 7 to 15 digits)"
+                            ),
+                        });
+                    }
+                    if !config.to.contains(t) {
+                        config.to.push(t.clone());
+                    }
+                }
+            }
+            ChannelKind::Webhook => {
+                if !self.to.is_empty() {
+                    return Err("a webhook channel takes a URL, not recipients".into());
+                }
+                let url = self
+                    .url
+                    .as_deref()
+                    .ok_or("a webhook channel needs a URL")?;
+                if !valid_url(url) {
+                    return Err(format!(
+                        "the webhook URL must be an http:// or https:// URL without credentials or spaces (got {})",
+                        redact_url(url)
+                    ));
+                }
+                config.url = Some(url.to_string());
+                config.format = match self.format.as_deref() {
+                    None | Some("generic") => WebhookFormat::Generic,
+                    Some("slack") => WebhookFormat::Slack,
+                    Some(f) => {
+                        return Err(format!(
+                            "unknown webhook format {f:?}; expected generic or slack"
+                        ));
+                    }
+                };
+            }
+        }
+        Ok((kind, config))
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> IamError {
+    IamError::Internal(e.to_string())
+}
+
+fn channel_of(r: &ChannelRecord) -> IamResult<Channel> {
+    Ok(Channel {
+        id: r.id,
+        tenant: r.tenant,
+        name: r.name.clone(),
+        kind: ChannelKind::parse(&r.kind)
+            .ok_or_else(|| internal(format!("corrupt channel kind {:?}", r.kind)))?,
+        config: serde_json::from_value(r.config.clone())
+            .map_err(|e| internal(format!("corrupt channel {}: {e}", r.id)))?,
+        created_at: r.created_at,
+    })
+}
+
+fn secret_aad(tenant: TenantId, channel: Uuid) -> String {
+    format!("parapet-webhook:{tenant}:{channel}")
+}
+
+/// What one run of the worker did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerRun {
+    pub delivered: usize,
+    pub failed: usize,
+    pub dead: usize,
+}
+
+/// The notification service.
+pub struct NotifyService {
+    store: Arc<dyn Store>,
+    env: Env,
+    config: NotifyConfig,
+    transport: Arc<dyn Transport>,
+}
+
+impl std::fmt::Debug for NotifyService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifyService").finish_non_exhaustive()
+    }
+}
+
+impl NotifyService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        env: Env,
+        config: NotifyConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Self {
+        NotifyService {
+            store,
+            env,
+            config,
+            transport,
+        }
+    }
+
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    pub fn config(&self) -> &NotifyConfig {
+        &self.config
+    }
+
+    fn event(
+        &self,
+        t: &Tenant,
+        caller: &Caller,
+        action: &str,
+        target: String,
+        details: serde_json::Value,
+    ) -> AuditEvent {
+        AuditEvent {
+            time: self.env.now(),
+            tenant: Some(t.id),
+            actor: caller.actor.clone(),
+            action: action.to_string(),
+            target,
+            source_ip: caller.source_ip.clone(),
+            user_agent: caller.user_agent.clone(),
+            outcome: AuditOutcome::Success,
+            details,
+        }
+    }
+
+    fn new_id(&self) -> IamResult<Uuid> {
+        self.env.new_id().map_err(internal)
+    }
+
+    /// Adds a channel to tenant `t`. A webhook gets a new signing secret, returned once.
+    pub async fn add_channel(
+        &self,
+        t: &Tenant,
+        caller: &Caller,
+        spec: &ChannelSpec,
+    ) -> IamResult<CreatedChannel> {
+        let (kind, config) = spec.validate().map_err(IamError::Invalid)?;
+        let id = self.new_id()?;
+        let (secret, sealed) = if kind == ChannelKind::Webhook {
+            let raw: [u8; 32] = self.env.random().map_err(internal)?;
+            let secret = format!(
+                "whsec_{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+            );
+            let sealed = parapet_iam::mfa::seal(
+                &self.config.secrets_key,
+                &self.env,
+                &secret_aad(t.id, id),
+                secret.as_bytes(),
+            )?;
+            (Some(secret), Some(sealed))
+        } else {
+            (None, None)
+        };
+        let channel = Channel {
+            id,
+            tenant: t.id,
+            name: spec.name.clone(),
+            kind,
+            config,
+            created_at: self.env.now(),
+        };
+        let record = ChannelRecord {
+            id,
+            tenant: t.id,
+            name: channel.name.clone(),
+            kind: kind.as_str().into(),
+            config: serde_json::to_value(&channel.config).map_err(internal)?,
+            sealed_secret: sealed,
+            created_at: channel.created_at,
+        };
+        let e = self.event(
+            t,
+            caller,
+            "notify.channel.create",
+            format!("channel:{}/{}", t.name, channel.name),
+            json!({"kind": kind, "destination": channel.destination()}),
+        );
+        match self
+            .store
+            .create_channel(TenantCtx::new(t.id), &record, &e)
+            .await
+        {
+            Ok(()) => Ok(CreatedChannel { channel, secret }),
+            Err(StoreError::Conflict(_)) => Err(IamError::Conflict(format!(
+                "tenant {} already has a channel named {:?}",
+                t.name, spec.name
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list_channels(&self, t: &Tenant) -> IamResult<Vec<Channel>> {
+        self.store
+            .list_channels(TenantCtx::new(t.id))
+            .await?
+            .iter()
+            .map(channel_of)
+            .collect()
+    }
+
+    pub async fn get_channel(&self, t: &Tenant, id_or_name: &str) -> IamResult<Channel> {
+        channel_of(&self.channel_record(t.id, &t.name, id_or_name).await?)
+    }
+
+    async fn channel_record(
+        &self,
+        tenant: TenantId,
+        tenant_name: &str,
+        id_or_name: &str,
+    ) -> IamResult<ChannelRecord> {
+        match self
+            .store
+            .get_channel(TenantCtx::new(tenant), id_or_name)
+            .await
+        {
+            Ok(c) => Ok(c),
+            Err(StoreError::NotFound) => Err(IamError::NotFound(format!(
+                "tenant {tenant_name} has no channel {id_or_name:?}"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn remove_channel(
+        &self,
+        t: &Tenant,
+        caller: &Caller,
+        id_or_name: &str,
+    ) -> IamResult<()> {
+        let c = self.get_channel(t, id_or_name).await?;
+        let e = self.event(
+            t,
+            caller,
+            "notify.channel.delete",
+            format!("channel:{}/{}", t.name, c.name),
+            json!({"id": c.id, "kind": c.kind}),
+        );
+        Ok(self
+            .store
+            .delete_channel(TenantCtx::new(t.id), c.id, &e)
+            .await?)
+    }
+
+    /// The outbox items of `msg` for `channels`, all due now.
+    pub fn items_for(
+        &self,
+        t: &Tenant,
+        channels: &[Channel],
+        msg: &Message,
+    ) -> IamResult<Vec<OutboxItem>> {
+        let now = self.env.now();
+        channels
+            .iter()
+            .map(|c| {
+                Ok(OutboxItem {
+                    id: self.new_id()?,
+                    tenant: t.id,
+                    channel: c.id,
+                    source: msg.source.clone(),
+                    severity: msg.severity.clone(),
+                    subject: msg.subject.clone(),
+                    body: msg.body.clone(),
+                    event_at: msg.event_at,
+                    created_at: now,
+                    status: OutboxStatus::Pending,
+                    attempts: 0,
+                    next_attempt_at: now,
+                    last_error: None,
+                    delivered_at: None,
+                })
+            })
+            .collect()
+    }
+
+    /// Queues `msg` for `channels` of tenant `t` together with `audit` (the events that cause it)
+    /// in one transaction.
+    pub async fn enqueue(
+        &self,
+        t: &Tenant,
+        channels: &[Channel],
+        msg: &Message,
+        audit: &[AuditEvent],
+    ) -> IamResult<Vec<OutboxItem>> {
+        let items = self.items_for(t, channels, msg)?;
+        self.store
+            .enqueue(TenantCtx::new(t.id), &items, audit)
+            .await?;
+        metrics::counter!("parapet_notify_enqueued_total").increment(items.len() as u64);
+        Ok(items)
+    }
+
+    /// Queues a test message on one channel.
+    pub async fn test_channel(
+        &self,
+        t: &Tenant,
+        caller: &Caller,
+        id_or_name: &str,
+    ) -> IamResult<OutboxItem> {
+        let c = self.get_channel(t, id_or_name).await?;
+        let msg = Message {
+            source: "test".into(),
+            severity: None,
+            subject: format!("Parapet test notification for {}", t.name),
+            body: format!(
+                "This is a test of the notification channel {:?} of tenant {}. No action is needed.",
+                c.name, t.name
+            ),
+            event_at: self.env.now(),
+        };
+        let e = self.event(
+            t,
+            caller,
+            "notify.channel.test",
+            format!("channel:{}/{}", t.name, c.name),
+            json!({"id": c.id}),
+        );
+        let mut items = self
+            .enqueue(t, std::slice::from_ref(&c), &msg, &[e])
+            .await?;
+        items
+            .pop()
+            .ok_or_else(|| internal("the test message was not queued"))
+    }
+
+    /// Queues a message about an alert to every channel of its tenant: the function the
+    /// monitoring module calls when an alert fires. `event_at` is the time of the first
+    /// matching event (the notification-time SLA counts from it).
+    pub async fn enqueue_for_alert(
+        &self,
+        t: &Tenant,
+        alert_id: &str,
+        rule: &str,
+        severity: &str,
+        title: &str,
+        event_at: Timestamp,
+    ) -> IamResult<Vec<OutboxItem>> {
+        let channels = self.list_channels(t).await?;
+        if channels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let msg = Message {
+            source: format!("alert:{alert_id}"),
+            severity: Some(severity.to_string()),
+            subject: format!("[{severity}] {title}"),
+            body: format!(
+                "Alert {alert_id} of tenant {}: {title} (rule {rule}, severity {severity}, first event {}).",
+                t.name,
+                event_at.rfc3339()
+            ),
+            event_at,
+        };
+        let e = self.event(
+            t,
+            &Caller::system(),
+            "notify.enqueue",
+            format!("alert:{}/{alert_id}", t.name),
+            json!({"channels": channels.len(), "rule": rule, "severity": severity}),
+        );
+        self.enqueue(t, &channels, &msg, &[e]).await
+    }
+
+    /// Messages of tenant `t`, newest first.
+    pub async fn outbox(
+        &self,
+        t: &Tenant,
+        status: Option<OutboxStatus>,
+        page: &Page,
+    ) -> IamResult<Vec<OutboxItem>> {
+        Ok(self
+            .store
+            .list_outbox(TenantCtx::new(t.id), status, page)
+            .await?)
+    }
+
+    pub async fn message(&self, t: &Tenant, id: &str) -> IamResult<OutboxItem> {
+        let not_found = || IamError::NotFound(format!("tenant {} has no message {id}", t.name));
+        let id = Uuid::parse_str(id.trim()).map_err(|_| not_found())?;
+        match self.store.get_outbox(TenantCtx::new(t.id), id).await {
+            Ok(i) => Ok(i),
+            Err(StoreError::NotFound) => Err(not_found()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Puts a dead letter back in the outbox for a fresh round of attempts.
+    pub async fn retry(&self, t: &Tenant, caller: &Caller, id: &str) -> IamResult<OutboxItem> {
+        let mut item = self.message(t, id).await?;
+        if item.status != OutboxStatus::Dead {
+            return Err(IamError::Conflict(format!(
+                "message {} is {}, not a dead letter",
+                item.id,
+                item.status.as_str()
+            )));
+        }
+        let now = self.env.now();
+        let r = AttemptResult {
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: item.last_error.clone(),
+            delivered_at: None,
+        };
+        let e = self.event(
+            t,
+            caller,
+            "notify.retry",
+            format!("notification:{}/{}", t.name, item.id),
+            json!({"previous_attempts": item.attempts}),
+        );
+        self.store
+            .update_outbox(TenantCtx::new(t.id), item.id, &r, &e)
+            .await?;
+        item.status = r.status;
+        item.attempts = 0;
+        item.next_attempt_at = now;
+        Ok(item)
+    }
+
+    /// Drops a dead letter (or a message still pending) for good.
+    pub async fn discard(&self, t: &Tenant, caller: &Caller, id: &str) -> IamResult<OutboxItem> {
+        let mut item = self.message(t, id).await?;
+        if !matches!(item.status, OutboxStatus::Dead | OutboxStatus::Pending) {
+            return Err(IamError::Conflict(format!(
+                "message {} is {} and cannot be discarded",
+                item.id,
+                item.status.as_str()
+            )));
+        }
+        let r = AttemptResult {
+            status: OutboxStatus::Discarded,
+            attempts: item.attempts,
+            next_attempt_at: item.next_attempt_at,
+            last_error: item.last_error.clone(),
+            delivered_at: None,
+        };
+        let e = self.event(
+            t,
+            caller,
+            "notify.discard",
+            format!("notification:{}/{}", t.name, item.id),
+            json!({"was": item.status, "attempts": item.attempts}),
+        );
+        self.store
+            .update_outbox(TenantCtx::new(t.id), item.id, &r, &e)
+            .await?;
+        item.status = OutboxStatus::Discarded;
+        Ok(item)
+    }
+
+    /// The message as it leaves over channel `c`.
+    fn prepare(
+        &self,
+        tenant_name: &str,
+        c: &ChannelRecord,
+        item: &OutboxItem,
+    ) -> IamResult<Delivery> {
+        let ch = channel_of(c)?;
+        Ok(match ch.kind {
+            ChannelKind::Email => Delivery::Email {
+                to: ch.config.to.clone(),
+                subject: item.subject.clone(),
+                body: format!(
+                    "{}\n\nTenant: {tenant_name}\nSource: {}\nEvent time: {}\nMessage id: {}\n",
+                    item.body,
+                    item.source,
+                    item.event_at.rfc3339(),
+                    item.id
+                ),
+            },
+            ChannelKind::Sms => Delivery::Sms {
+                to: ch.config.to.clone(),
+                text: item.subject.chars().take(300).collect(),
+            },
+            ChannelKind::Webhook => {
+                let sealed = c
+                    .sealed_secret
+                    .as_deref()
+                    .ok_or_else(|| internal("a webhook channel has no secret"))?;
+                let secret = parapet_iam::mfa::open(
+                    &self.config.secrets_key,
+                    &secret_aad(c.tenant, c.id),
+                    sealed,
+                )?;
+                let body = match ch.config.format {
+                    WebhookFormat::Generic => json!({
+                        "id": item.id,
+                        "tenant": tenant_name,
+                        "source": item.source,
+                        "severity": item.severity,
+                        "subject": item.subject,
+                        "body": item.body,
+                        "event_at": item.event_at.rfc3339(),
+                    }),
+                    WebhookFormat::Slack => json!({
+                        "text": format!("*{}*\n{}", item.subject, item.body),
+                    }),
+                }
+                .to_string();
+                let timestamp = self.env.now().0.div_euclid(1000);
+                Delivery::Webhook {
+                    url: ch.config.url.clone().unwrap_or_default(),
+                    signature: sign(&secret, timestamp, &body),
+                    body,
+                    timestamp,
+                }
+            }
+        })
+    }
+
+    /// One delivery attempt of every message due now (at most `limit`). Safe on several
+    /// replicas: a message is claimed before it is sent.
+    pub async fn deliver_due(&self, limit: u32) -> IamResult<WorkerRun> {
+        let Some(provider) = self.store.provider_tenant().await? else {
+            return Ok(WorkerRun::default());
+        };
+        let pctx = TenantCtx::new(provider.id);
+        let now = self.env.now();
+        let due = self.store.due_outbox(pctx, now, limit).await?;
+        let mut run = WorkerRun::default();
+        let mut names: HashMap<TenantId, Tenant> = HashMap::new();
+        for item in due {
+            let t = match names.get(&item.tenant) {
+                Some(t) => t.clone(),
+                None => {
+                    let t = self
+                        .store
+                        .get_tenant(pctx, &item.tenant.to_string())
+                        .await?;
+                    names.insert(item.tenant, t.clone());
+                    t
+                }
+            };
+            let ctx = TenantCtx::new(t.id);
+            let until = Timestamp(self.env.now().0.saturating_add(self.config.lease_ms));
+            if !self
+                .store
+                .claim_outbox(ctx, item.id, item.next_attempt_at, until)
+                .await?
+            {
+                continue;
+            }
+            let outcome = match self
+                .store
+                .get_channel(ctx, &item.channel.to_string())
+                .await
+            {
+                Ok(c) => match self.prepare(&t.name, &c, &item) {
+                    Ok(d) => self.transport.send(&d).await,
+                    Err(e) => Err(format!("cannot prepare the message: {e}")),
+                },
+                Err(StoreError::NotFound) => Err("the channel was removed".into()),
+                Err(e) => return Err(e.into()),
+            };
+            let done = self.env.now();
+            let attempts = item.attempts.saturating_add(1);
+            let (r, action, details) = match outcome {
+                Ok(()) => {
+                    let latency = (done.0 - item.event_at.0).max(0);
+                    metrics::histogram!("parapet_notify_latency_seconds")
+                        .record(latency as f64 / 1000.0);
+                    metrics::counter!("parapet_notify_delivered_total").increment(1);
+                    run.delivered += 1;
+                    (
+                        AttemptResult {
+                            status: OutboxStatus::Delivered,
+                            attempts,
+                            next_attempt_at: done,
+                            last_error: None,
+                            delivered_at: Some(done),
+                        },
+                        "notify.delivered",
+                        json!({"channel": item.channel, "attempts": attempts, "latency_ms": latency}),
+                    )
+                }
+                Err(msg) => {
+                    let msg: String = msg.chars().take(500).collect();
+                    metrics::counter!("parapet_notify_failed_attempts_total").increment(1);
+                    if attempts >= self.config.max_attempts {
+                        run.dead += 1;
+                        tracing::warn!(message = %item.id, tenant = %t.name, error = %msg,
+                            "notification dead-lettered");
+                        (
+                            AttemptResult {
+                                status: OutboxStatus::Dead,
+                                attempts,
+                                next_attempt_at: done,
+                                last_error: Some(msg.clone()),
+                                delivered_at: None,
+                            },
+                            "notify.dead-lettered",
+                            json!({"channel": item.channel, "attempts": attempts, "error": msg}),
+                        )
+                    } else {
+                        run.failed += 1;
+                        let next = Timestamp(done.0.saturating_add(self.config.backoff(attempts)));
+                        (
+                            AttemptResult {
+                                status: OutboxStatus::Pending,
+                                attempts,
+                                next_attempt_at: next,
+                                last_error: Some(msg.clone()),
+                                delivered_at: None,
+                            },
+                            "notify.attempt-failed",
+                            json!({"channel": item.channel, "attempts": attempts, "error": msg,
+                                   "next_attempt_at": next.rfc3339()}),
+                        )
+                    }
+                }
+            };
+            let e = self.event(
+                &t,
+                &Caller::system(),
+                action,
+                format!("notification:{}/{}", t.name, item.id),
+                details,
+            );
+            self.store.update_outbox(ctx, item.id, &r, &e).await?;
+        }
+        Ok(run)
+    }
+
+    /// Runs the delivery worker until `stop` turns true: delivers due messages every `tick`.
+    pub async fn run(self: Arc<Self>, tick: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        const BATCH: u32 = 200;
+        loop {
+            let pause = match self.deliver_due(BATCH).await {
+                Ok(r) if r.delivered + r.failed + r.dead >= BATCH as usize => Duration::ZERO,
+                Ok(_) => tick,
+                Err(e) => {
+                    tracing::error!("notification worker failed: {e}");
+                    tick.max(Duration::from_secs(1))
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => break,
+            }
+            if *stop.borrow() {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let mut c = NotifyConfig::new([0; 32]);
+        c.backoff_base_ms = 1000;
+        c.backoff_max_ms = 10_000;
+        let waits: Vec<i64> = (1..=6).map(|n| c.backoff(n)).collect();
+        assert_eq!(waits, vec![1000, 2000, 4000, 8000, 10_000, 10_000]);
+        assert_eq!(c.backoff(u32::MAX), 10_000);
+    }
+
+    #[test]
+    fn specs_are_validated() {
+        let spec = |kind: &str, to: &[&str], url: Option<&str>| ChannelSpec {
+            name: "ops".into(),
+            kind: kind.into(),
+            to: to.iter().map(|s| s.to_string()).collect(),
+            url: url.map(str::to_string),
+            format: None,
+        };
+        assert!(spec("email", &["soc@acme.example"], None).validate().is_ok());
+        assert!(spec("email", &["not-an-address"], None).validate().is_err());
+        assert!(spec("email", &[], None).validate().is_err());
+        assert!(spec("sms", &["+4915112345678"], None).validate().is_ok());
+        assert!(spec("sms", &["0151 123"], None).validate().is_err());
+        assert!(spec("webhook", &[], Some("https://hooks.example/x")).validate().is_ok());
+        assert!(spec("webhook", &[], Some("ftp://x")).validate().is_err());
+        assert!(spec("webhook", &[], Some("https://u:p@x/")).validate().is_err());
+        assert!(spec("webhook", &[], None).validate().is_err());
+        assert!(spec("pager", &[], None).validate().is_err());
+        let mut s = spec("email", &["a@b.example"], None);
+        s.name = "bad name".into();
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn webhook_urls_are_shown_without_their_path() {
+        assert_eq!(
+            redact_url("https://hooks.slack.com/services/T0/B0/secret"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(redact_url("http://127.0.0.1:9"), "http://127.0.0.1:9");
+    }
+}
