@@ -33,6 +33,9 @@ pub use kms::{DataKey, KmsInit, KmsKey, KmsKeyVersion, KmsStatus, NewKmsKey};
 mod incident;
 pub use incident::{IncidentQuery, IncidentSummary, OpenIncident};
 
+mod notify;
+pub use notify::{Channel, CreatedChannel, NewChannel, NotifyMessage};
+
 /// How long one request may take, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -328,10 +328,7 @@ impl ChannelSpec {
                 if !self.to.is_empty() {
                     return Err("a webhook channel takes a URL, not recipients".into());
                 }
-                let url = self
-                    .url
-                    .as_deref()
-                    .ok_or("a webhook channel needs a URL")?;
+                let url = self.url.as_deref().ok_or("a webhook channel needs a URL")?;
                 if !valid_url(url) {
                     return Err(format!(
                         "the webhook URL must be an http:// or https:// URL without credentials or spaces (got {})",
@@ -858,11 +855,7 @@ impl NotifyService {
             {
                 continue;
             }
-            let outcome = match self
-                .store
-                .get_channel(ctx, &item.channel.to_string())
-                .await
-            {
+            let outcome = match self.store.get_channel(ctx, &item.channel.to_string()).await {
                 Ok(c) => match self.prepare(&t.name, &c, &item) {
                     Ok(d) => self.transport.send(&d).await,
                     Err(e) => Err(format!("cannot prepare the message: {e}")),
@@ -940,7 +933,11 @@ impl NotifyService {
     }
 
     /// Runs the delivery worker until `stop` turns true: delivers due messages every `tick`.
-    pub async fn run(self: Arc<Self>, tick: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(
+        self: Arc<Self>,
+        tick: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         const BATCH: u32 = 200;
         loop {
             let pause = match self.deliver_due(BATCH).await {
@@ -985,14 +982,26 @@ mod tests {
             url: url.map(str::to_string),
             format: None,
         };
-        assert!(spec("email", &["soc@acme.example"], None).validate().is_ok());
+        assert!(
+            spec("email", &["soc@acme.example"], None)
+                .validate()
+                .is_ok()
+        );
         assert!(spec("email", &["not-an-address"], None).validate().is_err());
         assert!(spec("email", &[], None).validate().is_err());
         assert!(spec("sms", &["+4915112345678"], None).validate().is_ok());
         assert!(spec("sms", &["0151 123"], None).validate().is_err());
-        assert!(spec("webhook", &[], Some("https://hooks.example/x")).validate().is_ok());
+        assert!(
+            spec("webhook", &[], Some("https://hooks.example/x"))
+                .validate()
+                .is_ok()
+        );
         assert!(spec("webhook", &[], Some("ftp://x")).validate().is_err());
-        assert!(spec("webhook", &[], Some("https://u:p@x/")).validate().is_err());
+        assert!(
+            spec("webhook", &[], Some("https://u:p@x/"))
+                .validate()
+                .is_err()
+        );
         assert!(spec("webhook", &[], None).validate().is_err());
         assert!(spec("pager", &[], None).validate().is_err());
         let mut s = spec("email", &["a@b.example"], None);

@@ -40,6 +40,9 @@ pub struct SmtpConfig {
     pub password: Option<String>,
     /// The sender address, e.g. `Parapet <parapet@provider.example>`.
     pub from: String,
+    /// A PEM file of extra root certificates to trust for the server's TLS certificate (an
+    /// internal CA); the public web roots are always trusted.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_smtp_port() -> u16 {
@@ -136,8 +139,24 @@ impl NetTransport {
                     .from
                     .parse()
                     .map_err(|e| format!("notify.smtp.from {:?}: {e}", c.from))?;
+                let extra = match &c.ca_file {
+                    Some(path) => {
+                        let pem = std::fs::read(path)
+                            .map_err(|e| format!("notify.smtp.ca_file {}: {e}", path.display()))?;
+                        Some(
+                            lettre::transport::smtp::client::Certificate::from_pem(&pem).map_err(
+                                |e| format!("notify.smtp.ca_file {}: {e}", path.display()),
+                            )?,
+                        )
+                    }
+                    None => None,
+                };
                 let params = || {
-                    TlsParameters::new(c.host.clone())
+                    let mut b = TlsParameters::builder(c.host.clone());
+                    if let Some(cert) = &extra {
+                        b = b.add_root_certificate(cert.clone());
+                    }
+                    b.build_rustls()
                         .map_err(|e| format!("notify.smtp: TLS settings for {}: {e}", c.host))
                 };
                 let tls = match c.starttls {

@@ -18,7 +18,9 @@ use parapet_store::{
     TenantStatus,
 };
 use parapet_store_sql::testkit::{self, Backend};
-use parapet_types::{Actor, Env, ManualClock, OsEntropy, TenantCtx, TenantId, TenantKind, Timestamp};
+use parapet_types::{
+    Actor, Env, ManualClock, OsEntropy, TenantCtx, TenantId, TenantKind, Timestamp,
+};
 
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
@@ -137,7 +139,10 @@ fn email(name: &str) -> ChannelSpec {
 
 async fn failures_back_off_exponentially_then_dead_letter_and_retry(backend: Backend) {
     let w = world(backend).await;
-    w.svc.add_channel(&w.acme, &caller(), &email("soc")).await.unwrap();
+    w.svc
+        .add_channel(&w.acme, &caller(), &email("soc"))
+        .await
+        .unwrap();
     let event_at = Timestamp(START - 3_000);
     let msg = Message {
         source: "alert:a1".into(),
@@ -180,7 +185,14 @@ async fn failures_back_off_exponentially_then_dead_letter_and_retry(backend: Bac
     assert_eq!(w.svc.deliver_due(10).await.unwrap().failed, 0);
     let dead = w
         .svc
-        .outbox(&w.acme, Some(OutboxStatus::Dead), &Page { after: None, limit: 10 })
+        .outbox(
+            &w.acme,
+            Some(OutboxStatus::Dead),
+            &Page {
+                after: None,
+                limit: 10,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(dead.len(), 1);
@@ -188,7 +200,10 @@ async fn failures_back_off_exponentially_then_dead_letter_and_retry(backend: Bac
     // Retried after the receiver recovers: delivered, with the latency from the event.
     *w.rec.fail.lock().unwrap() = false;
     w.svc.retry(&w.acme, &caller(), &id).await.unwrap();
-    assert!(w.svc.retry(&w.acme, &caller(), &id).await.is_err(), "only dead letters are retried");
+    assert!(
+        w.svc.retry(&w.acme, &caller(), &id).await.is_err(),
+        "only dead letters are retried"
+    );
     let r = w.svc.deliver_due(10).await.unwrap();
     assert_eq!(r.delivered, 1);
     let m = w.svc.message(&w.acme, &id).await.unwrap();
@@ -200,11 +215,24 @@ async fn failures_back_off_exponentially_then_dead_letter_and_retry(backend: Bac
     assert!(w.svc.discard(&w.acme, &caller(), &id).await.is_err());
     let audit = w
         .store
-        .list_audit(TenantCtx::new(w.acme.id), &AuditFilter::default(), &Page { after: None, limit: 100 })
+        .list_audit(
+            TenantCtx::new(w.acme.id),
+            &AuditFilter::default(),
+            &Page {
+                after: None,
+                limit: 100,
+            },
+        )
         .await
         .unwrap();
     let actions: Vec<&str> = audit.iter().map(|r| r.event.action.as_str()).collect();
-    for a in ["notify.channel.create", "notify.attempt-failed", "notify.dead-lettered", "notify.retry", "notify.delivered"] {
+    for a in [
+        "notify.channel.create",
+        "notify.attempt-failed",
+        "notify.dead-lettered",
+        "notify.retry",
+        "notify.delivered",
+    ] {
         assert!(actions.contains(&a), "{a} missing from {actions:?}");
     }
 
@@ -235,22 +263,45 @@ async fn webhooks_are_signed_with_the_sealed_secret(backend: Backend) {
     assert_eq!(created.channel.destination(), "https://hooks.example/…");
     // The secret is stored sealed, never in the clear, and not in the audit trail.
     use parapet_store::NotifyStore;
-    let rec = w.store.get_channel(TenantCtx::new(w.acme.id), "hook").await.unwrap();
+    let rec = w
+        .store
+        .get_channel(TenantCtx::new(w.acme.id), "hook")
+        .await
+        .unwrap();
     let sealed = rec.sealed_secret.unwrap();
     assert!(!sealed.contains(&secret) && sealed.starts_with("v1:"));
     let audit = w
         .store
-        .list_audit(TenantCtx::new(w.acme.id), &AuditFilter::default(), &Page { after: None, limit: 100 })
+        .list_audit(
+            TenantCtx::new(w.acme.id),
+            &AuditFilter::default(),
+            &Page {
+                after: None,
+                limit: 100,
+            },
+        )
         .await
         .unwrap();
     for r in &audit {
         let text = serde_json::to_string(&r.event.details).unwrap();
-        assert!(!text.contains(&secret) && !text.contains("SECRETPATH"), "{text}");
+        assert!(
+            !text.contains(&secret) && !text.contains("SECRETPATH"),
+            "{text}"
+        );
     }
-    w.svc.test_channel(&w.acme, &caller(), "HOOK").await.unwrap();
+    w.svc
+        .test_channel(&w.acme, &caller(), "HOOK")
+        .await
+        .unwrap();
     assert_eq!(w.svc.deliver_due(10).await.unwrap().delivered, 1);
     let sent = w.rec.sent.lock().unwrap().clone();
-    let Delivery::Webhook { url, body, timestamp, signature } = &sent[0] else {
+    let Delivery::Webhook {
+        url,
+        body,
+        timestamp,
+        signature,
+    } = &sent[0]
+    else {
         panic!("{sent:?}");
     };
     assert_eq!(url, "https://hooks.example/services/T0/SECRETPATH");
@@ -262,22 +313,65 @@ async fn webhooks_are_signed_with_the_sealed_secret(backend: Backend) {
 
 async fn tenants_see_only_their_channels_and_messages(backend: Backend) {
     let w = world(backend).await;
-    w.svc.add_channel(&w.acme, &caller(), &email("soc")).await.unwrap();
+    w.svc
+        .add_channel(&w.acme, &caller(), &email("soc"))
+        .await
+        .unwrap();
     // The same name in another tenant is fine; twice in one tenant is not (regardless of case).
-    w.svc.add_channel(&w.globex, &caller(), &email("soc")).await.unwrap();
-    assert!(w.svc.add_channel(&w.acme, &caller(), &email("SOC")).await.is_err());
+    w.svc
+        .add_channel(&w.globex, &caller(), &email("soc"))
+        .await
+        .unwrap();
+    assert!(
+        w.svc
+            .add_channel(&w.acme, &caller(), &email("SOC"))
+            .await
+            .is_err()
+    );
     let item = w.svc.test_channel(&w.acme, &caller(), "soc").await.unwrap();
     let acme_channel = w.svc.get_channel(&w.acme, "soc").await.unwrap();
     // globex finds neither acme's channel (by id) nor its message.
-    assert!(w.svc.get_channel(&w.globex, &acme_channel.id.to_string()).await.is_err());
-    assert!(w.svc.message(&w.globex, &item.id.to_string()).await.is_err());
-    assert!(w.svc.discard(&w.globex, &caller(), &item.id.to_string()).await.is_err());
-    let page = Page { after: None, limit: 10 };
-    assert!(w.svc.outbox(&w.globex, None, &page).await.unwrap().is_empty());
+    assert!(
+        w.svc
+            .get_channel(&w.globex, &acme_channel.id.to_string())
+            .await
+            .is_err()
+    );
+    assert!(
+        w.svc
+            .message(&w.globex, &item.id.to_string())
+            .await
+            .is_err()
+    );
+    assert!(
+        w.svc
+            .discard(&w.globex, &caller(), &item.id.to_string())
+            .await
+            .is_err()
+    );
+    let page = Page {
+        after: None,
+        limit: 10,
+    };
+    assert!(
+        w.svc
+            .outbox(&w.globex, None, &page)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(w.svc.outbox(&w.acme, None, &page).await.unwrap().len(), 1);
-    assert!(w.svc.remove_channel(&w.globex, &caller(), &acme_channel.id.to_string()).await.is_err());
+    assert!(
+        w.svc
+            .remove_channel(&w.globex, &caller(), &acme_channel.id.to_string())
+            .await
+            .is_err()
+    );
     // A message whose channel is removed goes to the dead-letter list, not into a loop.
-    w.svc.remove_channel(&w.acme, &caller(), "soc").await.unwrap();
+    w.svc
+        .remove_channel(&w.acme, &caller(), "soc")
+        .await
+        .unwrap();
     for _ in 0..4 {
         w.svc.deliver_due(10).await.unwrap();
         w.clock.advance_secs(60);

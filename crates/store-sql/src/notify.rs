@@ -44,7 +44,8 @@ impl TryFrom<ChannelRow> for ChannelRecord {
         Ok(ChannelRecord {
             id: uuid("channel id", &r.id)?,
             tenant: TenantId(uuid("tenant id", &r.tenant_id)?),
-            config: serde_json::from_str(&r.config).map_err(|_| bad("channel config", &r.config))?,
+            config: serde_json::from_str(&r.config)
+                .map_err(|_| bad("channel config", &r.config))?,
             name: r.name,
             kind: r.kind,
             sealed_secret: r.sealed_secret,
@@ -95,7 +96,8 @@ impl TryFrom<OutboxRow> for OutboxItem {
             id: uuid("outbox id", &r.id)?,
             tenant: TenantId(uuid("tenant id", &r.tenant_id)?),
             channel: uuid("channel id", &r.channel_id)?,
-            status: OutboxStatus::parse(&r.status).ok_or_else(|| bad("outbox status", &r.status))?,
+            status: OutboxStatus::parse(&r.status)
+                .ok_or_else(|| bad("outbox status", &r.status))?,
             attempts: u32::try_from(r.attempts)
                 .map_err(|_| bad("attempts", &r.attempts.to_string()))?,
             source: r.source,
