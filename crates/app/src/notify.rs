@@ -66,6 +66,10 @@ pub fn console_routes() -> Router<AppState> {
             "/console/tenants/{tenant}/notify/outbox/{id}/{verb}",
             post(console_message),
         )
+        .route(
+            "/console/incidents/{id}/affected-tenants",
+            post(console_affected),
+        )
 }
 
 #[derive(OpenApi)]
@@ -80,9 +84,18 @@ pub fn console_routes() -> Router<AppState> {
         dead_letters,
         message,
         retry,
-        discard
+        discard,
+        affected_tenants
     ),
-    components(schemas(ChannelView, ChannelInput, CreatedChannelView, MessageView))
+    components(schemas(
+        ChannelView,
+        ChannelInput,
+        CreatedChannelView,
+        MessageView,
+        AffectedInput,
+        WeaknessInput,
+        AffectedView
+    ))
 )]
 pub struct NotifyApi;
 
@@ -106,6 +119,11 @@ pub struct ChannelView {
     pub destination: String,
     /// `generic` or `slack` (webhooks).
     pub format: Option<String>,
+    /// The person the channel pages in escalations.
+    pub person: Option<String>,
+    pub security_contact: bool,
+    /// `7x24` or `5x8`.
+    pub hours: String,
     pub created_at: String,
 }
 
@@ -120,6 +138,9 @@ fn channel_view(tenant: &str, c: &Channel) -> ChannelView {
             parapet_notify::WebhookFormat::Generic => "generic".into(),
             parapet_notify::WebhookFormat::Slack => "slack".into(),
         }),
+        person: c.config.person.clone(),
+        security_contact: c.config.security_contact,
+        hours: c.config.hours.as_str().into(),
         created_at: c.created_at.rfc3339(),
     }
 }
@@ -141,6 +162,15 @@ pub struct ChannelInput {
     /// `generic` (default) or `slack`.
     #[serde(default)]
     pub format: Option<String>,
+    /// The provider user this channel pages when an escalation level names them.
+    #[serde(default)]
+    pub person: Option<String>,
+    /// The tenant's security contact (incident notices, affected-tenant warnings).
+    #[serde(default)]
+    pub security_contact: bool,
+    /// `7x24` (default) or `5x8` (Monday to Friday, 09:00 to 17:00 UTC).
+    #[serde(default)]
+    pub hours: Option<String>,
 }
 
 /// A created channel; `secret` (webhooks) signs every request and is shown only here.
@@ -237,6 +267,9 @@ pub async fn add_channel(
         to: body.to,
         url: body.url,
         format: body.format,
+        person: body.person,
+        security_contact: body.security_contact,
+        hours: body.hours,
     };
     spec.validate()
         .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m))?;
@@ -475,6 +508,88 @@ pub async fn discard(
     Ok(Json(message_view(&t.name, &channels, &m)))
 }
 
+/// A weakness: an OS or application (package) and its version.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WeaknessInput {
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
+    /// The operating system (else an application or package).
+    #[serde(default)]
+    pub os: bool,
+}
+
+/// What to look for; with no weakness, the OS and applications of the incident's affected
+/// assets (its observables of kind `asset`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AffectedInput {
+    #[serde(default)]
+    pub weaknesses: Vec<WeaknessInput>,
+}
+
+/// The result of the affected-tenant check (provider staff only).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AffectedView {
+    /// The reference the warned tenants see.
+    pub reference: String,
+    pub weaknesses: Vec<WeaknessInput>,
+    /// The tenants warned.
+    pub tenants: Vec<String>,
+    pub messages: usize,
+    /// Tenants with no channel to tell them.
+    pub unreachable: Vec<String>,
+}
+
+fn affected_view(c: parapet_incident::AffectedCheck) -> AffectedView {
+    AffectedView {
+        reference: c.reference.to_string(),
+        weaknesses: c
+            .weaknesses
+            .into_iter()
+            .map(|w| WeaknessInput {
+                name: w.name,
+                version: w.version,
+                os: w.os,
+            })
+            .collect(),
+        tenants: c.tenants,
+        messages: c.messages,
+        unreachable: c.unreachable,
+    }
+}
+
+/// The affected-tenant check of an incident (X.1642 8.6.4): warn every other tenant running the
+/// same weakness, telling none of them anything about the others. Provider staff only.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/affected-tenants", tag = "incidents",
+    params(("id" = String, Path)), request_body = AffectedInput,
+    responses((status = 200, body = AffectedView), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn affected_tenants(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AffectedInput>,
+) -> ApiResult<Json<AffectedView>> {
+    let ws = body
+        .weaknesses
+        .into_iter()
+        .map(|w| parapet_incident::Weakness {
+            name: w.name,
+            version: w.version,
+            os: w.os,
+        })
+        .collect();
+    let c = st
+        .incident
+        .check_affected_tenants(&p, &id, ws, &meta)
+        .await?;
+    Ok(Json(affected_view(c)))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Console
 
@@ -617,6 +732,13 @@ struct AddForm {
     url: String,
     #[serde(default)]
     format: String,
+    #[serde(default)]
+    person: String,
+    /// A checkbox: present when ticked.
+    #[serde(default)]
+    security_contact: Option<String>,
+    #[serde(default)]
+    hours: String,
 }
 
 async fn console_add(
@@ -641,6 +763,9 @@ async fn console_add(
             .collect(),
         url: Some(f.url.trim().to_string()).filter(|s| !s.is_empty()),
         format: Some(f.format.trim().to_string()).filter(|s| !s.is_empty()),
+        person: Some(f.person.trim().to_string()).filter(|s| !s.is_empty()),
+        security_contact: f.security_contact.is_some(),
+        hours: Some(f.hours.trim().to_string()).filter(|s| !s.is_empty()),
     };
     let t = match st
         .iam
@@ -724,6 +849,39 @@ async fn console_message(
         Ok(_) => see_other(&format!("/console/tenants/{}/notify", t.name)),
         Err(e) => match form_error(&e) {
             Some(err) => page_view(&st, &u, &tenant, Some(err), None).await,
+            None => failure(e),
+        },
+    }
+}
+
+async fn console_affected(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if !csrf_ok(&headers, &f.csrf) {
+        return forbidden_form();
+    }
+    match st
+        .incident
+        .check_affected_tenants(&u.p, &id, Vec::new(), &u.meta)
+        .await
+    {
+        Ok(_) => see_other(&format!("/console/incidents/{id}")),
+        Err(e) => match form_error(&e) {
+            Some((status, m)) => crate::console::html_page(
+                status,
+                format!(
+                    "<!doctype html><title>Parapet</title><link rel=\"stylesheet\" \
+                     href=\"/console/static/parapet.css\"><main><p class=\"error\">{}</p>\
+                     <p><a href=\"/console/incidents/{}\">Back to the incident</a></p></main>",
+                    crate::console::escape(&m),
+                    crate::console::escape(&id)
+                ),
+                None,
+            ),
             None => failure(e),
         },
     }

@@ -13,6 +13,12 @@ pub struct Channel {
     pub kind: String,
     pub destination: String,
     pub format: Option<String>,
+    #[serde(default)]
+    pub person: Option<String>,
+    #[serde(default)]
+    pub security_contact: bool,
+    #[serde(default)]
+    pub hours: String,
     pub created_at: String,
 }
 
@@ -27,6 +33,12 @@ pub struct NewChannel {
     pub url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    #[serde(default)]
+    pub security_contact: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hours: Option<String>,
 }
 
 /// A created channel and its webhook signing secret (shown once).
@@ -56,7 +68,45 @@ pub struct NotifyMessage {
     pub last_error: Option<String>,
 }
 
+/// A weakness looked for by the affected-tenant check.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Weakness {
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub os: bool,
+}
+
+/// What the affected-tenant check did (provider staff only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AffectedCheck {
+    pub reference: String,
+    pub weaknesses: Vec<Weakness>,
+    pub tenants: Vec<String>,
+    pub messages: usize,
+    pub unreachable: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct AffectedBody<'a> {
+    weaknesses: &'a [Weakness],
+}
+
 impl Client {
+    /// `POST /api/v1/incidents/{id}/affected-tenants`.
+    pub async fn check_affected_tenants(
+        &self,
+        incident: &str,
+        weaknesses: &[Weakness],
+    ) -> Result<AffectedCheck, ClientError> {
+        self.post(
+            self.url(&["incidents", incident, "affected-tenants"], &[]),
+            &AffectedBody { weaknesses },
+        )
+        .await
+    }
+
     /// `GET /api/v1/tenants/{tenant}/notify/channels`.
     pub async fn list_channels(&self, tenant: &str) -> Result<Vec<Channel>, ClientError> {
         self.get(self.url(&["tenants", tenant, "notify", "channels"], &[]))

@@ -136,6 +136,58 @@ pub struct ChannelSpec {
     /// `generic` (the default) or `slack` (webhook).
     #[serde(default)]
     pub format: Option<String>,
+    /// The person this channel reaches (a provider user name): escalation pages go to the
+    /// channels of the person named in the escalation level.
+    #[serde(default)]
+    pub person: Option<String>,
+    /// Whether the channel reaches the tenant's security contact (told about incidents and
+    /// about weaknesses found elsewhere that affect it); when no channel is marked, all are.
+    #[serde(default)]
+    pub security_contact: bool,
+    /// Service hours of the person or hotline behind the channel: `7x24` (the default) or
+    /// `5x8` (Monday to Friday, 09:00 to 17:00 UTC).
+    #[serde(default)]
+    pub hours: Option<String>,
+}
+
+/// When the people behind a channel answer (X.1642 7.2.2.3: 5×8 or 7×24).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Hours {
+    #[default]
+    #[serde(rename = "7x24")]
+    AllHours,
+    /// Monday to Friday, 09:00 to 17:00 UTC.
+    #[serde(rename = "5x8")]
+    OfficeHours,
+}
+
+impl Hours {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hours::AllHours => "7x24",
+            Hours::OfficeHours => "5x8",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "7x24" | "24x7" => Some(Hours::AllHours),
+            "5x8" => Some(Hours::OfficeHours),
+            _ => None,
+        }
+    }
+    /// Whether `t` is within the service hours.
+    pub fn in_service(self, t: Timestamp) -> bool {
+        match self {
+            Hours::AllHours => true,
+            Hours::OfficeHours => {
+                let day = t.0.div_euclid(86_400_000);
+                // 1970-01-01 was a Thursday: 0 = Monday.
+                let weekday = (day + 3).rem_euclid(7);
+                let hour = t.0.rem_euclid(86_400_000) / 3_600_000;
+                weekday < 5 && (9..17).contains(&hour)
+            }
+        }
+    }
 }
 
 /// A channel's settings (stored as JSON; the webhook secret is kept apart, sealed).
@@ -147,6 +199,12 @@ pub struct ChannelConfig {
     pub url: Option<String>,
     #[serde(default)]
     pub format: WebhookFormat,
+    #[serde(default)]
+    pub person: Option<String>,
+    #[serde(default)]
+    pub security_contact: bool,
+    #[serde(default)]
+    pub hours: Hours,
 }
 
 /// A channel.
@@ -287,10 +345,25 @@ impl ChannelSpec {
         if self.to.len() > MAX_TO {
             return Err(format!("at most {MAX_TO} recipients per channel"));
         }
+        let person = match &self.person {
+            None => None,
+            Some(p) => {
+                printable("the person", p, 100)?;
+                Some(p.to_ascii_lowercase())
+            }
+        };
+        let hours = match self.hours.as_deref() {
+            None => Hours::AllHours,
+            Some(h) => Hours::parse(h)
+                .ok_or_else(|| format!("unknown service hours {h:?}; expected 7x24 or 5x8"))?,
+        };
         let mut config = ChannelConfig {
             to: Vec::new(),
             url: None,
             format: WebhookFormat::Generic,
+            person,
+            security_contact: self.security_contact,
+            hours,
         };
         match kind {
             ChannelKind::Email | ChannelKind::Sms => {
@@ -675,6 +748,69 @@ impl NotifyService {
         self.enqueue(t, &channels, &msg, &[e]).await
     }
 
+    /// The channels that reach tenant `t`'s security contact: those marked so, else all.
+    pub async fn security_channels(&self, t: &Tenant) -> IamResult<Vec<Channel>> {
+        let all = self.list_channels(t).await?;
+        let marked: Vec<Channel> = all
+            .iter()
+            .filter(|c| c.config.security_contact)
+            .cloned()
+            .collect();
+        Ok(if marked.is_empty() { all } else { marked })
+    }
+
+    /// The provider's channels that page `person` at `now`: those in service hours, or all of
+    /// the person's channels when none is (a page is never dropped).
+    pub async fn person_channels(
+        &self,
+        provider: &Tenant,
+        person: &str,
+        now: Timestamp,
+    ) -> IamResult<Vec<Channel>> {
+        let person = person.trim().to_ascii_lowercase();
+        let theirs: Vec<Channel> = self
+            .list_channels(provider)
+            .await?
+            .into_iter()
+            .filter(|c| c.config.person.as_deref() == Some(person.as_str()))
+            .collect();
+        let in_service: Vec<Channel> = theirs
+            .iter()
+            .filter(|c| c.config.hours.in_service(now))
+            .cloned()
+            .collect();
+        Ok(if in_service.is_empty() {
+            theirs
+        } else {
+            in_service
+        })
+    }
+
+    /// Outbox items paging `persons` (provider staff) about `msg`, one per channel of each.
+    pub async fn page_persons(
+        &self,
+        provider: &Tenant,
+        persons: &[String],
+        msg: &Message,
+    ) -> IamResult<Vec<OutboxItem>> {
+        let now = self.env.now();
+        let mut channels: Vec<Channel> = Vec::new();
+        for p in persons {
+            for c in self.person_channels(provider, p, now).await? {
+                if !channels.iter().any(|x| x.id == c.id) {
+                    channels.push(c);
+                }
+            }
+        }
+        self.items_for(provider, &channels, msg)
+    }
+
+    /// Outbox items telling tenant `t`'s security contact `msg`.
+    pub async fn tell_tenant(&self, t: &Tenant, msg: &Message) -> IamResult<Vec<OutboxItem>> {
+        let channels = self.security_channels(t).await?;
+        self.items_for(t, &channels, msg)
+    }
+
     /// Messages of tenant `t`, newest first.
     pub async fn outbox(
         &self,
@@ -981,6 +1117,9 @@ mod tests {
             to: to.iter().map(|s| s.to_string()).collect(),
             url: url.map(str::to_string),
             format: None,
+            person: None,
+            security_contact: false,
+            hours: None,
         };
         assert!(
             spec("email", &["soc@acme.example"], None)

@@ -134,6 +134,9 @@ fn email(name: &str) -> ChannelSpec {
         to: vec!["soc@acme.example".into()],
         url: None,
         format: None,
+        person: None,
+        security_contact: false,
+        hours: None,
     }
 }
 
@@ -256,6 +259,9 @@ async fn webhooks_are_signed_with_the_sealed_secret(backend: Backend) {
         to: vec![],
         url: Some("https://hooks.example/services/T0/SECRETPATH".into()),
         format: Some("slack".into()),
+        person: None,
+        security_contact: false,
+        hours: None,
     };
     let created = w.svc.add_channel(&w.acme, &caller(), &spec).await.unwrap();
     let secret = created.secret.unwrap();

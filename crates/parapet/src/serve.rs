@@ -415,16 +415,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         s.kms_job_interval,
         stop_rx_kms(&stop_sequencer),
     ));
-    let incident = Arc::new(parapet_incident::IncidentService::new(
-        iam.clone(),
-        parapet_incident::SlaPolicy::default(),
-    ));
+    let notify = Arc::new(notify_service(&s.notify, store.clone(), &env, sealing_key)?);
+    let incident = Arc::new(
+        parapet_incident::IncidentService::new(iam.clone(), parapet_incident::SlaPolicy::default())
+            .with_notify(notify.clone()),
+    );
     let timers = tokio::spawn(
         incident
             .clone()
             .run_timers(std::time::Duration::from_millis(200), stop_rx.clone()),
     );
-    let notify = Arc::new(notify_service(&s.notify, store.clone(), &env, sealing_key)?);
     let deliveries = tokio::spawn(notify.clone().run(
         std::time::Duration::from_millis(s.notify.poll_ms.unwrap_or(200).max(10)),
         stop_rx.clone(),

@@ -2,14 +2,15 @@
 
 use async_trait::async_trait;
 use parapet_store::{
-    AttemptResult, AuditEvent, ChannelRecord, NotifyStore, OutboxItem, OutboxStatus, Page,
-    StoreError, StoreResult,
+    AttemptResult, AuditEvent, ChannelRecord, IncidentRow, NotifyStore, OutboxItem, OutboxStatus,
+    Page, StoreError, StoreResult,
 };
 use parapet_types::{TenantCtx, TenantId, Timestamp};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::audit::insert_audit;
+use crate::incident::update_incident_row;
 use crate::rows::{Bind, bad, uuid};
 use crate::{DbResult, SqlStore, with_tx};
 
@@ -111,6 +112,35 @@ impl TryFrom<OutboxRow> for OutboxItem {
             delivered_at: r.delivered_at.map(Timestamp),
         })
     }
+}
+
+/// Inserts outbox item `$i` on `$tx`.
+macro_rules! insert_outbox {
+    ($tx:expr, $i:expr) => {{
+        let i: &OutboxItem = $i;
+        sqlx::query(
+            "INSERT INTO notify_outbox (id, tenant_id, channel_id, source, severity, subject, \
+             body, event_at, created_at, status, attempts, next_attempt_at, last_error, \
+             delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(i.id.to_string())
+        .bind(i.tenant.to_string())
+        .bind(i.channel.to_string())
+        .bind(i.source.clone())
+        .bind(i.severity.clone())
+        .bind(i.subject.clone())
+        .bind(i.body.clone())
+        .bind(i.event_at.0)
+        .bind(i.created_at.0)
+        .bind(i.status.as_str())
+        .bind(i64::from(i.attempts))
+        .bind(i.next_attempt_at.0)
+        .bind(i.last_error.clone())
+        .bind(i.delivered_at.map(|t| t.0))
+        .execute(&mut *$tx)
+        .await
+        .db()?;
+    }};
 }
 
 fn outbox_select() -> String {
@@ -221,29 +251,7 @@ impl NotifyStore for SqlStore {
         }
         with_tx!(self, |tx| {
             for i in items {
-                sqlx::query(
-                    "INSERT INTO notify_outbox (id, tenant_id, channel_id, source, severity, \
-                     subject, body, event_at, created_at, status, attempts, next_attempt_at, \
-                     last_error, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-                     $11, $12, $13, $14)",
-                )
-                .bind(i.id.to_string())
-                .bind(i.tenant.to_string())
-                .bind(i.channel.to_string())
-                .bind(i.source.clone())
-                .bind(i.severity.clone())
-                .bind(i.subject.clone())
-                .bind(i.body.clone())
-                .bind(i.event_at.0)
-                .bind(i.created_at.0)
-                .bind(i.status.as_str())
-                .bind(i64::from(i.attempts))
-                .bind(i.next_attempt_at.0)
-                .bind(i.last_error.clone())
-                .bind(i.delivered_at.map(|t| t.0))
-                .execute(&mut *tx)
-                .await
-                .db()?;
+                insert_outbox!(tx, i);
             }
             for a in audit {
                 insert_audit!(&mut *tx, a);
@@ -365,5 +373,45 @@ impl NotifyStore for SqlStore {
         sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit}"));
         self.records::<OutboxRow, OutboxItem>(&sql, OUTBOX_COLS, "id DESC", &binds)
             .await
+    }
+
+    async fn update_incident_with_outbox(
+        &self,
+        ctx: TenantCtx,
+        row: &IncidentRow,
+        audit: &[AuditEvent],
+        outbox: &[OutboxItem],
+    ) -> StoreResult<()> {
+        let body = crate::incident::body_text(row)?;
+        let foreign = outbox.iter().any(|i| i.tenant != ctx.tenant);
+        with_tx!(self, |tx| {
+            if foreign {
+                let kind: Option<String> =
+                    sqlx::query_scalar("SELECT kind FROM tenants WHERE id = $1")
+                        .bind(ctx.tenant.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .db()?;
+                if kind.as_deref() != Some("provider") {
+                    return Err(StoreError::Other(
+                        "only the provider queues messages for other tenants".into(),
+                    ));
+                }
+            }
+            let done = update_incident_row!(tx, ctx, row, &body);
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict(
+                    "the incident was changed by someone else meanwhile; reload and try again"
+                        .into(),
+                ));
+            }
+            for i in outbox {
+                insert_outbox!(tx, i);
+            }
+            for e in audit {
+                insert_audit!(&mut *tx, e);
+            }
+        });
+        Ok(())
     }
 }

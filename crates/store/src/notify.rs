@@ -5,7 +5,7 @@ use parapet_types::{TenantCtx, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{AuditEvent, Page, StoreResult};
+use crate::{AuditEvent, IncidentRow, Page, StoreResult};
 
 /// A channel of a tenant. `config` is the kind's settings (addresses, URL, format); the webhook
 /// signing secret is kept apart, sealed.
@@ -151,4 +151,16 @@ pub trait NotifyStore: Send + Sync {
         status: Option<OutboxStatus>,
         page: &Page,
     ) -> StoreResult<Vec<OutboxItem>>;
+
+    /// Replaces an incident (as [`crate::IncidentStore::update_incident`]) and adds `outbox`
+    /// messages in the same transaction, so a page or notice is queued exactly when the change
+    /// that causes it commits. Messages of other tenants than `ctx`'s need `ctx` to be the
+    /// provider.
+    async fn update_incident_with_outbox(
+        &self,
+        ctx: TenantCtx,
+        row: &IncidentRow,
+        audit: &[AuditEvent],
+        outbox: &[OutboxItem],
+    ) -> StoreResult<()>;
 }

@@ -20,6 +20,28 @@ pub enum NotifyCommand {
     Retry(MessageArgs),
     /// Discard a dead letter (or a pending message) for good.
     Discard(MessageArgs),
+    /// The affected-tenant check of an incident (X.1642 8.6.4, provider staff): warn every other
+    /// tenant running the weakness, telling none of them about the others. Without --software,
+    /// the OS and applications of the incident's affected assets (observables of kind asset).
+    AffectedTenants(AffectedArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AffectedArgs {
+    /// The incident's id.
+    #[arg(value_name = "INCIDENT")]
+    pub incident: String,
+    /// The vulnerable software (an application, package or, with --os, operating system).
+    #[arg(long, value_name = "NAME", requires = "version")]
+    pub software: Option<String>,
+    /// Its vulnerable version.
+    #[arg(long, value_name = "VERSION", requires = "software")]
+    pub version: Option<String>,
+    /// The software is an operating system.
+    #[arg(long, requires = "software")]
+    pub os: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -67,6 +89,16 @@ pub struct AddArgs {
     /// A phone number in international form, e.g. +4915112345678 (repeatable).
     #[arg(long, value_name = "NUMBER")]
     pub sms: Vec<String>,
+    /// The provider user this channel pages when an escalation level names them.
+    #[arg(long, value_name = "USER")]
+    pub person: Option<String>,
+    /// Mark the channel as the tenant's security contact (incident notices, affected-tenant
+    /// warnings).
+    #[arg(long)]
+    pub security_contact: bool,
+    /// Service hours behind the channel: 7x24 (default) or 5x8 (Mon-Fri 09-17 UTC).
+    #[arg(long, value_name = "HOURS")]
+    pub hours: Option<String>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -119,6 +151,9 @@ fn channels_table(list: &[Channel]) -> String {
                 c.kind.clone(),
                 c.destination.clone(),
                 c.format.clone().unwrap_or_else(|| "-".into()),
+                c.person.clone().unwrap_or_else(|| "-".into()),
+                if c.security_contact { "yes" } else { "no" }.into(),
+                c.hours.clone(),
                 c.created_at.clone(),
             ]
         })
@@ -216,6 +251,12 @@ pub async fn run(cmd: NotifyCommand) -> anyhow::Result<()> {
             } else {
                 bail!("give --email ADDRESS, --webhook URL or --sms NUMBER");
             };
+            let input = NewChannel {
+                person: a.person.clone(),
+                security_contact: a.security_contact,
+                hours: a.hours.clone(),
+                ..input
+            };
             let created = s
                 .client
                 .add_channel(&a.tenant, &input)
@@ -300,6 +341,50 @@ pub async fn run(cmd: NotifyCommand) -> anyhow::Result<()> {
         }
         NotifyCommand::Retry(a) | NotifyCommand::Discard(a) if a.id.trim().is_empty() => {
             bail!("give the message's id")
+        }
+        NotifyCommand::AffectedTenants(a) => {
+            let s = Session::open(&a.common)?;
+            let ws: Vec<parapet_client::Weakness> = match (&a.software, &a.version) {
+                (Some(n), Some(v)) => vec![parapet_client::Weakness {
+                    name: n.clone(),
+                    version: v.clone(),
+                    os: a.os,
+                }],
+                _ => Vec::new(),
+            };
+            let r = s
+                .client
+                .check_affected_tenants(&a.incident, &ws)
+                .await
+                .map_err(|e| s.fail(e))?;
+            if s.json {
+                return json(&r);
+            }
+            let list = r
+                .weaknesses
+                .iter()
+                .map(|w| format!("{} {}", w.name, w.version))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut text = format!(
+                "Checked {}: warned {} tenant(s){} with {} message(s); reference {}\n",
+                clean(&list),
+                r.tenants.len(),
+                if r.tenants.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", clean(&r.tenants.join(", ")))
+                },
+                r.messages,
+                clean(&r.reference)
+            );
+            if !r.unreachable.is_empty() {
+                text.push_str(&format!(
+                    "No channel to tell: {}\n",
+                    clean(&r.unreachable.join(", "))
+                ));
+            }
+            out(&text)
         }
         NotifyCommand::Retry(a) => message_action(a, "retry").await,
         NotifyCommand::Discard(a) => message_action(a, "discard").await,
