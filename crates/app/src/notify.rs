@@ -48,6 +48,7 @@ pub fn api_routes() -> Router<AppState> {
             "/tenants/{tenant}/notify/outbox/{id}/discard",
             post(discard),
         )
+        .route("/incidents/{id}/affected-tenants", post(affected_tenants))
 }
 
 /// The console routes.

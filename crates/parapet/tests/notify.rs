@@ -25,7 +25,10 @@ use std::time::{Duration, Instant};
 use common::{ADMIN_PASSWORD, Backend, bin, start_with};
 use serde_json::{Value, json};
 
-on_both!(notification_channels_outbox_and_dead_letters);
+on_both!(
+    notification_channels_outbox_and_dead_letters,
+    affected_tenants_are_warned_without_learning_of_each_other
+);
 
 const PW: &str = "notify-test-password-1";
 
@@ -823,5 +826,207 @@ auth_header = "Authorization: Bearer gateway-token-1"
         assert!(!html.contains(&alice) && !html.contains("acme-private-path"));
     });
     drop(mail);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// X.1642 8.6.4 across four tenants: acme's incident (its asset web-1 runs Ubuntu 22.04 and
+/// OpenSSL 3.0.13); globex runs that OpenSSL on two assets, initech that Ubuntu, umbrella another
+/// OpenSSL version. globex and initech are warned once each through their security contacts,
+/// about their own assets only; nobody learns of anybody else, acme included.
+fn affected_tenants_are_warned_without_learning_of_each_other(backend: Backend) {
+    let hooks = receiver();
+    let dir = parapet_store_sql::testkit::temp_dir("notify-affected");
+    let config = dir.join("parapet.toml");
+    std::fs::write(&config, "[notify]\npoll_ms = 50\n").unwrap();
+    let srv = start_with(backend, &["--config", config.to_str().unwrap()], &[]);
+    let api = Api {
+        base: srv.url.clone(),
+        http: reqwest::Client::new(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (admin, incident) = rt.block_on(async {
+        let admin = api.login("admin", ADMIN_PASSWORD).await;
+        let tenants = ["acme", "globex", "initech", "umbrella"];
+        let mut tokens = std::collections::BTreeMap::new();
+        for t in tenants {
+            let (s, b) = api.post("/api/v1/tenants", &admin, json!({"name": t})).await;
+            assert_eq!(s, 201, "{b}");
+            let (s, b) = api
+                .post(
+                    &format!("/api/v1/tenants/{t}/users"),
+                    &admin,
+                    json!({"username": "sec", "password": PW, "role": "tenant-admin"}),
+                )
+                .await;
+            assert_eq!(s, 201, "{b}");
+            let tok = api.login(&format!("sec@{t}"), PW).await;
+            // Each tenant's security contact: a webhook to its own path.
+            let (s, b) = api
+                .post(
+                    &format!("/api/v1/tenants/{t}/notify/channels"),
+                    &tok,
+                    json!({"name": "security", "kind": "webhook", "security_contact": true,
+                           "url": format!("http://127.0.0.1:{}/t/{t}", hooks.port)}),
+                )
+                .await;
+            assert_eq!(s, 201, "{b}");
+            assert_eq!(b["channel"]["security_contact"], true);
+            tokens.insert(t, tok);
+        }
+        // globex has a second channel that is not its security contact: not told.
+        let (s, b) = api
+            .post(
+                "/api/v1/tenants/globex/notify/channels",
+                &tokens["globex"],
+                json!({"name": "devops", "kind": "webhook",
+                       "url": format!("http://127.0.0.1:{}/t/globex-devops", hooks.port)}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let asset = |name: &str, os: (&str, &str), apps: &[(&str, &str)]| {
+            json!({"name": name, "kind": "vm", "os": {"name": os.0, "version": os.1},
+                   "applications": apps.iter().map(|(n, v)| json!({"name": n, "version": v})).collect::<Vec<_>>()})
+        };
+        for (t, a) in [
+            ("acme", asset("web-1", ("Ubuntu", "22.04"), &[("openssl", "3.0.13"), ("nginx", "1.24.0")])),
+            ("globex", asset("gx-web", ("Debian", "12"), &[("OpenSSL", "3.0.13")])),
+            ("globex", asset("gx-db", ("Debian", "12"), &[("openssl", "3.0.13")])),
+            ("globex", asset("gx-mail", ("Debian", "12"), &[("postfix", "3.7")])),
+            ("initech", asset("in-host", ("ubuntu", "22.04"), &[])),
+            ("umbrella", asset("um-web", ("Rocky", "9"), &[("openssl", "3.0.14")])),
+        ] {
+            let (s, b) = api.post(&format!("/api/v1/tenants/{t}/assets"), &tokens[t], a).await;
+            assert_eq!(s, 201, "{b}");
+        }
+        let (s, i) = api
+            .post(
+                "/api/v1/incidents",
+                &admin,
+                json!({"tenant": "acme", "title": "Web server compromised through OpenSSL",
+                       "severity": "high"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{i}");
+        let id = i["id"].as_str().unwrap().to_string();
+        let check = format!("/api/v1/incidents/{id}/affected-tenants");
+
+        // Without a weakness and without an affected asset there is nothing to look for.
+        let (s, b) = api.post(&check, &admin, json!({})).await;
+        assert_eq!(s, 422, "{b}");
+        let (s, b) = api
+            .post(&check, &admin, json!({"weaknesses": [{"name": "", "version": "1"}]}))
+            .await;
+        assert_eq!(s, 422, "{b}");
+        // Tenants may not run the check, not even on their own incident.
+        let (s, _) = api.post(&check, &tokens["acme"], json!({})).await;
+        assert!(s == 403 || s == 404, "{s}");
+        let (s, _) = api.post(&check, &tokens["globex"], json!({})).await;
+        assert_eq!(s, 404);
+
+        // The affected asset as an observable: its OS and applications are looked for.
+        let (s, b) = api
+            .post(&format!("/api/v1/incidents/{id}/observables"), &admin,
+                  json!({"kind": "asset", "value": "web-1"}))
+            .await;
+        assert_eq!(s, 200, "{b}");
+        let (s, r) = api.post(&check, &admin, json!({})).await;
+        assert_eq!(s, 200, "{r}");
+        let mut warned: Vec<&str> = r["tenants"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+        warned.sort_unstable();
+        assert_eq!(warned, vec!["globex", "initech"], "{r}");
+        assert_eq!(r["messages"], 2, "{r}");
+        let reference = r["reference"].as_str().unwrap().to_string();
+
+        // Exactly one warning each, to the security contact only.
+        wait_for("two warnings", || hooks.got.lock().unwrap().len() >= 2);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let got = hooks.got.lock().unwrap().clone();
+        let targets: Vec<&str> = got.iter().map(|r| r.target.as_str()).collect();
+        assert_eq!(got.len(), 2, "{targets:?}");
+        let body_of = |t: &str| -> String {
+            let r = got.iter().find(|r| r.target == format!("/t/{t}")).unwrap_or_else(|| panic!("{t}: {targets:?}"));
+            let v: Value = serde_json::from_str(&r.body).unwrap();
+            format!("{} {}", v["subject"].as_str().unwrap(), v["body"].as_str().unwrap())
+        };
+        let globex = body_of("globex");
+        assert!(globex.contains("gx-web") && globex.contains("gx-db"), "{globex}");
+        assert!(globex.contains("openssl 3.0.13") && globex.contains(&reference), "{globex}");
+        assert!(!globex.contains("gx-mail") && !globex.contains("Ubuntu"), "{globex}");
+        let initech = body_of("initech");
+        assert!(initech.contains("in-host") && initech.contains("Ubuntu 22.04"), "{initech}");
+        assert!(!initech.to_lowercase().contains("openssl"), "{initech}");
+        // Nothing about anyone else: names, assets, the incident, counts.
+        for (text, own, others) in [
+            (&globex, "globex", ["acme", "initech", "umbrella", "web-1", "in-host", "um-web"]),
+            (&initech, "initech", ["acme", "globex", "umbrella", "web-1", "gx-web", "um-web"]),
+        ] {
+            for other in others {
+                assert!(!text.contains(other), "{own} learns of {other}: {text}");
+            }
+            assert!(!text.contains(&id), "{own} learns the incident id: {text}");
+            assert!(!text.contains("tenants") && !text.contains(" 2 "), "{own}: {text}");
+        }
+
+        // Each warned tenant sees the advisory in its own outbox and audit trail, about itself.
+        for t in ["globex", "initech"] {
+            let (s, b) = api.get(&format!("/api/v1/tenants/{t}/notify/outbox"), &tokens[t]).await;
+            assert_eq!(s, 200);
+            assert_eq!(b["items"].as_array().unwrap().len(), 1, "{b}");
+            let (s, audit) = api.get(&format!("/api/v1/tenants/{t}/audit?limit=1000"), &tokens[t]).await;
+            assert_eq!(s, 200, "{audit}");
+            let text = audit.to_string();
+            assert!(text.contains("notify.advisory"), "{t}");
+            for other in ["acme", "globex", "initech", "umbrella", "web-1"] {
+                if other != t {
+                    assert!(!text.contains(other), "{t}'s audit trail names {other}");
+                }
+            }
+        }
+        for t in ["acme", "umbrella"] {
+            let (_, b) = api.get(&format!("/api/v1/tenants/{t}/notify/outbox"), &tokens[t]).await;
+            assert!(b["items"].as_array().unwrap().is_empty(), "{t}: {b}");
+        }
+        // acme's view of its incident, its report and its audit trail say nothing of the others.
+        let (s, v) = api.get(&format!("/api/v1/incidents/{id}"), &tokens["acme"]).await;
+        assert_eq!(s, 200, "{v}");
+        let (s, report) = api.get(&format!("/api/v1/incidents/{id}/report"), &tokens["acme"]).await;
+        assert_eq!(s, 200);
+        let (s, audit) = api.get("/api/v1/tenants/acme/audit?limit=1000", &tokens["acme"]).await;
+        assert_eq!(s, 200);
+        for text in [v.to_string(), report.to_string(), audit.to_string()] {
+            for other in ["globex", "initech", "umbrella", "gx-web", "in-host", "warned", &reference] {
+                assert!(!text.contains(other), "acme learns {other}");
+            }
+        }
+        // The provider's staff see the check recorded on the incident.
+        let (_, v) = api.get(&format!("/api/v1/incidents/{id}"), &admin).await;
+        let text = v.to_string();
+        assert!(text.contains(&reference) && text.contains("globex") && text.contains("initech"), "{text}");
+        (admin, id)
+    });
+    // The CLI: an explicit weakness, with --json.
+    let o = Command::new(bin())
+        .args([
+            "notify",
+            "affected-tenants",
+            &incident,
+            "--software",
+            "OpenSSL",
+            "--version",
+            "3.0.13",
+            "--json",
+        ])
+        .env("PARAPET_SERVER", &srv.url)
+        .env("PARAPET_TOKEN", &admin)
+        .env("PARAPET_CONFIG_DIR", &dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["tenants"], json!(["globex"]));
+    assert_eq!(r["weaknesses"][0]["os"], false);
     let _ = std::fs::remove_dir_all(&dir);
 }
