@@ -125,6 +125,9 @@ pub struct ChannelView {
     pub security_contact: bool,
     /// `7x24` or `5x8`.
     pub hours: String,
+    /// The route: least severity and sources taken (none: all).
+    pub min_severity: Option<String>,
+    pub sources: Vec<String>,
     pub created_at: String,
 }
 
@@ -142,6 +145,8 @@ fn channel_view(tenant: &str, c: &Channel) -> ChannelView {
         person: c.config.person.clone(),
         security_contact: c.config.security_contact,
         hours: c.config.hours.as_str().into(),
+        min_severity: c.config.min_severity.clone(),
+        sources: c.config.sources.clone(),
         created_at: c.created_at.rfc3339(),
     }
 }
@@ -172,6 +177,12 @@ pub struct ChannelInput {
     /// `7x24` (default) or `5x8` (Monday to Friday, 09:00 to 17:00 UTC).
     #[serde(default)]
     pub hours: Option<String>,
+    /// Route: only alerts and incidents of at least this severity.
+    #[serde(default)]
+    pub min_severity: Option<String>,
+    /// Route: only these sources (`alert`, `rule:<rule id>`, `incident`); none: all.
+    #[serde(default)]
+    pub sources: Vec<String>,
 }
 
 /// A created channel; `secret` (webhooks) signs every request and is shown only here.
@@ -271,6 +282,8 @@ pub async fn add_channel(
         person: body.person,
         security_contact: body.security_contact,
         hours: body.hours,
+        min_severity: body.min_severity,
+        sources: body.sources,
     };
     spec.validate()
         .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m))?;
@@ -740,6 +753,11 @@ struct AddForm {
     security_contact: Option<String>,
     #[serde(default)]
     hours: String,
+    #[serde(default)]
+    min_severity: String,
+    /// Comma-separated.
+    #[serde(default)]
+    sources: String,
 }
 
 async fn console_add(
@@ -767,6 +785,14 @@ async fn console_add(
         person: Some(f.person.trim().to_string()).filter(|s| !s.is_empty()),
         security_contact: f.security_contact.is_some(),
         hours: Some(f.hours.trim().to_string()).filter(|s| !s.is_empty()),
+        min_severity: Some(f.min_severity.trim().to_string()).filter(|s| !s.is_empty()),
+        sources: f
+            .sources
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
     };
     let t = match st
         .iam

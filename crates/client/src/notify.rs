@@ -19,6 +19,10 @@ pub struct Channel {
     pub security_contact: bool,
     #[serde(default)]
     pub hours: String,
+    #[serde(default)]
+    pub min_severity: Option<String>,
+    #[serde(default)]
+    pub sources: Vec<String>,
     pub created_at: String,
 }
 
@@ -39,6 +43,10 @@ pub struct NewChannel {
     pub security_contact: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hours: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_severity: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
 }
 
 /// A created channel and its webhook signing secret (shown once).

@@ -490,7 +490,10 @@ impl IncidentService {
         );
         // Telling the tenant queues the notice to its security contact in the same transaction.
         let outbox = match (&notice, self.notify.as_ref()) {
-            (Some(text), Some(n)) => n.tell_tenant(&t, &notify::tenant_notice(&i, text)).await?,
+            (Some(text), Some(n)) => {
+                n.tell_tenant_of_incident(&t, &notify::tenant_notice(&i, text))
+                    .await?
+            }
             _ => Vec::new(),
         };
         let new_row = to_row(&i, row.version + 1, now)?;

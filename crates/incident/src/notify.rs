@@ -130,7 +130,7 @@ impl IncidentService {
                     let text = "Automatic notice at the notification deadline of the SLA: a \
                                 security incident affects your service and is being handled.";
                     let msg = tenant_notice(i, text);
-                    items.extend(n.tell_tenant(tenant, &msg).await?);
+                    items.extend(n.tell_tenant_of_incident(tenant, &msg).await?);
                     i.notify_tenant(text, "system", now)
                         .map_err(|e| IamError::Internal(e.to_string()))?;
                 }

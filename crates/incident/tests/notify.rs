@@ -65,6 +65,8 @@ fn spec(name: &str, kind: &str, to: &str) -> ChannelSpec {
         person: None,
         security_contact: false,
         hours: None,
+        min_severity: None,
+        sources: vec![],
     }
 }
 

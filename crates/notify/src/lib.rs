@@ -148,6 +148,13 @@ pub struct ChannelSpec {
     /// `5x8` (Monday to Friday, 09:00 to 17:00 UTC).
     #[serde(default)]
     pub hours: Option<String>,
+    /// Route: only messages of at least this severity (`low`, `medium`, `high`, `critical`).
+    #[serde(default)]
+    pub min_severity: Option<String>,
+    /// Route: only messages from these sources — `alert` (every alert), `rule:<rule id>`,
+    /// `incident`; none means every source.
+    #[serde(default)]
+    pub sources: Vec<String>,
 }
 
 /// When the people behind a channel answer (X.1642 7.2.2.3: 5×8 or 7×24).
@@ -205,6 +212,37 @@ pub struct ChannelConfig {
     pub security_contact: bool,
     #[serde(default)]
     pub hours: Hours,
+    #[serde(default)]
+    pub min_severity: Option<String>,
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+/// Severities in order, for routes.
+pub const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+
+fn severity_rank(s: &str) -> Option<usize> {
+    SEVERITIES.iter().position(|x| x.eq_ignore_ascii_case(s))
+}
+
+impl ChannelConfig {
+    /// Whether a message of `severity` with routing keys `keys` (e.g. `alert`, `rule:<id>`)
+    /// takes this channel. A message without a severity passes the severity filter.
+    pub fn routes(&self, severity: Option<&str>, keys: &[String]) -> bool {
+        let severity_ok = match (
+            self.min_severity.as_deref().and_then(severity_rank),
+            severity.and_then(severity_rank),
+        ) {
+            (Some(min), Some(s)) => s >= min,
+            _ => true,
+        };
+        let source_ok = self.sources.is_empty()
+            || self
+                .sources
+                .iter()
+                .any(|r| keys.iter().any(|k| k.eq_ignore_ascii_case(r)));
+        severity_ok && source_ok
+    }
 }
 
 /// A channel.
@@ -364,7 +402,38 @@ impl ChannelSpec {
             person,
             security_contact: self.security_contact,
             hours,
+            min_severity: match &self.min_severity {
+                None => None,
+                Some(m) => Some(
+                    severity_rank(m)
+                        .and_then(|i| SEVERITIES.get(i))
+                        .map(|s| s.to_string())
+                        .ok_or_else(|| {
+                            format!(
+                                "unknown severity {m:?}; expected low, medium, high or critical"
+                            )
+                        })?,
+                ),
+            },
+            sources: Vec::new(),
         };
+        if self.sources.len() > 20 {
+            return Err("at most 20 sources per channel".into());
+        }
+        for r in &self.sources {
+            printable("a source", r, 200)?;
+            let ok = r == "alert"
+                || r == "incident"
+                || r.strip_prefix("rule:").is_some_and(|id| !id.is_empty());
+            if !ok {
+                return Err(format!(
+                    "unknown source {r:?}; expected alert, incident or rule:<rule id>"
+                ));
+            }
+            if !config.sources.contains(r) {
+                config.sources.push(r.clone());
+            }
+        }
         match kind {
             ChannelKind::Email | ChannelKind::Sms => {
                 if self.url.is_some() || self.format.is_some() {
@@ -723,7 +792,13 @@ impl NotifyService {
         title: &str,
         event_at: Timestamp,
     ) -> IamResult<Vec<OutboxItem>> {
-        let channels = self.list_channels(t).await?;
+        let keys = vec!["alert".to_string(), format!("rule:{rule}")];
+        let channels: Vec<Channel> = self
+            .list_channels(t)
+            .await?
+            .into_iter()
+            .filter(|c| c.config.routes(Some(severity), &keys))
+            .collect();
         if channels.is_empty() {
             return Ok(Vec::new());
         }
@@ -808,6 +883,25 @@ impl NotifyService {
     /// Outbox items telling tenant `t`'s security contact `msg`.
     pub async fn tell_tenant(&self, t: &Tenant, msg: &Message) -> IamResult<Vec<OutboxItem>> {
         let channels = self.security_channels(t).await?;
+        self.items_for(t, &channels, msg)
+    }
+
+    /// Outbox items telling tenant `t` about one of its incidents: its security contact's
+    /// channels whose route takes incidents of that severity (all of them when none does, so
+    /// a tenant is never left untold).
+    pub async fn tell_tenant_of_incident(
+        &self,
+        t: &Tenant,
+        msg: &Message,
+    ) -> IamResult<Vec<OutboxItem>> {
+        let all = self.security_channels(t).await?;
+        let keys = vec!["incident".to_string()];
+        let routed: Vec<Channel> = all
+            .iter()
+            .filter(|c| c.config.routes(msg.severity.as_deref(), &keys))
+            .cloned()
+            .collect();
+        let channels = if routed.is_empty() { all } else { routed };
         self.items_for(t, &channels, msg)
     }
 
@@ -1120,6 +1214,8 @@ mod tests {
             person: None,
             security_contact: false,
             hours: None,
+            min_severity: None,
+            sources: vec![],
         };
         assert!(
             spec("email", &["soc@acme.example"], None)
@@ -1146,6 +1242,43 @@ mod tests {
         let mut s = spec("email", &["a@b.example"], None);
         s.name = "bad name".into();
         assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn routes_filter_by_severity_and_source() {
+        let mut c = ChannelConfig {
+            to: vec![],
+            url: None,
+            format: WebhookFormat::Generic,
+            person: None,
+            security_contact: false,
+            hours: Hours::AllHours,
+            min_severity: None,
+            sources: vec![],
+        };
+        let keys = |r: &str| vec!["alert".to_string(), format!("rule:{r}")];
+        assert!(c.routes(Some("low"), &keys("r1")), "no route: everything");
+        c.min_severity = Some("high".into());
+        assert!(!c.routes(Some("medium"), &keys("r1")));
+        assert!(c.routes(Some("high"), &keys("r1")));
+        assert!(c.routes(Some("Critical"), &keys("r1")));
+        c.sources = vec!["rule:brute-force".into()];
+        assert!(!c.routes(Some("critical"), &keys("r1")));
+        assert!(c.routes(Some("critical"), &keys("brute-force")));
+        assert!(!c.routes(Some("critical"), &["incident".to_string()]));
+        c.sources.push("incident".into());
+        assert!(c.routes(Some("critical"), &["incident".to_string()]));
+    }
+
+    #[test]
+    fn office_hours_are_weekdays_nine_to_five_utc() {
+        // 2027-01-15 was a Friday; 2027-01-16 a Saturday.
+        let fri = 1_800_000_000_000i64; // 08:00 UTC
+        assert!(!Hours::OfficeHours.in_service(Timestamp(fri)));
+        assert!(Hours::OfficeHours.in_service(Timestamp(fri + 3_600_000)));
+        assert!(!Hours::OfficeHours.in_service(Timestamp(fri + 9 * 3_600_000)));
+        assert!(!Hours::OfficeHours.in_service(Timestamp(fri + 26 * 3_600_000)));
+        assert!(Hours::AllHours.in_service(Timestamp(fri + 26 * 3_600_000)));
     }
 
     #[test]

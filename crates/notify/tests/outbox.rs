@@ -33,6 +33,7 @@ on_both!(
     failures_back_off_exponentially_then_dead_letter_and_retry,
     webhooks_are_signed_with_the_sealed_secret,
     tenants_see_only_their_channels_and_messages,
+    alerts_are_routed_by_severity_and_rule,
 );
 
 const START: i64 = 1_800_000_000_000;
@@ -137,6 +138,8 @@ fn email(name: &str) -> ChannelSpec {
         person: None,
         security_contact: false,
         hours: None,
+        min_severity: None,
+        sources: vec![],
     }
 }
 
@@ -262,6 +265,8 @@ async fn webhooks_are_signed_with_the_sealed_secret(backend: Backend) {
         person: None,
         security_contact: false,
         hours: None,
+        min_severity: None,
+        sources: vec![],
     };
     let created = w.svc.add_channel(&w.acme, &caller(), &spec).await.unwrap();
     let secret = created.secret.unwrap();
@@ -385,4 +390,79 @@ async fn tenants_see_only_their_channels_and_messages(backend: Backend) {
     let m = w.svc.message(&w.acme, &item.id.to_string()).await.unwrap();
     assert_eq!(m.status, OutboxStatus::Dead);
     assert_eq!(m.last_error.as_deref(), Some("the channel was removed"));
+}
+
+async fn alerts_are_routed_by_severity_and_rule(backend: Backend) {
+    let w = world(backend).await;
+    // Everything to the log channel; high and above to the pager; one rule to the SOC mail.
+    w.svc
+        .add_channel(&w.acme, &caller(), &email("log"))
+        .await
+        .unwrap();
+    let mut pager = email("pager");
+    pager.min_severity = Some("high".into());
+    w.svc.add_channel(&w.acme, &caller(), &pager).await.unwrap();
+    let mut soc = email("soc");
+    soc.sources = vec!["rule:brute-force".into()];
+    w.svc.add_channel(&w.acme, &caller(), &soc).await.unwrap();
+    let mut bad = email("bad");
+    bad.min_severity = Some("urgent".into());
+    assert!(w.svc.add_channel(&w.acme, &caller(), &bad).await.is_err());
+    bad.min_severity = None;
+    bad.sources = vec!["everything".into()];
+    assert!(w.svc.add_channel(&w.acme, &caller(), &bad).await.is_err());
+
+    let names = |items: &[parapet_store::OutboxItem], chans: &[parapet_notify::Channel]| {
+        let mut n: Vec<String> = items
+            .iter()
+            .map(|i| {
+                chans
+                    .iter()
+                    .find(|c| c.id == i.channel)
+                    .unwrap()
+                    .name
+                    .clone()
+            })
+            .collect();
+        n.sort();
+        n
+    };
+    let chans = w.svc.list_channels(&w.acme).await.unwrap();
+    let at = Timestamp(START - 1000);
+    let items = w
+        .svc
+        .enqueue_for_alert(&w.acme, "a1", "port-scan", "medium", "Port scan", at)
+        .await
+        .unwrap();
+    assert_eq!(names(&items, &chans), vec!["log"]);
+    let items = w
+        .svc
+        .enqueue_for_alert(&w.acme, "a2", "port-scan", "critical", "Port scan", at)
+        .await
+        .unwrap();
+    assert_eq!(names(&items, &chans), vec!["log", "pager"]);
+    let items = w
+        .svc
+        .enqueue_for_alert(&w.acme, "a3", "brute-force", "low", "Brute force", at)
+        .await
+        .unwrap();
+    assert_eq!(names(&items, &chans), vec!["log", "soc"]);
+    assert_eq!(items[0].event_at, at);
+    assert_eq!(items[0].source, "alert:a3");
+    // globex has no channel: its alert queues nothing.
+    let none = w
+        .svc
+        .enqueue_for_alert(&w.globex, "g1", "brute-force", "critical", "x", at)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    // Delivered with the time from the alert's first event.
+    assert_eq!(w.svc.deliver_due(100).await.unwrap().delivered, 5);
+    let page = Page {
+        after: None,
+        limit: 100,
+    };
+    for m in w.svc.outbox(&w.acme, None, &page).await.unwrap() {
+        assert_eq!(m.delivered_at.unwrap().0 - m.event_at.0, 1000);
+    }
 }

@@ -99,6 +99,13 @@ pub struct AddArgs {
     /// Service hours behind the channel: 7x24 (default) or 5x8 (Mon-Fri 09-17 UTC).
     #[arg(long, value_name = "HOURS")]
     pub hours: Option<String>,
+    /// Route: only alerts and incidents of at least this severity (low, medium, high,
+    /// critical).
+    #[arg(long, value_name = "SEVERITY")]
+    pub min_severity: Option<String>,
+    /// Route: only this source (repeatable): alert, incident, or rule:<rule id>.
+    #[arg(long = "source", value_name = "SOURCE")]
+    pub sources: Vec<String>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -255,6 +262,8 @@ pub async fn run(cmd: NotifyCommand) -> anyhow::Result<()> {
                 person: a.person.clone(),
                 security_contact: a.security_contact,
                 hours: a.hours.clone(),
+                min_severity: a.min_severity.clone(),
+                sources: a.sources.clone(),
                 ..input
             };
             let created = s
