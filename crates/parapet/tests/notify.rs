@@ -778,12 +778,23 @@ auth_header = "Authorization: Bearer gateway-token-1"
         "--webhook",
         &format!("http://127.0.0.1:{}/ops", hooks.port),
         "--slack",
+        "--min-severity",
+        "high",
+        "--source",
+        "rule:brute-force",
+        "--source",
+        "incident",
         "--json",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let c: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(c["secret"].as_str().unwrap().starts_with("whsec_"));
     assert_eq!(c["channel"]["format"], "slack");
+    assert_eq!(c["channel"]["min_severity"], "high");
+    assert_eq!(
+        c["channel"]["sources"],
+        json!(["rule:brute-force", "incident"])
+    );
     let o = cli(&["notify", "channel", "rm", "--tenant", "acme", "ops"]);
     assert!(o.status.success());
     let o = cli(&[
