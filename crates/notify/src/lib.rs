@@ -1053,17 +1053,20 @@ impl NotifyService {
         })
     }
 
-    /// One delivery attempt of every message due now (at most `limit`). Safe on several
-    /// replicas: a message is claimed before it is sent.
+    /// One delivery attempt of every message due now (at most `limit`), up to `CONCURRENCY` at
+    /// a time so that one slow receiver does not hold the others up. Safe on several replicas:
+    /// a message is claimed before it is sent.
     pub async fn deliver_due(&self, limit: u32) -> IamResult<WorkerRun> {
+        use futures_util::StreamExt;
+        const CONCURRENCY: usize = 16;
         let Some(provider) = self.store.provider_tenant().await? else {
             return Ok(WorkerRun::default());
         };
         let pctx = TenantCtx::new(provider.id);
         let now = self.env.now();
         let due = self.store.due_outbox(pctx, now, limit).await?;
-        let mut run = WorkerRun::default();
         let mut names: HashMap<TenantId, Tenant> = HashMap::new();
+        let mut work = Vec::with_capacity(due.len());
         for item in due {
             let t = match names.get(&item.tenant) {
                 Some(t) => t.clone(),
@@ -1076,90 +1079,107 @@ impl NotifyService {
                     t
                 }
             };
-            let ctx = TenantCtx::new(t.id);
-            let until = Timestamp(self.env.now().0.saturating_add(self.config.lease_ms));
-            if !self
-                .store
-                .claim_outbox(ctx, item.id, item.next_attempt_at, until)
-                .await?
-            {
-                continue;
+            work.push((t, item));
+        }
+        let results: Vec<IamResult<Option<OutboxStatus>>> = futures_util::stream::iter(work)
+            .map(|(t, item)| async move { self.deliver_one(&t, item).await })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut run = WorkerRun::default();
+        for r in results {
+            match r? {
+                Some(OutboxStatus::Delivered) => run.delivered += 1,
+                Some(OutboxStatus::Dead) => run.dead += 1,
+                Some(_) => run.failed += 1,
+                None => {}
             }
-            let outcome = match self.store.get_channel(ctx, &item.channel.to_string()).await {
-                Ok(c) => match self.prepare(&t.name, &c, &item) {
-                    Ok(d) => self.transport.send(&d).await,
-                    Err(e) => Err(format!("cannot prepare the message: {e}")),
-                },
-                Err(StoreError::NotFound) => Err("the channel was removed".into()),
-                Err(e) => return Err(e.into()),
-            };
-            let done = self.env.now();
-            let attempts = item.attempts.saturating_add(1);
-            let (r, action, details) = match outcome {
-                Ok(()) => {
-                    let latency = (done.0 - item.event_at.0).max(0);
-                    metrics::histogram!("parapet_notify_latency_seconds")
-                        .record(latency as f64 / 1000.0);
-                    metrics::counter!("parapet_notify_delivered_total").increment(1);
-                    run.delivered += 1;
-                    (
-                        AttemptResult {
-                            status: OutboxStatus::Delivered,
-                            attempts,
-                            next_attempt_at: done,
-                            last_error: None,
-                            delivered_at: Some(done),
-                        },
-                        "notify.delivered",
-                        json!({"channel": item.channel, "attempts": attempts, "latency_ms": latency}),
-                    )
-                }
-                Err(msg) => {
-                    let msg: String = msg.chars().take(500).collect();
-                    metrics::counter!("parapet_notify_failed_attempts_total").increment(1);
-                    if attempts >= self.config.max_attempts {
-                        run.dead += 1;
-                        tracing::warn!(message = %item.id, tenant = %t.name, error = %msg,
-                            "notification dead-lettered");
-                        (
-                            AttemptResult {
-                                status: OutboxStatus::Dead,
-                                attempts,
-                                next_attempt_at: done,
-                                last_error: Some(msg.clone()),
-                                delivered_at: None,
-                            },
-                            "notify.dead-lettered",
-                            json!({"channel": item.channel, "attempts": attempts, "error": msg}),
-                        )
-                    } else {
-                        run.failed += 1;
-                        let next = Timestamp(done.0.saturating_add(self.config.backoff(attempts)));
-                        (
-                            AttemptResult {
-                                status: OutboxStatus::Pending,
-                                attempts,
-                                next_attempt_at: next,
-                                last_error: Some(msg.clone()),
-                                delivered_at: None,
-                            },
-                            "notify.attempt-failed",
-                            json!({"channel": item.channel, "attempts": attempts, "error": msg,
-                                   "next_attempt_at": next.rfc3339()}),
-                        )
-                    }
-                }
-            };
-            let e = self.event(
-                &t,
-                &Caller::system(),
-                action,
-                format!("notification:{}/{}", t.name, item.id),
-                details,
-            );
-            self.store.update_outbox(ctx, item.id, &r, &e).await?;
         }
         Ok(run)
+    }
+
+    /// One attempt of one message; `None` when another worker claimed it first.
+    async fn deliver_one(&self, t: &Tenant, item: OutboxItem) -> IamResult<Option<OutboxStatus>> {
+        let ctx = TenantCtx::new(t.id);
+        let until = Timestamp(self.env.now().0.saturating_add(self.config.lease_ms));
+        if !self
+            .store
+            .claim_outbox(ctx, item.id, item.next_attempt_at, until)
+            .await?
+        {
+            return Ok(None);
+        }
+        let outcome = match self.store.get_channel(ctx, &item.channel.to_string()).await {
+            Ok(c) => match self.prepare(&t.name, &c, &item) {
+                Ok(d) => self.transport.send(&d).await,
+                Err(e) => Err(format!("cannot prepare the message: {e}")),
+            },
+            Err(StoreError::NotFound) => Err("the channel was removed".into()),
+            Err(e) => return Err(e.into()),
+        };
+        let done = self.env.now();
+        let attempts = item.attempts.saturating_add(1);
+        let (r, action, details) = match outcome {
+            Ok(()) => {
+                let latency = (done.0 - item.event_at.0).max(0);
+                metrics::histogram!("parapet_notify_latency_seconds")
+                    .record(latency as f64 / 1000.0);
+                metrics::counter!("parapet_notify_delivered_total").increment(1);
+                (
+                    AttemptResult {
+                        status: OutboxStatus::Delivered,
+                        attempts,
+                        next_attempt_at: done,
+                        last_error: None,
+                        delivered_at: Some(done),
+                    },
+                    "notify.delivered",
+                    json!({"channel": item.channel, "attempts": attempts, "latency_ms": latency}),
+                )
+            }
+            Err(msg) => {
+                let msg: String = msg.chars().take(500).collect();
+                metrics::counter!("parapet_notify_failed_attempts_total").increment(1);
+                if attempts >= self.config.max_attempts {
+                    tracing::warn!(message = %item.id, tenant = %t.name, error = %msg,
+                        "notification dead-lettered");
+                    (
+                        AttemptResult {
+                            status: OutboxStatus::Dead,
+                            attempts,
+                            next_attempt_at: done,
+                            last_error: Some(msg.clone()),
+                            delivered_at: None,
+                        },
+                        "notify.dead-lettered",
+                        json!({"channel": item.channel, "attempts": attempts, "error": msg}),
+                    )
+                } else {
+                    let next = Timestamp(done.0.saturating_add(self.config.backoff(attempts)));
+                    (
+                        AttemptResult {
+                            status: OutboxStatus::Pending,
+                            attempts,
+                            next_attempt_at: next,
+                            last_error: Some(msg.clone()),
+                            delivered_at: None,
+                        },
+                        "notify.attempt-failed",
+                        json!({"channel": item.channel, "attempts": attempts, "error": msg,
+                               "next_attempt_at": next.rfc3339()}),
+                    )
+                }
+            }
+        };
+        let e = self.event(
+            &t,
+            &Caller::system(),
+            action,
+            format!("notification:{}/{}", t.name, item.id),
+            details,
+        );
+        self.store.update_outbox(ctx, item.id, &r, &e).await?;
+        Ok(Some(r.status))
     }
 
     /// Runs the delivery worker until `stop` turns true: delivers due messages every `tick`.

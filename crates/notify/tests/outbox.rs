@@ -34,6 +34,7 @@ on_both!(
     webhooks_are_signed_with_the_sealed_secret,
     tenants_see_only_their_channels_and_messages,
     alerts_are_routed_by_severity_and_rule,
+    a_slow_receiver_does_not_hold_up_the_others,
 );
 
 const START: i64 = 1_800_000_000_000;
@@ -465,4 +466,82 @@ async fn alerts_are_routed_by_severity_and_rule(backend: Backend) {
     for m in w.svc.outbox(&w.acme, None, &page).await.unwrap() {
         assert_eq!(m.delivered_at.unwrap().0 - m.event_at.0, 1000);
     }
+}
+
+/// Holds deliveries to `slow@…` until released; records the others.
+struct Gate {
+    sent: Mutex<Vec<String>>,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl Transport for Gate {
+    async fn send(&self, d: &Delivery) -> Result<(), String> {
+        let Delivery::Email { to, .. } = d else {
+            return Err("unexpected".into());
+        };
+        if to.iter().any(|t| t.starts_with("slow@")) {
+            self.release.notified().await;
+        }
+        self.sent.lock().unwrap().push(to.join(","));
+        Ok(())
+    }
+}
+
+async fn a_slow_receiver_does_not_hold_up_the_others(backend: Backend) {
+    let w = world(backend).await;
+    let gate = Arc::new(Gate {
+        sent: Mutex::new(Vec::new()),
+        release: tokio::sync::Notify::new(),
+    });
+    let env = Env {
+        clock: w.clock.clone(),
+        entropy: Arc::new(OsEntropy),
+    };
+    let svc = NotifyService::new(
+        w.store.clone(),
+        env,
+        NotifyConfig::new([7; 32]),
+        gate.clone(),
+    );
+    let mut slow = email("slow");
+    slow.to = vec!["slow@acme.example".into()];
+    svc.add_channel(&w.acme, &caller(), &slow).await.unwrap();
+    for n in 0..5 {
+        let mut fast = email(&format!("fast{n}"));
+        fast.to = vec![format!("fast{n}@acme.example")];
+        svc.add_channel(&w.acme, &caller(), &fast).await.unwrap();
+    }
+    let msg = Message {
+        source: "test".into(),
+        severity: None,
+        subject: "s".into(),
+        body: "b".into(),
+        event_at: Timestamp(START),
+    };
+    // The slow message is due first, so a worker taking messages one by one would wait on it.
+    let channels = svc.list_channels(&w.acme).await.unwrap();
+    let (slow, fast): (Vec<_>, Vec<_>) = channels.into_iter().partition(|c| c.name == "slow");
+    svc.enqueue(&w.acme, &slow, &msg, &[]).await.unwrap();
+    w.clock.advance_secs(1);
+    svc.enqueue(&w.acme, &fast, &msg, &[]).await.unwrap();
+    // The five fast deliveries complete while the slow one is still waiting; then it is let go.
+    let watcher = async {
+        let ok = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            while gate.sent.lock().unwrap().len() < 5 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .is_ok();
+        gate.release.notify_one();
+        ok
+    };
+    let (run, fast_first) = tokio::join!(svc.deliver_due(100), watcher);
+    assert!(fast_first, "the fast deliveries waited for the slow one");
+    assert_eq!(run.unwrap().delivered, 6);
+    assert_eq!(
+        gate.sent.lock().unwrap().last().unwrap(),
+        "slow@acme.example"
+    );
 }
