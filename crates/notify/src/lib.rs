@@ -1172,7 +1172,7 @@ impl NotifyService {
             }
         };
         let e = self.event(
-            &t,
+            t,
             &Caller::system(),
             action,
             format!("notification:{}/{}", t.name, item.id),
