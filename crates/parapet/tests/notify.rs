@@ -1015,7 +1015,48 @@ fn affected_tenants_are_warned_without_learning_of_each_other(backend: Backend) 
         // The provider's staff see the check recorded on the incident.
         let (_, v) = api.get(&format!("/api/v1/incidents/{id}"), &admin).await;
         let text = v.to_string();
-        assert!(text.contains(&reference) && text.contains("globex") && text.contains("initech"), "{text}");
+        assert!(
+            text.contains(&reference) && text.contains("globex") && text.contains("initech"),
+            "{text}"
+        );
+        // The console button on the incident page runs the same check (form with CSRF token).
+        let page = api
+            .http
+            .get(format!("{}/console/incidents/{id}", api.base))
+            .header("cookie", format!("parapet_session={admin}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status().as_u16(), 200);
+        let html = page.text().await.unwrap();
+        assert!(html.contains("incident-affected-form"), "the button is missing");
+        let csrf = "c".repeat(43);
+        let no_redirect = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let res = no_redirect
+            .post(format!("{}/console/incidents/{id}/affected-tenants", api.base))
+            .header("cookie", format!("parapet_session={admin}; parapet_csrf={csrf}"))
+            .header("sec-fetch-site", "same-origin")
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 303);
+        let (_, b) = api.get("/api/v1/tenants/globex/notify/outbox", &tokens["globex"]).await;
+        assert_eq!(b["items"].as_array().unwrap().len(), 2, "{b}");
+        // Without the CSRF token the form is refused and nothing is sent.
+        let res = no_redirect
+            .post(format!("{}/console/incidents/{id}/affected-tenants", api.base))
+            .header("cookie", format!("parapet_session={admin}"))
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 403);
+        let (_, b) = api.get("/api/v1/tenants/globex/notify/outbox", &tokens["globex"]).await;
+        assert_eq!(b["items"].as_array().unwrap().len(), 2, "{b}");
         (admin, id)
     });
     // The CLI: an explicit weakness, with --json.
