@@ -73,7 +73,7 @@ def main():
     data = tempfile.mkdtemp(prefix="parapet-bench-notify-")
     conf = os.path.join(data, "parapet.toml")
     with open(conf, "w") as f:
-        f.write("[notify]\npoll_ms = 50\n")
+        f.write("[notify]\npoll_ms = 50\nallow_private_webhooks = true\n")
     env = dict(os.environ, PARAPET_BOOTSTRAP_PASSWORD=PW, PARAPET_LOG="warn")
     p = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", data,
                           "--config", conf], stdout=subprocess.PIPE, text=True, env=env)

@@ -60,6 +60,10 @@ pub struct NotifyConfig {
     pub backoff_max_ms: i64,
     /// How long one attempt may take before another worker may try the message again.
     pub lease_ms: i64,
+    /// Whether customer tenants may point webhooks at loopback, private or link-local addresses
+    /// (off by default: a tenant must not reach the provider's internal network through
+    /// Parapet). Provider channels may always.
+    pub allow_private_webhooks: bool,
 }
 
 impl NotifyConfig {
@@ -70,6 +74,7 @@ impl NotifyConfig {
             backoff_base_ms: 5_000,
             backoff_max_ms: 30 * 60_000,
             lease_ms: 60_000,
+            allow_private_webhooks: false,
         }
     }
 
@@ -493,6 +498,45 @@ impl ChannelSpec {
     }
 }
 
+/// Whether a webhook URL names an internal host: `localhost`, or a loopback, private,
+/// link-local, unspecified or unique-local IP address. (A DNS name that resolves to one is not
+/// caught here.)
+pub fn internal_target(url: &str) -> bool {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(authority),
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(a)) => {
+            a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.octets().first() == Some(&0)
+        }
+        Ok(std::net::IpAddr::V6(a)) => {
+            let first = a.segments().first().copied().unwrap_or(0);
+            a.is_loopback()
+                || a.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || a.to_ipv4_mapped()
+                    .is_some_and(|v4| v4.is_loopback() || v4.is_private() || v4.is_link_local())
+        }
+        Err(_) => false,
+    }
+}
+
 fn internal(e: impl std::fmt::Display) -> IamError {
     IamError::Internal(e.to_string())
 }
@@ -592,6 +636,17 @@ impl NotifyService {
         spec: &ChannelSpec,
     ) -> IamResult<CreatedChannel> {
         let (kind, config) = spec.validate().map_err(IamError::Invalid)?;
+        if kind == ChannelKind::Webhook
+            && t.kind != parapet_types::TenantKind::Provider
+            && !self.config.allow_private_webhooks
+            && config.url.as_deref().is_some_and(internal_target)
+        {
+            return Err(IamError::Invalid(
+                "the webhook URL points at an internal address (loopback, private or \
+                 link-local); use a public receiver"
+                    .into(),
+            ));
+        }
         let id = self.new_id()?;
         let (secret, sealed) = if kind == ChannelKind::Webhook {
             let raw: [u8; 32] = self.env.random().map_err(internal)?;
@@ -1299,6 +1354,30 @@ mod tests {
         assert!(!Hours::OfficeHours.in_service(Timestamp(fri + 9 * 3_600_000)));
         assert!(!Hours::OfficeHours.in_service(Timestamp(fri + 26 * 3_600_000)));
         assert!(Hours::AllHours.in_service(Timestamp(fri + 26 * 3_600_000)));
+    }
+
+    #[test]
+    fn internal_webhook_targets_are_recognised() {
+        for u in [
+            "http://127.0.0.1:8080/x",
+            "http://localhost/x",
+            "https://10.1.2.3/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]:9/",
+            "http://[fd00::1]/",
+            "http://192.168.0.1",
+            "http://0.0.0.0/",
+            "http://api.localhost./",
+        ] {
+            assert!(internal_target(u), "{u}");
+        }
+        for u in [
+            "https://hooks.slack.com/services/x",
+            "https://93.184.216.34/",
+            "http://[2001:db8::1]/",
+        ] {
+            assert!(!internal_target(u), "{u}");
+        }
     }
 
     #[test]

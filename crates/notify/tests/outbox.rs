@@ -270,6 +270,22 @@ async fn webhooks_are_signed_with_the_sealed_secret(backend: Backend) {
         sources: vec![],
     };
     let created = w.svc.add_channel(&w.acme, &caller(), &spec).await.unwrap();
+    // A tenant may not aim a webhook at the provider's internal network.
+    for url in [
+        "http://127.0.0.1:9/x",
+        "http://169.254.169.254/latest",
+        "http://[::1]/",
+    ] {
+        let mut inner = spec.clone();
+        inner.name = "inner".into();
+        inner.url = Some(url.into());
+        let e = w
+            .svc
+            .add_channel(&w.acme, &caller(), &inner)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("internal address"), "{url}: {e}");
+    }
     let secret = created.secret.unwrap();
     assert!(secret.starts_with("whsec_"));
     assert_eq!(created.channel.destination(), "https://hooks.example/…");

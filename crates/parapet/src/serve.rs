@@ -126,6 +126,9 @@ struct NotifyFileConfig {
     poll_ms: Option<u64>,
     /// Longest time one delivery attempt may take [default: 10000].
     timeout_ms: Option<u64>,
+    /// Let customer tenants point webhooks at loopback, private or link-local addresses
+    /// [default: false].
+    allow_private_webhooks: Option<bool>,
 }
 
 /// The effective settings.
@@ -484,6 +487,7 @@ fn notify_service(
     if let Some(b) = c.backoff_max_ms {
         config.backoff_max_ms = b;
     }
+    config.allow_private_webhooks = c.allow_private_webhooks.unwrap_or(false);
     config.lease_ms = config
         .lease_ms
         .max(i64::try_from(timeout.as_millis()).unwrap_or(0) * 2);

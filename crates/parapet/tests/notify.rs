@@ -369,6 +369,7 @@ fn notification_channels_outbox_and_dead_letters(backend: Backend) {
         format!(
             r#"
 [notify]
+allow_private_webhooks = true
 max_attempts = 3
 backoff_base_ms = 100
 backoff_max_ms = 300
@@ -848,7 +849,11 @@ fn affected_tenants_are_warned_without_learning_of_each_other(backend: Backend) 
     let hooks = receiver();
     let dir = parapet_store_sql::testkit::temp_dir("notify-affected");
     let config = dir.join("parapet.toml");
-    std::fs::write(&config, "[notify]\npoll_ms = 50\n").unwrap();
+    std::fs::write(
+        &config,
+        "[notify]\npoll_ms = 50\nallow_private_webhooks = true\n",
+    )
+    .unwrap();
     let srv = start_with(backend, &["--config", config.to_str().unwrap()], &[]);
     let api = Api {
         base: srv.url.clone(),
