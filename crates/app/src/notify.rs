@@ -41,6 +41,7 @@ pub fn api_routes() -> Router<AppState> {
             post(test_channel),
         )
         .route("/tenants/{tenant}/notify/outbox", get(outbox))
+        .route("/tenants/{tenant}/notify/stats", get(stats))
         .route("/tenants/{tenant}/notify/dead-letters", get(dead_letters))
         .route("/tenants/{tenant}/notify/outbox/{id}", get(message))
         .route("/tenants/{tenant}/notify/outbox/{id}/retry", post(retry))
@@ -86,7 +87,8 @@ pub fn console_routes() -> Router<AppState> {
         message,
         retry,
         discard,
-        affected_tenants
+        affected_tenants,
+        stats
     ),
     components(schemas(
         ChannelView,
@@ -95,7 +97,8 @@ pub fn console_routes() -> Router<AppState> {
         MessageView,
         AffectedInput,
         WeaknessInput,
-        AffectedView
+        AffectedView,
+        StatsView
     ))
 )]
 pub struct NotifyApi;
@@ -438,6 +441,44 @@ pub async fn outbox(
         ),
     };
     list_messages(&st, &p, &meta, &tenant, status, &q).await
+}
+
+/// The notification time of a tenant's delivered messages (X.1642 7.2.2.6(2)).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StatsView {
+    pub tenant: String,
+    pub delivered: usize,
+    /// The average time from the event to the notification.
+    pub mean_ms: f64,
+    pub median_ms: i64,
+    pub p99_ms: i64,
+    pub max_ms: i64,
+}
+
+/// The notification time of a tenant's last 10,000 delivered messages.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/notify/stats", tag = "notify",
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = StatsView), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn stats(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    Path(tenant): Path<String>,
+) -> ApiResult<Json<StatsView>> {
+    let t = st
+        .iam
+        .resolve(&p, &tenant, Action::NotifyRead, &meta)
+        .await?;
+    let s = st.notify.latency_stats(&t).await?;
+    Ok(Json(StatsView {
+        tenant: t.name,
+        delivered: s.delivered,
+        mean_ms: s.mean_ms,
+        median_ms: s.median_ms,
+        p99_ms: s.p99_ms,
+        max_ms: s.max_ms,
+    }))
 }
 
 /// A tenant's dead letters: messages whose every attempt failed.

@@ -34,7 +34,9 @@ mod incident;
 pub use incident::{IncidentQuery, IncidentSummary, OpenIncident};
 
 mod notify;
-pub use notify::{AffectedCheck, Channel, CreatedChannel, NewChannel, NotifyMessage, Weakness};
+pub use notify::{
+    AffectedCheck, Channel, CreatedChannel, NewChannel, NotifyMessage, NotifyStats, Weakness,
+};
 
 /// How long one request may take, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

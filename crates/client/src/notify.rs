@@ -101,7 +101,24 @@ struct AffectedBody<'a> {
     weaknesses: &'a [Weakness],
 }
 
+/// The notification time of a tenant's delivered messages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NotifyStats {
+    pub tenant: String,
+    pub delivered: usize,
+    pub mean_ms: f64,
+    pub median_ms: i64,
+    pub p99_ms: i64,
+    pub max_ms: i64,
+}
+
 impl Client {
+    /// `GET /api/v1/tenants/{tenant}/notify/stats`.
+    pub async fn notify_stats(&self, tenant: &str) -> Result<NotifyStats, ClientError> {
+        self.get(self.url(&["tenants", tenant, "notify", "stats"], &[]))
+            .await
+    }
+
     /// `POST /api/v1/incidents/{id}/affected-tenants`.
     pub async fn check_affected_tenants(
         &self,

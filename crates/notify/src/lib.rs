@@ -558,6 +558,38 @@ fn secret_aad(tenant: TenantId, channel: Uuid) -> String {
     format!("parapet-webhook:{tenant}:{channel}")
 }
 
+/// The notification time of a tenant's delivered messages (X.1642 7.2.2.6(2): the average
+/// time from the event to notifying the tenant), in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyStats {
+    pub delivered: usize,
+    pub mean_ms: f64,
+    pub median_ms: i64,
+    pub p99_ms: i64,
+    pub max_ms: i64,
+}
+
+impl LatencyStats {
+    pub fn of(mut ms: Vec<i64>) -> Self {
+        if ms.is_empty() {
+            return LatencyStats::default();
+        }
+        ms.sort_unstable();
+        let n = ms.len();
+        let at = |q: f64| {
+            let i = ((q * (n as f64 - 1.0)).round() as usize).min(n - 1);
+            ms.get(i).copied().unwrap_or(0)
+        };
+        LatencyStats {
+            delivered: n,
+            mean_ms: ms.iter().map(|x| *x as f64).sum::<f64>() / n as f64,
+            median_ms: at(0.5),
+            p99_ms: at(0.99),
+            max_ms: ms.last().copied().unwrap_or(0),
+        }
+    }
+}
+
 /// What one run of the worker did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerRun {
@@ -973,6 +1005,36 @@ impl NotifyService {
             .await?)
     }
 
+    /// The notification time of tenant `t`'s last 10,000 delivered messages.
+    pub async fn latency_stats(&self, t: &Tenant) -> IamResult<LatencyStats> {
+        let mut ms = Vec::new();
+        let mut after = None;
+        while ms.len() < 10_000 {
+            let page = self
+                .store
+                .list_outbox(
+                    TenantCtx::new(t.id),
+                    Some(OutboxStatus::Delivered),
+                    &Page {
+                        after: after.clone(),
+                        limit: 1000,
+                    },
+                )
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.to_string());
+            let full = page.len() == 1000;
+            ms.extend(
+                page.iter()
+                    .filter_map(|m| m.delivered_at.map(|d| (d.0 - m.event_at.0).max(0))),
+            );
+            if !full {
+                break;
+            }
+        }
+        Ok(LatencyStats::of(ms))
+    }
+
     pub async fn message(&self, t: &Tenant, id: &str) -> IamResult<OutboxItem> {
         let not_found = || IamError::NotFound(format!("tenant {} has no message {id}", t.name));
         let id = Uuid::parse_str(id.trim()).map_err(|_| not_found())?;
@@ -1317,6 +1379,15 @@ mod tests {
         let mut s = spec("email", &["a@b.example"], None);
         s.name = "bad name".into();
         assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn latency_statistics() {
+        let s = LatencyStats::of(vec![30, 10, 20, 1000]);
+        assert_eq!(s.delivered, 4);
+        assert!((s.mean_ms - 265.0).abs() < 1e-9);
+        assert_eq!((s.median_ms, s.p99_ms, s.max_ms), (30, 1000, 1000));
+        assert_eq!(LatencyStats::of(vec![]).delivered, 0);
     }
 
     #[test]

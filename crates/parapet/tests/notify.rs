@@ -608,6 +608,18 @@ auth_header = "Authorization: Bearer gateway-token-1"
             Some("Bearer gateway-token-1")
         );
 
+        // The tenant's notification time (7.2.2.6(2)) over its delivered messages.
+        let (s, st) = api.get("/api/v1/tenants/acme/notify/stats", &alice).await;
+        assert_eq!(s, 200, "{st}");
+        assert_eq!(st["delivered"], 4, "{st}");
+        let mean = st["mean_ms"].as_f64().unwrap();
+        assert!(mean >= 0.0 && mean < 30_000.0, "{st}");
+        assert!(st["p99_ms"].as_i64().unwrap() >= st["median_ms"].as_i64().unwrap());
+        assert_eq!(
+            api.get("/api/v1/tenants/acme/notify/stats", &gina).await.0,
+            404
+        );
+
         // A receiver answering 500: three attempts with backoff, then a dead letter.
         hooks.status.store(500, Ordering::SeqCst);
         let (_, m) = api
@@ -762,6 +774,10 @@ auth_header = "Authorization: Bearer gateway-token-1"
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let m: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(m["status"], "discarded");
+    let o = cli(&["notify", "stats", "--tenant", "acme", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let st: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(st["delivered"].as_u64().unwrap() >= 5, "{st}");
     let o = cli(&["notify", "outbox", "--tenant", "acme"]);
     assert!(o.status.success());
     let table = String::from_utf8(o.stdout).unwrap();

@@ -16,6 +16,8 @@ pub enum NotifyCommand {
     Outbox(OutboxArgs),
     /// A tenant's dead letters: messages whose every attempt failed.
     DeadLetters(TenantOnly),
+    /// A tenant's notification time: from event to delivery, mean, median, p99 (7.2.2.6(2)).
+    Stats(TenantOnly),
     /// Put a dead letter back in the outbox for a fresh round of attempts.
     Retry(MessageArgs),
     /// Discard a dead letter (or a pending message) for good.
@@ -350,6 +352,25 @@ pub async fn run(cmd: NotifyCommand) -> anyhow::Result<()> {
         }
         NotifyCommand::Retry(a) | NotifyCommand::Discard(a) if a.id.trim().is_empty() => {
             bail!("give the message's id")
+        }
+        NotifyCommand::Stats(a) => {
+            let s = Session::open(&a.common)?;
+            let st = s
+                .client
+                .notify_stats(&a.tenant)
+                .await
+                .map_err(|e| s.fail(e))?;
+            if s.json {
+                return json(&st);
+            }
+            out(&fields(&[
+                ("tenant", st.tenant.clone()),
+                ("delivered", st.delivered.to_string()),
+                ("mean", format!("{:.1} ms", st.mean_ms)),
+                ("median", format!("{} ms", st.median_ms)),
+                ("p99", format!("{} ms", st.p99_ms)),
+                ("max", format!("{} ms", st.max_ms)),
+            ]))
         }
         NotifyCommand::AffectedTenants(a) => {
             let s = Session::open(&a.common)?;
