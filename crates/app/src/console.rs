@@ -181,6 +181,11 @@ pub const NAV: &[NavItem] = &[
         clause: "8.6",
     },
     NavItem {
+        label: "Notifications",
+        href: Some("/console/notify"),
+        clause: "8.6.1",
+    },
+    NavItem {
         label: "Patches",
         href: None,
         clause: "8.7",

@@ -32,6 +32,7 @@ pub mod kms_backup;
 mod kms_console;
 pub mod mfa;
 pub mod oidc;
+pub mod notify;
 mod openapi;
 pub mod sessions;
 pub mod witness;
@@ -60,6 +61,7 @@ pub struct AppState {
     pub kms: Arc<parapet_kms::KmsService>,
     pub store: Arc<dyn Store>,
     pub incident: Arc<parapet_incident::IncidentService>,
+    pub notify: Arc<parapet_notify::NotifyService>,
     pub config: Arc<AppConfig>,
     pub metrics: Option<PrometheusHandle>,
 }
@@ -198,6 +200,7 @@ pub fn router(state: AppState) -> Router {
             post(mfa::reset),
         )
         .merge(incident::api_routes())
+        .merge(notify::api_routes())
         .route("/openapi.json", get(openapi_json))
         .merge(kms::routes())
         .merge(kms_backup::routes())
@@ -213,6 +216,7 @@ pub fn router(state: AppState) -> Router {
         .merge(incident::console_routes())
         .merge(oidc::protocol_routes())
         .merge(access::console_routes())
+        .merge(notify::console_routes())
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/console") }),
@@ -235,6 +239,7 @@ async fn openapi_json() -> Response {
     doc.merge(incident::IncidentApi::openapi());
     doc.merge(oidc::OidcApi::openapi());
     doc.merge(access::AccessApi::openapi());
+    doc.merge(notify::NotifyApi::openapi());
     match doc.to_json() {
         Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),
         Err(e) => ApiError::new(

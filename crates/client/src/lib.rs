@@ -39,6 +39,11 @@ pub use oidc::{OidcClient, OidcKeyInfo};
 mod access;
 pub use access::AccessGrant;
 
+mod notify;
+pub use notify::{
+    AffectedCheck, Channel, CreatedChannel, NewChannel, NotifyMessage, NotifyStats, Weakness,
+};
+
 /// How long one request may take, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

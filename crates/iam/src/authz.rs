@@ -61,6 +61,10 @@ pub enum Action {
     OidcClientRead,
     /// Register, change and remove OpenID Connect clients, rotate the issuer's signing key.
     OidcClientManage,
+    /// Read a tenant's notification channels, outbox and dead letters (X.1642 8.6.1).
+    NotifyRead,
+    /// Add, test and remove channels; retry or discard dead letters.
+    NotifyManage,
 }
 
 impl Action {
@@ -78,6 +82,7 @@ impl Action {
                 | Action::IncidentRead
                 | Action::PlanRead
                 | Action::OidcClientRead
+                | Action::NotifyRead
         )
     }
 }
@@ -160,6 +165,8 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
         (Role::Auditor, IncidentRead) => true,
         (Role::IncidentResponder, PlanRead | PlanManage) => target.kind == TenantKind::Provider,
         (Role::Operator | Role::Auditor, PlanRead) => target.kind == TenantKind::Provider,
+        (Role::Operator | Role::IncidentResponder, NotifyRead | NotifyManage) => true,
+        (Role::Auditor, NotifyRead) => true,
         _ => false,
     }
 }
@@ -249,6 +256,8 @@ fn customer_rule(role: Role, action: Action) -> bool {
         (Role::TenantAdmin, IncidentRead | IncidentOpen | IncidentNote) => true,
         (Role::TenantMember, IncidentRead | IncidentNote) => true,
         (Role::TenantAuditor, IncidentRead) => true,
+        (Role::TenantAdmin, NotifyRead | NotifyManage) => true,
+        (Role::TenantAuditor, NotifyRead) => true,
         _ => false,
     }
 }
@@ -282,6 +291,8 @@ fn describe(a: Action) -> String {
         Action::PlanManage => "manage emergency response plans".into(),
         Action::OidcClientRead => "read OpenID Connect clients".into(),
         Action::OidcClientManage => "manage OpenID Connect clients".into(),
+        Action::NotifyRead => "read notification channels and messages".into(),
+        Action::NotifyManage => "manage notification channels and messages".into(),
     }
 }
 
@@ -349,6 +360,8 @@ mod tests {
             Action::PlanManage,
             Action::OidcClientRead,
             Action::OidcClientManage,
+            Action::NotifyRead,
+            Action::NotifyManage,
         ];
         v.extend(Role::ALL.into_iter().map(Action::UserCreate));
         v

@@ -75,7 +75,9 @@ pub fn hotp(secret: &[u8], step: i64, digits: u32) -> String {
     format!("{:0width$}", word % modulus, width = digits as usize)
 }
 
-pub(crate) fn seal_local(key: &[u8; 32], env: &Env, aad: &str, plain: &[u8]) -> IamResult<String> {
+/// Seals `plain` under the server's secrets key (AES-256-GCM, `aad` binds it to its row).
+/// Also used for notification webhook secrets.
+pub fn seal_local(key: &[u8; 32], env: &Env, aad: &str, plain: &[u8]) -> IamResult<String> {
     let nonce: [u8; 12] = env
         .random()
         .map_err(|e| IamError::Internal(e.to_string()))?;
@@ -98,7 +100,8 @@ pub(crate) fn seal_local(key: &[u8; 32], env: &Env, aad: &str, plain: &[u8]) -> 
     ))
 }
 
-pub(crate) fn open_local(key: &[u8; 32], aad: &str, sealed: &str) -> IamResult<Vec<u8>> {
+/// Opens what [`seal_local`] sealed with the same key and `aad`.
+pub fn open_local(key: &[u8; 32], aad: &str, sealed: &str) -> IamResult<Vec<u8>> {
     let bad = || IamError::Internal("a sealed secret does not open with this server's key".into());
     let body = sealed.strip_prefix("v1:").ok_or_else(bad)?;
     let raw = base64::engine::general_purpose::STANDARD

@@ -24,12 +24,14 @@ use serde_json::json;
 use uuid::Uuid;
 
 pub mod model;
+mod notify;
 pub mod pdf;
 pub mod plan;
 mod plans;
 pub mod report;
 pub mod sla;
 
+pub use notify::{AffectedCheck, Weakness};
 pub use plans::PlanView;
 
 pub use model::{
@@ -157,6 +159,8 @@ pub struct IncidentService {
     store: Arc<dyn Store>,
     env: Env,
     policy: SlaPolicy,
+    /// Where escalation pages and tenant notices go (none: they are only recorded).
+    notify: Option<Arc<parapet_notify::NotifyService>>,
 }
 
 impl std::fmt::Debug for IncidentService {
@@ -193,11 +197,11 @@ pub fn from_row(r: &IncidentRow) -> IamResult<Incident> {
         .map_err(|e| IamError::Internal(format!("corrupt incident {}: {e}", r.id)))
 }
 
-fn parse_id(id: &str) -> IamResult<Uuid> {
+pub(crate) fn parse_id(id: &str) -> IamResult<Uuid> {
     Uuid::parse_str(id.trim()).map_err(|_| IamError::NotFound(format!("no such incident {id}")))
 }
 
-fn store_err(e: StoreError, id: Uuid) -> IamError {
+pub(crate) fn store_err(e: StoreError, id: Uuid) -> IamError {
     match e {
         StoreError::NotFound => IamError::NotFound(format!("no such incident {id}")),
         e => e.into(),
@@ -211,7 +215,14 @@ impl IncidentService {
             env: iam.env().clone(),
             iam,
             policy,
+            notify: None,
         }
+    }
+
+    /// Sends escalation pages and tenant notices through `notify`.
+    pub fn with_notify(mut self, notify: Arc<parapet_notify::NotifyService>) -> Self {
+        self.notify = Some(notify);
+        self
     }
 
     pub fn policy(&self) -> &SlaPolicy {
@@ -362,7 +373,7 @@ impl IncidentService {
     }
 
     /// Loads an incident visible to `p`, with its tenant, checking `action` on that tenant.
-    async fn load(
+    pub(crate) async fn load(
         &self,
         p: &Principal,
         id: Uuid,
@@ -407,6 +418,10 @@ impl IncidentService {
         let actor = p.login_name();
         let now = self.env.now();
         let before = i.history.len();
+        let notice = match &cmd {
+            Command::NotifyTenant { message } => Some(message.clone()),
+            _ => None,
+        };
         match cmd {
             Command::Advance {
                 to,
@@ -473,9 +488,17 @@ impl IncidentService {
             meta,
             json!({"history": added, "step": i.step}),
         );
+        // Telling the tenant queues the notice to its security contact in the same transaction.
+        let outbox = match (&notice, self.notify.as_ref()) {
+            (Some(text), Some(n)) => {
+                n.tell_tenant_of_incident(&t, &notify::tenant_notice(&i, text))
+                    .await?
+            }
+            _ => Vec::new(),
+        };
         let new_row = to_row(&i, row.version + 1, now)?;
         self.store
-            .update_incident(TenantCtx::new(t.id), &new_row, &[e])
+            .update_incident_with_outbox(TenantCtx::new(t.id), &new_row, &[e], &outbox)
             .await
             .map_err(|e| store_err(e, id))?;
         Ok(view_for(p, i))
@@ -597,7 +620,21 @@ impl IncidentService {
             let mut i = from_row(&row)?;
             let now = self.env.now();
             let fired = i.fire(now);
-            let events: Vec<AuditEvent> = fired
+            let tenant_record = match self
+                .store
+                .get_tenant(TenantCtx::new(provider.id), &tenant.to_string())
+                .await
+            {
+                Ok(t) => t,
+                Err(StoreError::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let outbox = self
+                .messages_for_fired(&provider, &tenant_record, &mut i, &fired, now)
+                .await?;
+            let told_now =
+                row.body.get("notified_at").is_none_or(|v| v.is_null()) && i.notified_at.is_some();
+            let mut events: Vec<AuditEvent> = fired
                 .iter()
                 .map(|f| AuditEvent {
                     time: now,
@@ -620,8 +657,32 @@ impl IncidentService {
                     }),
                 })
                 .collect();
+            if told_now {
+                events.push(AuditEvent {
+                    time: now,
+                    tenant: Some(tenant),
+                    actor: Actor::System,
+                    action: "incident.tenant-notified".into(),
+                    target: format!("incident:{tenant_name}/{id}"),
+                    source_ip: None,
+                    user_agent: None,
+                    outcome: AuditOutcome::Success,
+                    details: json!({"automatic": true, "messages": outbox.iter()
+                        .filter(|m| m.tenant == tenant).count()}),
+                });
+            }
             let new_row = to_row(&i, row.version + 1, now)?;
-            match self.store.update_incident(ctx, &new_row, &events).await {
+            // Pages go to the provider's channels: written within the provider's view.
+            match self
+                .store
+                .update_incident_with_outbox(
+                    TenantCtx::new(provider.id),
+                    &new_row,
+                    &events,
+                    &outbox,
+                )
+                .await
+            {
                 Ok(()) => {
                     for f in &fired {
                         let late = (now.0 - f.due_at.0).max(0) as f64 / 1000.0;

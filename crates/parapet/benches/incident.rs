@@ -261,7 +261,17 @@ async fn board(n: usize) {
         w.store.clone(),
         Env::system(),
     ));
+    let notify = Arc::new(parapet_notify::NotifyService::new(
+        w.store.clone(),
+        Env::system(),
+        parapet_notify::NotifyConfig::new([0; 32]),
+        Arc::new(
+            parapet_notify::NetTransport::new(None, None, std::time::Duration::from_secs(5))
+                .unwrap(),
+        ),
+    ));
     let state = parapet_app::AppState {
+        notify,
         iam: w.iam.clone(),
         audit,
         store: w.store.clone(),

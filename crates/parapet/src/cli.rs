@@ -14,6 +14,7 @@ mod incident;
 mod kms;
 mod mfa;
 mod oidc;
+mod notify;
 mod output;
 mod plan;
 mod session;
@@ -108,6 +109,9 @@ pub enum ClientCommand {
     /// The asset inventory: hosts, VMs, devices, databases, with their software and health.
     #[command(subcommand)]
     Asset(asset::AssetCommand),
+    /// Notification: channels (e-mail, signed webhooks, SMS), the outbox and dead letters.
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
     /// Account policies: lockout, throttling, password rules, dormancy (per tenant).
     #[command(subcommand)]
     Policy(account::PolicyCommand),
@@ -353,6 +357,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Token(TokenCommand::Revoke(a)) => token_revoke(a).await,
         ClientCommand::Session(c) => session::run(c).await,
         ClientCommand::Asset(c) => asset::run(c).await,
+        ClientCommand::Notify(c) => notify::run(c).await,
         ClientCommand::Policy(c) => account::policy(c).await,
         ClientCommand::Mfa(c) => mfa::run(c).await,
         ClientCommand::Detect(c) => detect::run(c),

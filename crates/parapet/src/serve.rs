@@ -117,6 +117,29 @@ struct FileConfig {
     public_url: Option<String>,
     kms_key_file: Option<PathBuf>,
     kms_job_interval_secs: Option<u64>,
+    /// Notification: the SMTP server, the SMS gateway and the outbox worker's retry settings.
+    notify: Option<NotifyFileConfig>,
+}
+
+/// The `[notify]` table of the `--config` file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifyFileConfig {
+    smtp: Option<parapet_notify::SmtpConfig>,
+    sms: Option<parapet_notify::SmsGateway>,
+    /// Attempts before a message becomes a dead letter [default: 8].
+    max_attempts: Option<u32>,
+    /// Wait after the first failed attempt, doubled after each further one [default: 5000].
+    backoff_base_ms: Option<i64>,
+    /// Longest wait between attempts [default: 1800000].
+    backoff_max_ms: Option<i64>,
+    /// How often the worker looks for due messages [default: 200].
+    poll_ms: Option<u64>,
+    /// Longest time one delivery attempt may take [default: 10000].
+    timeout_ms: Option<u64>,
+    /// Let customer tenants point webhooks at loopback, private or link-local addresses
+    /// [default: false].
+    allow_private_webhooks: Option<bool>,
 }
 
 /// The effective settings.
@@ -134,6 +157,7 @@ struct Settings {
     witnesses: Vec<parapet_app::witness::Sink>,
     kms_key_file: Option<PathBuf>,
     kms_job_interval: std::time::Duration,
+    notify: NotifyFileConfig,
 }
 
 fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
@@ -237,6 +261,14 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
                 .map_err(|e| anyhow::anyhow!("--audit-witness {w:?}: {e}"))?,
         );
     }
+    let notify = file.notify.unwrap_or_default();
+    if notify.max_attempts == Some(0) {
+        bail!("notify.max_attempts must be at least 1");
+    }
+    if notify.backoff_base_ms.is_some_and(|b| b < 1) || notify.backoff_max_ms.is_some_and(|b| b < 1)
+    {
+        bail!("notify.backoff_base_ms and notify.backoff_max_ms must be positive");
+    }
     let mut open = OpenOptions::default();
     if let Some(n) = file.max_connections {
         open.max_connections = n;
@@ -262,6 +294,7 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
                 .unwrap_or(30)
                 .max(1),
         ),
+        notify,
     })
 }
 
@@ -334,10 +367,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(store);
     let env = Env::system();
     let mut iam_config = s.iam.clone();
-    iam_config.secrets_key = Some(secrets_key(
-        &s.audit_key.with_file_name("parapet-secrets.key"),
-        &env,
-    )?);
+    let sealing_key = secrets_key(&s.audit_key.with_file_name("parapet-secrets.key"), &env)?;
+    iam_config.secrets_key = Some(sealing_key);
     let iam = Arc::new(
         IamService::new(store.clone(), env.clone(), iam_config)
             .context("cannot start the identity service")?,
@@ -422,16 +453,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         s.kms_job_interval,
         stop_rx_kms(&stop_sequencer),
     ));
-    let incident = Arc::new(parapet_incident::IncidentService::new(
-        iam.clone(),
-        parapet_incident::SlaPolicy::default(),
-    ));
+    let notify = Arc::new(notify_service(&s.notify, store.clone(), &env, sealing_key)?);
+    let incident = Arc::new(
+        parapet_incident::IncidentService::new(iam.clone(), parapet_incident::SlaPolicy::default())
+            .with_notify(notify.clone()),
+    );
     let timers = tokio::spawn(
         incident
             .clone()
             .run_timers(std::time::Duration::from_millis(200), stop_rx.clone()),
     );
+    let deliveries = tokio::spawn(notify.clone().run(
+        std::time::Duration::from_millis(s.notify.poll_ms.unwrap_or(200).max(10)),
+        stop_rx.clone(),
+    ));
     let state = AppState {
+        notify,
         kms,
         audit,
         inventory,
@@ -460,9 +497,42 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = dormancy.await;
     let _ = kms_job.await;
     let _ = timers.await;
+    let _ = deliveries.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The notification service over the configured SMTP server and SMS gateway.
+fn notify_service(
+    c: &NotifyFileConfig,
+    store: Arc<SqlStore>,
+    env: &Env,
+    sealing_key: [u8; 32],
+) -> anyhow::Result<parapet_notify::NotifyService> {
+    let timeout = std::time::Duration::from_millis(c.timeout_ms.unwrap_or(10_000).max(100));
+    let transport = parapet_notify::NetTransport::new(c.smtp.as_ref(), c.sms.as_ref(), timeout)
+        .map_err(|e| anyhow::anyhow!("invalid [notify] settings: {e}"))?;
+    let mut config = parapet_notify::NotifyConfig::new(sealing_key);
+    if let Some(n) = c.max_attempts {
+        config.max_attempts = n;
+    }
+    if let Some(b) = c.backoff_base_ms {
+        config.backoff_base_ms = b;
+    }
+    if let Some(b) = c.backoff_max_ms {
+        config.backoff_max_ms = b;
+    }
+    config.allow_private_webhooks = c.allow_private_webhooks.unwrap_or(false);
+    config.lease_ms = config
+        .lease_ms
+        .max(i64::try_from(timeout.as_millis()).unwrap_or(0) * 2);
+    Ok(parapet_notify::NotifyService::new(
+        store,
+        env.clone(),
+        config,
+        Arc::new(transport),
+    ))
 }
 
 /// Disables dormant accounts (and deletes expired ones) shortly after start and then hourly,

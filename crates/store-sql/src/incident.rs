@@ -12,8 +12,45 @@ use crate::audit::insert_audit;
 use crate::rows::{Bind, uuid};
 use crate::{DbResult, SqlStore, with_tx};
 
+/// Replaces incident `$row` (still at version `$row.version - 1`) on `$tx` within `$ctx`;
+/// evaluates to the driver's result (check `rows_affected() == 1`).
+macro_rules! update_incident_row {
+    ($tx:expr, $ctx:expr, $row:expr, $body:expr) => {{
+        let ctx: parapet_types::TenantCtx = $ctx;
+        let row: &parapet_store::IncidentRow = $row;
+        let sql = format!(
+            "UPDATE incidents SET title = $4, severity = $5, category = $6, step = $7, \
+             responsible = $8, updated_at = $9, acknowledged_at = $10, resolved_at = $11, \
+             closed_at = $12, next_due_at = $13, breaches = $14, version = $15, body = $16 \
+             WHERE id = $2 AND tenant_id = $3 AND version = $15 - 1 AND {}",
+            $crate::incident::VISIBLE
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ctx.tenant.to_string())
+            .bind(row.id.to_string())
+            .bind(row.tenant.to_string())
+            .bind(&row.title)
+            .bind(&row.severity)
+            .bind(&row.category)
+            .bind(&row.step)
+            .bind(&row.responsible)
+            .bind(row.updated_at.0)
+            .bind(row.acknowledged_at.map(|t| t.0))
+            .bind(row.resolved_at.map(|t| t.0))
+            .bind(row.closed_at.map(|t| t.0))
+            .bind(row.next_due_at.map(|t| t.0))
+            .bind(row.breaches)
+            .bind(row.version)
+            .bind($body)
+            .execute(&mut *$tx)
+            .await
+            .db()?
+    }};
+}
+pub(crate) use update_incident_row;
+
 /// Rows of `tenant_id = $1`, or of every tenant when `$1` is the provider.
-const VISIBLE: &str = "(tenant_id = $1 OR EXISTS (SELECT 1 FROM tenants p WHERE p.id = $1 AND \
+pub(crate) const VISIBLE: &str = "(tenant_id = $1 OR EXISTS (SELECT 1 FROM tenants p WHERE p.id = $1 AND \
     p.kind = 'provider'))";
 
 const SUMMARY_COLS: &[&str] = &[
@@ -130,7 +167,7 @@ struct DueRow {
     next_due_at: i64,
 }
 
-fn body_text(row: &IncidentRow) -> StoreResult<String> {
+pub(crate) fn body_text(row: &IncidentRow) -> StoreResult<String> {
     serde_json::to_string(&row.body)
         .map_err(|e| StoreError::Other(format!("cannot encode the incident: {e}")))
 }
@@ -213,32 +250,7 @@ impl IncidentStore for SqlStore {
     ) -> StoreResult<()> {
         let body = body_text(row)?;
         with_tx!(self, |tx| {
-            let sql = format!(
-                "UPDATE incidents SET title = $4, severity = $5, category = $6, step = $7, \
-                 responsible = $8, updated_at = $9, acknowledged_at = $10, resolved_at = $11, \
-                 closed_at = $12, next_due_at = $13, breaches = $14, version = $15, body = $16 \
-                 WHERE id = $2 AND tenant_id = $3 AND version = $15 - 1 AND {VISIBLE}"
-            );
-            let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(ctx.tenant.to_string())
-                .bind(row.id.to_string())
-                .bind(row.tenant.to_string())
-                .bind(&row.title)
-                .bind(&row.severity)
-                .bind(&row.category)
-                .bind(&row.step)
-                .bind(&row.responsible)
-                .bind(row.updated_at.0)
-                .bind(row.acknowledged_at.map(|t| t.0))
-                .bind(row.resolved_at.map(|t| t.0))
-                .bind(row.closed_at.map(|t| t.0))
-                .bind(row.next_due_at.map(|t| t.0))
-                .bind(row.breaches)
-                .bind(row.version)
-                .bind(&body)
-                .execute(&mut *tx)
-                .await
-                .db()?;
+            let done = update_incident_row!(tx, ctx, row, &body);
             if done.rows_affected() != 1 {
                 return Err(StoreError::Conflict(
                     "the incident was changed by someone else meanwhile; reload and try again"

@@ -26,6 +26,7 @@ mod kms;
 mod mfa;
 mod migrate;
 mod oidc;
+mod notify;
 mod rows;
 mod session;
 mod sqlite_read;

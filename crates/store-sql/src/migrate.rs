@@ -32,6 +32,7 @@ const SQLITE: &[(i64, &str)] = &[
         41,
         include_str!("../migrations/sqlite/0041_emergency_plans.sql"),
     ),
+    (70, include_str!("../migrations/sqlite/0070_notify.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -72,6 +73,7 @@ const POSTGRES: &[(i64, &str)] = &[
         41,
         include_str!("../migrations/postgres/0041_emergency_plans.sql"),
     ),
+    (70, include_str!("../migrations/postgres/0070_notify.sql")),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \

@@ -22,6 +22,7 @@ pub mod incident;
 pub mod kms;
 pub mod mfa;
 pub mod oidc;
+pub mod notify;
 pub mod session;
 pub use access::{AccessGrant, AccessStore};
 pub use account::{AccountPolicy, AccountRow, AccountState, AccountStore, Attempt, Factor, Lock};
@@ -38,6 +39,7 @@ pub use incident::{IncidentFilter, IncidentRow, IncidentStore, PlanRow};
 pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore, LocalSecret};
 pub use mfa::{MfaStore, TotpRecord};
 pub use oidc::{CodeRedemption, OidcClient, OidcCode, OidcKey, OidcStore, OidcToken};
+pub use notify::{AttemptResult, ChannelRecord, NotifyStore, OutboxItem, OutboxStatus};
 pub use session::{SessionInfo, SessionStore};
 
 /// What a storage call can fail with.
@@ -310,6 +312,7 @@ pub trait Store:
     + IncidentStore
     + OidcStore
     + AccessStore
+    + NotifyStore
     + Health
 {
 }
@@ -326,6 +329,7 @@ impl<T> Store for T where
         + IncidentStore
         + OidcStore
         + AccessStore
+        + NotifyStore
         + Health
 {
 }

@@ -1,0 +1,278 @@
+//! Incidents and notification over a real store on SQLite and PostgreSQL, with an injected
+//! clock: SLA escalations page the channels of the persons each level names (honouring service
+//! hours), acknowledging stops the pages, the tenant's security contact is told by hand or
+//! automatically at the notification deadline, and every message is queued with its cause.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::{Arc, Mutex};
+
+use parapet_iam::{IamConfig, IamService, PasswordCost, Principal, RequestMeta};
+use parapet_incident::{
+    Command, EscalationLevel, EscalationPolicy, IncidentService, NewIncident, Severity, SlaPolicy,
+    SlaTargets, Step,
+};
+use parapet_notify::{Caller, ChannelSpec, Delivery, NotifyConfig, NotifyService, Transport};
+use parapet_store::{OutboxStatus, Page};
+use parapet_store_sql::testkit::{self, Backend};
+use parapet_types::{Env, ManualClock, OsEntropy, Role, Timestamp};
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $(#[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await })* }
+        mod postgres { $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await })* }
+    };
+}
+
+on_both!(escalations_page_people_and_the_tenant_is_told);
+
+const PW: &str = "a-long-enough-password-42";
+/// 2027-01-15T08:00:00Z, a Friday, an hour before office hours.
+const START: i64 = 1_800_000_000_000;
+
+#[derive(Default)]
+struct Recorder {
+    sent: Mutex<Vec<Delivery>>,
+}
+
+#[async_trait::async_trait]
+impl Transport for Recorder {
+    async fn send(&self, d: &Delivery) -> Result<(), String> {
+        self.sent.lock().unwrap().push(d.clone());
+        Ok(())
+    }
+}
+
+fn meta() -> RequestMeta {
+    RequestMeta::default()
+}
+
+fn spec(name: &str, kind: &str, to: &str) -> ChannelSpec {
+    ChannelSpec {
+        name: name.into(),
+        kind: kind.into(),
+        to: if kind == "webhook" {
+            vec![]
+        } else {
+            vec![to.into()]
+        },
+        url: (kind == "webhook").then(|| to.to_string()),
+        format: None,
+        person: None,
+        security_contact: false,
+        hours: None,
+        min_severity: None,
+        sources: vec![],
+    }
+}
+
+fn recipients(d: &Delivery) -> String {
+    match d {
+        Delivery::Email { to, .. } | Delivery::Sms { to, .. } => to.join(","),
+        Delivery::Webhook { url, .. } => url.clone(),
+    }
+}
+
+async fn escalations_page_people_and_the_tenant_is_told(backend: Backend) {
+    let (store, _) = testkit::fresh(backend).await.unwrap();
+    let store = Arc::new(store);
+    let clock = Arc::new(ManualClock::new(Timestamp(START)));
+    let env = Env {
+        clock: clock.clone(),
+        entropy: Arc::new(OsEntropy),
+    };
+    let config = IamConfig {
+        password_cost: PasswordCost {
+            memory_kib: 256,
+            iterations: 1,
+            lanes: 1,
+        },
+        session_ttl_secs: 30 * 24 * 3600,
+        session_idle_secs: 30 * 24 * 3600,
+        ..IamConfig::default()
+    };
+    let iam = Arc::new(IamService::new(store.clone(), env.clone(), config).unwrap());
+    let boot = iam.bootstrap(Some(PW.into())).await.unwrap();
+    let admin: Principal = iam.login("admin", PW, &meta()).await.unwrap().principal;
+    iam.create_user(
+        &admin,
+        "provider",
+        "oncall",
+        PW,
+        Role::IncidentResponder,
+        &meta(),
+    )
+    .await
+    .unwrap();
+    let acme = iam.create_tenant(&admin, "acme", &meta()).await.unwrap();
+    let rec = Arc::new(Recorder::default());
+    let notify = Arc::new(NotifyService::new(
+        store.clone(),
+        env.clone(),
+        NotifyConfig::new([3; 32]),
+        rec.clone(),
+    ));
+    let mut policy = SlaPolicy::default();
+    policy.targets.insert(
+        Severity::High,
+        SlaTargets {
+            acknowledge_secs: 600,
+            notify_secs: 3600,
+            resolve_secs: 4 * 3600,
+        },
+    );
+    policy.escalation = EscalationPolicy {
+        levels: vec![
+            EscalationLevel {
+                notify: vec!["oncall".into()],
+                delay_secs: 300,
+            },
+            EscalationLevel {
+                notify: vec!["admin".into(), "lead".into()],
+                delay_secs: 300,
+            },
+        ],
+        repeat: 1,
+    };
+    let svc = IncidentService::new(iam.clone(), policy).with_notify(notify.clone());
+    let provider = boot.provider.clone();
+    let sys = Caller::system();
+    // The people's channels: oncall by e-mail; admin by SMS in office hours and e-mail always.
+    let mut s = spec("oncall-mail", "email", "oncall@provider.example");
+    s.person = Some("OnCall".into());
+    notify.add_channel(&provider, &sys, &s).await.unwrap();
+    let mut s = spec("admin-sms", "sms", "+4915100000001");
+    s.person = Some("admin".into());
+    s.hours = Some("5x8".into());
+    notify.add_channel(&provider, &sys, &s).await.unwrap();
+    let mut s = spec("admin-mail", "email", "admin@provider.example");
+    s.person = Some("admin".into());
+    notify.add_channel(&provider, &sys, &s).await.unwrap();
+    // acme's security contact, and another channel that must not get incident notices.
+    let mut s = spec("security", "webhook", "https://acme.example/hook");
+    s.security_contact = true;
+    notify.add_channel(&acme, &sys, &s).await.unwrap();
+    notify
+        .add_channel(&acme, &sys, &spec("devops", "email", "devops@acme.example"))
+        .await
+        .unwrap();
+
+    let i = svc
+        .open(
+            &admin,
+            "acme",
+            NewIncident {
+                title: "DDoS on the web tier".into(),
+                description: "SYN flood".into(),
+                severity: Some(Severity::High),
+                category: "ddos".into(),
+                responsible: Some("oncall".into()),
+                source: "api".into(),
+                alerts: vec![],
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let id = i.id.to_string();
+    let sent = |rec: &Recorder| -> Vec<String> {
+        rec.sent.lock().unwrap().iter().map(recipients).collect()
+    };
+
+    // Acknowledgement breached at +10 min: level 1 pages oncall at once.
+    clock.advance_secs(600);
+    svc.fire_due(100).await.unwrap();
+    notify.deliver_due(100).await.unwrap();
+    assert_eq!(sent(&rec), vec!["oncall@provider.example"]);
+    let Delivery::Email { subject, .. } = rec.sent.lock().unwrap()[0].clone() else {
+        panic!()
+    };
+    assert!(
+        subject.contains("escalation level 1") && subject.contains("acknowledge"),
+        "{subject}"
+    );
+    // Level 2 at +15 min (08:15, before office hours): admin by e-mail, not by SMS; lead has
+    // no channel.
+    clock.advance_secs(300);
+    svc.fire_due(100).await.unwrap();
+    notify.deliver_due(100).await.unwrap();
+    assert_eq!(sent(&rec)[1..], ["admin@provider.example"]);
+    // The pages live in the provider's outbox, not in the tenant's.
+    let page = Page {
+        after: None,
+        limit: 100,
+    };
+    assert_eq!(
+        notify.outbox(&provider, None, &page).await.unwrap().len(),
+        2
+    );
+    assert!(notify.outbox(&acme, None, &page).await.unwrap().is_empty());
+    // Acknowledging stops the escalation: nothing more at the repeat round.
+    svc.apply(
+        &admin,
+        &id,
+        Command::Advance {
+            to: Step::Analysing,
+            responsible: "oncall".into(),
+            reason: "on it".into(),
+        },
+        &meta(),
+    )
+    .await
+    .unwrap();
+    clock.advance_secs(300);
+    svc.fire_due(100).await.unwrap();
+    notify.deliver_due(100).await.unwrap();
+    assert_eq!(sent(&rec).len(), 2, "{:?}", sent(&rec));
+
+    // At the notification deadline (+1 h, 09:00: office hours) nobody told the tenant: its
+    // security contact is told automatically, and the incident records it; the level-1 page for
+    // the notify breach goes to oncall.
+    clock.set(Timestamp(START + 3_600_000));
+    svc.fire_due(100).await.unwrap();
+    notify.deliver_due(100).await.unwrap();
+    let all = sent(&rec);
+    assert!(
+        all.contains(&"https://acme.example/hook".to_string()),
+        "{all:?}"
+    );
+    assert!(!all.contains(&"devops@acme.example".to_string()), "{all:?}");
+    let (_, i) = svc.get(&admin, &id, &meta()).await.unwrap();
+    assert_eq!(i.notified_at, Some(Timestamp(START + 3_600_000)));
+    let acme_box = notify.outbox(&acme, None, &page).await.unwrap();
+    assert_eq!(acme_box.len(), 1);
+    assert_eq!(acme_box[0].status, OutboxStatus::Delivered);
+    assert_eq!(acme_box[0].source, format!("incident:{id}"));
+    // Later pages of the notify timer stop: it is met.
+    let before = sent(&rec).len();
+    clock.advance_secs(1200);
+    svc.fire_due(100).await.unwrap();
+    notify.deliver_due(100).await.unwrap();
+    let after = sent(&rec);
+    // Only the resolve timer's pages may come later; nothing about notify.
+    assert_eq!(after.len(), before, "{after:?}");
+
+    // Telling the tenant by hand queues the notice in the same step.
+    svc.apply(
+        &admin,
+        &id,
+        Command::NotifyTenant {
+            message: "Mitigation is active; expect normal service within the hour.".into(),
+        },
+        &meta(),
+    )
+    .await
+    .unwrap();
+    let acme_box = notify.outbox(&acme, None, &page).await.unwrap();
+    assert_eq!(acme_box.len(), 2);
+    notify.deliver_due(100).await.unwrap();
+    let last = rec.sent.lock().unwrap().last().cloned().unwrap();
+    let Delivery::Webhook { body, .. } = last else {
+        panic!("{last:?}")
+    };
+    assert!(body.contains("Mitigation is active"), "{body}");
+}
