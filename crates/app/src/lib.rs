@@ -29,6 +29,7 @@ pub mod incident;
 pub mod kms;
 mod kms_console;
 pub mod mfa;
+pub mod monitor;
 mod openapi;
 pub mod sessions;
 pub mod witness;
@@ -54,6 +55,7 @@ pub struct AppState {
     pub kms: Arc<parapet_kms::KmsService>,
     pub store: Arc<dyn Store>,
     pub incident: Arc<parapet_incident::IncidentService>,
+    pub monitor: Arc<parapet_monitor::Monitor>,
     pub config: Arc<AppConfig>,
     pub metrics: Option<PrometheusHandle>,
 }
@@ -194,6 +196,7 @@ pub fn router(state: AppState) -> Router {
         .merge(incident::api_routes())
         .route("/openapi.json", get(openapi_json))
         .merge(kms::routes())
+        .merge(monitor::api_routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
 
@@ -202,6 +205,7 @@ pub fn router(state: AppState) -> Router {
         .merge(console::routes())
         .merge(kms_console::routes())
         .merge(incident::console_routes())
+        .merge(monitor::console_routes())
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/console") }),
@@ -222,6 +226,7 @@ pub fn router(state: AppState) -> Router {
 async fn openapi_json() -> Response {
     let mut doc = openapi::ApiDoc::openapi();
     doc.merge(incident::IncidentApi::openapi());
+    doc.merge(monitor::MonitorApi::openapi());
     match doc.to_json() {
         Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),
         Err(e) => ApiError::new(

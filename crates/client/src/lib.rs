@@ -32,6 +32,8 @@ pub use kms::{DataKey, KmsInit, KmsKey, KmsKeyVersion, KmsStatus, NewKmsKey};
 
 mod incident;
 pub use incident::{IncidentQuery, IncidentSummary, OpenIncident};
+mod events;
+pub use events::{EventPage, EventQuery, EventRecord, IngestError, IngestReceipt, Retention};
 
 /// How long one request may take, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

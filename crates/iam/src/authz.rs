@@ -57,6 +57,12 @@ pub enum Action {
     PlanRead,
     /// Write, revise and review plans, record drills.
     PlanManage,
+    /// Send security events of a tenant (API tokens need the `ingest` or `write` scope).
+    EventIngest,
+    /// Search a tenant's security events.
+    EventRead,
+    /// Set a tenant's event retention.
+    EventRetention,
 }
 
 impl Action {
@@ -73,6 +79,7 @@ impl Action {
                 | Action::KmsKeyRead
                 | Action::IncidentRead
                 | Action::PlanRead
+                | Action::EventRead
         )
     }
 }
@@ -94,7 +101,12 @@ pub fn authorize(p: &Principal, action: Action, target: &Tenant) -> Result<(), D
                 .into(),
         ));
     }
-    if action.writes() && !p.has_scope("write") {
+    if action == Action::EventIngest {
+        // An ingest token (scope `ingest`) may send events and do nothing else.
+        if !p.has_scope("ingest") && !p.has_scope("write") {
+            return Err(Denied("this token lacks the 'ingest' scope".into()));
+        }
+    } else if action.writes() && !p.has_scope("write") {
         return Err(Denied("this token lacks the 'write' scope".into()));
     }
     if !action.writes() && !p.has_scope("read") && !p.has_scope("write") {
@@ -152,6 +164,8 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
         (Role::Auditor, IncidentRead) => true,
         (Role::IncidentResponder, PlanRead | PlanManage) => target.kind == TenantKind::Provider,
         (Role::Operator | Role::Auditor, PlanRead) => target.kind == TenantKind::Provider,
+        (Role::Operator, EventIngest | EventRead) => true,
+        (Role::Auditor | Role::IncidentResponder, EventRead) => true,
         _ => false,
     }
 }
@@ -239,6 +253,8 @@ fn customer_rule(role: Role, action: Action) -> bool {
         (Role::TenantAdmin, IncidentRead | IncidentOpen | IncidentNote) => true,
         (Role::TenantMember, IncidentRead | IncidentNote) => true,
         (Role::TenantAuditor, IncidentRead) => true,
+        (Role::TenantAdmin, EventIngest | EventRead | EventRetention) => true,
+        (Role::TenantAuditor | Role::TenantMember, EventRead) => true,
         _ => false,
     }
 }
@@ -270,6 +286,9 @@ fn describe(a: Action) -> String {
         Action::IncidentNote => "add notes to incidents".into(),
         Action::PlanRead => "read emergency response plans".into(),
         Action::PlanManage => "manage emergency response plans".into(),
+        Action::EventIngest => "send security events".into(),
+        Action::EventRead => "search security events".into(),
+        Action::EventRetention => "set the event retention".into(),
     }
 }
 
@@ -334,6 +353,9 @@ mod tests {
             Action::IncidentNote,
             Action::PlanRead,
             Action::PlanManage,
+            Action::EventIngest,
+            Action::EventRead,
+            Action::EventRetention,
         ];
         v.extend(Role::ALL.into_iter().map(Action::UserCreate));
         v
@@ -354,6 +376,7 @@ mod tests {
                     (CredentialKind::ApiToken, &["read"][..]),
                     (CredentialKind::ApiToken, &["read", "write"][..]),
                     (CredentialKind::ApiToken, &[][..]),
+                    (CredentialKind::ApiToken, &["ingest"][..]),
                 ] {
                     let p = principal(home, role, kind, scopes);
                     for target in [&provider, &acme, &globex] {
@@ -366,7 +389,15 @@ mod tests {
                             }
                             // A read-only token never changes anything.
                             if kind == CredentialKind::ApiToken && !scopes.contains(&"write") {
-                                assert!(!ok || !a.writes(), "{role} {a:?} with {scopes:?}");
+                                assert!(
+                                    !ok || !a.writes()
+                                        || (a == Action::EventIngest && scopes == ["ingest"]),
+                                    "{role} {a:?} with {scopes:?}"
+                                );
+                            }
+                            // An ingest token sends events and does nothing else.
+                            if scopes == ["ingest"] {
+                                assert!(!ok || a == Action::EventIngest, "{role} {a:?} ingest");
                             }
                             // No token without scopes does anything.
                             if kind == CredentialKind::ApiToken && scopes.is_empty() {

@@ -396,7 +396,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .clone()
             .run_timers(std::time::Duration::from_millis(200), stop_rx.clone()),
     );
+    let monitor = Arc::new(parapet_monitor::Monitor::new(
+        iam.clone(),
+        parapet_monitor::MonitorConfig::default(),
+    ));
+    let retention = tokio::spawn(parapet_monitor_jobs::retention(
+        monitor.clone(),
+        stop_rx.clone(),
+    ));
     let state = AppState {
+        monitor,
         kms,
         audit,
         inventory,
@@ -424,9 +433,39 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = dormancy.await;
     let _ = kms_job.await;
     let _ = timers.await;
+    let _ = retention.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Background jobs of the monitoring service.
+mod parapet_monitor_jobs {
+    use std::sync::Arc;
+
+    /// Enforces every tenant's event retention shortly after start and then hourly, until
+    /// `stop` turns true.
+    pub async fn retention(
+        monitor: Arc<parapet_monitor::Monitor>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut wait = std::time::Duration::from_secs(30);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+            match monitor.enforce_retention().await {
+                Ok(done) => {
+                    for (tenant, p) in done {
+                        tracing::info!(%tenant, events = p.events, keys = p.batches, "event retention");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "event retention job failed"),
+            }
+            wait = std::time::Duration::from_secs(3600);
+        }
+    }
 }
 
 /// Disables dormant accounts (and deletes expired ones) shortly after start and then hourly,

@@ -19,6 +19,7 @@ mod account;
 mod approval;
 mod asset;
 mod audit;
+mod event;
 mod iam;
 mod incident;
 mod kms;

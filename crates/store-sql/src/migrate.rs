@@ -26,6 +26,7 @@ const SQLITE: &[(i64, &str)] = &[
         41,
         include_str!("../migrations/sqlite/0041_emergency_plans.sql"),
     ),
+    (30, include_str!("../migrations/sqlite/0030_events.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -57,6 +58,7 @@ const POSTGRES: &[(i64, &str)] = &[
         41,
         include_str!("../migrations/postgres/0041_emergency_plans.sql"),
     ),
+    (30, include_str!("../migrations/postgres/0030_events.sql")),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \

@@ -17,6 +17,7 @@ pub mod account;
 pub mod approval;
 pub mod asset;
 pub mod audit;
+pub mod event;
 pub mod incident;
 pub mod kms;
 pub mod mfa;
@@ -31,6 +32,7 @@ pub use audit::{
     AuditEvent, AuditFilter, AuditLogStore, AuditOutcome, AuditRecord, Integration, LogHead,
     StoredCheckpoint, StoredTile,
 };
+pub use event::{EventFilter, EventStore, Purged, StoredEvent};
 pub use incident::{IncidentFilter, IncidentRow, IncidentStore, PlanRow};
 pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore};
 pub use mfa::{MfaStore, TotpRecord};
@@ -304,6 +306,7 @@ pub trait Store:
     + KmsStore
     + ApprovalStore
     + IncidentStore
+    + EventStore
     + Health
 {
 }
@@ -318,6 +321,7 @@ impl<T> Store for T where
         + KmsStore
         + ApprovalStore
         + IncidentStore
+        + EventStore
         + Health
 {
 }
