@@ -30,6 +30,7 @@ pub mod kms;
 mod kms_console;
 pub mod mfa;
 pub mod monitor;
+pub mod monitor_alerts;
 mod openapi;
 pub mod sessions;
 pub mod witness;
@@ -197,6 +198,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .merge(kms::routes())
         .merge(monitor::api_routes())
+        .merge(monitor_alerts::api_routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
 
@@ -206,6 +208,7 @@ pub fn router(state: AppState) -> Router {
         .merge(kms_console::routes())
         .merge(incident::console_routes())
         .merge(monitor::console_routes())
+        .merge(monitor_alerts::console_routes())
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/console") }),
@@ -227,6 +230,7 @@ async fn openapi_json() -> Response {
     let mut doc = openapi::ApiDoc::openapi();
     doc.merge(incident::IncidentApi::openapi());
     doc.merge(monitor::MonitorApi::openapi());
+    doc.merge(monitor_alerts::AlertApi::openapi());
     match doc.to_json() {
         Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),
         Err(e) => ApiError::new(

@@ -53,7 +53,7 @@ pub fn console_routes() -> Router<AppState> {
 )]
 pub struct MonitorApi;
 
-fn monitor_error(e: MonitorError) -> Response {
+pub(crate) fn monitor_error(e: MonitorError) -> Response {
     match e {
         MonitorError::Iam(e) => ApiError::from(e).into_response(),
         MonitorError::BadEvent(b) => {
@@ -81,6 +81,7 @@ fn monitor_error(e: MonitorError) -> Response {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m).into_response()
         }
         MonitorError::Busy(secs) => busy(secs, "the ingestion queue is full"),
+        e @ MonitorError::Rules(_) => crate::monitor_alerts::rules_error(e),
     }
 }
 
@@ -99,6 +100,10 @@ pub struct ReceiptView {
     pub accepted: u64,
     /// Events attributed to an asset of the inventory.
     pub attributed: u64,
+    /// Alerts the batch raised (0 in a replayed answer).
+    pub alerts_raised: u64,
+    /// Rule matches in the batch (new alerts and matches joining open alerts).
+    pub alert_matches: u64,
     /// Whether this answer is the recorded one of an earlier request with the same key.
     pub replayed: bool,
 }
@@ -109,6 +114,8 @@ impl From<Receipt> for ReceiptView {
             batch: r.batch,
             accepted: r.accepted,
             attributed: r.attributed,
+            alerts_raised: r.alerts_raised,
+            alert_matches: r.alert_matches,
             replayed: r.replayed,
         }
     }

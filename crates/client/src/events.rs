@@ -10,6 +10,10 @@ pub struct IngestReceipt {
     pub batch: String,
     pub accepted: u64,
     pub attributed: u64,
+    #[serde(default)]
+    pub alerts_raised: u64,
+    #[serde(default)]
+    pub alert_matches: u64,
     pub replayed: bool,
 }
 

@@ -63,6 +63,14 @@ pub enum Action {
     EventRead,
     /// Set a tenant's event retention.
     EventRetention,
+    /// Read a tenant's detection rules.
+    RuleRead,
+    /// Upload, enable and disable a tenant's detection rules (the provider's apply to all).
+    RuleManage,
+    /// Read a tenant's alerts.
+    AlertRead,
+    /// Acknowledge, close and suppress a tenant's alerts.
+    AlertHandle,
 }
 
 impl Action {
@@ -80,6 +88,8 @@ impl Action {
                 | Action::IncidentRead
                 | Action::PlanRead
                 | Action::EventRead
+                | Action::RuleRead
+                | Action::AlertRead
         )
     }
 }
@@ -166,6 +176,8 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
         (Role::Operator | Role::Auditor, PlanRead) => target.kind == TenantKind::Provider,
         (Role::Operator, EventIngest | EventRead) => true,
         (Role::Auditor | Role::IncidentResponder, EventRead) => true,
+        (Role::Operator | Role::IncidentResponder, RuleRead | AlertRead | AlertHandle) => true,
+        (Role::Auditor, RuleRead | AlertRead) => true,
         _ => false,
     }
 }
@@ -255,6 +267,9 @@ fn customer_rule(role: Role, action: Action) -> bool {
         (Role::TenantAuditor, IncidentRead) => true,
         (Role::TenantAdmin, EventIngest | EventRead | EventRetention) => true,
         (Role::TenantAuditor | Role::TenantMember, EventRead) => true,
+        (Role::TenantAdmin, RuleRead | RuleManage | AlertRead | AlertHandle) => true,
+        (Role::TenantAuditor, RuleRead | AlertRead) => true,
+        (Role::TenantMember, AlertRead) => true,
         _ => false,
     }
 }
@@ -289,6 +304,10 @@ fn describe(a: Action) -> String {
         Action::EventIngest => "send security events".into(),
         Action::EventRead => "search security events".into(),
         Action::EventRetention => "set the event retention".into(),
+        Action::RuleRead => "read detection rules".into(),
+        Action::RuleManage => "manage detection rules".into(),
+        Action::AlertRead => "read alerts".into(),
+        Action::AlertHandle => "acknowledge, close or suppress alerts".into(),
     }
 }
 
@@ -356,6 +375,10 @@ mod tests {
             Action::EventIngest,
             Action::EventRead,
             Action::EventRetention,
+            Action::RuleRead,
+            Action::RuleManage,
+            Action::AlertRead,
+            Action::AlertHandle,
         ];
         v.extend(Role::ALL.into_iter().map(Action::UserCreate));
         v

@@ -26,8 +26,11 @@ use parapet_types::{Actor, AssetId, Env, TenantCtx, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+pub mod alerts;
 pub mod normalize;
+pub use alerts::{SampleMatch, parse_rule_file};
 pub use normalize::{BadEvent, MAX_BATCH_EVENTS, MAX_EVENT_BYTES};
+pub use parapet_detect::RuleError;
 
 /// What a monitoring call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +42,9 @@ pub enum MonitorError {
     BadEvent(BadEvent),
     #[error("{0}")]
     Invalid(String),
+    /// Invalid rules: nothing was stored.
+    #[error("{} invalid rule(s); nothing was stored", .0.len())]
+    Rules(Vec<parapet_detect::RuleError>),
     /// Too much is being ingested right now: retry after this many seconds.
     #[error("the ingestion queue is full; retry in {0} s")]
     Busy(u32),
@@ -46,7 +52,7 @@ pub enum MonitorError {
 
 pub type MonitorResult<T> = Result<T, MonitorError>;
 
-fn store_err(e: StoreError) -> MonitorError {
+pub(crate) fn store_err(e: StoreError) -> MonitorError {
     MonitorError::Iam(match e {
         StoreError::NotFound => IamError::NotFound("not found".into()),
         StoreError::Conflict(m) => IamError::Conflict(m),
@@ -66,6 +72,11 @@ pub struct MonitorConfig {
     pub ingest_budget_bytes: usize,
     /// How long the asset lookup of a tenant is reused, in milliseconds.
     pub asset_cache_ms: i64,
+    /// How long compiled rules are reused before another replica's changes are read (ms).
+    pub rule_cache_ms: i64,
+    /// Matches of the same rule and group key within this many seconds of the alert's last
+    /// event join that alert.
+    pub dedup_window_secs: i64,
 }
 
 impl Default for MonitorConfig {
@@ -75,6 +86,8 @@ impl Default for MonitorConfig {
             idempotency_secs: 7 * 24 * 3600,
             ingest_budget_bytes: 64 * 1024 * 1024,
             asset_cache_ms: 5_000,
+            rule_cache_ms: 5_000,
+            dedup_window_secs: 300,
         }
     }
 }
@@ -86,6 +99,11 @@ pub struct Receipt {
     pub accepted: u64,
     /// Events attributed to an asset of the inventory.
     pub attributed: u64,
+    /// Alerts raised by the batch, and matches added to existing alerts.
+    #[serde(default)]
+    pub alerts_raised: u64,
+    #[serde(default)]
+    pub alert_matches: u64,
     /// Whether this is the recorded answer to an earlier request with the same key.
     #[serde(default)]
     pub replayed: bool,
@@ -144,6 +162,8 @@ pub struct Monitor {
     config: MonitorConfig,
     in_flight: AtomicUsize,
     assets: Mutex<HashMap<TenantId, Arc<AssetIndex>>>,
+    detectors: Mutex<alerts::DetectorCache>,
+    provider: Mutex<Option<TenantId>>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -163,6 +183,8 @@ impl Monitor {
             config,
             in_flight: AtomicUsize::new(0),
             assets: Mutex::new(HashMap::new()),
+            detectors: Mutex::new(HashMap::new()),
+            provider: Mutex::new(None),
         }
     }
 
@@ -292,7 +314,9 @@ impl Monitor {
             .new_id()
             .map_err(|e| MonitorError::Iam(IamError::Internal(e.to_string())))?;
         let index = self.asset_index(t).await?;
+        let detectors = self.detectors_for(t).await?;
         let mut events = Vec::with_capacity(parsed.len());
+        let mut hits = Vec::new();
         let mut attributed = 0u64;
         for p in parsed {
             let n = normalize::normalize(&p.value);
@@ -300,13 +324,24 @@ impl Monitor {
             if asset.is_some() {
                 attributed += 1;
             }
+            let id = self
+                .env
+                .new_id()
+                .map_err(|e| MonitorError::Iam(IamError::Internal(e.to_string())))?;
+            let time = n.time.unwrap_or(now);
+            self.hits_of(
+                &detectors,
+                &p.value,
+                id,
+                time,
+                n.host.as_deref(),
+                asset,
+                &mut hits,
+            )?;
             events.push(StoredEvent {
-                id: self
-                    .env
-                    .new_id()
-                    .map_err(|e| MonitorError::Iam(IamError::Internal(e.to_string())))?,
+                id,
                 tenant: t.id,
-                time: n.time.unwrap_or(now),
+                time,
                 received_at: now,
                 host: n.host,
                 source: n.source,
@@ -317,12 +352,16 @@ impl Monitor {
                 raw: p.raw,
             });
         }
-        let receipt = Receipt {
+        let mut receipt = Receipt {
             batch: batch.to_string(),
             accepted: events.len() as u64,
             attributed,
+            alerts_raised: 0,
+            alert_matches: hits.len() as u64,
             replayed: false,
         };
+        // The raised count is only known after grouping in the store; the recorded answer
+        // carries the matches, and the live answer both.
         let response = serde_json::to_string(&receipt)
             .map_err(|e| MonitorError::Iam(IamError::Internal(e.to_string())))?;
         let audit = AuditEvent {
@@ -337,14 +376,27 @@ impl Monitor {
             details: json!({"batch": receipt.batch, "events": receipt.accepted,
                 "idempotency_key": key}),
         };
-        match self
+        let window_start = now.plus_secs(-self.config.dedup_window_secs);
+        let stored = self
             .store
-            .ingest_events(TenantCtx::new(t.id), key, &response, &events, &audit)
+            .ingest_events(
+                TenantCtx::new(t.id),
+                key,
+                &response,
+                &events,
+                &hits,
+                window_start,
+                &audit,
+            )
             .await
-            .map_err(store_err)?
-        {
+            .map_err(store_err)?;
+        match stored.replay {
             None => {
                 metrics::counter!("parapet_events_ingested_total").increment(receipt.accepted);
+                metrics::counter!("parapet_alerts_raised_total").increment(stored.alerts.created);
+                metrics::counter!("parapet_alerts_suppressed_total")
+                    .increment(stored.alerts.suppressed);
+                receipt.alerts_raised = stored.alerts.created;
                 Ok(receipt)
             }
             Some(previous) => {

@@ -3,6 +3,7 @@
 //! sentence (or JSON with `--json`), and fails with one line on standard error.
 
 mod account;
+mod alerts;
 mod approval;
 mod asset;
 mod audit;
@@ -122,6 +123,12 @@ pub enum ClientCommand {
     /// Send JSON-lines files of events to a tenant (in batches, each with an idempotency key,
     /// so running it again after a failure stores nothing twice).
     Ingest(events::IngestArgs),
+    /// Detection rules stored on the server (Sigma): import, add, list, enable, disable, test.
+    #[command(subcommand)]
+    Rules(alerts::RulesCommand),
+    /// Alerts raised by the detection rules: list, show, ack, close, suppress.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// Key management: seal and unseal, keys, encrypt/decrypt, data keys, signatures, MACs.
     #[command(subcommand)]
     Kms(kms::KmsCommand),
@@ -358,6 +365,8 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Detect(c) => detect::run(c),
         ClientCommand::Events(c) => events::run(c).await,
         ClientCommand::Ingest(a) => events::ingest(a).await,
+        ClientCommand::Rules(c) => alerts::rules(c).await,
+        ClientCommand::Alerts(c) => alerts::alerts(c).await,
         ClientCommand::Kms(c) => kms::run(c).await,
         ClientCommand::Approval(c) => approval::run(c).await,
         ClientCommand::Backup(c) => backup::run(c).await,

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use parapet_store::{
-    AuditEvent, EventFilter, EventStore, Page, Purged, StoreError, StoreResult, StoredEvent,
+    AlertHit, AuditEvent, EventFilter, EventStore, Ingested, Page, Purged, StoreError, StoreResult,
+    StoredEvent,
 };
 use parapet_types::{AssetId, TenantCtx, TenantId, Timestamp};
 use serde::Deserialize;
@@ -132,8 +133,10 @@ impl EventStore for SqlStore {
         key: Option<&str>,
         response: &str,
         events: &[StoredEvent],
+        hits: &[AlertHit],
+        window_start: Timestamp,
         audit: &AuditEvent,
-    ) -> StoreResult<Option<String>> {
+    ) -> StoreResult<Ingested> {
         check_tenant(ctx, events)?;
         let batch = events.first().map(|e| e.batch.to_string());
         let full_sql = insert_sql(CHUNK);
@@ -190,9 +193,22 @@ impl EventStore for SqlStore {
                     }
                     q.execute(&mut *tx).await.db()?;
                 }
-                insert_audit!(&mut *tx, audit);
+                let alerts = crate::alert::apply_hits!(tx, ctx, hits, window_start, audit.time);
+                let mut audit = audit.clone();
+                if let Some(d) = audit.details.as_object_mut() {
+                    d.insert("alerts_raised".into(), alerts.created.into());
+                }
+                insert_audit!(&mut *tx, &audit);
+                Ingested {
+                    replay: None,
+                    alerts,
+                }
+            } else {
+                Ingested {
+                    replay,
+                    alerts: Default::default(),
+                }
             }
-            replay
         });
         Ok(replay)
     }

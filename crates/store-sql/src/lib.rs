@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 };
 
 mod account;
+mod alert;
 mod approval;
 mod asset;
 mod audit;

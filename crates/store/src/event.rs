@@ -4,7 +4,7 @@
 use parapet_types::{AssetId, TenantCtx, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::{AuditEvent, Page, StoreResult};
+use crate::{AlertCounts, AlertHit, AuditEvent, Page, StoreResult};
 
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +44,14 @@ pub struct EventFilter {
     pub contains: Vec<String>,
 }
 
+/// What storing a batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ingested {
+    /// The recorded response of an earlier batch with the same key (nothing was stored).
+    pub replay: Option<String>,
+    pub alerts: AlertCounts,
+}
+
 /// What a retention sweep did for one tenant.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
@@ -54,18 +62,23 @@ pub struct Purged {
 /// Event storage.
 #[async_trait::async_trait]
 pub trait EventStore: Send + Sync {
-    /// Stores `events` (all of tenant `ctx`) with the batch record `audit`, in one transaction.
-    /// With an idempotency `key`, the batch is recorded under it with `response`; when the tenant
-    /// already has a batch under that key, nothing is stored and its recorded response is
-    /// returned instead.
+    /// Stores `events` (all of tenant `ctx`) and the alerts of `hits` with the batch record
+    /// `audit`, in one transaction. A hit joins the alert of the same rule and group key that is
+    /// not closed and saw an event since `window_start`, else raises a new alert; a hit under a
+    /// running suppression raises nothing. With an idempotency `key`, the batch is recorded under
+    /// it with `response`; when the tenant already has a batch under that key, nothing is stored
+    /// and its recorded response is returned instead.
+    #[allow(clippy::too_many_arguments)]
     async fn ingest_events(
         &self,
         ctx: TenantCtx,
         key: Option<&str>,
         response: &str,
         events: &[StoredEvent],
+        hits: &[AlertHit],
+        window_start: Timestamp,
         audit: &AuditEvent,
-    ) -> StoreResult<Option<String>>;
+    ) -> StoreResult<Ingested>;
 
     /// Events of `ctx` matching `filter`, newest first, after the cursor `page.after`
     /// (`<time>:<id>` of the last event of the previous page).

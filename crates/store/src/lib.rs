@@ -14,6 +14,7 @@ use parapet_types::{
 use serde::{Deserialize, Serialize};
 
 pub mod account;
+pub mod alert;
 pub mod approval;
 pub mod asset;
 pub mod audit;
@@ -23,6 +24,9 @@ pub mod kms;
 pub mod mfa;
 pub mod session;
 pub use account::{AccountPolicy, AccountRow, AccountState, AccountStore, Attempt, Factor, Lock};
+pub use alert::{
+    Alert, AlertCounts, AlertFilter, AlertHit, AlertStatus, AlertStore, StoredRule, Suppression,
+};
 pub use approval::{ApprovalEffect, ApprovalKind, ApprovalRequest, ApprovalStore};
 pub use asset::{
     Asset, AssetFilter, AssetHealth, AssetKind, AssetStore, Criticality, ImportCounts, Software,
@@ -32,7 +36,7 @@ pub use audit::{
     AuditEvent, AuditFilter, AuditLogStore, AuditOutcome, AuditRecord, Integration, LogHead,
     StoredCheckpoint, StoredTile,
 };
-pub use event::{EventFilter, EventStore, Purged, StoredEvent};
+pub use event::{EventFilter, EventStore, Ingested, Purged, StoredEvent};
 pub use incident::{IncidentFilter, IncidentRow, IncidentStore, PlanRow};
 pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore};
 pub use mfa::{MfaStore, TotpRecord};
@@ -307,6 +311,7 @@ pub trait Store:
     + ApprovalStore
     + IncidentStore
     + EventStore
+    + AlertStore
     + Health
 {
 }
@@ -322,6 +327,7 @@ impl<T> Store for T where
         + ApprovalStore
         + IncidentStore
         + EventStore
+        + AlertStore
         + Health
 {
 }
