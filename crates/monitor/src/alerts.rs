@@ -21,7 +21,9 @@ use crate::{Monitor, MonitorError, MonitorResult, store_err};
 
 /// A tenant's compiled rules.
 pub(crate) struct Compiled {
-    pub loaded: Timestamp,
+    /// When the rules were last found current (ms).
+    pub loaded: std::sync::atomic::AtomicI64,
+    pub version: (i64, i64, i64),
     pub detector: Option<Detector>,
 }
 
@@ -150,11 +152,25 @@ impl Monitor {
     /// rules change on this replica).
     pub(crate) async fn compiled(&self, t: TenantId) -> MonitorResult<Arc<Compiled>> {
         let now = self.env.now();
-        if let Ok(cache) = self.detectors.lock()
-            && let Some(c) = cache.get(&t)
-            && (0..self.config.rule_cache_ms).contains(&(now.0 - c.loaded.0))
+        let cached = self.detectors.lock().ok().and_then(|c| c.get(&t).cloned());
+        if let Some(c) = &cached
+            && (0..self.config.rule_cache_ms)
+                .contains(&(now.0 - c.loaded.load(std::sync::atomic::Ordering::Relaxed)))
         {
             return Ok(c.clone());
+        }
+        // Past its age, compiled rules are kept when the stored rules have not changed
+        // (compiling thousands of rules takes seconds).
+        let version = self
+            .store
+            .rules_version(TenantCtx::new(t))
+            .await
+            .map_err(store_err)?;
+        if let Some(c) = cached
+            && c.version == version
+        {
+            c.loaded.store(now.0, std::sync::atomic::Ordering::Relaxed);
+            return Ok(c);
         }
         let rules = self
             .store
@@ -162,7 +178,8 @@ impl Monitor {
             .await
             .map_err(store_err)?;
         let c = Arc::new(Compiled {
-            loaded: now,
+            loaded: std::sync::atomic::AtomicI64::new(now.0),
+            version,
             detector: compile(&rules),
         });
         if let Ok(mut cache) = self.detectors.lock() {

@@ -337,6 +337,24 @@ impl AlertStore for SqlStore {
         .await
     }
 
+    async fn rules_version(&self, ctx: TenantCtx) -> StoreResult<(i64, i64, i64)> {
+        with_pool!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS n, COALESCE(SUM(enabled), 0) AS e, \
+                 COALESCE(MAX(updated_at), 0) AS u FROM detection_rules WHERE tenant_id = $1",
+            )
+            .bind(ctx.tenant.to_string())
+            .fetch_one(pool)
+            .await
+            .db()?;
+            Ok((
+                row.try_get::<i64, _>("n").db()?,
+                row.try_get::<i64, _>("e").db()?,
+                row.try_get::<i64, _>("u").db()?,
+            ))
+        })
+    }
+
     async fn set_rule_enabled(
         &self,
         ctx: TenantCtx,

@@ -143,6 +143,10 @@ pub trait AlertStore: Send + Sync {
     /// Rules of `ctx` by rule id (with their YAML only when `yaml`).
     async fn list_rules(&self, ctx: TenantCtx, enabled_only: bool) -> StoreResult<Vec<StoredRule>>;
 
+    /// A value that changes whenever the rules of `ctx` change (count, enabled count, latest
+    /// update), to tell whether compiled rules are still current without reading them.
+    async fn rules_version(&self, ctx: TenantCtx) -> StoreResult<(i64, i64, i64)>;
+
     async fn set_rule_enabled(
         &self,
         ctx: TenantCtx,
