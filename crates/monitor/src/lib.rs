@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 
 pub mod alerts;
 pub mod normalize;
+pub mod syslog;
 pub use alerts::{SampleMatch, parse_rule_file};
 pub use normalize::{BadEvent, MAX_BATCH_EVENTS, MAX_EVENT_BYTES};
 pub use parapet_detect::RuleError;
@@ -164,6 +165,15 @@ pub struct Monitor {
     assets: Mutex<HashMap<TenantId, Arc<AssetIndex>>>,
     detectors: Mutex<alerts::DetectorCache>,
     provider: Mutex<Option<TenantId>>,
+    global: Mutex<Option<Arc<GlobalIndex>>>,
+}
+
+/// Every tenant's assets by lower-cased host name and address (for senders that do not say
+/// which tenant they belong to, such as syslog).
+struct GlobalIndex {
+    loaded: Timestamp,
+    by_key: HashMap<String, (Tenant, AssetId)>,
+    provider: Option<Tenant>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -185,6 +195,7 @@ impl Monitor {
             assets: Mutex::new(HashMap::new()),
             detectors: Mutex::new(HashMap::new()),
             provider: Mutex::new(None),
+            global: Mutex::new(None),
         }
     }
 
@@ -656,6 +667,114 @@ impl Monitor {
             after = tenants.last().map(|t| t.id.to_string());
         }
         Ok(out)
+    }
+}
+
+impl Monitor {
+    async fn global_index(&self) -> MonitorResult<Arc<GlobalIndex>> {
+        let now = self.env.now();
+        if let Ok(g) = self.global.lock()
+            && let Some(ix) = g.as_ref()
+            && (0..self.config.asset_cache_ms).contains(&(now.0 - ix.loaded.0))
+        {
+            return Ok(ix.clone());
+        }
+        let provider = self.store.provider_tenant().await.map_err(store_err)?;
+        let mut by_key = HashMap::new();
+        if let Some(p) = &provider {
+            let mut after: Option<String> = None;
+            loop {
+                let tenants = self
+                    .store
+                    .list_tenants(
+                        TenantCtx::new(p.id),
+                        &Page {
+                            after: after.clone(),
+                            limit: 500,
+                        },
+                    )
+                    .await
+                    .map_err(store_err)?;
+                for t in &tenants {
+                    let ix = self.asset_index(t).await?;
+                    for (k, a) in &ix.by_key {
+                        by_key.entry(k.clone()).or_insert((t.clone(), *a));
+                    }
+                }
+                if tenants.len() < 500 {
+                    break;
+                }
+                after = tenants.last().map(|t| t.id.to_string());
+            }
+        }
+        let ix = Arc::new(GlobalIndex {
+            loaded: now,
+            by_key,
+            provider,
+        });
+        if let Ok(mut g) = self.global.lock() {
+            *g = Some(ix.clone());
+        }
+        Ok(ix)
+    }
+
+    /// Ingests received syslog lines `(sender address, line)`: each is parsed (RFC 5424 or
+    /// 3164; auditd records into fields), attributed through the inventory of every tenant by
+    /// host name, else by the sender's address (unknown senders go to the provider tenant), and
+    /// stored per tenant as one batch. Malformed lines are counted and kept whole.
+    pub async fn ingest_lines(&self, lines: &[(String, String)]) -> MonitorResult<u64> {
+        let now = self.env.now();
+        let ix = self.global_index().await?;
+        let mut per_tenant: HashMap<TenantId, (Tenant, Vec<u8>)> = HashMap::new();
+        for (peer, line) in lines {
+            if line.trim().is_empty() {
+                continue;
+            }
+            // A line longer than an event may be is cut (and counted as malformed).
+            let mut cut = line.len() > MAX_EVENT_BYTES / 2;
+            let mut end = line.len().min(MAX_EVENT_BYTES / 2);
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            let (ev, ok) = syslog::parse_line(line.get(..end).unwrap_or_default(), peer, now);
+            cut |= !ok;
+            metrics::counter!("parapet_syslog_messages_total").increment(1);
+            if cut {
+                metrics::counter!("parapet_syslog_malformed_total").increment(1);
+            }
+            let host = ev
+                .get("host")
+                .and_then(Value::as_str)
+                .map(str::to_lowercase);
+            let found = host
+                .as_ref()
+                .and_then(|h| ix.by_key.get(h))
+                .or_else(|| ix.by_key.get(&peer.to_lowercase()));
+            let tenant = match (found, &ix.provider) {
+                (Some((t, _)), _) => t.clone(),
+                (None, Some(p)) => p.clone(),
+                (None, None) => continue,
+            };
+            let Ok(mut text) = serde_json::to_vec(&ev) else {
+                continue;
+            };
+            text.push(b'\n');
+            per_tenant
+                .entry(tenant.id)
+                .or_insert_with(|| (tenant, Vec::new()))
+                .1
+                .extend_from_slice(&text);
+        }
+        let mut stored = 0;
+        let meta = RequestMeta {
+            source_ip: None,
+            user_agent: Some("syslog".into()),
+        };
+        for (_, (t, body)) in per_tenant {
+            let r = self.ingest(&t, Actor::System, &meta, &body, None).await?;
+            stored += r.accepted;
+        }
+        Ok(stored)
     }
 }
 

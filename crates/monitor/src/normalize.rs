@@ -296,7 +296,7 @@ pub fn normalize(v: &Value) -> Normalized {
         }
     });
     let mut addresses = Vec::new();
-    for p in ["host.ip", "ip", "host_ip", "address"] {
+    for p in ["host.ip", "ip", "host_ip", "address", "peer"] {
         match field(v, p) {
             Some(Value::Array(items)) => {
                 addresses.extend(items.iter().filter_map(scalar));

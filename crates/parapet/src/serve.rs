@@ -73,6 +73,10 @@ pub struct ServeArgs {
         hide = true
     )]
     kms_job_interval: Option<u64>,
+    /// Receive syslog (RFC 5424 and 3164; UDP and TCP on the same address), e.g. 0.0.0.0:514;
+    /// messages are attributed to tenants and assets through the inventory.
+    #[arg(long, env = "PARAPET_SYSLOG_LISTEN", value_name = "ADDR")]
+    syslog_listen: Option<SocketAddr>,
     /// Log format on standard error [default: text]. The level comes from PARAPET_LOG
     /// (e.g. `info`, `debug,sqlx=warn`).
     #[arg(long, env = "PARAPET_LOG_FORMAT", value_enum)]
@@ -106,6 +110,7 @@ struct FileConfig {
     account_policy: Option<parapet_store::AccountPolicy>,
     kms_key_file: Option<PathBuf>,
     kms_job_interval_secs: Option<u64>,
+    syslog_listen: Option<SocketAddr>,
 }
 
 /// The effective settings.
@@ -122,6 +127,7 @@ struct Settings {
     witnesses: Vec<parapet_app::witness::Sink>,
     kms_key_file: Option<PathBuf>,
     kms_job_interval: std::time::Duration,
+    syslog_listen: Option<SocketAddr>,
 }
 
 fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
@@ -227,6 +233,7 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
                 .unwrap_or(30)
                 .max(1),
         ),
+        syslog_listen: args.syslog_listen.or(file.syslog_listen),
     })
 }
 
@@ -404,6 +411,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         monitor.clone(),
         stop_rx.clone(),
     ));
+    let syslog = match s.syslog_listen {
+        Some(addr) => Some(crate::syslog::start(addr, monitor.clone(), stop_rx.clone()).await?),
+        None => None,
+    };
     let state = AppState {
         monitor,
         kms,
@@ -434,6 +445,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = kms_job.await;
     let _ = timers.await;
     let _ = retention.await;
+    if let Some(h) = syslog {
+        let _ = h.await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
