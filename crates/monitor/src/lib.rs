@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub mod alerts;
+pub mod audit_source;
 pub mod normalize;
 pub mod syslog;
 pub use alerts::{SampleMatch, parse_rule_file};

@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// messages are attributed to tenants and assets through the inventory.
     #[arg(long, env = "PARAPET_SYSLOG_LISTEN", value_name = "ADDR")]
     syslog_listen: Option<SocketAddr>,
+    /// Feed Parapet's own audit log to detection (into the provider tenant) and install the
+    /// built-in rules (failed log-ins, privilege grants outside an approval, denied access).
+    #[arg(long, env = "PARAPET_MONITOR_AUDIT_LOG")]
+    monitor_audit_log: bool,
     /// Log format on standard error [default: text]. The level comes from PARAPET_LOG
     /// (e.g. `info`, `debug,sqlx=warn`).
     #[arg(long, env = "PARAPET_LOG_FORMAT", value_enum)]
@@ -111,6 +115,7 @@ struct FileConfig {
     kms_key_file: Option<PathBuf>,
     kms_job_interval_secs: Option<u64>,
     syslog_listen: Option<SocketAddr>,
+    monitor_audit_log: Option<bool>,
 }
 
 /// The effective settings.
@@ -128,6 +133,7 @@ struct Settings {
     kms_key_file: Option<PathBuf>,
     kms_job_interval: std::time::Duration,
     syslog_listen: Option<SocketAddr>,
+    monitor_audit_log: bool,
 }
 
 fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
@@ -234,6 +240,7 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
                 .max(1),
         ),
         syslog_listen: args.syslog_listen.or(file.syslog_listen),
+        monitor_audit_log: args.monitor_audit_log || file.monitor_audit_log.unwrap_or(false),
     })
 }
 
@@ -411,6 +418,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         monitor.clone(),
         stop_rx.clone(),
     ));
+    let audit_source = if s.monitor_audit_log {
+        match monitor.install_builtin_rules().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rules = n, "built-in detection rules installed"),
+            Err(e) => tracing::warn!(error = %e, "cannot install the built-in detection rules"),
+        }
+        Some(tokio::spawn(parapet_monitor_jobs::audit_source(
+            monitor.clone(),
+            stop_rx.clone(),
+        )))
+    } else {
+        None
+    };
     let syslog = match s.syslog_listen {
         Some(addr) => Some(crate::syslog::start(addr, monitor.clone(), stop_rx.clone()).await?),
         None => None,
@@ -445,6 +465,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = kms_job.await;
     let _ = timers.await;
     let _ = retention.await;
+    if let Some(h) = audit_source {
+        let _ = h.await;
+    }
     if let Some(h) = syslog {
         let _ = h.await;
     }
@@ -478,6 +501,34 @@ mod parapet_monitor_jobs {
                 Err(e) => tracing::warn!(error = %e, "event retention job failed"),
             }
             wait = std::time::Duration::from_secs(3600);
+        }
+    }
+
+    /// Feeds Parapet's own audit records to detection, every second (at once again while
+    /// behind), until `stop` turns true.
+    pub async fn audit_source(
+        monitor: Arc<parapet_monitor::Monitor>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut cursor = None;
+        let mut wait = std::time::Duration::from_secs(1);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+            let before = cursor;
+            match monitor.ingest_audit_step(&mut cursor).await {
+                Ok(_) if cursor != before && before.is_some() => {
+                    wait = std::time::Duration::from_millis(10);
+                }
+                Ok(_) => wait = std::time::Duration::from_secs(1),
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit event source failed");
+                    cursor = None;
+                    wait = std::time::Duration::from_secs(5);
+                }
+            }
         }
     }
 }
