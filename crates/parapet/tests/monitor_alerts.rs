@@ -355,6 +355,21 @@ fn alerts_from_provider_and_tenant_rules_with_grouping_and_isolation(backend: Ba
             assert!(actions.contains(&a), "{a} missing from {actions:?}");
         }
 
+        // The endpoints are in the OpenAPI document.
+        let (s, doc) = api.get("/api/v1/openapi.json", &alice).await;
+        assert_eq!(s, 200);
+        for p in [
+            "/api/v1/tenants/{tenant}/events",
+            "/api/v1/tenants/{tenant}/event-retention",
+            "/api/v1/tenants/{tenant}/rules",
+            "/api/v1/tenants/{tenant}/rules-test",
+            "/api/v1/tenants/{tenant}/alerts",
+            "/api/v1/tenants/{tenant}/alerts/{id}/{verb}",
+            "/api/v1/tenants/{tenant}/alert-suppressions",
+        ] {
+            assert!(doc["paths"].get(p).is_some(), "missing {p}");
+        }
+
         // The console's live alert list.
         let res = api
             .http
