@@ -235,43 +235,6 @@ impl Monitor {
         Ok(out)
     }
 
-    /// The alert hits of one event.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn hits_of(
-        &self,
-        detectors: &[(TenantId, Arc<Compiled>)],
-        event: &Value,
-        id: uuid::Uuid,
-        time: Timestamp,
-        host: Option<&str>,
-        asset: Option<AssetId>,
-        out: &mut Vec<AlertHit>,
-    ) -> MonitorResult<()> {
-        for (owner, c) in detectors {
-            let Some(d) = &c.detector else { continue };
-            for m in d.detect(event) {
-                if m.correlation {
-                    continue;
-                }
-                out.push(AlertHit {
-                    rule_id: m.rule_id,
-                    rule_tenant: *owner,
-                    title: m.title,
-                    severity: level_severity(m.level.as_deref()),
-                    group_key: host.map_or_else(|| "-".to_string(), str::to_lowercase),
-                    asset,
-                    event: id,
-                    event_time: time,
-                    new_alert_id: self
-                        .env
-                        .new_id()
-                        .map_err(|e| MonitorError::Iam(IamError::Internal(e.to_string())))?,
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// Uploads rule files (name, YAML) into tenant `tenant`: all or nothing.
     pub async fn import_rules(
         &self,
@@ -576,3 +539,39 @@ impl Monitor {
 
 /// Compiled detectors per tenant.
 pub(crate) type DetectorCache = HashMap<TenantId, Arc<Compiled>>;
+
+/// The alert hits of one event.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn hits_of(
+    env: &parapet_types::Env,
+    detectors: &[(TenantId, Arc<Compiled>)],
+    event: &Value,
+    id: uuid::Uuid,
+    time: Timestamp,
+    host: Option<&str>,
+    asset: Option<AssetId>,
+    out: &mut Vec<AlertHit>,
+) -> MonitorResult<()> {
+    for (owner, c) in detectors {
+        let Some(d) = &c.detector else { continue };
+        for m in d.detect(event) {
+            if m.correlation {
+                continue;
+            }
+            out.push(AlertHit {
+                rule_id: m.rule_id,
+                rule_tenant: *owner,
+                title: m.title,
+                severity: level_severity(m.level.as_deref()),
+                group_key: host.map_or_else(|| "-".to_string(), str::to_lowercase),
+                asset,
+                event: id,
+                event_time: time,
+                new_alert_id: env
+                    .new_id()
+                    .map_err(|e| MonitorError::Iam(IamError::Internal(e.to_string())))?,
+            });
+        }
+    }
+    Ok(())
+}

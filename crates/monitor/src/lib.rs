@@ -327,43 +327,15 @@ impl Monitor {
             .map_err(|e| MonitorError::Iam(IamError::Internal(e.to_string())))?;
         let index = self.asset_index(t).await?;
         let detectors = self.detectors_for(t).await?;
-        let mut events = Vec::with_capacity(parsed.len());
-        let mut hits = Vec::new();
-        let mut attributed = 0u64;
-        for p in parsed {
-            let n = normalize::normalize(&p.value);
-            let asset = attribute(&index, n.host.as_deref(), &n.addresses);
-            if asset.is_some() {
-                attributed += 1;
-            }
-            let id = self
-                .env
-                .new_id()
-                .map_err(|e| MonitorError::Iam(IamError::Internal(e.to_string())))?;
-            let time = n.time.unwrap_or(now);
-            self.hits_of(
-                &detectors,
-                &p.value,
-                id,
-                time,
-                n.host.as_deref(),
-                asset,
-                &mut hits,
-            )?;
-            events.push(StoredEvent {
-                id,
-                tenant: t.id,
-                time,
-                received_at: now,
-                host: n.host,
-                source: n.source,
-                severity: n.severity,
-                message: n.message,
-                asset,
-                batch,
-                raw: p.raw,
-            });
-        }
+        // Normalizing and evaluating thousands of rules is CPU work: it runs on a blocking
+        // thread so that the server's other requests are not held up.
+        let env = self.env.clone();
+        let tenant = t.id;
+        let (events, hits, attributed) = tokio::task::spawn_blocking(move || {
+            evaluate_batch(&env, tenant, batch, now, parsed, &index, &detectors)
+        })
+        .await
+        .map_err(|e| MonitorError::Iam(IamError::Internal(format!("detection failed: {e}"))))??;
         let mut receipt = Receipt {
             batch: batch.to_string(),
             accepted: events.len() as u64,
@@ -777,6 +749,56 @@ impl Monitor {
         }
         Ok(stored)
     }
+}
+
+/// Normalizes, attributes and evaluates the events of a batch.
+fn evaluate_batch(
+    env: &Env,
+    tenant: TenantId,
+    batch: uuid::Uuid,
+    now: Timestamp,
+    parsed: Vec<normalize::Parsed>,
+    index: &AssetIndex,
+    detectors: &[(TenantId, Arc<alerts::Compiled>)],
+) -> MonitorResult<(Vec<StoredEvent>, Vec<parapet_store::AlertHit>, u64)> {
+    let mut events = Vec::with_capacity(parsed.len());
+    let mut hits = Vec::new();
+    let mut attributed = 0u64;
+    for p in parsed {
+        let n = normalize::normalize(&p.value);
+        let asset = attribute(index, n.host.as_deref(), &n.addresses);
+        if asset.is_some() {
+            attributed += 1;
+        }
+        let id = env
+            .new_id()
+            .map_err(|e| MonitorError::Iam(IamError::Internal(e.to_string())))?;
+        let time = n.time.unwrap_or(now);
+        alerts::hits_of(
+            env,
+            detectors,
+            &p.value,
+            id,
+            time,
+            n.host.as_deref(),
+            asset,
+            &mut hits,
+        )?;
+        events.push(StoredEvent {
+            id,
+            tenant,
+            time,
+            received_at: now,
+            host: n.host,
+            source: n.source,
+            severity: n.severity,
+            message: n.message,
+            asset,
+            batch,
+            raw: p.raw,
+        });
+    }
+    Ok((events, hits, attributed))
 }
 
 /// The asset an event names by host name (or its first label) or by address.
