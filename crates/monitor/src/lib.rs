@@ -167,7 +167,12 @@ pub struct Monitor {
     detectors: Mutex<alerts::DetectorCache>,
     provider: Mutex<Option<TenantId>>,
     global: Mutex<Option<Arc<GlobalIndex>>>,
+    alert_sink: Mutex<Option<AlertSink>>,
 }
+
+/// Called after a batch that raised alerts committed, with the tenant and the new alerts' ids
+/// (the notification module subscribes here).
+pub type AlertSink = Arc<dyn Fn(&Tenant, &[uuid::Uuid]) + Send + Sync>;
 
 /// Every tenant's assets by lower-cased host name and address (for senders that do not say
 /// which tenant they belong to, such as syslog).
@@ -197,11 +202,19 @@ impl Monitor {
             detectors: Mutex::new(HashMap::new()),
             provider: Mutex::new(None),
             global: Mutex::new(None),
+            alert_sink: Mutex::new(None),
         }
     }
 
     pub fn config(&self) -> &MonitorConfig {
         &self.config
+    }
+
+    /// Subscribes `sink` to newly raised alerts (one subscriber; a second call replaces it).
+    pub fn on_alerts(&self, sink: AlertSink) {
+        if let Ok(mut s) = self.alert_sink.lock() {
+            *s = Some(sink);
+        }
     }
 
     /// Reserves `bytes` of the ingestion budget, or refuses at once when it is spent.
@@ -381,6 +394,12 @@ impl Monitor {
                 metrics::counter!("parapet_alerts_suppressed_total")
                     .increment(stored.alerts.suppressed);
                 receipt.alerts_raised = stored.alerts.created;
+                if !stored.alerts.raised.is_empty() {
+                    let sink = self.alert_sink.lock().ok().and_then(|s| s.clone());
+                    if let Some(sink) = sink {
+                        sink(t, &stored.alerts.raised);
+                    }
+                }
                 Ok(receipt)
             }
             Some(previous) => {

@@ -274,3 +274,43 @@ async fn idempotency_keys_expire_and_tenants_are_isolated(backend: Backend) {
     drop(big);
     assert!(w.monitor.reserve(1).is_ok());
 }
+
+#[tokio::test]
+async fn raised_alerts_reach_the_subscriber_once() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let w = world(backend).await;
+        let seen: Arc<std::sync::Mutex<Vec<(String, usize)>>> = Arc::default();
+        let sink = seen.clone();
+        w.monitor.on_alerts(Arc::new(move |t, ids| {
+            sink.lock().unwrap().push((t.name.clone(), ids.len()));
+        }));
+        let rule = "title: Root\nid: 5d1c0e3a-0000-4000-8000-00000000000a\nlogsource:\n  product: any\ndetection:\n  sel:\n    user: root\n  condition: sel\nlevel: high\n";
+        w.monitor
+            .import_rules(
+                &w.alice,
+                "acme",
+                &[("root.yml".into(), rule.into())],
+                &meta(),
+            )
+            .await
+            .unwrap();
+        let t = w
+            .monitor
+            .ingest_tenant(&w.alice, "acme", &meta())
+            .await
+            .unwrap();
+        let body = "{\"user\":\"root\",\"host\":\"a\"}\n{\"user\":\"root\",\"host\":\"b\"}\n{\"user\":\"x\"}\n";
+        let r = w
+            .monitor
+            .ingest(&t, w.alice.actor(), &meta(), body.as_bytes(), None)
+            .await
+            .unwrap();
+        assert_eq!(r.alerts_raised, 2);
+        // Joining the open alerts raises nothing new.
+        w.monitor
+            .ingest(&t, w.alice.actor(), &meta(), body.as_bytes(), None)
+            .await
+            .unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![("acme".to_string(), 2)]);
+    }
+}

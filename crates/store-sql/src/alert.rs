@@ -118,6 +118,7 @@ macro_rules! apply_hits {
                     .await
                     .db()?;
                     counts.created += 1;
+                    counts.raised.push(first.new_alert_id);
                     counts.grouped += (n - 1) as u64;
                     (id, 0)
                 }

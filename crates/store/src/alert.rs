@@ -42,9 +42,11 @@ pub struct AlertHit {
 }
 
 /// What the hits of a batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AlertCounts {
     pub created: u64,
+    /// The ids of the alerts raised.
+    pub raised: Vec<uuid::Uuid>,
     /// Hits added to an existing alert.
     pub grouped: u64,
     /// Hits dropped by a suppression window.
