@@ -162,7 +162,7 @@ pub const NAV: &[NavItem] = &[
     },
     NavItem {
         label: "Monitoring",
-        href: None,
+        href: Some("/console/events"),
         clause: "8.3",
     },
     NavItem {

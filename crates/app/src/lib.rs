@@ -33,6 +33,8 @@ mod kms_console;
 pub mod mfa;
 pub mod oidc;
 pub mod notify;
+pub mod monitor;
+pub mod monitor_alerts;
 mod openapi;
 pub mod sessions;
 pub mod witness;
@@ -62,6 +64,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub incident: Arc<parapet_incident::IncidentService>,
     pub notify: Arc<parapet_notify::NotifyService>,
+    pub monitor: Arc<parapet_monitor::Monitor>,
     pub config: Arc<AppConfig>,
     pub metrics: Option<PrometheusHandle>,
 }
@@ -206,6 +209,8 @@ pub fn router(state: AppState) -> Router {
         .merge(kms_backup::routes())
         .merge(oidc::api_routes())
         .merge(access::api_routes())
+        .merge(monitor::api_routes())
+        .merge(monitor_alerts::api_routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
 
@@ -217,6 +222,8 @@ pub fn router(state: AppState) -> Router {
         .merge(oidc::protocol_routes())
         .merge(access::console_routes())
         .merge(notify::console_routes())
+        .merge(monitor::console_routes())
+        .merge(monitor_alerts::console_routes())
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/console") }),
@@ -240,6 +247,8 @@ async fn openapi_json() -> Response {
     doc.merge(oidc::OidcApi::openapi());
     doc.merge(access::AccessApi::openapi());
     doc.merge(notify::NotifyApi::openapi());
+    doc.merge(monitor::MonitorApi::openapi());
+    doc.merge(monitor_alerts::AlertApi::openapi());
     match doc.to_json() {
         Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),
         Err(e) => ApiError::new(

@@ -32,6 +32,10 @@ pub use kms::{DataKey, KmsInit, KmsKey, KmsKeyVersion, KmsStatus, NewKmsKey};
 
 mod incident;
 pub use incident::{IncidentQuery, IncidentSummary, OpenIncident};
+mod alerts;
+pub use alerts::{AlertInfo, AlertPage, RuleInfo, SampleMatch, SuppressionInfo};
+mod events;
+pub use events::{EventPage, EventQuery, EventRecord, IngestError, IngestReceipt, Retention};
 
 mod oidc;
 pub use oidc::{OidcClient, OidcKeyInfo};

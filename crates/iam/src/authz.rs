@@ -65,6 +65,20 @@ pub enum Action {
     NotifyRead,
     /// Add, test and remove channels; retry or discard dead letters.
     NotifyManage,
+    /// Send security events of a tenant (API tokens need the `ingest` or `write` scope).
+    EventIngest,
+    /// Search a tenant's security events.
+    EventRead,
+    /// Set a tenant's event retention.
+    EventRetention,
+    /// Read a tenant's detection rules.
+    RuleRead,
+    /// Upload, enable and disable a tenant's detection rules (the provider's apply to all).
+    RuleManage,
+    /// Read a tenant's alerts.
+    AlertRead,
+    /// Acknowledge, close and suppress a tenant's alerts.
+    AlertHandle,
 }
 
 impl Action {
@@ -83,6 +97,9 @@ impl Action {
                 | Action::PlanRead
                 | Action::OidcClientRead
                 | Action::NotifyRead
+                | Action::EventRead
+                | Action::RuleRead
+                | Action::AlertRead
         )
     }
 }
@@ -104,7 +121,12 @@ pub fn authorize(p: &Principal, action: Action, target: &Tenant) -> Result<(), D
                 .into(),
         ));
     }
-    if action.writes() && !p.has_scope("write") {
+    if action == Action::EventIngest {
+        // An ingest token (scope `ingest`) may send events and do nothing else.
+        if !p.has_scope("ingest") && !p.has_scope("write") {
+            return Err(Denied("this token lacks the 'ingest' scope".into()));
+        }
+    } else if action.writes() && !p.has_scope("write") {
         return Err(Denied("this token lacks the 'write' scope".into()));
     }
     if !action.writes() && !p.has_scope("read") && !p.has_scope("write") {
@@ -167,6 +189,10 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
         (Role::Operator | Role::Auditor, PlanRead) => target.kind == TenantKind::Provider,
         (Role::Operator | Role::IncidentResponder, NotifyRead | NotifyManage) => true,
         (Role::Auditor, NotifyRead) => true,
+        (Role::Operator, EventIngest | EventRead) => true,
+        (Role::Auditor | Role::IncidentResponder, EventRead) => true,
+        (Role::Operator | Role::IncidentResponder, RuleRead | AlertRead | AlertHandle) => true,
+        (Role::Auditor, RuleRead | AlertRead) => true,
         _ => false,
     }
 }
@@ -258,6 +284,11 @@ fn customer_rule(role: Role, action: Action) -> bool {
         (Role::TenantAuditor, IncidentRead) => true,
         (Role::TenantAdmin, NotifyRead | NotifyManage) => true,
         (Role::TenantAuditor, NotifyRead) => true,
+        (Role::TenantAdmin, EventIngest | EventRead | EventRetention) => true,
+        (Role::TenantAuditor | Role::TenantMember, EventRead) => true,
+        (Role::TenantAdmin, RuleRead | RuleManage | AlertRead | AlertHandle) => true,
+        (Role::TenantAuditor, RuleRead | AlertRead) => true,
+        (Role::TenantMember, AlertRead) => true,
         _ => false,
     }
 }
@@ -293,6 +324,13 @@ fn describe(a: Action) -> String {
         Action::OidcClientManage => "manage OpenID Connect clients".into(),
         Action::NotifyRead => "read notification channels and messages".into(),
         Action::NotifyManage => "manage notification channels and messages".into(),
+        Action::EventIngest => "send security events".into(),
+        Action::EventRead => "search security events".into(),
+        Action::EventRetention => "set the event retention".into(),
+        Action::RuleRead => "read detection rules".into(),
+        Action::RuleManage => "manage detection rules".into(),
+        Action::AlertRead => "read alerts".into(),
+        Action::AlertHandle => "acknowledge, close or suppress alerts".into(),
     }
 }
 
@@ -362,6 +400,13 @@ mod tests {
             Action::OidcClientManage,
             Action::NotifyRead,
             Action::NotifyManage,
+            Action::EventIngest,
+            Action::EventRead,
+            Action::EventRetention,
+            Action::RuleRead,
+            Action::RuleManage,
+            Action::AlertRead,
+            Action::AlertHandle,
         ];
         v.extend(Role::ALL.into_iter().map(Action::UserCreate));
         v
@@ -382,6 +427,7 @@ mod tests {
                     (CredentialKind::ApiToken, &["read"][..]),
                     (CredentialKind::ApiToken, &["read", "write"][..]),
                     (CredentialKind::ApiToken, &[][..]),
+                    (CredentialKind::ApiToken, &["ingest"][..]),
                 ] {
                     let p = principal(home, role, kind, scopes);
                     for target in [&provider, &acme, &globex] {
@@ -394,7 +440,15 @@ mod tests {
                             }
                             // A read-only token never changes anything.
                             if kind == CredentialKind::ApiToken && !scopes.contains(&"write") {
-                                assert!(!ok || !a.writes(), "{role} {a:?} with {scopes:?}");
+                                assert!(
+                                    !ok || !a.writes()
+                                        || (a == Action::EventIngest && scopes == ["ingest"]),
+                                    "{role} {a:?} with {scopes:?}"
+                                );
+                            }
+                            // An ingest token sends events and does nothing else.
+                            if scopes == ["ingest"] {
+                                assert!(!ok || a == Action::EventIngest, "{role} {a:?} ingest");
                             }
                             // No token without scopes does anything.
                             if kind == CredentialKind::ApiToken && scopes.is_empty() {

@@ -887,9 +887,10 @@ impl IamService {
             scopes.to_vec()
         };
         for s in &scopes {
-            if s != "read" && s != "write" {
+            if s != "read" && s != "write" && s != "ingest" {
                 return Err(IamError::Invalid(format!(
-                    "unknown scope {s:?}; expected 'read' or 'write'"
+                    "unknown scope {s:?}; expected 'read', 'write' or 'ingest' (sending events \
+                     only)"
                 )));
             }
             if !p.has_scope(s) {

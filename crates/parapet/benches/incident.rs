@@ -276,6 +276,10 @@ async fn board(n: usize) {
         audit,
         store: w.store.clone(),
         incident: w.svc.clone(),
+        monitor: Arc::new(parapet_monitor::Monitor::new(
+            w.iam.clone(),
+            parapet_monitor::MonitorConfig::default(),
+        )),
         kms,
         inventory,
         config: Arc::new(parapet_app::AppConfig::default()),

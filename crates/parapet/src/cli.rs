@@ -4,12 +4,14 @@
 
 mod access;
 mod account;
+mod alerts;
 mod approval;
 mod asset;
 mod audit;
 mod backup;
 mod config;
 mod detect;
+mod events;
 mod incident;
 mod kms;
 mod mfa;
@@ -121,6 +123,18 @@ pub enum ClientCommand {
     /// Detection rules (Sigma): evaluate them offline against a file of events.
     #[command(subcommand)]
     Detect(detect::DetectCommand),
+    /// Security events: search them, show one, set the tenant's retention.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
+    /// Send JSON-lines files of events to a tenant (in batches, each with an idempotency key,
+    /// so running it again after a failure stores nothing twice).
+    Ingest(events::IngestArgs),
+    /// Detection rules stored on the server (Sigma): import, add, list, enable, disable, test.
+    #[command(subcommand)]
+    Rules(alerts::RulesCommand),
+    /// Alerts raised by the detection rules: list, show, ack, close, suppress.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// Key management: seal and unseal, keys, encrypt/decrypt, data keys, signatures, MACs.
     #[command(subcommand)]
     Kms(kms::KmsCommand),
@@ -283,8 +297,9 @@ pub struct TokenCreateArgs {
     /// A name to recognize the token by.
     #[arg(long, value_name = "NAME")]
     pub name: String,
-    /// What the token may do (repeat for both; the server's default when absent).
-    #[arg(long = "scope", value_name = "SCOPE", value_parser = ["read", "write"])]
+    /// What the token may do (repeat for several; the server's default, read and write, when
+    /// absent). `ingest` only sends events (for log shippers and `parapet ingest`).
+    #[arg(long = "scope", value_name = "SCOPE", value_parser = ["read", "write", "ingest"])]
     pub scopes: Vec<String>,
     /// Lifetime in seconds (the server's default when absent).
     #[arg(long, value_name = "SECS")]
@@ -361,6 +376,10 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Policy(c) => account::policy(c).await,
         ClientCommand::Mfa(c) => mfa::run(c).await,
         ClientCommand::Detect(c) => detect::run(c),
+        ClientCommand::Events(c) => events::run(c).await,
+        ClientCommand::Ingest(a) => events::ingest(a).await,
+        ClientCommand::Rules(c) => alerts::rules(c).await,
+        ClientCommand::Alerts(c) => alerts::alerts(c).await,
         ClientCommand::Kms(c) => kms::run(c).await,
         ClientCommand::Approval(c) => approval::run(c).await,
         ClientCommand::Oidc(c) => oidc::run(c).await,

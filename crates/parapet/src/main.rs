@@ -4,6 +4,7 @@ use clap::Parser;
 
 mod cli;
 mod serve;
+mod syslog;
 
 /// Parapet: the operational-security control plane for a cloud service provider (ITU-T X.1642).
 #[derive(Debug, Parser)]

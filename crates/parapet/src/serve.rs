@@ -82,6 +82,14 @@ pub struct ServeArgs {
         hide = true
     )]
     kms_job_interval: Option<u64>,
+    /// Receive syslog (RFC 5424 and 3164; UDP and TCP on the same address), e.g. 0.0.0.0:514;
+    /// messages are attributed to tenants and assets through the inventory.
+    #[arg(long, env = "PARAPET_SYSLOG_LISTEN", value_name = "ADDR")]
+    syslog_listen: Option<SocketAddr>,
+    /// Feed Parapet's own audit log to detection (into the provider tenant) and install the
+    /// built-in rules (failed log-ins, privilege grants outside an approval, denied access).
+    #[arg(long, env = "PARAPET_MONITOR_AUDIT_LOG")]
+    monitor_audit_log: bool,
     /// Log format on standard error [default: text]. The level comes from PARAPET_LOG
     /// (e.g. `info`, `debug,sqlx=warn`).
     #[arg(long, env = "PARAPET_LOG_FORMAT", value_enum)]
@@ -119,6 +127,8 @@ struct FileConfig {
     kms_job_interval_secs: Option<u64>,
     /// Notification: the SMTP server, the SMS gateway and the outbox worker's retry settings.
     notify: Option<NotifyFileConfig>,
+    syslog_listen: Option<SocketAddr>,
+    monitor_audit_log: Option<bool>,
 }
 
 /// The `[notify]` table of the `--config` file.
@@ -158,6 +168,8 @@ struct Settings {
     kms_key_file: Option<PathBuf>,
     kms_job_interval: std::time::Duration,
     notify: NotifyFileConfig,
+    syslog_listen: Option<SocketAddr>,
+    monitor_audit_log: bool,
 }
 
 fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
@@ -295,6 +307,8 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
                 .max(1),
         ),
         notify,
+        syslog_listen: args.syslog_listen.or(file.syslog_listen),
+        monitor_audit_log: args.monitor_audit_log || file.monitor_audit_log.unwrap_or(false),
     })
 }
 
@@ -467,8 +481,34 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         std::time::Duration::from_millis(s.notify.poll_ms.unwrap_or(200).max(10)),
         stop_rx.clone(),
     ));
+    let monitor = Arc::new(parapet_monitor::Monitor::new(
+        iam.clone(),
+        parapet_monitor::MonitorConfig::default(),
+    ));
+    let retention = tokio::spawn(parapet_monitor_jobs::retention(
+        monitor.clone(),
+        stop_rx.clone(),
+    ));
+    let audit_source = if s.monitor_audit_log {
+        match monitor.install_builtin_rules().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rules = n, "built-in detection rules installed"),
+            Err(e) => tracing::warn!(error = %e, "cannot install the built-in detection rules"),
+        }
+        Some(tokio::spawn(parapet_monitor_jobs::audit_source(
+            monitor.clone(),
+            stop_rx.clone(),
+        )))
+    } else {
+        None
+    };
+    let syslog = match s.syslog_listen {
+        Some(addr) => Some(crate::syslog::start(addr, monitor.clone(), stop_rx.clone()).await?),
+        None => None,
+    };
     let state = AppState {
         notify,
+        monitor,
         kms,
         audit,
         inventory,
@@ -498,6 +538,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = kms_job.await;
     let _ = timers.await;
     let _ = deliveries.await;
+    let _ = retention.await;
+    if let Some(h) = audit_source {
+        let _ = h.await;
+    }
+    if let Some(h) = syslog {
+        let _ = h.await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -533,6 +580,63 @@ fn notify_service(
         config,
         Arc::new(transport),
     ))
+}
+
+/// Background jobs of the monitoring service.
+mod parapet_monitor_jobs {
+    use std::sync::Arc;
+
+    /// Enforces every tenant's event retention shortly after start and then hourly, until
+    /// `stop` turns true.
+    pub async fn retention(
+        monitor: Arc<parapet_monitor::Monitor>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut wait = std::time::Duration::from_secs(30);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+            match monitor.enforce_retention().await {
+                Ok(done) => {
+                    for (tenant, p) in done {
+                        tracing::info!(%tenant, events = p.events, keys = p.batches, "event retention");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "event retention job failed"),
+            }
+            wait = std::time::Duration::from_secs(3600);
+        }
+    }
+
+    /// Feeds Parapet's own audit records to detection, every second (at once again while
+    /// behind), until `stop` turns true.
+    pub async fn audit_source(
+        monitor: Arc<parapet_monitor::Monitor>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut cursor = None;
+        let mut wait = std::time::Duration::from_secs(1);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+            let before = cursor;
+            match monitor.ingest_audit_step(&mut cursor).await {
+                Ok(_) if cursor != before && before.is_some() => {
+                    wait = std::time::Duration::from_millis(10);
+                }
+                Ok(_) => wait = std::time::Duration::from_secs(1),
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit event source failed");
+                    cursor = None;
+                    wait = std::time::Duration::from_secs(5);
+                }
+            }
+        }
+    }
 }
 
 /// Disables dormant accounts (and deletes expired ones) shortly after start and then hourly,

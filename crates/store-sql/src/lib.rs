@@ -17,9 +17,11 @@ use sqlx::sqlite::{
 
 mod access;
 mod account;
+mod alert;
 mod approval;
 mod asset;
 mod audit;
+mod event;
 mod iam;
 mod incident;
 mod kms;

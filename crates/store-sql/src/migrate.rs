@@ -33,6 +33,8 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0041_emergency_plans.sql"),
     ),
     (70, include_str!("../migrations/sqlite/0070_notify.sql")),
+    (30, include_str!("../migrations/sqlite/0030_events.sql")),
+    (31, include_str!("../migrations/sqlite/0031_alerts.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -74,6 +76,8 @@ const POSTGRES: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0041_emergency_plans.sql"),
     ),
     (70, include_str!("../migrations/postgres/0070_notify.sql")),
+    (30, include_str!("../migrations/postgres/0030_events.sql")),
+    (31, include_str!("../migrations/postgres/0031_alerts.sql")),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \

@@ -15,9 +15,11 @@ use serde::{Deserialize, Serialize};
 
 pub mod access;
 pub mod account;
+pub mod alert;
 pub mod approval;
 pub mod asset;
 pub mod audit;
+pub mod event;
 pub mod incident;
 pub mod kms;
 pub mod mfa;
@@ -26,6 +28,9 @@ pub mod notify;
 pub mod session;
 pub use access::{AccessGrant, AccessStore};
 pub use account::{AccountPolicy, AccountRow, AccountState, AccountStore, Attempt, Factor, Lock};
+pub use alert::{
+    Alert, AlertCounts, AlertFilter, AlertHit, AlertStatus, AlertStore, StoredRule, Suppression,
+};
 pub use approval::{ApprovalEffect, ApprovalKind, ApprovalRequest, ApprovalStore};
 pub use asset::{
     Asset, AssetFilter, AssetHealth, AssetKind, AssetStore, Criticality, ImportCounts, Software,
@@ -35,6 +40,7 @@ pub use audit::{
     AuditEvent, AuditFilter, AuditLogStore, AuditOutcome, AuditRecord, Integration, LogHead,
     StoredCheckpoint, StoredTile,
 };
+pub use event::{EventFilter, EventStore, Ingested, Purged, StoredEvent};
 pub use incident::{IncidentFilter, IncidentRow, IncidentStore, PlanRow};
 pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore, LocalSecret};
 pub use mfa::{MfaStore, TotpRecord};
@@ -313,6 +319,8 @@ pub trait Store:
     + OidcStore
     + AccessStore
     + NotifyStore
+    + EventStore
+    + AlertStore
     + Health
 {
 }
@@ -330,6 +338,8 @@ impl<T> Store for T where
         + OidcStore
         + AccessStore
         + NotifyStore
+        + EventStore
+        + AlertStore
         + Health
 {
 }

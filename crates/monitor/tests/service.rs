@@ -1,0 +1,316 @@
+//! The monitoring service over a real store on SQLite and PostgreSQL with an injected clock:
+//! retention and idempotency keys expire by moving the clock, never by sleeping; tenants see only
+//! their events; the ingestion budget refuses instead of queuing without bound.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::Arc;
+
+use parapet_iam::{IamConfig, IamService, PasswordCost, Principal, RequestMeta};
+use parapet_monitor::{Monitor, MonitorConfig, MonitorError, Search};
+use parapet_store::{AuditFilter, AuditStore, Page};
+use parapet_store_sql::testkit::{self, Backend};
+use parapet_types::{Clock, Env, ManualClock, OsEntropy, Role, TenantCtx, Timestamp};
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $(#[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await })* }
+        mod postgres { $(#[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await })* }
+    };
+}
+
+on_both!(
+    retention_deletes_only_old_events_per_tenant,
+    idempotency_keys_expire_and_tenants_are_isolated,
+);
+
+const PW: &str = "a-long-enough-password-42";
+const START: i64 = 1_800_000_000_000;
+const DAY: i64 = 86_400;
+
+fn meta() -> RequestMeta {
+    RequestMeta {
+        source_ip: Some("192.0.2.9".into()),
+        user_agent: Some("t".into()),
+    }
+}
+
+struct World {
+    clock: Arc<ManualClock>,
+    iam: Arc<IamService>,
+    monitor: Monitor,
+    store: Arc<parapet_store_sql::SqlStore>,
+    admin: Principal,
+    alice: Principal,
+    gina: Principal,
+}
+
+async fn world(backend: Backend) -> World {
+    let (store, _) = testkit::fresh(backend)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let store = Arc::new(store);
+    let clock = Arc::new(ManualClock::new(Timestamp(START)));
+    let env = Env {
+        clock: clock.clone(),
+        entropy: Arc::new(OsEntropy),
+    };
+    let config = IamConfig {
+        password_cost: PasswordCost {
+            memory_kib: 256,
+            iterations: 1,
+            lanes: 1,
+        },
+        session_ttl_secs: 3650 * 24 * 3600,
+        session_idle_secs: 3650 * 24 * 3600,
+        ..IamConfig::default()
+    };
+    let iam = Arc::new(IamService::new(store.clone(), env, config).unwrap());
+    iam.bootstrap(Some(PW.into())).await.unwrap();
+    let admin = iam.login("admin", PW, &meta()).await.unwrap().principal;
+    for (t, u) in [("acme", "alice"), ("globex", "gina")] {
+        iam.create_tenant(&admin, t, &meta()).await.unwrap();
+        iam.create_user(&admin, t, u, PW, Role::TenantAdmin, &meta())
+            .await
+            .unwrap();
+    }
+    let alice = iam
+        .login("alice@acme", PW, &meta())
+        .await
+        .unwrap()
+        .principal;
+    let gina = iam
+        .login("gina@globex", PW, &meta())
+        .await
+        .unwrap()
+        .principal;
+    let monitor = Monitor::new(
+        iam.clone(),
+        MonitorConfig {
+            ingest_budget_bytes: 1000,
+            ..MonitorConfig::default()
+        },
+    );
+    World {
+        clock,
+        iam,
+        monitor,
+        store,
+        admin,
+        alice,
+        gina,
+    }
+}
+
+/// Sends `lines` events whose time is `days_ago` days before the clock.
+async fn send(
+    w: &World,
+    who: &Principal,
+    tenant: &str,
+    days_ago: i64,
+    n: usize,
+    key: Option<&str>,
+) -> parapet_monitor::Receipt {
+    let t = w.monitor.ingest_tenant(who, tenant, &meta()).await.unwrap();
+    let at = w.clock.now().plus_secs(-days_ago * DAY).0;
+    let body: String = (0..n)
+        .map(|i| {
+            format!(
+                "{{\"time\":{},\"host\":\"h{days_ago}\",\"i\":{i}}}\n",
+                at + i as i64
+            )
+        })
+        .collect();
+    w.monitor
+        .ingest(&t, who.actor(), &meta(), body.as_bytes(), key)
+        .await
+        .unwrap()
+}
+
+async fn all(w: &World, who: &Principal, tenant: &str) -> Vec<parapet_store::StoredEvent> {
+    let (_, found) = w
+        .monitor
+        .search(
+            who,
+            tenant,
+            &Search {
+                limit: 1000,
+                ..Search::default()
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    found.events
+}
+
+async fn retention_deletes_only_old_events_per_tenant(backend: Backend) {
+    let w = world(backend).await;
+    // acme keeps 7 days; globex the default (90).
+    w.monitor
+        .set_retention(&w.alice, "acme", 7, &meta())
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.monitor.set_retention(&w.gina, "acme", 1, &meta()).await,
+        Err(MonitorError::Iam(parapet_iam::IamError::NotFound(_)))
+    ));
+    for days_ago in [1, 6, 8, 30, 100] {
+        send(&w, &w.alice, "acme", days_ago, 3, None).await;
+        send(&w, &w.gina, "globex", days_ago, 2, None).await;
+    }
+    assert_eq!(all(&w, &w.alice, "acme").await.len(), 15);
+    let done = w.monitor.enforce_retention().await.unwrap();
+    let acme = done.iter().find(|(t, _)| t == "acme").unwrap().1;
+    let globex = done.iter().find(|(t, _)| t == "globex").unwrap().1;
+    assert_eq!(acme.events, 9, "8, 30 and 100 days old");
+    assert_eq!(globex.events, 2, "only the 100-day-old batch");
+    let hosts: Vec<String> = all(&w, &w.alice, "acme")
+        .await
+        .into_iter()
+        .map(|e| e.host.unwrap())
+        .collect();
+    assert_eq!(hosts.len(), 6);
+    assert!(hosts.iter().all(|h| h == "h1" || h == "h6"), "{hosts:?}");
+    assert_eq!(all(&w, &w.gina, "globex").await.len(), 8);
+    // Nothing more to do at once; two days later the 6-day-old events are due.
+    let again = w.monitor.enforce_retention().await.unwrap();
+    assert!(again.iter().all(|(_, p)| p.events == 0), "{again:?}");
+    w.clock.advance_secs(2 * DAY);
+    let later = w.monitor.enforce_retention().await.unwrap();
+    assert_eq!(later.iter().find(|(t, _)| t == "acme").unwrap().1.events, 3);
+    // Each purge is in the tenant's audit trail, attributed to the system.
+    let acme_t = w
+        .iam
+        .store()
+        .get_tenant(TenantCtx::new(w.admin.tenant.id), "acme")
+        .await
+        .unwrap();
+    let recs = w
+        .store
+        .list_audit(
+            TenantCtx::new(acme_t.id),
+            &AuditFilter::default(),
+            &Page {
+                after: None,
+                limit: 500,
+            },
+        )
+        .await
+        .unwrap();
+    let purges: Vec<_> = recs
+        .iter()
+        .filter(|r| r.event.action == "events.purge")
+        .collect();
+    assert_eq!(purges.len(), 2);
+    assert_eq!(
+        purges
+            .iter()
+            .map(|r| r.event.details["events_deleted"].as_u64().unwrap())
+            .sum::<u64>(),
+        12
+    );
+}
+
+async fn idempotency_keys_expire_and_tenants_are_isolated(backend: Backend) {
+    let w = world(backend).await;
+    let first = send(&w, &w.alice, "acme", 0, 2, Some("k")).await;
+    let again = send(&w, &w.alice, "acme", 0, 2, Some("k")).await;
+    assert!(again.replayed);
+    assert_eq!(again.batch, first.batch);
+    assert_eq!(all(&w, &w.alice, "acme").await.len(), 2);
+    // Another tenant's same key is its own batch; neither sees the other's events.
+    let gx = send(&w, &w.gina, "globex", 0, 1, Some("k")).await;
+    assert!(!gx.replayed);
+    assert_eq!(all(&w, &w.gina, "globex").await.len(), 1);
+    assert!(
+        w.monitor
+            .search(
+                &w.gina,
+                "acme",
+                &Search {
+                    limit: 10,
+                    ..Search::default()
+                },
+                &meta()
+            )
+            .await
+            .is_err()
+    );
+    assert!(
+        w.monitor
+            .get(
+                &w.gina,
+                "globex",
+                &all(&w, &w.alice, "acme").await[0].id.to_string(),
+                &meta()
+            )
+            .await
+            .is_err()
+    );
+    // After the key's lifetime (7 days) and a sweep, the key is forgotten.
+    w.clock.advance_secs(8 * DAY);
+    w.monitor.enforce_retention().await.unwrap();
+    let late = send(&w, &w.alice, "acme", 0, 2, Some("k")).await;
+    assert!(!late.replayed);
+    assert_ne!(late.batch, first.batch);
+    assert_eq!(all(&w, &w.alice, "acme").await.len(), 4);
+
+    // The ingestion budget (1,000 bytes here): a reservation that does not fit is refused at
+    // once, and the budget comes back when the reservation ends.
+    let a = w.monitor.reserve(600).unwrap();
+    assert!(matches!(w.monitor.reserve(600), Err(MonitorError::Busy(_))));
+    let b = w.monitor.reserve(300).unwrap();
+    drop(a);
+    let c = w.monitor.reserve(600).unwrap();
+    drop((b, c));
+    // A single batch larger than the budget is still accepted when nothing else is in flight.
+    let big = w.monitor.reserve(5000).unwrap();
+    assert!(matches!(w.monitor.reserve(1), Err(MonitorError::Busy(_))));
+    drop(big);
+    assert!(w.monitor.reserve(1).is_ok());
+}
+
+#[tokio::test]
+async fn raised_alerts_reach_the_subscriber_once() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let w = world(backend).await;
+        let seen: Arc<std::sync::Mutex<Vec<(String, usize)>>> = Arc::default();
+        let sink = seen.clone();
+        w.monitor.on_alerts(Arc::new(move |t, ids| {
+            sink.lock().unwrap().push((t.name.clone(), ids.len()));
+        }));
+        let rule = "title: Root\nid: 5d1c0e3a-0000-4000-8000-00000000000a\nlogsource:\n  product: any\ndetection:\n  sel:\n    user: root\n  condition: sel\nlevel: high\n";
+        w.monitor
+            .import_rules(
+                &w.alice,
+                "acme",
+                &[("root.yml".into(), rule.into())],
+                &meta(),
+            )
+            .await
+            .unwrap();
+        let t = w
+            .monitor
+            .ingest_tenant(&w.alice, "acme", &meta())
+            .await
+            .unwrap();
+        let body = "{\"user\":\"root\",\"host\":\"a\"}\n{\"user\":\"root\",\"host\":\"b\"}\n{\"user\":\"x\"}\n";
+        let r = w
+            .monitor
+            .ingest(&t, w.alice.actor(), &meta(), body.as_bytes(), None)
+            .await
+            .unwrap();
+        assert_eq!(r.alerts_raised, 2);
+        // Joining the open alerts raises nothing new.
+        w.monitor
+            .ingest(&t, w.alice.actor(), &meta(), body.as_bytes(), None)
+            .await
+            .unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![("acme".to_string(), 2)]);
+    }
+}
