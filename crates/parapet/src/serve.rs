@@ -485,6 +485,46 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         iam.clone(),
         parapet_monitor::MonitorConfig::default(),
     ));
+    // New alerts go to the tenant's notification routes (X.1642 8.6.1); the outbox makes the
+    // delivery durable from there on.
+    {
+        let notify = notify.clone();
+        let store = store.clone();
+        monitor.on_alerts(Arc::new(
+            move |tenant: &parapet_store::Tenant, ids: &[uuid::Uuid]| {
+                let (notify, store) = (notify.clone(), store.clone());
+                let (tenant, ids) = (tenant.clone(), ids.to_vec());
+                tokio::spawn(async move {
+                    use parapet_store::AlertStore;
+                    for id in ids {
+                        let alert = match store
+                            .get_alert(TenantCtx::new(tenant.id), id, 0)
+                            .await
+                        {
+                            Ok((a, _)) => a,
+                            Err(e) => {
+                                tracing::warn!(error = %e, alert = %id, "cannot read a new alert to notify it");
+                                continue;
+                            }
+                        };
+                        if let Err(e) = notify
+                            .enqueue_for_alert(
+                                &tenant,
+                                &alert.id.to_string(),
+                                &alert.rule_id,
+                                &alert.severity,
+                                &alert.title,
+                                alert.first_event_at,
+                            )
+                            .await
+                        {
+                            tracing::warn!(error = %e, alert = %id, "cannot queue the notification of an alert");
+                        }
+                    }
+                });
+            },
+        ));
+    }
     let retention = tokio::spawn(parapet_monitor_jobs::retention(
         monitor.clone(),
         stop_rx.clone(),

@@ -27,7 +27,8 @@ use serde_json::{Value, json};
 
 on_both!(
     notification_channels_outbox_and_dead_letters,
-    affected_tenants_are_warned_without_learning_of_each_other
+    affected_tenants_are_warned_without_learning_of_each_other,
+    a_new_alert_reaches_the_tenants_routed_webhook
 );
 
 const PW: &str = "notify-test-password-1";
@@ -1102,4 +1103,95 @@ fn affected_tenants_are_warned_without_learning_of_each_other(backend: Backend) 
     assert_eq!(r["tenants"], json!(["globex"]));
     assert_eq!(r["weaknesses"][0]["os"], false);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An event that matches a tenant's Sigma rule raises an alert, and the alert reaches the
+/// tenant's webhook routed for alerts of that severity (signed), not the one routed elsewhere;
+/// a second matching event grouped into the same alert notifies nothing more.
+fn a_new_alert_reaches_the_tenants_routed_webhook(backend: Backend) {
+    let dir = parapet_store_sql::testkit::temp_dir("notify-alert");
+    let hooks = receiver();
+    let config = dir.join("parapet.toml");
+    std::fs::write(
+        &config,
+        "[notify]\nallow_private_webhooks = true\npoll_ms = 50\n",
+    )
+    .unwrap();
+    let srv = start_with(backend, &["--config", config.to_str().unwrap()], &[]);
+    let api = Api {
+        base: srv.url.clone(),
+        http: reqwest::Client::new(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rule = "title: Acme payroll export\nid: 0b8e7e6c-2222-4000-8000-00000000aa02\nstatus: test\nlogsource:\n  product: acme\ndetection:\n  selection:\n    action: payroll-export\n  condition: selection\nlevel: high\n";
+    let secret = rt.block_on(async {
+        let admin = api.login("admin", ADMIN_PASSWORD).await;
+        let (s, b) = api
+            .post("/api/v1/tenants", &admin, json!({"name": "acme"}))
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let chans = "/api/v1/tenants/acme/notify/channels";
+        let (s, b) = api
+            .post(
+                chans,
+                &admin,
+                json!({"name": "alerts", "kind": "webhook", "sources": ["alert"], "min_severity": "high",
+                "url": format!("http://127.0.0.1:{}/alerts", hooks.port)}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let secret = b["secret"].as_str().unwrap().to_string();
+        let (s, b) = api
+            .post(
+                chans,
+                &admin,
+                json!({"name": "incidents-only", "kind": "webhook", "sources": ["incident"],
+                "url": format!("http://127.0.0.1:{}/incidents", hooks.port)}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let res = api
+            .http
+            .post(format!("{}/api/v1/tenants/acme/rules?file=payroll.yml", api.base))
+            .bearer_auth(&admin)
+            .header("content-type", "application/yaml")
+            .body(rule)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+        for n in 0..2 {
+            let res = api
+                .http
+                .post(format!("{}/api/v1/tenants/acme/events", api.base))
+                .bearer_auth(&admin)
+                .header("content-type", "application/x-ndjson")
+                .body(format!(
+                    "{{\"action\":\"payroll-export\",\"host\":\"hr-1\",\"n\":{n}}}\n{{\"action\":\"other\"}}\n"
+                ))
+                .send()
+                .await
+                .unwrap();
+            assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+        }
+        secret
+    });
+    wait_for("the alert's webhook", || {
+        !hooks.got.lock().unwrap().is_empty()
+    });
+    // Give a wrongly routed or duplicated message the time to show up too.
+    std::thread::sleep(Duration::from_millis(1500));
+    let got = hooks.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].target, "/alerts");
+    assert!(
+        got[0].body.contains("Acme payroll export"),
+        "{}",
+        got[0].body
+    );
+    assert!(got[0].body.contains("high"), "{}", got[0].body);
+    verify_signature(&got[0], &secret);
 }

@@ -23,8 +23,8 @@ pub mod event;
 pub mod incident;
 pub mod kms;
 pub mod mfa;
-pub mod oidc;
 pub mod notify;
+pub mod oidc;
 pub mod session;
 pub use access::{AccessGrant, AccessStore};
 pub use account::{AccountPolicy, AccountRow, AccountState, AccountStore, Attempt, Factor, Lock};
@@ -44,8 +44,8 @@ pub use event::{EventFilter, EventStore, Ingested, Purged, StoredEvent};
 pub use incident::{IncidentFilter, IncidentRow, IncidentStore, PlanRow};
 pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore, LocalSecret};
 pub use mfa::{MfaStore, TotpRecord};
-pub use oidc::{CodeRedemption, OidcClient, OidcCode, OidcKey, OidcStore, OidcToken};
 pub use notify::{AttemptResult, ChannelRecord, NotifyStore, OutboxItem, OutboxStatus};
+pub use oidc::{CodeRedemption, OidcClient, OidcCode, OidcKey, OidcStore, OidcToken};
 pub use session::{SessionInfo, SessionStore};
 
 /// What a storage call can fail with.
