@@ -93,6 +93,7 @@ async fn escalations_page_people_and_the_tenant_is_told(backend: Backend) {
         },
         session_ttl_secs: 30 * 24 * 3600,
         session_idle_secs: 30 * 24 * 3600,
+        provider_mfa_required: false,
         ..IamConfig::default()
     };
     let iam = Arc::new(IamService::new(store.clone(), env.clone(), config).unwrap());

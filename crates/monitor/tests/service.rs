@@ -67,6 +67,7 @@ async fn world(backend: Backend) -> World {
         },
         session_ttl_secs: 3650 * 24 * 3600,
         session_idle_secs: 3650 * 24 * 3600,
+        provider_mfa_required: false,
         ..IamConfig::default()
     };
     let iam = Arc::new(IamService::new(store.clone(), env, config).unwrap());
