@@ -462,36 +462,8 @@ fn broken_rules_and_events_are_reported() {
     );
 }
 
-/// The interpreter with pySigma (`PARAPET_TEST_PYTHON`, the environment `scripts/test` makes);
-/// the test fails, never skips, without it.
 fn python() -> PathBuf {
-    const INSTALL: &str = "create the virtual environment and point PARAPET_TEST_PYTHON at it: \
-         `python3 -m venv target/pyenv && target/pyenv/bin/pip install -r \
-         tests/independent/requirements.txt && export PARAPET_TEST_PYTHON=$PWD/target/pyenv/bin/python` \
-         (scripts/test does this)";
-    let python = match std::env::var_os("PARAPET_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => panic!(
-            "PARAPET_TEST_PYTHON is not set: this test needs pysigma and pysigma-backend-sqlite; {INSTALL}"
-        ),
-    };
-    let out = Command::new(&python)
-        .arg(differential_script())
-        .arg("--check-deps")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "PARAPET_TEST_PYTHON={} does not run ({e}); {INSTALL}",
-                python.display()
-            )
-        });
-    assert!(
-        out.status.success(),
-        "{}: {}; {INSTALL}",
-        python.display(),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    python
+    common::python_for(&differential_script(), "pysigma and pysigma-backend-sqlite")
 }
 
 fn differential_script() -> PathBuf {

@@ -28,11 +28,6 @@ const TENANTS: usize = 150;
 /// Requests at once while creating them.
 const WORKERS: usize = 4;
 
-const INSTALL: &str = "create the virtual environment and point PARAPET_TEST_PYTHON at it: \
-     `python3 -m venv target/pyenv && target/pyenv/bin/pip install -r \
-     tests/independent/requirements.txt && export PARAPET_TEST_PYTHON=$PWD/target/pyenv/bin/python` \
-     (scripts/test does this)";
-
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -41,37 +36,11 @@ fn script() -> PathBuf {
     root().join("tests/independent/verify_audit_log.py")
 }
 
-/// The interpreter with the independent packages; the test fails (never skips) without it.
 fn python() -> PathBuf {
-    let python = match std::env::var_os("PARAPET_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => panic!(
-            "PARAPET_TEST_PYTHON is not set: this test needs a Python 3.11+ interpreter with the \
-             packages pymerkle and cryptography; {INSTALL}"
-        ),
-    };
-    let out = Command::new(&python)
-        .arg(script())
-        .arg("--check-deps")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "PARAPET_TEST_PYTHON={} does not run ({e}); {INSTALL}",
-                python.display()
-            )
-        });
-    assert!(
-        out.status.success(),
-        "PARAPET_TEST_PYTHON={} lacks a package the verifier needs: {}{}; {INSTALL}",
-        python.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    eprintln!(
-        "independent verifier: {}",
-        String::from_utf8_lossy(&out.stdout).trim()
-    );
-    python
+    common::python_for(
+        &script(),
+        "pymerkle and cryptography (the independent audit-log verifier)",
+    )
 }
 
 fn show(out: &Output) -> String {

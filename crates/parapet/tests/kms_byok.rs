@@ -28,39 +28,12 @@ use serde_json::{Value, json};
 on_both!(tenants_import_material_wrapped_outside_parapet);
 
 const PW: &str = "kms-byok-password-123";
-const INSTALL: &str = "create the virtual environment and point PARAPET_TEST_PYTHON at it: \
-     `python3 -m venv target/pyenv && target/pyenv/bin/pip install -r \
-     tests/independent/requirements.txt && export PARAPET_TEST_PYTHON=$PWD/target/pyenv/bin/python` \
-     (scripts/test does this)";
-
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/independent/kms_byok.py")
 }
 
 fn python() -> PathBuf {
-    let python = match std::env::var_os("PARAPET_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => panic!(
-            "PARAPET_TEST_PYTHON is not set: this test needs Python with the package cryptography; {INSTALL}"
-        ),
-    };
-    let out = Command::new(&python)
-        .arg(script())
-        .arg("--check-deps")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "PARAPET_TEST_PYTHON={} does not run ({e}); {INSTALL}",
-                python.display()
-            )
-        });
-    assert!(
-        out.status.success(),
-        "PARAPET_TEST_PYTHON={} lacks cryptography: {}; {INSTALL}",
-        python.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    python
+    common::python_for(&script(), "the package cryptography")
 }
 
 fn cli(url: &str, token: &str, args: &[&str], stdin: &[u8]) -> Output {

@@ -23,39 +23,12 @@ use base64::engine::general_purpose::STANDARD;
 use common::{ADMIN_PASSWORD, Backend, bin, start_with};
 use serde_json::{Value, json};
 
-const INSTALL: &str = "create the virtual environment and point PARAPET_TEST_PYTHON at it: \
-     `python3 -m venv target/pyenv && target/pyenv/bin/pip install -r \
-     tests/independent/requirements.txt && export PARAPET_TEST_PYTHON=$PWD/target/pyenv/bin/python` \
-     (scripts/test does this)";
-
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/independent/kms_interop.py")
 }
 
 fn python() -> PathBuf {
-    let python = match std::env::var_os("PARAPET_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => panic!(
-            "PARAPET_TEST_PYTHON is not set: this test needs Python with the package cryptography; {INSTALL}"
-        ),
-    };
-    let out = Command::new(&python)
-        .arg(script())
-        .arg("--check-deps")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "PARAPET_TEST_PYTHON={} does not run ({e}); {INSTALL}",
-                python.display()
-            )
-        });
-    assert!(
-        out.status.success(),
-        "PARAPET_TEST_PYTHON={} lacks cryptography: {}; {INSTALL}",
-        python.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    python
+    common::python_for(&script(), "the package cryptography")
 }
 
 fn py(python: &Path, args: &[&str]) -> Output {

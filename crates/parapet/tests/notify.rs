@@ -33,15 +33,8 @@ on_both!(
 
 const PW: &str = "notify-test-password-1";
 
-/// The Python of the test environment (scripts/test makes it); the test fails without it.
 fn python() -> String {
-    std::env::var("PARAPET_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "PARAPET_TEST_PYTHON is not set: it must name a Python with the packages of \
-             tests/independent/requirements.txt (aiosmtpd, cryptography); scripts/test makes one \
-             in target/pyenv"
-        )
-    })
+    common::test_python()
 }
 
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {

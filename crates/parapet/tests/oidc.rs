@@ -33,35 +33,8 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/independent/oidc_flows.py")
 }
 
-/// The interpreter with authlib, joserfc and requests; the test fails (never skips) without it.
 fn python() -> PathBuf {
-    let install = "create the virtual environment and point PARAPET_TEST_PYTHON at it: \
-        `python3 -m venv target/pyenv && target/pyenv/bin/pip install -r \
-        tests/independent/requirements.txt && export PARAPET_TEST_PYTHON=$PWD/target/pyenv/bin/python` \
-        (scripts/test does this)";
-    let python = match std::env::var_os("PARAPET_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => {
-            panic!("PARAPET_TEST_PYTHON is not set: this test needs authlib and joserfc; {install}")
-        }
-    };
-    let out = Command::new(&python)
-        .arg(script())
-        .arg("--check-deps")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "PARAPET_TEST_PYTHON={} does not run ({e}); {install}",
-                python.display()
-            )
-        });
-    assert!(
-        out.status.success(),
-        "PARAPET_TEST_PYTHON={} lacks authlib, joserfc or requests: {}; {install}",
-        python.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    python
+    common::python_for(&script(), "authlib, joserfc and requests")
 }
 
 fn show(out: &Output) -> String {

@@ -255,3 +255,37 @@ pub fn moto() -> Moto {
     }
     Moto { child, url }
 }
+
+/// How to make the test Python, for failure messages.
+pub const PYTHON_INSTALL: &str = "create the virtual environment and point PARAPET_TEST_PYTHON at \
+     it: `python3 -m venv target/pyenv && target/pyenv/bin/pip install -r \
+     tests/independent/requirements.txt && export PARAPET_TEST_PYTHON=$PWD/target/pyenv/bin/python` \
+     (scripts/test does this)";
+
+/// The test Python, checked by running `script --check-deps` (the independent scripts exit
+/// non-zero naming what is missing); `needs` says what the test needs, for the message. The
+/// test fails, never skips, without it.
+pub fn python_for(script: &std::path::Path, needs: &str) -> PathBuf {
+    let python = match std::env::var_os("PARAPET_TEST_PYTHON") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => panic!("PARAPET_TEST_PYTHON is not set: this test needs {needs}; {PYTHON_INSTALL}"),
+    };
+    let out = Command::new(&python)
+        .arg(script)
+        .arg("--check-deps")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "PARAPET_TEST_PYTHON={} does not run ({e}); {PYTHON_INSTALL}",
+                python.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "PARAPET_TEST_PYTHON={} lacks {needs}: {}{}; {PYTHON_INSTALL}",
+        python.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    python
+}
