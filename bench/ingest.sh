@@ -13,6 +13,8 @@
 #   RUNS=5 EVENTS=1000000 CLIENTS=4 bench/ingest.sh
 #   PARAPET_BIN=target/debug/parapet EVENTS=2000 RUNS=1 RULE_DIRS=rules/windows/builtin/security bench/ingest.sh   # smoke test
 set -euo pipefail
+# The benchmark drives the server as the bootstrap administrator, who has no second factor.
+export PARAPET_PROVIDER_MFA_REQUIRED=false
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 EVENTS=${EVENTS:-200000}
@@ -33,7 +35,8 @@ BIN=$PARAPET_BIN
 
 RULES=()
 for d in $RULE_DIRS; do
-    [[ -e $SIGMA/$d ]] && RULES+=("$SIGMA/$d")
+    # Only directories that hold rules (rules-dfir ships a README only).
+    [[ -n $(find "$SIGMA/$d" \( -name '*.yml' -o -name '*.yaml' \) -print -quit 2>/dev/null) ]] && RULES+=("$SIGMA/$d")
 done
 [[ ${#RULES[@]} -gt 0 ]] || { echo "no rule directory found under $SIGMA" >&2; exit 1; }
 
