@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 pub use parapet_store_sql::testkit::Backend;
 
+pub mod api;
+
 /// Runs each named test function (taking a [`Backend`]) on SQLite and on PostgreSQL, as the
 /// tests `sqlite::<name>` and `postgres::<name>`. Needs `#[macro_use] mod common;`.
 #[macro_export]
