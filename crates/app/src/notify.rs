@@ -856,6 +856,43 @@ async fn console_add(
     }
 }
 
+/// What the console's channel and message actions share first: a valid CSRF token and the
+/// right to manage the tenant's notifications.
+async fn console_manager(
+    st: &AppState,
+    headers: &HeaderMap,
+    u: &ConsoleUser,
+    tenant: &str,
+    csrf: &str,
+) -> Result<(parapet_store::Tenant, Caller), Response> {
+    if !csrf_ok(headers, csrf) {
+        return Err(forbidden_form());
+    }
+    let t = st
+        .iam
+        .resolve(&u.p, tenant, Action::NotifyManage, &u.meta)
+        .await
+        .map_err(failure)?;
+    Ok((t, caller(&u.p, &u.meta)))
+}
+
+/// Back to the notification page after a console action, or the page with the error on it.
+async fn after_console_action(
+    st: &AppState,
+    u: &ConsoleUser,
+    tenant: &str,
+    t: &parapet_store::Tenant,
+    r: Result<(), parapet_iam::IamError>,
+) -> Response {
+    match r {
+        Ok(()) => see_other(&format!("/console/tenants/{}/notify", t.name)),
+        Err(e) => match form_error(&e) {
+            Some(err) => page_view(st, u, tenant, Some(err), None).await,
+            None => failure(e),
+        },
+    }
+}
+
 async fn console_channel(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -863,30 +900,16 @@ async fn console_channel(
     Path((tenant, channel, verb)): Path<(String, String, String)>,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
-    if !csrf_ok(&headers, &f.csrf) {
-        return forbidden_form();
-    }
-    let t = match st
-        .iam
-        .resolve(&u.p, &tenant, Action::NotifyManage, &u.meta)
-        .await
-    {
-        Ok(t) => t,
-        Err(e) => return failure(e),
+    let (t, c) = match console_manager(&st, &headers, &u, &tenant, &f.csrf).await {
+        Ok(r) => r,
+        Err(r) => return r,
     };
-    let c = caller(&u.p, &u.meta);
     let r = match verb.as_str() {
         "test" => st.notify.test_channel(&t, &c, &channel).await.map(|_| ()),
         "delete" => st.notify.remove_channel(&t, &c, &channel).await,
         _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
     };
-    match r {
-        Ok(()) => see_other(&format!("/console/tenants/{}/notify", t.name)),
-        Err(e) => match form_error(&e) {
-            Some(err) => page_view(&st, &u, &tenant, Some(err), None).await,
-            None => failure(e),
-        },
-    }
+    after_console_action(&st, &u, &tenant, &t, r.map(drop)).await
 }
 
 async fn console_message(
@@ -896,30 +919,16 @@ async fn console_message(
     Path((tenant, id, verb)): Path<(String, String, String)>,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
-    if !csrf_ok(&headers, &f.csrf) {
-        return forbidden_form();
-    }
-    let t = match st
-        .iam
-        .resolve(&u.p, &tenant, Action::NotifyManage, &u.meta)
-        .await
-    {
-        Ok(t) => t,
-        Err(e) => return failure(e),
+    let (t, c) = match console_manager(&st, &headers, &u, &tenant, &f.csrf).await {
+        Ok(r) => r,
+        Err(r) => return r,
     };
-    let c = caller(&u.p, &u.meta);
     let r = match verb.as_str() {
         "retry" => st.notify.retry(&t, &c, &id).await,
         "discard" => st.notify.discard(&t, &c, &id).await,
         _ => return (StatusCode::NOT_FOUND, "no such action").into_response(),
     };
-    match r {
-        Ok(_) => see_other(&format!("/console/tenants/{}/notify", t.name)),
-        Err(e) => match form_error(&e) {
-            Some(err) => page_view(&st, &u, &tenant, Some(err), None).await,
-            None => failure(e),
-        },
-    }
+    after_console_action(&st, &u, &tenant, &t, r.map(drop)).await
 }
 
 async fn console_affected(

@@ -446,6 +446,27 @@ async fn userinfo(
     }
 }
 
+/// What revocation (RFC 7009) and introspection (RFC 7662) requests share: the issuer's tenant,
+/// the issuer URL, the authenticated client and the token the request names.
+async fn token_request(
+    st: &AppState,
+    headers: &HeaderMap,
+    tenant: &str,
+    f: Result<Form<TokenForm>, FormRejection>,
+) -> Result<(parapet_store::Tenant, String, ClientAuth, String), Response> {
+    let t = tenant_of(st, tenant).await?;
+    let f = form_or_error(f).map_err(|e| oauth_error(&e))?;
+    let iss = issuer(st, headers, &t.name).map_err(|e| oauth_error(&e))?;
+    let auth = client_auth(headers, &f).map_err(|e| oauth_error(&e))?;
+    let tok = f.token.ok_or_else(|| {
+        oauth_error(&OAuthError {
+            error: "invalid_request",
+            description: "token is missing".into(),
+        })
+    })?;
+    Ok((t, iss, auth, tok))
+}
+
 async fn revoke(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -453,29 +474,11 @@ async fn revoke(
     Path(tenant): Path<String>,
     f: Result<Form<TokenForm>, FormRejection>,
 ) -> Response {
-    let t = match tenant_of(&st, &tenant).await {
-        Ok(t) => t,
+    let (t, iss, auth, tok) = match token_request(&st, &headers, &tenant, f).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    let f = match form_or_error(f) {
-        Ok(f) => f,
-        Err(e) => return oauth_error(&e),
-    };
-    let iss = match issuer(&st, &headers, &t.name) {
-        Ok(i) => i,
-        Err(e) => return oauth_error(&e),
-    };
-    let auth = match client_auth(&headers, &f) {
-        Ok(a) => a,
-        Err(e) => return oauth_error(&e),
-    };
-    let Some(tok) = f.token.as_deref() else {
-        return oauth_error(&OAuthError {
-            error: "invalid_request",
-            description: "token is missing".into(),
-        });
-    };
-    match st.iam.oidc_revoke(&t, &iss, &auth, tok, &meta).await {
+    match st.iam.oidc_revoke(&t, &iss, &auth, &tok, &meta).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => oauth_error(&e),
     }
@@ -488,29 +491,11 @@ async fn introspect(
     Path(tenant): Path<String>,
     f: Result<Form<TokenForm>, FormRejection>,
 ) -> Response {
-    let t = match tenant_of(&st, &tenant).await {
-        Ok(t) => t,
+    let (t, iss, auth, tok) = match token_request(&st, &headers, &tenant, f).await {
+        Ok(r) => r,
         Err(r) => return r,
     };
-    let f = match form_or_error(f) {
-        Ok(f) => f,
-        Err(e) => return oauth_error(&e),
-    };
-    let iss = match issuer(&st, &headers, &t.name) {
-        Ok(i) => i,
-        Err(e) => return oauth_error(&e),
-    };
-    let auth = match client_auth(&headers, &f) {
-        Ok(a) => a,
-        Err(e) => return oauth_error(&e),
-    };
-    let Some(tok) = f.token.as_deref() else {
-        return oauth_error(&OAuthError {
-            error: "invalid_request",
-            description: "token is missing".into(),
-        });
-    };
-    match st.iam.oidc_introspect(&t, &iss, &auth, tok, &meta).await {
+    match st.iam.oidc_introspect(&t, &iss, &auth, &tok, &meta).await {
         Ok(v) => Json(v).into_response(),
         Err(e) => oauth_error(&e),
     }
