@@ -587,13 +587,28 @@ fn platform_items(st: &AppState) -> Vec<DisclosureItem> {
             format!(
                 "append-only, hashed into an RFC 9162 Merkle tree; checkpoints signed with \
                  Ed25519 (C2SP signed notes) by a key in a file of mode 0600{}",
-                if st.kms.status().mode.as_deref() == Some("key-file") {
-                    ", sealed by the platform key of the key service"
+                if st.kms.status().initialized {
+                    ", sealed by the platform key of the key service (opened at unseal; while \
+                     the service is sealed, records wait and the next checkpoint covers them)"
                 } else {
-                    " (in clear: it is sealed by the key service only when the service is \
-                     unsealed at start)"
+                    " (in clear until the key service is initialized, then sealed by its \
+                     platform key)"
                 }
             ),
+        ),
+        item(
+            "Webhook signing secrets",
+            if st.notify.secrets_under_kms() {
+                format!(
+                    "AES-256-GCM under the provider's platform key {} of the key service, bound \
+                     to tenant and channel",
+                    parapet_kms::platform::PLATFORM_KEY
+                )
+            } else {
+                "AES-256-GCM under the local secrets key file (parapet-secrets.key), bound to \
+                 tenant and channel; moved under the key service once it is initialized"
+                    .to_string()
+            },
         ),
         item(
             "Key-ring backups",

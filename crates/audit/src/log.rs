@@ -99,7 +99,10 @@ type CachedTile = Arc<Vec<Hash>>;
 pub struct AuditLog {
     store: Arc<dyn Store>,
     env: Env,
-    signer: NoteSigner,
+    /// The checkpoint signer; `None` while its key waits for the key service to be unsealed
+    /// (records are kept and integrated once it arrives).
+    signer: std::sync::RwLock<Option<Arc<NoteSigner>>>,
+    origin: String,
     verifier: NoteVerifier,
     /// The provider's context: the sequencer reads every record.
     provider: TenantCtx,
@@ -112,7 +115,7 @@ pub struct AuditLog {
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditLog")
-            .field("origin", &self.signer.name())
+            .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
 }
@@ -172,7 +175,8 @@ impl AuditLog {
         Ok(AuditLog {
             store,
             env,
-            signer,
+            origin: signer.name().to_owned(),
+            signer: std::sync::RwLock::new(Some(Arc::new(signer))),
             verifier,
             provider,
             config,
@@ -181,9 +185,64 @@ impl AuditLog {
         })
     }
 
+    /// Opens a registered log whose signing key is not available yet (sealed by the key
+    /// service): records are appended as usual and wait; checkpoints are signed from the moment
+    /// [`install_signer`](Self::install_signer) gives the key, and the first one covers them
+    /// all (the tree is append-only).
+    pub async fn open_pending(
+        store: Arc<dyn Store>,
+        env: Env,
+        provider: TenantCtx,
+        config: LogConfig,
+    ) -> LogResult<Self> {
+        let head = store.log_head().await?.ok_or_else(|| {
+            LogError::Key(
+                "the audit signing key is sealed by the key service, but this database has no \
+                 audit log yet"
+                    .into(),
+            )
+        })?;
+        let verifier =
+            NoteVerifier::from_vkey(&head.vkey).map_err(|e| LogError::Key(e.to_string()))?;
+        Ok(AuditLog {
+            store,
+            env,
+            origin: head.origin,
+            signer: std::sync::RwLock::new(None),
+            verifier,
+            provider,
+            config,
+            state: tokio::sync::Mutex::new(None),
+            tiles: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Gives a log opened with [`open_pending`](Self::open_pending) its signing key, which must
+    /// be the one the log was registered with.
+    pub fn install_signer(&self, signer: NoteSigner) -> LogResult<()> {
+        if signer.verifier().to_vkey() != self.verifier.to_vkey() {
+            return Err(LogError::Key(format!(
+                "the audit log is signed by the key {}, not by {}",
+                self.verifier.to_vkey(),
+                signer.verifier().to_vkey()
+            )));
+        }
+        let mut s = self
+            .signer
+            .write()
+            .map_err(|_| LogError::Key("the signer lock is poisoned".into()))?;
+        *s = Some(Arc::new(signer));
+        Ok(())
+    }
+
+    /// Whether checkpoints can be signed now (false while the key waits for an unseal).
+    pub fn signing(&self) -> bool {
+        self.signer.read().map(|s| s.is_some()).unwrap_or(false)
+    }
+
     /// The log's origin (the first line of its checkpoints).
     pub fn origin(&self) -> &str {
-        self.signer.name()
+        &self.origin
     }
 
     /// The verifier key (`name+keyid+base64`), as `parapet audit verify --public-key` takes it.
@@ -213,6 +272,12 @@ impl AuditLog {
     /// Integrates the records not yet in the tree (at most `max_batch`) and signs a checkpoint.
     /// `Ok(None)` when there was nothing to do or another process is the sequencer.
     pub async fn integrate_once(&self) -> LogResult<Option<IntegrateReport>> {
+        let Some(signer) = self.signer.read().ok().and_then(|s| s.clone()) else {
+            // The key waits for the key service: the records wait with it.
+            metrics::gauge!("parapet_audit_signing_pending").set(1.0);
+            return Ok(None);
+        };
+        metrics::gauge!("parapet_audit_signing_pending").set(0.0);
         if !self.store.lead_sequencer().await? {
             *self.state.lock().await = None;
             return Ok(None);
@@ -263,7 +328,7 @@ impl AuditLog {
         let root = tree.root();
         let now = self.env.now();
         let signed = Checkpoint::new(self.origin(), new_size, root)
-            .sign(&self.signer)
+            .sign(&signer)
             .map_err(|e| LogError::Key(e.to_string()))?;
         let tiles = tree
             .take_tiles()

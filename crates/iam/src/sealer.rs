@@ -47,6 +47,95 @@ fn sealer_error(e: SealerError) -> IamError {
     }
 }
 
+/// Seals the secrets of a module other than the identity service (webhook secrets, …) the way
+/// the identity service seals its own: under the key service once it installed its sealer,
+/// else with the local secrets key.
+pub struct SecretBox {
+    local: [u8; 32],
+    env: parapet_types::Env,
+    platform: std::sync::RwLock<Option<Arc<dyn PlatformSealer>>>,
+}
+
+impl std::fmt::Debug for SecretBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretBox")
+            .field("under_kms", &self.under_kms())
+            .finish_non_exhaustive()
+    }
+}
+
+fn box_error(e: SealerError) -> IamError {
+    match e {
+        SealerError::Sealed => IamError::Unavailable(
+            "the key service is sealed: the secrets it protects cannot be used until key \
+             custodians unseal it ('parapet kms unseal')"
+                .into(),
+        ),
+        SealerError::Invalid(m) => {
+            IamError::Internal(format!("a sealed secret does not open: {m}"))
+        }
+    }
+}
+
+impl SecretBox {
+    pub fn new(local: [u8; 32], env: parapet_types::Env) -> Self {
+        SecretBox {
+            local,
+            env,
+            platform: std::sync::RwLock::new(None),
+        }
+    }
+
+    /// Seals under the key service from now on.
+    pub fn set_platform_sealer(&self, sealer: Arc<dyn PlatformSealer>) {
+        if let Ok(mut s) = self.platform.write() {
+            *s = Some(sealer);
+        }
+    }
+
+    fn platform(&self) -> Option<Arc<dyn PlatformSealer>> {
+        self.platform.read().ok().and_then(|s| s.clone())
+    }
+
+    /// Whether new secrets are sealed by the key service.
+    pub fn under_kms(&self) -> bool {
+        self.platform().is_some()
+    }
+
+    pub fn seal(&self, aad: &str, plain: &[u8]) -> IamResult<String> {
+        match self.platform() {
+            Some(s) => s.seal(aad, plain).map_err(box_error),
+            None => crate::mfa::seal_local(&self.local, &self.env, aad, plain),
+        }
+    }
+
+    /// Opens a value sealed by either.
+    pub fn open(&self, aad: &str, sealed: &str) -> IamResult<Vec<u8>> {
+        if sealed.starts_with(KMS_PREFIX) {
+            let s = self.platform().ok_or_else(|| {
+                IamError::Unavailable(
+                    "this secret is sealed by the key service, which is not available".into(),
+                )
+            })?;
+            s.open(aad, sealed).map_err(box_error)
+        } else {
+            crate::mfa::open_local(&self.local, aad, sealed)
+        }
+    }
+
+    /// Re-seals under the key service a value the local key sealed; `None` when the key
+    /// service is not in use or the value is already its.
+    pub fn reseal_local(&self, aad: &str, sealed: &str) -> IamResult<Option<String>> {
+        match self.platform() {
+            Some(p) if !sealed.starts_with(KMS_PREFIX) => {
+                let plain = crate::mfa::open_local(&self.local, aad, sealed)?;
+                p.seal(aad, &plain).map(Some).map_err(box_error)
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
 impl IamService {
     /// Seals platform secrets under the key service from now on.
     pub fn set_platform_sealer(&self, sealer: Arc<dyn PlatformSealer>) {

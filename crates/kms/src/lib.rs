@@ -211,6 +211,9 @@ pub struct KmsService {
     audit_tx: tokio::sync::mpsc::Sender<Pending>,
     /// The platform key ring that seals other modules' secrets (`platform.rs`).
     platform: Arc<platform::PlatformKeys>,
+    /// Other modules holding platform secrets (webhook secrets, the audit signing key): told
+    /// when the platform key takes over and at every unseal.
+    holders: RwLock<Vec<Arc<dyn platform::SecretHolder>>>,
 }
 
 /// A record waiting for its batch, and who waits for it to be stored.
@@ -320,7 +323,49 @@ impl KmsService {
             material: RwLock::default(),
             meta: RwLock::default(),
             audit_tx,
+            holders: RwLock::default(),
         })
+    }
+
+    /// Registers a module whose secrets the platform key seals: it gets the platform sealer now
+    /// if the service is initialized (else at initialization), is told at once if the service
+    /// is already unsealed, and again at every later unseal.
+    pub async fn add_secret_holder(
+        &self,
+        holder: Arc<dyn platform::SecretHolder>,
+    ) -> KmsResult<()> {
+        let (initialized, unsealed) = match self.seal.read().as_deref() {
+            Ok(Seal::Uninitialized) => (false, false),
+            Ok(Seal::Sealed { .. }) => (true, false),
+            Ok(Seal::Unsealed { .. }) => (true, true),
+            Err(_) => return Err(poisoned()),
+        };
+        if initialized {
+            holder.use_platform_sealer(self.platform.clone());
+        }
+        if let Ok(mut h) = self.holders.write() {
+            h.push(holder.clone());
+        }
+        if unsealed {
+            holder
+                .platform_unsealed()
+                .await
+                .map_err(|e| KmsError::Internal(format!("{}: {e}", holder.name())))?;
+        }
+        Ok(())
+    }
+
+    /// From now on platform secrets are sealed by the platform key: tells the identity service
+    /// and every registered holder.
+    fn install_platform_sealer(&self) {
+        self.iam.set_platform_sealer(self.platform.clone());
+        for h in self.secret_holders() {
+            h.use_platform_sealer(self.platform.clone());
+        }
+    }
+
+    fn secret_holders(&self) -> Vec<Arc<dyn platform::SecretHolder>> {
+        self.holders.read().map(|h| h.clone()).unwrap_or_default()
     }
 
     pub fn config(&self) -> &KmsConfig {
@@ -510,7 +555,7 @@ impl KmsService {
             root: record,
             shares: Vec::new(),
         };
-        self.iam.set_platform_sealer(self.platform.clone());
+        self.install_platform_sealer();
         Ok(out)
     }
 
@@ -562,7 +607,7 @@ impl KmsService {
             ));
         }
         *self.seal.write().map_err(|_| poisoned())? = Seal::Unsealed { root: record, key };
-        self.iam.set_platform_sealer(self.platform.clone());
+        self.install_platform_sealer();
         self.load_platform().await
     }
 

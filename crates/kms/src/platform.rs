@@ -9,7 +9,7 @@
 //! context is `{"parapet-platform": <the caller's binding>}`.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use parapet_iam::RequestMeta;
 use parapet_iam::sealer::{KMS_PREFIX, PlatformSealer, SealerError};
@@ -28,6 +28,20 @@ struct Loaded {
     key: Uuid,
     latest: i64,
     versions: HashMap<i64, Material>,
+}
+
+/// A module outside the identity service whose secrets the platform key seals (webhook secrets,
+/// the audit log's signing key). The binary registers each with
+/// [`KmsService::add_secret_holder`].
+#[async_trait::async_trait]
+pub trait SecretHolder: Send + Sync {
+    /// A name for logs.
+    fn name(&self) -> &'static str;
+    /// From now on, seal new secrets with `sealer`.
+    fn use_platform_sealer(&self, sealer: Arc<dyn PlatformSealer>);
+    /// The key service was unsealed: open what waited for it and re-seal what the local key
+    /// sealed. Returns how many secrets were re-sealed.
+    async fn platform_unsealed(&self) -> Result<u64, String>;
 }
 
 /// The platform key's material while the service is unsealed.
@@ -151,7 +165,16 @@ impl KmsService {
             Err(e) => return Err(e.into()),
         };
         self.reload_platform(&key).await?;
-        let n = self.iam.migrate_secrets(&self.provider).await?;
+        let mut n = self.iam.migrate_secrets(&self.provider).await?;
+        for h in self.secret_holders() {
+            match h.platform_unsealed().await {
+                Ok(k) => n += k,
+                // One module's failure must not keep the key service sealed for the others.
+                Err(e) => {
+                    tracing::error!(holder = h.name(), error = %e, "platform secrets of a module were not re-sealed")
+                }
+            }
+        }
         if n > 0 {
             tracing::info!(
                 secrets = n,

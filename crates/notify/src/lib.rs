@@ -604,6 +604,9 @@ pub struct NotifyService {
     env: Env,
     config: NotifyConfig,
     transport: Arc<dyn Transport>,
+    /// Seals webhook secrets: the key service's platform key once it is in use, else the
+    /// local secrets key.
+    secrets: parapet_iam::sealer::SecretBox,
 }
 
 impl std::fmt::Debug for NotifyService {
@@ -620,10 +623,67 @@ impl NotifyService {
         transport: Arc<dyn Transport>,
     ) -> Self {
         NotifyService {
+            secrets: parapet_iam::sealer::SecretBox::new(config.secrets_key, env.clone()),
             store,
             env,
             config,
             transport,
+        }
+    }
+
+    /// Seals webhook secrets under the key service from now on.
+    pub fn set_platform_sealer(&self, sealer: Arc<dyn parapet_iam::sealer::PlatformSealer>) {
+        self.secrets.set_platform_sealer(sealer);
+    }
+
+    /// Whether webhook secrets are sealed by the key service (for the encryption statement).
+    pub fn secrets_under_kms(&self) -> bool {
+        self.secrets.under_kms()
+    }
+
+    /// Re-seals under the key service every webhook secret still sealed by the local key; each
+    /// change is audited in the channel's tenant. Returns how many were re-sealed; a value that
+    /// changed meanwhile is left for the next run.
+    pub async fn migrate_secrets(&self, provider: &Tenant) -> IamResult<u64> {
+        if !self.secrets.under_kms() {
+            return Ok(0);
+        }
+        let ctx = TenantCtx::new(provider.id);
+        let mut n = 0;
+        let mut after = None;
+        loop {
+            let page = self.store.notify_local_secrets(ctx, after, 500).await?;
+            let full = page.len() == 500;
+            after = page.last().map(|(_, c, _)| *c);
+            for (tenant, channel, sealed) in page {
+                let Some(new) = self
+                    .secrets
+                    .reseal_local(&secret_aad(tenant, channel), &sealed)?
+                else {
+                    continue;
+                };
+                let e = AuditEvent {
+                    time: self.env.now(),
+                    tenant: Some(tenant),
+                    actor: Actor::System,
+                    action: "kms.platform-secret.reseal".into(),
+                    target: format!("channel:{channel}"),
+                    source_ip: None,
+                    user_agent: None,
+                    outcome: AuditOutcome::Success,
+                    details: json!({"secret": "webhook", "from": "local-key", "to": "kms"}),
+                };
+                if self
+                    .store
+                    .notify_reseal_secret(TenantCtx::new(tenant), channel, &sealed, &new, &e)
+                    .await?
+                {
+                    n += 1;
+                }
+            }
+            if !full {
+                return Ok(n);
+            }
         }
     }
 
@@ -686,12 +746,9 @@ impl NotifyService {
                 "whsec_{}",
                 base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
             );
-            let sealed = parapet_iam::mfa::seal_local(
-                &self.config.secrets_key,
-                &self.env,
-                &secret_aad(t.id, id),
-                secret.as_bytes(),
-            )?;
+            let sealed = self
+                .secrets
+                .seal(&secret_aad(t.id, id), secret.as_bytes())?;
             (Some(secret), Some(sealed))
         } else {
             (None, None)
@@ -1139,11 +1196,7 @@ impl NotifyService {
                     .sealed_secret
                     .as_deref()
                     .ok_or_else(|| internal("a webhook channel has no secret"))?;
-                let secret = parapet_iam::mfa::open_local(
-                    &self.config.secrets_key,
-                    &secret_aad(c.tenant, c.id),
-                    sealed,
-                )?;
+                let secret = self.secrets.open(&secret_aad(c.tenant, c.id), sealed)?;
                 let body = match ch.config.format {
                     WebhookFormat::Generic => json!({
                         "id": item.id,

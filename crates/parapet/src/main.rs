@@ -3,6 +3,7 @@
 use clap::Parser;
 
 mod cli;
+mod platform_secrets;
 mod serve;
 mod syslog;
 

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use parapet_app::{AppConfig, AppState, Listen};
-use parapet_audit::{AuditLog, LogConfig, NoteSigner};
 use parapet_iam::{IamConfig, IamService, PasswordCost};
 use parapet_kms::{KmsConfig, KmsService};
 use parapet_store_sql::{OpenOptions, SqlStore};
@@ -430,21 +429,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot unseal the key service with {}", path.display()))?;
         tracing::warn!(file = %path.display(), "key service unsealed from a key file (development only)");
     } else if kms.status().initialized {
+        if kms.status().mode.as_deref() == Some("key-file") {
+            anyhow::bail!(
+                "the key service of this installation is unsealed with a key file, and the audit \
+                 signing key and platform secrets are sealed by it: start with --kms-key-file FILE"
+            );
+        }
         println!("The key service is sealed: key custodians must run 'parapet kms unseal'.");
     }
-    let signer = audit_signer(&s.audit_key, &boot.provider, &env, &kms)?;
-    let audit = Arc::new(
-        AuditLog::open(
-            store.clone(),
-            env.clone(),
-            signer,
-            TenantCtx::new(boot.provider.id),
-            LogConfig::default(),
-        )
-        .await
-        .context("cannot open the audit log")?,
-    );
-    // The first checkpoint before the listener opens: clients always find one.
+    let audit =
+        crate::platform_secrets::open_audit_log(&s.audit_key, store.clone(), &env, &boot.provider)
+            .await?;
+    kms.add_secret_holder(Arc::new(crate::platform_secrets::AuditKeyHolder {
+        path: s.audit_key.clone(),
+        audit: audit.clone(),
+        kms: kms.clone(),
+    }))
+    .await
+    .context("cannot seal the audit signing key under the key service")?;
+    // The first checkpoint before the listener opens: clients always find one (unless the key
+    // waits for custodians, when the last one signed stands).
     audit
         .integrate_once()
         .await
@@ -468,6 +472,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         stop_rx_kms(&stop_sequencer),
     ));
     let notify = Arc::new(notify_service(&s.notify, store.clone(), &env, sealing_key)?);
+    kms.add_secret_holder(Arc::new(crate::platform_secrets::NotifySecrets {
+        notify: notify.clone(),
+        provider: boot.provider.clone(),
+    }))
+    .await
+    .context("cannot seal the webhook secrets under the key service")?;
     let incident = Arc::new(
         parapet_incident::IncidentService::new(iam.clone(), parapet_incident::SlaPolicy::default())
             .with_notify(notify.clone()),
@@ -706,7 +716,7 @@ async fn sweep_dormant_accounts(
 /// made as needed) with the text `make` returns. The file is written aside and linked into place,
 /// so a concurrent first start of another replica keeps whichever file was linked first and
 /// nobody reads a half-written one. Returns the value and whether this call created the file.
-fn secret_file<T>(
+pub(crate) fn secret_file<T>(
     path: &std::path::Path,
     what: &str,
     make: impl FnOnce() -> anyhow::Result<zeroize::Zeroizing<String>>,
@@ -835,90 +845,6 @@ fn kms_root_key(path: &std::path::Path, env: &Env) -> anyhow::Result<parapet_kms
         );
     }
     Ok(key)
-}
-
-/// Loads the audit log's signing key, or creates it (mode 0600) on first start, named after
-/// the provider tenant so that every installation's log has its own origin.
-fn audit_signer(
-    path: &std::path::Path,
-    provider: &parapet_store::Tenant,
-    env: &Env,
-    kms: &KmsService,
-) -> anyhow::Result<NoteSigner> {
-    const AAD: &str = "parapet-audit-signing-key";
-    let origin = format!("parapet.{}/audit/{}", provider.name, provider.id);
-    // Unsealed at start (a key file): the signing key is kept sealed by the platform key.
-    let under_kms = !kms.status().sealed;
-    let (signer, created) = secret_file(
-        path,
-        "audit signing key",
-        || {
-            let skey = NoteSigner::generate(&origin, env.entropy.as_ref())
-                .map(|s| zeroize::Zeroizing::new(s.to_skey()))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            if under_kms {
-                Ok(zeroize::Zeroizing::new(
-                    kms.seal_platform_secret(AAD, skey.as_bytes())?,
-                ))
-            } else {
-                Ok(skey)
-            }
-        },
-        |text| {
-            let plain = if text.starts_with(parapet_iam::sealer::KMS_PREFIX) {
-                let opened = kms.open_platform_secret(AAD, text).map_err(|e| match e {
-                    parapet_kms::KmsError::Sealed | parapet_kms::KmsError::Uninitialized => {
-                        anyhow::anyhow!(
-                            "it is sealed by the key service, which is sealed: start with the \
-                             key file (--kms-key-file) that unseals it"
-                        )
-                    }
-                    e => anyhow::anyhow!("{e}"),
-                })?;
-                zeroize::Zeroizing::new(
-                    String::from_utf8(opened.to_vec())
-                        .map_err(|_| anyhow::anyhow!("the sealed key is not text"))?,
-                )
-            } else {
-                zeroize::Zeroizing::new(text.to_string())
-            };
-            NoteSigner::from_skey(&plain).map_err(|e| anyhow::anyhow!("{e}"))
-        },
-    )?;
-    if created {
-        println!(
-            "Created the audit log signing key {} (keep it secret; back it up).",
-            path.display()
-        );
-    } else if under_kms {
-        // An older plain file: seal it under the platform key in place.
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the audit signing key {}", path.display()))?;
-        if !text.trim().starts_with(parapet_iam::sealer::KMS_PREFIX) {
-            let sealed = kms.seal_platform_secret(AAD, signer.to_skey().as_bytes())?;
-            let tmp = path.with_extension(format!("seal{}", std::process::id()));
-            {
-                use std::io::Write;
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut f = options
-                    .open(&tmp)
-                    .with_context(|| format!("cannot create {}", tmp.display()))?;
-                writeln!(f, "{sealed}")
-                    .and_then(|()| f.sync_all())
-                    .with_context(|| format!("cannot write {}", tmp.display()))?;
-            }
-            std::fs::rename(&tmp, path)
-                .with_context(|| format!("cannot replace {}", path.display()))?;
-            println!(
-                "Sealed the audit log signing key {} under the key service's platform key.",
-                path.display()
-            );
-        }
-    }
-    Ok(signer)
 }
 
 /// A database location with any password removed, for messages and logs.

@@ -360,15 +360,33 @@ fn s3_witness_stores_checkpoints_in_the_bucket() {
         })
         .unwrap_or_default()
     };
+    // The publisher sends the latest checkpoint: the one seen, or a later one signed meanwhile.
+    let stored_sizes = || -> Vec<u64> {
+        listing()
+            .split("<Key>parapet/")
+            .skip(1)
+            .filter_map(|k| k.split(".checkpoint</Key>").next()?.parse().ok())
+            .collect()
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !listing().contains(&format!("{size:020}.checkpoint")) {
+    let size = loop {
+        if let Some(s) = stored_sizes().into_iter().filter(|s| *s >= size).max() {
+            break s;
+        }
         assert!(
             Instant::now() < deadline,
-            "no checkpoint of size {size} in the bucket: {}",
+            "no checkpoint of size {size} or later in the bucket: {}",
             listing()
         );
         std::thread::sleep(Duration::from_millis(50));
-    }
+    };
+    let (ok, cp, err) = cli(
+        &srv,
+        &config,
+        &["audit", "checkpoint", "--json", "--size", &size.to_string()],
+    );
+    assert!(ok, "{err}");
+    let cp: serde_json::Value = serde_json::from_str(&cp).unwrap();
     // Read it back as an S3 client would (boto3, signed; the bucket is private).
     let get = r#"
 import boto3, sys

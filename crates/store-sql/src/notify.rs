@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::audit::insert_audit;
 use crate::incident::update_incident_row;
 use crate::rows::{Bind, bad, uuid};
-use crate::{DbResult, SqlStore, with_tx};
+use crate::{DbResult, SqlStore, with_pool, with_tx};
 
 /// Rows of `ctx`'s own tenant, or of every tenant when `ctx` is the provider.
 const VISIBLE: &str = "(tenant_id = $1 OR EXISTS (SELECT 1 FROM tenants p WHERE p.id = $1 AND \
@@ -181,6 +181,66 @@ impl NotifyStore for SqlStore {
             insert_audit!(&mut *tx, audit);
         });
         Ok(())
+    }
+
+    async fn notify_local_secrets(
+        &self,
+        ctx: TenantCtx,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> StoreResult<Vec<(TenantId, Uuid, String)>> {
+        let rows: Vec<(String, String, String)> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT c.tenant_id, c.id, c.sealed_secret FROM notify_channels c \
+                 WHERE EXISTS (SELECT 1 FROM tenants p WHERE p.id = $1 AND p.kind = 'provider') \
+                 AND c.sealed_secret IS NOT NULL AND c.sealed_secret NOT LIKE 'kms:%' \
+                 AND c.id > $2 ORDER BY c.id LIMIT $3",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(after.map(|a| a.to_string()).unwrap_or_default())
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .db()?
+        });
+        rows.into_iter()
+            .map(|(t, c, sealed)| {
+                Ok((
+                    TenantId(uuid("tenant id", &t)?),
+                    uuid("channel id", &c)?,
+                    sealed,
+                ))
+            })
+            .collect()
+    }
+
+    async fn notify_reseal_secret(
+        &self,
+        ctx: TenantCtx,
+        channel: Uuid,
+        old: &str,
+        new: &str,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let changed = with_tx!(self, |tx| {
+            let n = sqlx::query(
+                "UPDATE notify_channels SET sealed_secret = $4 WHERE tenant_id = $1 AND id = $2 \
+                 AND sealed_secret = $3",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(channel.to_string())
+            .bind(old)
+            .bind(new)
+            .execute(&mut *tx)
+            .await
+            .db()?
+            .rows_affected();
+            if n == 1 {
+                insert_audit!(&mut *tx, audit);
+            }
+            n == 1
+        });
+        Ok(changed)
     }
 
     async fn list_channels(&self, ctx: TenantCtx) -> StoreResult<Vec<ChannelRecord>> {

@@ -105,6 +105,26 @@ pub trait NotifyStore: Send + Sync {
     async fn delete_channel(&self, ctx: TenantCtx, id: Uuid, audit: &AuditEvent)
     -> StoreResult<()>;
 
+    /// Webhook secrets of every tenant still sealed by the local key (not `kms:`), by channel id
+    /// after `after` (`ctx` must be the provider): `(tenant, channel, sealed)`.
+    async fn notify_local_secrets(
+        &self,
+        ctx: TenantCtx,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> StoreResult<Vec<(TenantId, Uuid, String)>>;
+
+    /// Replaces a channel's sealed secret if it is still `old`, with its audit record, in the
+    /// channel's tenant (`ctx`); false if it changed meanwhile.
+    async fn notify_reseal_secret(
+        &self,
+        ctx: TenantCtx,
+        channel: Uuid,
+        old: &str,
+        new: &str,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
+
     /// Adds messages to the outbox with the audit events of what caused them, in one
     /// transaction. Every item must belong to `ctx`.
     async fn enqueue(

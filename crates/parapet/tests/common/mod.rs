@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub use parapet_store_sql::testkit::Backend;
 
 pub mod api;
+pub mod webhook;
 
 /// Runs each named test function (taking a [`Backend`]) on SQLite and on PostgreSQL, as the
 /// tests `sqlite::<name>` and `postgres::<name>`. Needs `#[macro_use] mod common;`.
@@ -196,6 +197,49 @@ pub fn as_dba(backend: Backend, database: &str, sql: &str) -> Result<(), String>
             }
         }
     })
+}
+
+/// Reads one text value directly from the server's database, as its administrator would (the
+/// first column of the first row of `sql`; `None` when there is no row).
+pub fn dba_text(backend: Backend, database: &str, sql: &str) -> Option<String> {
+    use sqlx::Connection;
+    let (database, sql) = (database.to_string(), sql.to_string());
+    // A thread of its own, so that tests may call it from within their runtime.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let sql = sqlx::AssertSqlSafe(sql);
+        rt.block_on(async {
+            match backend {
+                Backend::Sqlite => {
+                    let file = std::path::Path::new(&database).join("parapet.db");
+                    let mut c =
+                        sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+                            .await
+                            .unwrap();
+                    let v: Option<String> = sqlx::query_scalar(sql)
+                        .fetch_optional(&mut c)
+                        .await
+                        .unwrap();
+                    let _ = c.close().await;
+                    v
+                }
+                Backend::Postgres => {
+                    let mut c = sqlx::PgConnection::connect(&database).await.unwrap();
+                    let v: Option<String> = sqlx::query_scalar(sql)
+                        .fetch_optional(&mut c)
+                        .await
+                        .unwrap();
+                    let _ = c.close().await;
+                    v
+                }
+            }
+        })
+    })
+    .join()
+    .unwrap()
 }
 
 /// The Python of the test environment with the packages of tests/independent/requirements.txt
