@@ -7,6 +7,12 @@ mod platform_secrets;
 mod serve;
 mod syslog;
 
+/// mimalloc instead of glibc malloc: the server allocates many small, short-lived buffers per
+/// request (JSON, base64, audit records), where glibc's malloc spent a quarter of the CPU of a
+/// key-service request (perf, BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Parapet: the operational-security control plane for a cloud service provider (ITU-T X.1642).
 #[derive(Debug, Parser)]
 #[command(
