@@ -8,6 +8,7 @@
 #
 #   bench/kms.sh                       # 3 runs of 10 s, 64 connections, 1000 keys
 #   RUNS=5 DURATION=30s KEYS=10000 bench/kms.sh
+#   KEYS=1000000 bench/kms.sh          # latency at a million keys (issue 5: independent of it)
 #   BATCH=1000 bench/kms.sh            # batches of 1000 items (the most a request takes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,8 +54,7 @@ PLAIN=$(head -c 1024 /dev/urandom | base64 -w0)
 api /api/v1/kms/keys '{"name":"k0"}' >/dev/null
 CT=$(api /api/v1/kms/keys/k0/encrypt "{\"plaintext\":\"$PLAIN\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ciphertext"])')
 echo "creating $KEYS keys…" >&2
-seq 1 "$KEYS" | xargs -P 4 -I{} curl -sf -o /dev/null "$URL/api/v1/kms/keys" \
-  -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"name":"k{}"}'
+python3 bench/kms_create_keys.py "$URL" "$TOKEN" "$KEYS" 8
 
 ITEMS=$(python3 -c "import json; print(json.dumps({'items':[{'plaintext':'$PLAIN'}]*$BATCH}))")
 lua() { # $1 file, $2 path ('' = random key), $3 body
