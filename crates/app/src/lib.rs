@@ -54,9 +54,27 @@ pub struct AppConfig {
     pub public_url: Option<String>,
 }
 
-/// Shared state of every handler.
+/// Shared state of every handler: one `Arc`, so that the per-request clones axum makes (one
+/// per `State` extractor and stateful middleware) cost one reference count, not one per
+/// service (measured: 3% of a key-service request's CPU went to cloning and dropping it).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        AppState(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+pub struct Services {
     pub iam: Arc<IamService>,
     pub audit: Arc<parapet_audit::AuditLog>,
     pub inventory: Arc<parapet_inventory::Inventory>,

@@ -270,7 +270,7 @@ async fn board(n: usize) {
                 .unwrap(),
         ),
     ));
-    let state = parapet_app::AppState {
+    let state = parapet_app::AppState::new(parapet_app::Services {
         notify,
         iam: w.iam.clone(),
         audit,
@@ -284,7 +284,7 @@ async fn board(n: usize) {
         inventory,
         config: Arc::new(parapet_app::AppConfig::default()),
         metrics: None,
-    };
+    });
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(parapet_app::serve(
         bound,

@@ -556,7 +556,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(addr) => Some(crate::syslog::start(addr, monitor.clone(), stop_rx.clone()).await?),
         None => None,
     };
-    let state = AppState {
+    let state = AppState::new(parapet_app::Services {
         notify,
         monitor,
         kms,
@@ -570,7 +570,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             public_url: s.public_url.clone(),
         }),
         metrics: parapet_app::metrics_handle(),
-    };
+    });
     let shutdown = shutdown_signal();
     let bound = parapet_app::bind(&s.listen).await?;
     let url = bound.url();
