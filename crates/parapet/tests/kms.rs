@@ -12,8 +12,7 @@
 #[macro_use]
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{ADMIN_PASSWORD, Backend, as_dba, bin, start, start_with};
@@ -85,21 +84,7 @@ impl Api {
 
 /// Runs the CLI with `stdin` as standard input; returns (success, stdout bytes, stderr).
 fn cli(url: &str, token: &str, args: &[&str], stdin: &[u8]) -> (bool, Vec<u8>, String) {
-    let mut child = Command::new(bin())
-        .args(args)
-        .env("PARAPET_SERVER", url)
-        .env("PARAPET_TOKEN", token)
-        .env(
-            "PARAPET_CONFIG_DIR",
-            parapet_store_sql::testkit::temp_dir("cfg"),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::run_cli(url, token, args, stdin);
     (
         out.status.success(),
         out.stdout,

@@ -14,7 +14,6 @@
 #[macro_use]
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -129,21 +128,7 @@ impl Api {
 }
 
 fn cli(url: &str, token: &str, args: &[&str], stdin: &[u8]) -> (bool, String, String) {
-    let mut child = Command::new(bin())
-        .args(args)
-        .env("PARAPET_SERVER", url)
-        .env("PARAPET_TOKEN", token)
-        .env(
-            "PARAPET_CONFIG_DIR",
-            parapet_store_sql::testkit::temp_dir("cfg"),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::run_cli(url, token, args, stdin);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -16,13 +16,12 @@
 #[macro_use]
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{ADMIN_PASSWORD, Backend, bin, start_with};
+use common::{ADMIN_PASSWORD, Backend, start_with};
 use serde_json::{Value, json};
 
 on_both!(tenants_import_material_wrapped_outside_parapet);
@@ -37,21 +36,7 @@ fn python() -> PathBuf {
 }
 
 fn cli(url: &str, token: &str, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(bin())
-        .args(args)
-        .env("PARAPET_SERVER", url)
-        .env("PARAPET_TOKEN", token)
-        .env(
-            "PARAPET_CONFIG_DIR",
-            parapet_store_sql::testkit::temp_dir("cfg"),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    common::run_cli(url, token, args, stdin)
 }
 
 fn ok(o: &Output) -> String {

@@ -15,7 +15,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::api::Api;
@@ -28,18 +28,7 @@ on_both!(secrets_move_under_the_platform_key_and_a_sealed_restart_defers_checkpo
 const PW: &str = "kms-platform-password-1";
 
 fn cli(url: &str, token: &str, args: &[&str], stdin: &[u8]) -> (bool, String, String) {
-    use std::io::Write;
-    let mut child = Command::new(bin())
-        .args(args)
-        .args(["--server", url, "--token", token])
-        .env("HOME", std::env::temp_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::run_cli(url, token, args, stdin);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

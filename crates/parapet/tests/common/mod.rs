@@ -199,6 +199,27 @@ pub fn as_dba(backend: Backend, database: &str, sql: &str) -> Result<(), String>
     })
 }
 
+/// Runs the `parapet` command line against the server at `url` with `token` (and a config
+/// directory of its own), feeding `stdin`.
+pub fn run_cli(url: &str, token: &str, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(bin())
+        .args(args)
+        .env("PARAPET_SERVER", url)
+        .env("PARAPET_TOKEN", token)
+        .env(
+            "PARAPET_CONFIG_DIR",
+            parapet_store_sql::testkit::temp_dir("cfg"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Reads one text value directly from the server's database, as its administrator would (the
 /// first column of the first row of `sql`; `None` when there is no row).
 pub fn dba_text(backend: Backend, database: &str, sql: &str) -> Option<String> {
