@@ -73,20 +73,8 @@ pub(crate) async fn open_audit_log(
 
 /// Writes `text` to `path` through a temporary file (mode 0600) and a rename.
 fn replace_file(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
     let tmp = path.with_extension(format!("seal{}", std::process::id()));
-    {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        writeln!(f, "{text}")
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-    }
+    crate::serve::write_private_file(&tmp, text)?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
 }
 

@@ -712,6 +712,21 @@ async fn sweep_dormant_accounts(
     }
 }
 
+/// Creates `path` (which must not exist) with mode 0600 holding `text` and a newline, synced.
+pub(crate) fn write_private_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(f, "{text}")
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// Reads the secret file at `path` with `parse`, or creates it first (mode 0600, in a directory
 /// made as needed) with the text `make` returns. The file is written aside and linked into place,
 /// so a concurrent first start of another replica keeps whichever file was linked first and
@@ -738,19 +753,7 @@ pub(crate) fn secret_file<T>(
             .with_context(|| format!("cannot create the directory {}", dir.display()))?;
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    {
-        use std::io::Write;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        writeln!(f, "{}", text.as_str())
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-    }
+    write_private_file(&tmp, text.as_str())?;
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {
