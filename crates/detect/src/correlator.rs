@@ -159,6 +159,14 @@ impl Correlator {
             return Vec::new();
         }
         let ts = self.event_time(fields);
+        self.process_at(fields, detections, ts)
+    }
+
+    /// Like [`Correlator::process`], with the event's time given (seconds since the epoch).
+    pub fn process_at(&mut self, fields: &Value, detections: Matches, ts: i64) -> Vec<Detection> {
+        if self.correlations == 0 || detections.is_empty() {
+            return Vec::new();
+        }
         let event = JsonEvent::borrow(fields);
         self.engine
             .process_with_detections(&event, detections.0, ts)

@@ -26,6 +26,7 @@ macro_rules! on_both {
 on_both!(
     retention_deletes_only_old_events_per_tenant,
     idempotency_keys_expire_and_tenants_are_isolated,
+    correlation_windows_follow_the_injected_clock,
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -314,4 +315,99 @@ async fn raised_alerts_reach_the_subscriber_once() {
             .unwrap();
         assert_eq!(*seen.lock().unwrap(), vec![("acme".to_string(), 2)]);
     }
+}
+
+const BRUTE: &str = "title: Failed
+id: 0d000000-0000-4000-8000-000000000001
+name: failed
+logsource:
+  product: test
+detection:
+  selection:
+    outcome: failure
+  condition: selection
+level: low
+---
+title: Many failures
+id: 0d000000-0000-4000-8000-000000000002
+correlation:
+  type: event_count
+  rules:
+    - failed
+  group-by:
+    - user
+  timespan: 10m
+  condition:
+    gte: 5
+level: high
+";
+
+/// A tenant's event_count correlation counts within its timespan by the injected clock: four
+/// failures, eleven minutes later a fifth does not fire; four more within the window do.
+async fn correlation_windows_follow_the_injected_clock(backend: Backend) {
+    let w = world(backend).await;
+    w.monitor
+        .import_rules(
+            &w.alice,
+            "acme",
+            &[("brute.yml".into(), BRUTE.into())],
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let t = w
+        .monitor
+        .ingest_tenant(&w.alice, "acme", &meta())
+        .await
+        .unwrap();
+    let fail = |n: usize| -> String {
+        (0..n)
+            .map(|_| "{\"outcome\":\"failure\",\"user\":\"bob\"}\n".to_string())
+            .collect()
+    };
+    let corr = |r: &parapet_monitor::Receipt| r.alert_matches;
+    let r = w
+        .monitor
+        .ingest(&t, w.alice.actor(), &meta(), fail(4).as_bytes(), None)
+        .await
+        .unwrap();
+    assert_eq!(corr(&r), 4, "four detection matches, no correlation yet");
+    w.clock.advance_secs(11 * 60);
+    let r = w
+        .monitor
+        .ingest(&t, w.alice.actor(), &meta(), fail(1).as_bytes(), None)
+        .await
+        .unwrap();
+    assert_eq!(corr(&r), 1, "the first four left the window");
+    w.clock.advance_secs(60);
+    let r = w
+        .monitor
+        .ingest(&t, w.alice.actor(), &meta(), fail(4).as_bytes(), None)
+        .await
+        .unwrap();
+    assert_eq!(corr(&r), 5, "four matches and the correlation");
+    assert!(w.monitor.correlation_keys() >= 1);
+    // The windows were saved with the batches (nothing is left to save), under acme only.
+    assert_eq!(w.monitor.save_correlations().await, 0);
+    use parapet_store::EventStore;
+    let (version, state) = w
+        .store
+        .correlation_state(TenantCtx::new(t.id))
+        .await
+        .unwrap()
+        .expect("acme's correlation state is saved");
+    assert_eq!(version, 9, "one version per event that fed the windows");
+    assert!(state.contains("bob"), "{state}");
+    let globex = w
+        .monitor
+        .ingest_tenant(&w.gina, "globex", &meta())
+        .await
+        .unwrap();
+    assert!(
+        w.store
+            .correlation_state(TenantCtx::new(globex.id))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

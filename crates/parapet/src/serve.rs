@@ -529,6 +529,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         monitor.clone(),
         stop_rx.clone(),
     ));
+    let correlations = tokio::spawn(parapet_monitor_jobs::correlations(
+        monitor.clone(),
+        stop_rx.clone(),
+    ));
     let audit_source = if s.monitor_audit_log {
         match monitor.install_builtin_rules().await {
             Ok(0) => {}
@@ -579,6 +583,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = timers.await;
     let _ = deliveries.await;
     let _ = retention.await;
+    let _ = correlations.await;
     if let Some(h) = audit_source {
         let _ = h.await;
     }
@@ -647,6 +652,24 @@ mod parapet_monitor_jobs {
                 Err(e) => tracing::warn!(error = %e, "event retention job failed"),
             }
             wait = std::time::Duration::from_secs(3600);
+        }
+    }
+
+    /// Saves the live correlation windows that changed, every 5 s and once more at `stop`.
+    pub async fn correlations(
+        monitor: Arc<parapet_monitor::Monitor>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                _ = stop.changed() => {
+                    monitor.save_correlations().await;
+                    return;
+                }
+            }
+            monitor.save_correlations().await;
+            metrics::gauge!("parapet_correlation_keys").set(monitor.correlation_keys() as f64);
         }
     }
 

@@ -347,4 +347,64 @@ impl EventStore for SqlStore {
         });
         Ok(purged)
     }
+
+    async fn batch_response(&self, ctx: TenantCtx, key: &str) -> StoreResult<Option<String>> {
+        with_pool!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT response FROM event_batches WHERE tenant_id = $1 AND idempotency_key = $2",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(key.to_string())
+            .fetch_optional(pool)
+            .await
+            .db()?;
+            match row {
+                Some(r) => Ok(Some(r.try_get::<String, _>("response").db()?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn correlation_state(&self, ctx: TenantCtx) -> StoreResult<Option<(i64, String)>> {
+        with_pool!(self, |pool| {
+            let row =
+                sqlx::query("SELECT version, state FROM correlation_state WHERE tenant_id = $1")
+                    .bind(ctx.tenant.to_string())
+                    .fetch_optional(pool)
+                    .await
+                    .db()?;
+            match row {
+                Some(r) => Ok(Some((
+                    r.try_get::<i64, _>("version").db()?,
+                    r.try_get::<String, _>("state").db()?,
+                ))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn save_correlation_state(
+        &self,
+        ctx: TenantCtx,
+        version: i64,
+        state: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        with_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO correlation_state (tenant_id, version, state, updated_at) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET version = $2, state = $3, updated_at = $4 \
+                 WHERE correlation_state.version < $2",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(version)
+            .bind(state.to_string())
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        });
+        Ok(())
+    }
 }

@@ -112,4 +112,22 @@ pub trait EventStore: Send + Sync {
         keys_before: Timestamp,
         audit: &AuditEvent,
     ) -> StoreResult<Purged>;
+
+    /// The recorded response of the tenant's batch sent under idempotency `key`, if any (read
+    /// before a batch is evaluated, so a replay does not feed the correlation windows twice).
+    async fn batch_response(&self, ctx: TenantCtx, key: &str) -> StoreResult<Option<String>>;
+
+    /// The saved live correlation state of the rules owned by `ctx`: `(version, state)`.
+    async fn correlation_state(&self, ctx: TenantCtx) -> StoreResult<Option<(i64, String)>>;
+
+    /// Saves the live correlation state of the rules owned by `ctx` unless a state of a higher
+    /// or equal `version` is saved already. This is the detection engine's working memory, not
+    /// a change made by anyone: it carries no audit record (the alerts it leads to do).
+    async fn save_correlation_state(
+        &self,
+        ctx: TenantCtx,
+        version: i64,
+        state: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
 }
