@@ -669,8 +669,15 @@ pub(crate) fn hits_of(
         if matches.is_empty() {
             continue;
         }
+        let silent = |rule: &str| {
+            c.correlation.as_ref().is_some_and(|live| {
+                live.lock()
+                    .map(|l| !l.correlator.generates(rule))
+                    .unwrap_or(false)
+            })
+        };
         for m in matches.detections() {
-            if m.correlation {
+            if m.correlation || silent(&m.rule_id) {
                 continue;
             }
             out.push(AlertHit {

@@ -87,9 +87,14 @@ pub struct ServeArgs {
     #[arg(long, env = "PARAPET_SYSLOG_LISTEN", value_name = "ADDR")]
     syslog_listen: Option<SocketAddr>,
     /// Feed Parapet's own audit log to detection (into the provider tenant) and install the
-    /// built-in rules (failed log-ins, privilege grants outside an approval, denied access).
+    /// built-in rules (password guessing and spraying followed by a success, log-ins from a new
+    /// source or outside normal hours, privilege grants outside an approval, denied access, mass
+    /// deletion). On by default.
     #[arg(long, env = "PARAPET_MONITOR_AUDIT_LOG")]
     monitor_audit_log: bool,
+    /// Do not feed the audit log to detection (wins over `--monitor-audit-log`).
+    #[arg(long, env = "PARAPET_NO_MONITOR_AUDIT_LOG")]
+    no_monitor_audit_log: bool,
     /// Log format on standard error [default: text]. The level comes from PARAPET_LOG
     /// (e.g. `info`, `debug,sqlx=warn`).
     #[arg(long, env = "PARAPET_LOG_FORMAT", value_enum)]
@@ -308,7 +313,8 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         ),
         notify,
         syslog_listen: args.syslog_listen.or(file.syslog_listen),
-        monitor_audit_log: args.monitor_audit_log || file.monitor_audit_log.unwrap_or(false),
+        monitor_audit_log: !args.no_monitor_audit_log
+            && (args.monitor_audit_log || file.monitor_audit_log.unwrap_or(true)),
     })
 }
 
