@@ -27,6 +27,7 @@ on_both!(
     retention_deletes_only_old_events_per_tenant,
     idempotency_keys_expire_and_tenants_are_isolated,
     correlation_windows_follow_the_injected_clock,
+    logins_outside_learned_hours_or_from_new_sources_alert,
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -371,21 +372,29 @@ async fn correlation_windows_follow_the_injected_clock(backend: Backend) {
         .ingest(&t, w.alice.actor(), &meta(), fail(4).as_bytes(), None)
         .await
         .unwrap();
-    assert_eq!(corr(&r), 4, "four detection matches, no correlation yet");
+    assert_eq!(
+        corr(&r),
+        0,
+        "the failures only feed the correlation (generate: false)"
+    );
     w.clock.advance_secs(11 * 60);
     let r = w
         .monitor
         .ingest(&t, w.alice.actor(), &meta(), fail(1).as_bytes(), None)
         .await
         .unwrap();
-    assert_eq!(corr(&r), 1, "the first four left the window");
+    assert_eq!(corr(&r), 0, "the first four left the window");
     w.clock.advance_secs(60);
     let r = w
         .monitor
         .ingest(&t, w.alice.actor(), &meta(), fail(4).as_bytes(), None)
         .await
         .unwrap();
-    assert_eq!(corr(&r), 5, "four matches and the correlation");
+    assert_eq!(
+        corr(&r),
+        1,
+        "five failures within ten minutes: the correlation"
+    );
     assert!(w.monitor.correlation_keys() >= 1);
     // The windows were saved with the batches (nothing is left to save), under acme only.
     assert_eq!(w.monitor.save_correlations().await, 0);
@@ -409,5 +418,102 @@ async fn correlation_windows_follow_the_injected_clock(backend: Backend) {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+/// Feeds the audit log to detection until it is caught up.
+async fn drain_audit(w: &World) {
+    let mut cursor = None;
+    for _ in 0..100 {
+        let before = cursor;
+        w.monitor.ingest_audit_step(&mut cursor).await.unwrap();
+        if before.is_some() && cursor == before {
+            return;
+        }
+    }
+    panic!("the audit source did not catch up");
+}
+
+async fn provider_alert_titles(w: &World) -> Vec<String> {
+    let (_, list) = w
+        .monitor
+        .list_alerts(
+            &w.admin,
+            "provider",
+            &parapet_store::AlertFilter::default(),
+            &Page {
+                after: None,
+                limit: 1000,
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    list.into_iter().map(|a| a.title).collect()
+}
+
+/// The audit source learns an account's log-in hours and addresses from its earlier log-ins:
+/// ten days of log-ins at 08:00 UTC from one address raise nothing; one at 20:00 is outside the
+/// normal hours; one from another address is from a new source.
+async fn logins_outside_learned_hours_or_from_new_sources_alert(backend: Backend) {
+    let w = world(backend).await;
+    assert_eq!(
+        w.monitor.install_builtin_rules().await.unwrap(),
+        parapet_monitor::audit_source::BUILTIN_RULES.len()
+    );
+    assert_eq!(w.monitor.install_builtin_rules().await.unwrap(), 0);
+    assert_eq!(
+        (w.clock.now().0 / 3_600_000) % 24,
+        8,
+        "the test starts at 08:00 UTC"
+    );
+    for _ in 0..10 {
+        w.clock.advance_secs(DAY);
+        w.iam.login("alice@acme", PW, &meta()).await.unwrap();
+        drain_audit(&w).await;
+    }
+    let usual = |t: &Vec<String>| {
+        t.iter()
+            .filter(|t| {
+                t.contains("outside the account's normal hours") || t.contains("new source")
+            })
+            .count()
+    };
+    assert_eq!(usual(&provider_alert_titles(&w).await), 0);
+    // 20:00 UTC, same address.
+    w.clock.advance_secs(DAY + 12 * 3600);
+    w.iam.login("alice@acme", PW, &meta()).await.unwrap();
+    drain_audit(&w).await;
+    let titles = provider_alert_titles(&w).await;
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.contains("outside the account's normal hours")),
+        "{titles:?}"
+    );
+    assert!(
+        !titles.iter().any(|t| t.contains("new source")),
+        "{titles:?}"
+    );
+    // 08:00 again, from another address.
+    w.clock.advance_secs(12 * 3600);
+    let other = RequestMeta {
+        source_ip: Some("198.51.100.77".into()),
+        user_agent: Some("t".into()),
+    };
+    w.iam.login("alice@acme", PW, &other).await.unwrap();
+    drain_audit(&w).await;
+    let titles = provider_alert_titles(&w).await;
+    assert!(
+        titles.iter().any(|t| t.contains("new source")),
+        "{titles:?}"
+    );
+    assert_eq!(
+        titles
+            .iter()
+            .filter(|t| t.contains("outside the account's normal hours"))
+            .count(),
+        1,
+        "{titles:?}"
     );
 }
