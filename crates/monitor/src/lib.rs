@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 
 pub mod alerts;
 pub mod audit_source;
+pub mod health;
 pub mod normalize;
 pub mod syslog;
 pub use alerts::{SampleMatch, parse_rule_file};
@@ -83,6 +84,9 @@ pub struct MonitorConfig {
     /// every tenant's events, and of each tenant's own rules.
     pub correlation_max_keys: usize,
     pub tenant_correlation_max_keys: usize,
+    /// Minutes without data after which an asset that sent data before is silent (an asset's
+    /// tag `silent_after_minutes` overrides it).
+    pub silent_after_minutes: u32,
 }
 
 impl Default for MonitorConfig {
@@ -96,6 +100,7 @@ impl Default for MonitorConfig {
             dedup_window_secs: 300,
             correlation_max_keys: 1_000_000,
             tenant_correlation_max_keys: 100_000,
+            silent_after_minutes: 30,
         }
     }
 }

@@ -28,6 +28,7 @@ on_both!(
     idempotency_keys_expire_and_tenants_are_isolated,
     correlation_windows_follow_the_injected_clock,
     logins_outside_learned_hours_or_from_new_sources_alert,
+    silent_assets_raise_one_alert_per_silence,
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -515,5 +516,123 @@ async fn logins_outside_learned_hours_or_from_new_sources_alert(backend: Backend
             .count(),
         1,
         "{titles:?}"
+    );
+}
+
+async fn new_asset(w: &World, tenant: &parapet_store::Tenant, name: &str, tags: &[(&str, &str)]) {
+    use parapet_store::{Asset, AssetHealth, AssetKind, AssetStore, AuditEvent, AuditOutcome};
+    let now = w.clock.now();
+    let a = Asset {
+        id: parapet_types::AssetId(uuid::Uuid::now_v7()),
+        tenant: tenant.id,
+        name: name.into(),
+        kind: AssetKind::Vm,
+        os: None,
+        applications: vec![],
+        addresses: vec![],
+        location: None,
+        owner: None,
+        criticality: parapet_store::Criticality::High,
+        tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        health: AssetHealth::Unknown,
+        last_seen_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let audit = AuditEvent {
+        time: now,
+        tenant: Some(tenant.id),
+        actor: parapet_types::Actor::System,
+        action: "asset.create".into(),
+        target: format!("asset:{}/{name}", tenant.name),
+        source_ip: None,
+        user_agent: None,
+        outcome: AuditOutcome::Success,
+        details: serde_json::json!({}),
+    };
+    w.store
+        .create_asset(TenantCtx::new(tenant.id), &a, &audit)
+        .await
+        .unwrap();
+}
+
+/// An asset that sent data and then nothing for longer than its interval raises one alert per
+/// silence (checked twice: still one), is shown silent in the health view and in the
+/// inventory, and is healthy again when data arrives; an asset that never sent data and one
+/// with a longer interval of its own are not silent; the other tenant sees nothing of it.
+async fn silent_assets_raise_one_alert_per_silence(backend: Backend) {
+    let w = world(backend).await;
+    let acme = w
+        .monitor
+        .ingest_tenant(&w.alice, "acme", &meta())
+        .await
+        .unwrap();
+    new_asset(&w, &acme, "web-1", &[]).await;
+    new_asset(&w, &acme, "db-1", &[("silent_after_minutes", "120")]).await;
+    new_asset(&w, &acme, "never", &[]).await;
+    let data = |host: &str| format!("{{\"host\":\"{host}\",\"message\":\"ok\"}}\n");
+    for h in ["web-1", "db-1"] {
+        w.monitor
+            .ingest(&acme, w.alice.actor(), &meta(), data(h).as_bytes(), None)
+            .await
+            .unwrap();
+    }
+    w.clock.advance_secs(29 * 60);
+    assert!(w.monitor.check_silent_assets().await.unwrap().is_empty());
+    let h = w.monitor.health(&w.alice, "acme", &meta()).await.unwrap();
+    assert_eq!((h.assets, h.silent), (3, 0));
+    w.clock.advance_secs(2 * 60);
+    assert_eq!(
+        w.monitor.check_silent_assets().await.unwrap(),
+        vec![("acme".to_string(), "web-1".to_string())]
+    );
+    assert!(w.monitor.check_silent_assets().await.unwrap().is_empty());
+    let h = w.monitor.health(&w.alice, "acme", &meta()).await.unwrap();
+    assert_eq!((h.silent, h.open_alerts), (1, 1));
+    let web = h.items.iter().find(|i| i.name == "web-1").unwrap();
+    assert!(
+        web.silent && web.open_alerts == 1 && web.health == "silent",
+        "{web:?}"
+    );
+    let db = h.items.iter().find(|i| i.name == "db-1").unwrap();
+    assert!(!db.silent && db.silent_after_minutes == 120, "{db:?}");
+    assert!(
+        h.items
+            .iter()
+            .find(|i| i.name == "never")
+            .unwrap()
+            .last_data_at
+            .is_none()
+    );
+    // globex cannot read acme's health, and has none of its own.
+    assert!(w.monitor.health(&w.gina, "acme", &meta()).await.is_err());
+    let g = w.monitor.health(&w.gina, "globex", &meta()).await.unwrap();
+    assert_eq!((g.assets, g.open_alerts), (0, 0));
+    // Data again: no longer silent; a later silence is a new alert.
+    w.monitor
+        .ingest(
+            &acme,
+            w.alice.actor(),
+            &meta(),
+            data("web-1").as_bytes(),
+            None,
+        )
+        .await
+        .unwrap();
+    let h = w.monitor.health(&w.alice, "acme", &meta()).await.unwrap();
+    let web = h.items.iter().find(|i| i.name == "web-1").unwrap();
+    assert!(!web.silent && web.health == "unknown", "{web:?}");
+    w.clock.advance_secs(3 * 3600);
+    let mut again = w.monitor.check_silent_assets().await.unwrap();
+    again.sort();
+    assert_eq!(
+        again,
+        vec![
+            ("acme".to_string(), "db-1".to_string()),
+            ("acme".to_string(), "web-1".to_string())
+        ]
     );
 }

@@ -539,6 +539,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         monitor.clone(),
         stop_rx.clone(),
     ));
+    let silent_assets = tokio::spawn(parapet_monitor_jobs::silent_assets(
+        monitor.clone(),
+        stop_rx.clone(),
+    ));
     let audit_source = if s.monitor_audit_log {
         match monitor.install_builtin_rules().await {
             Ok(0) => {}
@@ -590,6 +594,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = deliveries.await;
     let _ = retention.await;
     let _ = correlations.await;
+    let _ = silent_assets.await;
     if let Some(h) = audit_source {
         let _ = h.await;
     }
@@ -676,6 +681,27 @@ mod parapet_monitor_jobs {
             }
             monitor.save_correlations().await;
             metrics::gauge!("parapet_correlation_keys").set(monitor.correlation_keys() as f64);
+        }
+    }
+
+    /// Raises alerts for silent assets every minute, until `stop` turns true.
+    pub async fn silent_assets(
+        monitor: Arc<parapet_monitor::Monitor>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                _ = stop.changed() => return,
+            }
+            match monitor.check_silent_assets().await {
+                Ok(raised) => {
+                    for (tenant, asset) in raised {
+                        tracing::info!(%tenant, %asset, "silent asset");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "silent-asset check failed"),
+            }
         }
     }
 

@@ -193,6 +193,24 @@ impl EventStore for SqlStore {
                     }
                     q.execute(&mut *tx).await.db()?;
                 }
+                // When data last arrived from each asset of the batch (the health view and the
+                // silent-asset check read it).
+                let mut assets: Vec<AssetId> = events.iter().filter_map(|e| e.asset).collect();
+                assets.sort_unstable_by_key(|a| a.0);
+                assets.dedup();
+                for a in assets {
+                    sqlx::query(
+                        "UPDATE assets SET last_seen_at = $3, health = CASE WHEN health = \
+                         'silent' THEN 'unknown' ELSE health END WHERE tenant_id = $1 AND id = $2 \
+                         AND (last_seen_at IS NULL OR last_seen_at < $3)",
+                    )
+                    .bind(ctx.tenant.to_string())
+                    .bind(a.to_string())
+                    .bind(audit.time.0)
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
+                }
                 let alerts = crate::alert::apply_hits!(tx, ctx, hits, window_start, audit.time);
                 let mut audit = audit.clone();
                 if let Some(d) = audit.details.as_object_mut() {
