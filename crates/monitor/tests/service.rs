@@ -29,6 +29,7 @@ on_both!(
     correlation_windows_follow_the_injected_clock,
     logins_outside_learned_hours_or_from_new_sources_alert,
     silent_assets_raise_one_alert_per_silence,
+    closed_alerts_expire_with_the_retention,
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -635,4 +636,88 @@ async fn silent_assets_raise_one_alert_per_silence(backend: Backend) {
             ("acme".to_string(), "web-1".to_string())
         ]
     );
+}
+
+const DISK: &str = "title: Disk full
+id: 0d000000-0000-4000-8000-000000000010
+logsource:
+  product: test
+detection:
+  selection:
+    message|contains: 'No space left'
+  condition: selection
+level: high
+";
+
+/// Closed alerts older than the tenant's retention are deleted with the events; open ones stay
+/// however old; the purge's audit record counts them.
+async fn closed_alerts_expire_with_the_retention(backend: Backend) {
+    use parapet_store::{AlertFilter, AlertStatus};
+    let w = world(backend).await;
+    w.monitor
+        .set_retention(&w.alice, "acme", 7, &meta())
+        .await
+        .unwrap();
+    w.monitor
+        .import_rules(
+            &w.alice,
+            "acme",
+            &[("disk.yml".into(), DISK.into())],
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let t = w
+        .monitor
+        .ingest_tenant(&w.alice, "acme", &meta())
+        .await
+        .unwrap();
+    let disk = |host: &str| format!("{{\"host\":\"{host}\",\"message\":\"No space left\"}}\n");
+    let list = || async {
+        w.monitor
+            .list_alerts(
+                &w.alice,
+                "acme",
+                &AlertFilter::default(),
+                &Page {
+                    after: None,
+                    limit: 100,
+                },
+                &meta(),
+            )
+            .await
+            .unwrap()
+            .1
+    };
+    for h in ["web-1", "web-2"] {
+        w.monitor
+            .ingest(&t, w.alice.actor(), &meta(), disk(h).as_bytes(), None)
+            .await
+            .unwrap();
+    }
+    let alerts = list().await;
+    assert_eq!(alerts.len(), 2);
+    let closed = alerts.iter().find(|a| a.group_key == "web-1").unwrap();
+    w.monitor
+        .handle_alert(
+            &w.alice,
+            "acme",
+            &closed.id.to_string(),
+            AlertStatus::Closed,
+            Some("fixed"),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    w.clock.advance_secs(6 * DAY);
+    let done = w.monitor.enforce_retention().await.unwrap();
+    assert!(done.iter().all(|(_, p)| p.alerts == 0), "{done:?}");
+    w.clock.advance_secs(2 * DAY);
+    let done = w.monitor.enforce_retention().await.unwrap();
+    let acme = done.iter().find(|(n, _)| n == "acme").unwrap().1;
+    assert_eq!((acme.alerts, acme.events), (1, 2));
+    let left = list().await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].group_key, "web-2");
+    assert_eq!(left[0].status, AlertStatus::Open);
 }

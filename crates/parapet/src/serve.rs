@@ -657,7 +657,7 @@ mod parapet_monitor_jobs {
             match monitor.enforce_retention().await {
                 Ok(done) => {
                     for (tenant, p) in done {
-                        tracing::info!(%tenant, events = p.events, keys = p.batches, "event retention");
+                        tracing::info!(%tenant, events = p.events, keys = p.batches, alerts = p.alerts, "event retention");
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "event retention job failed"),

@@ -353,15 +353,39 @@ impl EventStore for SqlStore {
                     .await
                     .db()?
                     .rows_affected();
-            if events > 0 || batches > 0 {
+            sqlx::query(
+                "DELETE FROM alert_events WHERE tenant_id = $1 AND alert_id IN \
+                 (SELECT id FROM alerts WHERE tenant_id = $1 AND status = 'closed' \
+                 AND closed_at < $2)",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(before.0)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+            let alerts = sqlx::query(
+                "DELETE FROM alerts WHERE tenant_id = $1 AND status = 'closed' AND closed_at < $2",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(before.0)
+            .execute(&mut *tx)
+            .await
+            .db()?
+            .rows_affected();
+            if events > 0 || batches > 0 || alerts > 0 {
                 let mut a = audit.clone();
                 if let Some(d) = a.details.as_object_mut() {
                     d.insert("events_deleted".into(), events.into());
                     d.insert("idempotency_keys_deleted".into(), batches.into());
+                    d.insert("closed_alerts_deleted".into(), alerts.into());
                 }
                 insert_audit!(&mut *tx, &a);
             }
-            Purged { events, batches }
+            Purged {
+                events,
+                batches,
+                alerts,
+            }
         });
         Ok(purged)
     }

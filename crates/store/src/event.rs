@@ -57,6 +57,8 @@ pub struct Ingested {
 pub struct Purged {
     pub events: u64,
     pub batches: u64,
+    /// Closed alerts older than the retention (with their event links).
+    pub alerts: u64,
 }
 
 /// Event storage.
@@ -102,9 +104,9 @@ pub trait EventStore: Send + Sync {
         audit: &AuditEvent,
     ) -> StoreResult<()>;
 
-    /// Deletes the events of `ctx` older than `before` and idempotency records older than
-    /// `keys_before`; when anything was deleted, writes `audit` (its details get the counts) in
-    /// the same transaction.
+    /// Deletes the events of `ctx` older than `before`, its alerts closed before `before`, and
+    /// idempotency records older than `keys_before`; when anything was deleted, writes `audit`
+    /// (its details get the counts) in the same transaction.
     async fn purge_events(
         &self,
         ctx: TenantCtx,
