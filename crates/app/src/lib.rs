@@ -33,6 +33,7 @@ mod kms_console;
 pub mod mfa;
 pub mod monitor;
 pub mod monitor_alerts;
+pub mod monitor_health;
 pub mod notify;
 pub mod oidc;
 mod openapi;
@@ -228,6 +229,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oidc::api_routes())
         .merge(access::api_routes())
         .merge(monitor::api_routes())
+        .merge(monitor_health::api_routes())
         .merge(monitor_alerts::api_routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
@@ -241,6 +243,7 @@ pub fn router(state: AppState) -> Router {
         .merge(access::console_routes())
         .merge(notify::console_routes())
         .merge(monitor::console_routes())
+        .merge(monitor_health::console_routes())
         .merge(monitor_alerts::console_routes())
         .route(
             "/",
@@ -266,6 +269,7 @@ async fn openapi_json() -> Response {
     doc.merge(access::AccessApi::openapi());
     doc.merge(notify::NotifyApi::openapi());
     doc.merge(monitor::MonitorApi::openapi());
+    doc.merge(monitor_health::HealthApi::openapi());
     doc.merge(monitor_alerts::AlertApi::openapi());
     match doc.to_json() {
         Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),

@@ -62,6 +62,36 @@ pub enum IngestError {
     Other(ClientError),
 }
 
+/// A tenant's monitoring health.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MonitoringHealth {
+    pub tenant: String,
+    pub assets: u64,
+    pub silent: u64,
+    pub open_alerts: u64,
+    pub open_by_severity: Vec<SeverityCount>,
+    pub items: Vec<AssetMonitoringHealth>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeverityCount {
+    pub severity: String,
+    pub count: u64,
+}
+
+/// One asset's monitoring health.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssetMonitoringHealth {
+    pub name: String,
+    pub kind: String,
+    pub criticality: String,
+    pub health: String,
+    pub last_data_at: Option<String>,
+    pub silent_after_minutes: u32,
+    pub silent: bool,
+    pub open_alerts: u64,
+}
+
 impl Client {
     /// `POST /api/v1/tenants/{tenant}/events` with a JSON-lines body.
     pub async fn ingest_events(
@@ -137,6 +167,12 @@ impl Client {
     /// `GET /api/v1/tenants/{tenant}/event-retention`.
     pub async fn event_retention(&self, tenant: &str) -> Result<Retention, ClientError> {
         self.get(self.url(&["tenants", tenant, "event-retention"], &[]))
+            .await
+    }
+
+    /// `GET /api/v1/tenants/{tenant}/monitoring-health`.
+    pub async fn monitoring_health(&self, tenant: &str) -> Result<MonitoringHealth, ClientError> {
+        self.get(self.url(&["tenants", tenant, "monitoring-health"], &[]))
             .await
     }
 

@@ -35,7 +35,9 @@ pub use incident::{IncidentQuery, IncidentSummary, OpenIncident};
 mod alerts;
 pub use alerts::{AlertInfo, AlertPage, RuleInfo, SampleMatch, SuppressionInfo};
 mod events;
-pub use events::{EventPage, EventQuery, EventRecord, IngestError, IngestReceipt, Retention};
+pub use events::{
+    EventPage, EventQuery, EventRecord, IngestError, IngestReceipt, MonitoringHealth, Retention,
+};
 
 mod oidc;
 pub use oidc::{OidcClient, OidcKeyInfo};

@@ -58,6 +58,9 @@ pub struct Correlator {
     config: CorrelatorConfig,
     clock: Arc<dyn Clock>,
     correlations: usize,
+    /// Ids of detection rules referenced only by correlations with `generate: false` (the
+    /// Sigma default): their matches feed the windows but are no finding of their own.
+    correlation_only: HashSet<String>,
 }
 
 impl Correlator {
@@ -99,6 +102,26 @@ impl Correlator {
             );
         }
         let mut correlations = 0;
+        let mut generated: HashSet<&str> = HashSet::new();
+        let mut silent: HashSet<&str> = HashSet::new();
+        for (corr, _) in &set.correlations {
+            let refs = corr.rules.iter().map(String::as_str);
+            if corr.generate {
+                generated.extend(refs);
+            } else {
+                silent.extend(refs);
+            }
+        }
+        let correlation_only: HashSet<String> = set
+            .rules
+            .iter()
+            .filter_map(|(r, _)| {
+                let names = [r.id.as_deref(), r.name.as_deref()];
+                let named = |s: &HashSet<&str>| names.iter().flatten().any(|n| s.contains(n));
+                (named(&silent) && !named(&generated))
+                    .then(|| r.id.clone().unwrap_or_else(|| r.title.clone()))
+            })
+            .collect();
         for (corr, origin) in &set.correlations {
             if let Some(missing) = corr.rules.iter().find(|r| !known.contains(r.as_str())) {
                 errors.push(RuleError {
@@ -127,6 +150,7 @@ impl Correlator {
                 config,
                 clock,
                 correlations,
+                correlation_only,
             },
             errors,
         )
@@ -135,6 +159,12 @@ impl Correlator {
     /// How many correlation rules are loaded.
     pub fn correlation_count(&self) -> usize {
         self.correlations
+    }
+
+    /// Whether the matches of detection rule `rule_id` are findings of their own: false for
+    /// rules that only feed correlations with `generate: false`.
+    pub fn generates(&self, rule_id: &str) -> bool {
+        !self.correlation_only.contains(rule_id)
     }
 
     /// How many correlation keys (correlation × group) are live.
@@ -159,6 +189,14 @@ impl Correlator {
             return Vec::new();
         }
         let ts = self.event_time(fields);
+        self.process_at(fields, detections, ts)
+    }
+
+    /// Like [`Correlator::process`], with the event's time given (seconds since the epoch).
+    pub fn process_at(&mut self, fields: &Value, detections: Matches, ts: i64) -> Vec<Detection> {
+        if self.correlations == 0 || detections.is_empty() {
+            return Vec::new();
+        }
         let event = JsonEvent::borrow(fields);
         self.engine
             .process_with_detections(&event, detections.0, ts)

@@ -59,6 +59,9 @@ pub struct Detection {
     pub level: Option<String>,
     /// Whether this is a correlation rule's result.
     pub correlation: bool,
+    /// A correlation's group-by fields and values (empty for detection rules).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub group: Vec<(String, String)>,
 }
 
 impl Detection {
@@ -72,6 +75,10 @@ impl Detection {
             title: r.header.rule_title.clone(),
             level: r.header.level.map(|l| l.as_str().to_string()),
             correlation: r.is_correlation(),
+            group: r
+                .as_correlation()
+                .map(|c| c.group_key.clone())
+                .unwrap_or_default(),
         }
     }
 }

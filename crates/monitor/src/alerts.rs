@@ -5,9 +5,9 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use parapet_detect::{Detector, RuleError, RuleSet};
+use parapet_detect::{Correlator, CorrelatorConfig, Detector, RuleError, RuleSet};
 use parapet_iam::authz::Action;
 use parapet_iam::{IamError, Principal, RequestMeta};
 use parapet_store::{
@@ -25,6 +25,51 @@ pub(crate) struct Compiled {
     pub loaded: std::sync::atomic::AtomicI64,
     pub version: (i64, i64, i64),
     pub detector: Option<Detector>,
+    /// The live windows of the tenant's correlation rules, when it has any.
+    pub correlation: Option<Mutex<LiveCorrelation>>,
+}
+
+/// The live windows of one rule owner's Sigma correlation rules.
+pub(crate) struct LiveCorrelation {
+    pub correlator: Correlator,
+    /// Grows by one for every event that fed the windows.
+    pub version: i64,
+    /// The version last saved, and when (ms).
+    pub saved_version: i64,
+    pub saved_at: i64,
+}
+
+/// Windows with at most this many keys are saved with every batch that changed them; larger
+/// ones at most every [`SAVE_EVERY_MS`] (and by [`Monitor::save_correlations`]).
+const SAVE_ALWAYS_KEYS: usize = 10_000;
+const SAVE_EVERY_MS: i64 = 5_000;
+
+/// A correlation state to save: (rule owner, version, snapshot).
+pub(crate) type StateToSave = (TenantId, i64, String);
+
+impl LiveCorrelation {
+    /// The snapshot to save now, if the windows changed since the last save and are small or
+    /// were last saved long enough ago (`force`: whenever they changed).
+    fn due(&mut self, owner: TenantId, now: i64, force: bool) -> Option<StateToSave> {
+        if self.version <= self.saved_version {
+            return None;
+        }
+        let small = self.correlator.key_count() <= SAVE_ALWAYS_KEYS;
+        if !(force || small || now - self.saved_at >= SAVE_EVERY_MS) {
+            return None;
+        }
+        match self.correlator.snapshot() {
+            Ok(state) => {
+                self.saved_version = self.version;
+                self.saved_at = now;
+                Some((owner, self.version, state))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "correlation state cannot be saved");
+                None
+            }
+        }
+    }
 }
 
 /// One rule that matched one event of a sample.
@@ -109,9 +154,13 @@ pub fn parse_rule_file(
     })
 }
 
-fn compile(rules: &[StoredRule]) -> Option<Detector> {
+fn compile(
+    rules: &[StoredRule],
+    clock: Arc<dyn parapet_types::Clock>,
+    max_keys: usize,
+) -> (Option<Detector>, Option<Correlator>) {
     if rules.is_empty() {
-        return None;
+        return (None, None);
     }
     let mut set = RuleSet::default();
     let mut errors = Vec::new();
@@ -119,10 +168,23 @@ fn compile(rules: &[StoredRule]) -> Option<Detector> {
         set.add_text(Path::new(&r.file), &r.yaml, &mut errors);
     }
     let (detector, more) = Detector::build(&set);
+    let correlator = if set.correlations.is_empty() {
+        None
+    } else {
+        let config = CorrelatorConfig {
+            max_keys,
+            ..CorrelatorConfig::default()
+        };
+        let (c, errs) = Correlator::build(&set, config, clock);
+        for e in &errs {
+            tracing::warn!(error = %e, "stored correlation rule does not load");
+        }
+        Some(c).filter(|c| c.correlation_count() > 0)
+    };
     for e in errors.iter().chain(&more) {
         tracing::warn!(error = %e, "stored detection rule does not load");
     }
-    Some(detector)
+    (Some(detector), correlator)
 }
 
 impl Monitor {
@@ -166,21 +228,58 @@ impl Monitor {
             .rules_version(TenantCtx::new(t))
             .await
             .map_err(store_err)?;
-        if let Some(c) = cached
+        if let Some(c) = &cached
             && c.version == version
         {
             c.loaded.store(now.0, std::sync::atomic::Ordering::Relaxed);
-            return Ok(c);
+            return Ok(c.clone());
         }
         let rules = self
             .store
             .list_rules(TenantCtx::new(t), true)
             .await
             .map_err(store_err)?;
+        let max_keys = if Some(t) == self.provider_id().await? {
+            self.config.correlation_max_keys
+        } else {
+            self.config.tenant_correlation_max_keys
+        };
+        let (detector, correlator) = compile(&rules, self.env.clock.clone(), max_keys);
+        let correlation = match correlator {
+            None => None,
+            Some(mut correlator) => {
+                // The windows carry over: from the rules compiled before on this replica, else
+                // from the state saved before a restart.
+                let earlier = match cached.as_ref().and_then(|c| c.correlation.as_ref()) {
+                    Some(m) => m.lock().ok().and_then(|live| {
+                        live.correlator.snapshot().ok().map(|s| (live.version, s))
+                    }),
+                    None => self
+                        .store
+                        .correlation_state(TenantCtx::new(t))
+                        .await
+                        .map_err(store_err)?,
+                };
+                let mut version = 0;
+                if let Some((v, state)) = earlier {
+                    version = v;
+                    if let Err(e) = correlator.restore(&state) {
+                        tracing::warn!(error = %e, tenant = %t, "correlation state not restored");
+                    }
+                }
+                Some(Mutex::new(LiveCorrelation {
+                    correlator,
+                    version,
+                    saved_version: version,
+                    saved_at: now.0,
+                }))
+            }
+        };
         let c = Arc::new(Compiled {
             loaded: std::sync::atomic::AtomicI64::new(now.0),
             version,
-            detector: compile(&rules),
+            detector,
+            correlation,
         });
         if let Ok(mut cache) = self.detectors.lock() {
             if cache.len() > 10_000 {
@@ -540,7 +639,9 @@ impl Monitor {
 /// Compiled detectors per tenant.
 pub(crate) type DetectorCache = HashMap<TenantId, Arc<Compiled>>;
 
-/// The alert hits of one event.
+/// The alert hits of one event: the detection rules that matched it, and the correlation
+/// rules its matches completed (their windows are fed here). The owners whose correlation
+/// windows changed are added to `fed`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn hits_of(
     env: &parapet_types::Env,
@@ -551,11 +652,32 @@ pub(crate) fn hits_of(
     host: Option<&str>,
     asset: Option<AssetId>,
     out: &mut Vec<AlertHit>,
+    fed: &mut Vec<TenantId>,
 ) -> MonitorResult<()> {
+    let prepared = parapet_detect::prepare(event);
+    let (fields, source) = match &prepared {
+        Some((flat, source)) => (flat, Some(source)),
+        None => (event, None),
+    };
+    let new_id = || {
+        env.new_id()
+            .map_err(|e| MonitorError::Iam(IamError::Internal(e.to_string())))
+    };
     for (owner, c) in detectors {
         let Some(d) = &c.detector else { continue };
-        for m in d.detect(event) {
-            if m.correlation {
+        let matches = d.evaluate(fields, source);
+        if matches.is_empty() {
+            continue;
+        }
+        let silent = |rule: &str| {
+            c.correlation.as_ref().is_some_and(|live| {
+                live.lock()
+                    .map(|l| !l.correlator.generates(rule))
+                    .unwrap_or(false)
+            })
+        };
+        for m in matches.detections() {
+            if m.correlation || silent(&m.rule_id) {
                 continue;
             }
             out.push(AlertHit {
@@ -567,11 +689,61 @@ pub(crate) fn hits_of(
                 asset,
                 event: id,
                 event_time: time,
-                new_alert_id: env
-                    .new_id()
-                    .map_err(|e| MonitorError::Iam(IamError::Internal(e.to_string())))?,
+                new_alert_id: new_id()?,
+            });
+        }
+        let Some(live) = &c.correlation else { continue };
+        let fired = match live.lock() {
+            Ok(mut live) => {
+                live.version += 1;
+                if !fed.contains(owner) {
+                    fed.push(*owner);
+                }
+                live.correlator
+                    .process_at(fields, matches, time.0.div_euclid(1000))
+            }
+            Err(_) => Vec::new(),
+        };
+        for m in fired {
+            let group = if m.group.is_empty() {
+                "-".to_string()
+            } else {
+                m.group
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+                    .to_lowercase()
+            };
+            out.push(AlertHit {
+                rule_id: m.rule_id,
+                rule_tenant: *owner,
+                title: m.title,
+                severity: level_severity(m.level.as_deref()),
+                group_key: group,
+                asset,
+                event: id,
+                event_time: time,
+                new_alert_id: new_id()?,
             });
         }
     }
     Ok(())
+}
+
+/// The correlation states of `owners` due to be saved (all changed ones with `force`).
+pub(crate) fn states_due(
+    detectors: &[(TenantId, Arc<Compiled>)],
+    owners: &[TenantId],
+    now: Timestamp,
+    force: bool,
+) -> Vec<StateToSave> {
+    detectors
+        .iter()
+        .filter(|(o, _)| owners.contains(o))
+        .filter_map(|(o, c)| {
+            let live = c.correlation.as_ref()?;
+            live.lock().ok()?.due(*o, now.0, force)
+        })
+        .collect()
 }

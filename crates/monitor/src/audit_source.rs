@@ -14,11 +14,24 @@ use serde_json::{Value, json};
 
 use crate::{Monitor, MonitorError, MonitorResult, store_err};
 
-/// The built-in rules: (file name, YAML).
-pub const BUILTIN_RULES: [(&str, &str); 3] = [
+/// The built-in rules: (file name, YAML). Correlations refer to rules of other files by id or
+/// name: the provider's rules are compiled together.
+pub const BUILTIN_RULES: [(&str, &str); 7] = [
     (
         "parapet_login_failure.yml",
         include_str!("../rules/parapet_login_failure.yml"),
+    ),
+    (
+        "parapet_login_success.yml",
+        include_str!("../rules/parapet_login_success.yml"),
+    ),
+    (
+        "parapet_brute_force.yml",
+        include_str!("../rules/parapet_brute_force.yml"),
+    ),
+    (
+        "parapet_login_unusual.yml",
+        include_str!("../rules/parapet_login_unusual.yml"),
     ),
     (
         "parapet_privilege_grant_outside_approval.yml",
@@ -27,6 +40,10 @@ pub const BUILTIN_RULES: [(&str, &str); 3] = [
     (
         "parapet_access_denied.yml",
         include_str!("../rules/parapet_access_denied.yml"),
+    ),
+    (
+        "parapet_mass_deletion.yml",
+        include_str!("../rules/parapet_mass_deletion.yml"),
     ),
 ];
 
@@ -130,6 +147,7 @@ impl Monitor {
             .map_err(store_err)?;
         let mut body = Vec::new();
         let mut last = from;
+        let mut logins: Vec<PastLogin> = Vec::new();
         let mut names = std::collections::HashMap::new();
         for r in &records {
             last = last.max(u64::try_from(r.id).unwrap_or(0));
@@ -152,7 +170,7 @@ impl Monitor {
                 }
                 None => None,
             };
-            let ev = json!({
+            let mut ev = json!({
                 "source": "parapet-audit",
                 "host": "parapet",
                 "seq": r.id,
@@ -167,6 +185,21 @@ impl Monitor {
                 "details": e.details,
                 "severity": if e.outcome == AuditOutcome::Success { "informational" } else { "low" },
             });
+            if e.action == "auth.login" && e.outcome == AuditOutcome::Success {
+                let hour = hour_of(e.time);
+                let (new_source, unusual_hour) = self
+                    .login_marks(&provider, &e.target, e.source_ip.as_deref(), hour, &logins)
+                    .await?;
+                if let Some(o) = ev.as_object_mut() {
+                    o.insert("new_source".into(), new_source.into());
+                    o.insert("unusual_hour".into(), unusual_hour.into());
+                }
+                logins.push(PastLogin {
+                    target: e.target.to_lowercase(),
+                    source_ip: e.source_ip.clone(),
+                    hour,
+                });
+            }
             if let Ok(mut line) = serde_json::to_vec(&ev) {
                 line.push(b'\n');
                 body.extend_from_slice(&line);
@@ -185,5 +218,120 @@ impl Monitor {
             .ingest(&provider, Actor::System, &meta, &body, Some(&key))
             .await?;
         Ok(r.accepted)
+    }
+}
+
+/// A successful log-in seen earlier in the same step (not stored yet).
+struct PastLogin {
+    target: String,
+    source_ip: Option<String>,
+    hour: i64,
+}
+
+/// The UTC hour of a time.
+fn hour_of(t: parapet_types::Timestamp) -> i64 {
+    t.0.div_euclid(3_600_000).rem_euclid(24)
+}
+
+/// Earlier successful log-ins an account's marks are learned from (newest first).
+const LOGIN_HISTORY: u32 = 500;
+/// Earlier log-ins an account needs before an hour can be unusual.
+const MIN_LOGINS_FOR_HOURS: usize = 10;
+
+impl Monitor {
+    /// Marks of a successful log-in of `target` learned from the account's earlier successful
+    /// log-ins (the stored audit events, then those of this step): `new_source` when it logged
+    /// in before but never from `source_ip`; `unusual_hour` when it has at least ten earlier
+    /// log-ins and none within an hour (UTC, on the clock face) of `hour`.
+    async fn login_marks(
+        &self,
+        provider: &parapet_store::Tenant,
+        target: &str,
+        source_ip: Option<&str>,
+        hour: i64,
+        this_step: &[PastLogin],
+    ) -> MonitorResult<(bool, bool)> {
+        let target = target.to_lowercase();
+        let found = self
+            .store
+            .search_events(
+                TenantCtx::new(provider.id),
+                &EventFilter {
+                    source: Some("parapet-audit".into()),
+                    contains: vec![
+                        "\"action\":\"auth.login\"".into(),
+                        "\"outcome\":\"success\"".into(),
+                        target.clone(),
+                    ],
+                    ..EventFilter::default()
+                },
+                &Page {
+                    after: None,
+                    limit: LOGIN_HISTORY,
+                },
+            )
+            .await
+            .map_err(store_err)?;
+        let mut sources: Vec<Option<String>> = Vec::new();
+        let mut hours: Vec<i64> = Vec::new();
+        for e in &found {
+            let Ok(v) = serde_json::from_str::<Value>(&e.raw) else {
+                continue;
+            };
+            if v.get("target")
+                .and_then(Value::as_str)
+                .map(str::to_lowercase)
+                != Some(target.clone())
+            {
+                continue;
+            }
+            sources.push(v.get("source_ip").and_then(Value::as_str).map(String::from));
+            hours.push(hour_of(e.time));
+        }
+        for l in this_step.iter().filter(|l| l.target == target) {
+            sources.push(l.source_ip.clone());
+            hours.push(l.hour);
+        }
+        let new_source = source_ip.is_some()
+            && !sources.is_empty()
+            && !sources.iter().any(|s| s.as_deref() == source_ip);
+        let unusual_hour = hours.len() >= MIN_LOGINS_FOR_HOURS
+            && hours.iter().all(|h| {
+                let d = (h - hour).rem_euclid(24);
+                d.min(24 - d) > 1
+            });
+        Ok((new_source, unusual_hour))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// Every built-in file loads alone, and together their correlations resolve and compile.
+    #[test]
+    fn builtin_rules_load_and_their_correlations_compile() {
+        let t = parapet_types::TenantId(uuid::Uuid::nil());
+        let now = parapet_types::Timestamp(0);
+        let mut set = parapet_detect::RuleSet::default();
+        let mut errors = Vec::new();
+        for (file, yaml) in BUILTIN_RULES {
+            if let Err(e) = crate::alerts::parse_rule_file(t, file, yaml, now) {
+                panic!("{file}: {e:?}");
+            }
+            set.add_text(std::path::Path::new(file), yaml, &mut errors);
+        }
+        assert!(errors.is_empty(), "{errors:?}");
+        let clock = std::sync::Arc::new(parapet_types::ManualClock::new(now));
+        let (c, errors) = parapet_detect::Correlator::build(
+            &set,
+            parapet_detect::CorrelatorConfig::default(),
+            clock,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(c.correlation_count(), 5);
+        assert!(!c.generates("7f1c2b9e-6a55-4d0e-9a51-5b0f7e2d0004"));
+        assert!(c.generates("7f1c2b9e-6a55-4d0e-9a51-5b0f7e2d0001"));
     }
 }

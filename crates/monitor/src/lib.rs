@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 
 pub mod alerts;
 pub mod audit_source;
+pub mod health;
 pub mod normalize;
 pub mod syslog;
 pub use alerts::{SampleMatch, parse_rule_file};
@@ -79,6 +80,13 @@ pub struct MonitorConfig {
     /// Matches of the same rule and group key within this many seconds of the alert's last
     /// event join that alert.
     pub dedup_window_secs: i64,
+    /// Most live correlation keys (correlation × group) of the provider's rules, which see
+    /// every tenant's events, and of each tenant's own rules.
+    pub correlation_max_keys: usize,
+    pub tenant_correlation_max_keys: usize,
+    /// Minutes without data after which an asset that sent data before is silent (an asset's
+    /// tag `silent_after_minutes` overrides it).
+    pub silent_after_minutes: u32,
 }
 
 impl Default for MonitorConfig {
@@ -90,6 +98,9 @@ impl Default for MonitorConfig {
             asset_cache_ms: 5_000,
             rule_cache_ms: 5_000,
             dedup_window_secs: 300,
+            correlation_max_keys: 1_000_000,
+            tenant_correlation_max_keys: 100_000,
+            silent_after_minutes: 30,
         }
     }
 }
@@ -333,6 +344,17 @@ impl Monitor {
                 return Err(MonitorError::BadEvent(bad));
             }
         };
+        // A replay is answered before its events are evaluated, so that it does not feed the
+        // correlation windows twice (the transaction checks again, for concurrent replays).
+        if let Some(k) = key
+            && let Some(previous) = self
+                .store
+                .batch_response(TenantCtx::new(t.id), k)
+                .await
+                .map_err(store_err)?
+        {
+            return replayed(&previous);
+        }
         let now = self.env.now();
         let batch = self
             .env
@@ -344,7 +366,7 @@ impl Monitor {
         // thread so that the server's other requests are not held up.
         let env = self.env.clone();
         let tenant = t.id;
-        let (events, hits, attributed) = tokio::task::spawn_blocking(move || {
+        let (events, hits, attributed, states) = tokio::task::spawn_blocking(move || {
             evaluate_batch(&env, tenant, batch, now, parsed, &index, &detectors)
         })
         .await
@@ -394,6 +416,7 @@ impl Monitor {
                 metrics::counter!("parapet_alerts_suppressed_total")
                     .increment(stored.alerts.suppressed);
                 receipt.alerts_raised = stored.alerts.created;
+                self.save_states(states).await;
                 if !stored.alerts.raised.is_empty() {
                     let sink = self.alert_sink.lock().ok().and_then(|s| s.clone());
                     if let Some(sink) = sink {
@@ -402,13 +425,53 @@ impl Monitor {
                 }
                 Ok(receipt)
             }
-            Some(previous) => {
-                metrics::counter!("parapet_ingest_replays_total").increment(1);
-                let mut r: Receipt = serde_json::from_str(&previous)
-                    .map_err(|e| MonitorError::Iam(IamError::Internal(e.to_string())))?;
-                r.replayed = true;
-                Ok(r)
+            Some(previous) => replayed(&previous),
+        }
+    }
+
+    /// Saves correlation states after a batch; a failure is logged (the windows stay in memory
+    /// and are saved with the next batch or by [`Monitor::save_correlations`]).
+    async fn save_states(&self, states: Vec<alerts::StateToSave>) {
+        for (owner, version, state) in states {
+            if let Err(e) = self
+                .store
+                .save_correlation_state(TenantCtx::new(owner), version, &state, self.env.now())
+                .await
+            {
+                tracing::warn!(error = %e, "correlation state not saved");
+                if let Ok(cache) = self.detectors.lock()
+                    && let Some(live) = cache.get(&owner).and_then(|c| c.correlation.as_ref())
+                    && let Ok(mut live) = live.lock()
+                {
+                    live.saved_version = live.saved_version.min(version - 1);
+                }
             }
+        }
+    }
+
+    /// Saves every correlation state changed since it was last saved (the periodic job of
+    /// `serve` and its shutdown). Returns how many states were saved.
+    pub async fn save_correlations(&self) -> usize {
+        let all: Vec<(TenantId, Arc<alerts::Compiled>)> = match self.detectors.lock() {
+            Ok(cache) => cache.iter().map(|(t, c)| (*t, c.clone())).collect(),
+            Err(_) => return 0,
+        };
+        let owners: Vec<TenantId> = all.iter().map(|(t, _)| *t).collect();
+        let states = alerts::states_due(&all, &owners, self.env.now(), true);
+        let n = states.len();
+        self.save_states(states).await;
+        n
+    }
+
+    /// How many live correlation keys are held (every owner's).
+    pub fn correlation_keys(&self) -> usize {
+        match self.detectors.lock() {
+            Ok(cache) => cache
+                .values()
+                .filter_map(|c| c.correlation.as_ref())
+                .filter_map(|m| m.lock().ok().map(|l| l.correlator.key_count()))
+                .sum(),
+            Err(_) => 0,
         }
     }
 
@@ -779,9 +842,10 @@ fn evaluate_batch(
     parsed: Vec<normalize::Parsed>,
     index: &AssetIndex,
     detectors: &[(TenantId, Arc<alerts::Compiled>)],
-) -> MonitorResult<(Vec<StoredEvent>, Vec<parapet_store::AlertHit>, u64)> {
+) -> MonitorResult<Evaluated> {
     let mut events = Vec::with_capacity(parsed.len());
     let mut hits = Vec::new();
+    let mut fed = Vec::new();
     let mut attributed = 0u64;
     for p in parsed {
         let n = normalize::normalize(&p.value);
@@ -802,6 +866,7 @@ fn evaluate_batch(
             n.host.as_deref(),
             asset,
             &mut hits,
+            &mut fed,
         )?;
         events.push(StoredEvent {
             id,
@@ -817,7 +882,26 @@ fn evaluate_batch(
             raw: p.raw,
         });
     }
-    Ok((events, hits, attributed))
+    let states = alerts::states_due(detectors, &fed, env.now(), false);
+    Ok((events, hits, attributed, states))
+}
+
+/// What evaluating a batch gives: its events, alert hits, how many were attributed to an
+/// asset, and the correlation states to save.
+type Evaluated = (
+    Vec<StoredEvent>,
+    Vec<parapet_store::AlertHit>,
+    u64,
+    Vec<alerts::StateToSave>,
+);
+
+/// The answer to a replayed batch: its recorded receipt.
+fn replayed(previous: &str) -> MonitorResult<Receipt> {
+    metrics::counter!("parapet_ingest_replays_total").increment(1);
+    let mut r: Receipt = serde_json::from_str(previous)
+        .map_err(|e| MonitorError::Iam(IamError::Internal(e.to_string())))?;
+    r.replayed = true;
+    Ok(r)
 }
 
 /// The asset an event names by host name (or its first label) or by address.

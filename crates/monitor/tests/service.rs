@@ -26,6 +26,10 @@ macro_rules! on_both {
 on_both!(
     retention_deletes_only_old_events_per_tenant,
     idempotency_keys_expire_and_tenants_are_isolated,
+    correlation_windows_follow_the_injected_clock,
+    logins_outside_learned_hours_or_from_new_sources_alert,
+    silent_assets_raise_one_alert_per_silence,
+    closed_alerts_expire_with_the_retention,
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -314,4 +318,406 @@ async fn raised_alerts_reach_the_subscriber_once() {
             .unwrap();
         assert_eq!(*seen.lock().unwrap(), vec![("acme".to_string(), 2)]);
     }
+}
+
+const BRUTE: &str = "title: Failed
+id: 0d000000-0000-4000-8000-000000000001
+name: failed
+logsource:
+  product: test
+detection:
+  selection:
+    outcome: failure
+  condition: selection
+level: low
+---
+title: Many failures
+id: 0d000000-0000-4000-8000-000000000002
+correlation:
+  type: event_count
+  rules:
+    - failed
+  group-by:
+    - user
+  timespan: 10m
+  condition:
+    gte: 5
+level: high
+";
+
+/// A tenant's event_count correlation counts within its timespan by the injected clock: four
+/// failures, eleven minutes later a fifth does not fire; four more within the window do.
+async fn correlation_windows_follow_the_injected_clock(backend: Backend) {
+    let w = world(backend).await;
+    w.monitor
+        .import_rules(
+            &w.alice,
+            "acme",
+            &[("brute.yml".into(), BRUTE.into())],
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let t = w
+        .monitor
+        .ingest_tenant(&w.alice, "acme", &meta())
+        .await
+        .unwrap();
+    let fail = |n: usize| -> String {
+        (0..n)
+            .map(|_| "{\"outcome\":\"failure\",\"user\":\"bob\"}\n".to_string())
+            .collect()
+    };
+    let corr = |r: &parapet_monitor::Receipt| r.alert_matches;
+    let r = w
+        .monitor
+        .ingest(&t, w.alice.actor(), &meta(), fail(4).as_bytes(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        corr(&r),
+        0,
+        "the failures only feed the correlation (generate: false)"
+    );
+    w.clock.advance_secs(11 * 60);
+    let r = w
+        .monitor
+        .ingest(&t, w.alice.actor(), &meta(), fail(1).as_bytes(), None)
+        .await
+        .unwrap();
+    assert_eq!(corr(&r), 0, "the first four left the window");
+    w.clock.advance_secs(60);
+    let r = w
+        .monitor
+        .ingest(&t, w.alice.actor(), &meta(), fail(4).as_bytes(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        corr(&r),
+        1,
+        "five failures within ten minutes: the correlation"
+    );
+    assert!(w.monitor.correlation_keys() >= 1);
+    // The windows were saved with the batches (nothing is left to save), under acme only.
+    assert_eq!(w.monitor.save_correlations().await, 0);
+    use parapet_store::EventStore;
+    let (version, state) = w
+        .store
+        .correlation_state(TenantCtx::new(t.id))
+        .await
+        .unwrap()
+        .expect("acme's correlation state is saved");
+    assert_eq!(version, 9, "one version per event that fed the windows");
+    assert!(state.contains("bob"), "{state}");
+    let globex = w
+        .monitor
+        .ingest_tenant(&w.gina, "globex", &meta())
+        .await
+        .unwrap();
+    assert!(
+        w.store
+            .correlation_state(TenantCtx::new(globex.id))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Feeds the audit log to detection until it is caught up.
+async fn drain_audit(w: &World) {
+    let mut cursor = None;
+    for _ in 0..100 {
+        let before = cursor;
+        w.monitor.ingest_audit_step(&mut cursor).await.unwrap();
+        if before.is_some() && cursor == before {
+            return;
+        }
+    }
+    panic!("the audit source did not catch up");
+}
+
+async fn provider_alert_titles(w: &World) -> Vec<String> {
+    let (_, list) = w
+        .monitor
+        .list_alerts(
+            &w.admin,
+            "provider",
+            &parapet_store::AlertFilter::default(),
+            &Page {
+                after: None,
+                limit: 1000,
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    list.into_iter().map(|a| a.title).collect()
+}
+
+/// The audit source learns an account's log-in hours and addresses from its earlier log-ins:
+/// ten days of log-ins at 08:00 UTC from one address raise nothing; one at 20:00 is outside the
+/// normal hours; one from another address is from a new source.
+async fn logins_outside_learned_hours_or_from_new_sources_alert(backend: Backend) {
+    let w = world(backend).await;
+    assert_eq!(
+        w.monitor.install_builtin_rules().await.unwrap(),
+        parapet_monitor::audit_source::BUILTIN_RULES.len()
+    );
+    assert_eq!(w.monitor.install_builtin_rules().await.unwrap(), 0);
+    assert_eq!(
+        (w.clock.now().0 / 3_600_000) % 24,
+        8,
+        "the test starts at 08:00 UTC"
+    );
+    for _ in 0..10 {
+        w.clock.advance_secs(DAY);
+        w.iam.login("alice@acme", PW, &meta()).await.unwrap();
+        drain_audit(&w).await;
+    }
+    let usual = |t: &Vec<String>| {
+        t.iter()
+            .filter(|t| {
+                t.contains("outside the account's normal hours") || t.contains("new source")
+            })
+            .count()
+    };
+    assert_eq!(usual(&provider_alert_titles(&w).await), 0);
+    // 20:00 UTC, same address.
+    w.clock.advance_secs(DAY + 12 * 3600);
+    w.iam.login("alice@acme", PW, &meta()).await.unwrap();
+    drain_audit(&w).await;
+    let titles = provider_alert_titles(&w).await;
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.contains("outside the account's normal hours")),
+        "{titles:?}"
+    );
+    assert!(
+        !titles.iter().any(|t| t.contains("new source")),
+        "{titles:?}"
+    );
+    // 08:00 again, from another address.
+    w.clock.advance_secs(12 * 3600);
+    let other = RequestMeta {
+        source_ip: Some("198.51.100.77".into()),
+        user_agent: Some("t".into()),
+    };
+    w.iam.login("alice@acme", PW, &other).await.unwrap();
+    drain_audit(&w).await;
+    let titles = provider_alert_titles(&w).await;
+    assert!(
+        titles.iter().any(|t| t.contains("new source")),
+        "{titles:?}"
+    );
+    assert_eq!(
+        titles
+            .iter()
+            .filter(|t| t.contains("outside the account's normal hours"))
+            .count(),
+        1,
+        "{titles:?}"
+    );
+}
+
+async fn new_asset(w: &World, tenant: &parapet_store::Tenant, name: &str, tags: &[(&str, &str)]) {
+    use parapet_store::{Asset, AssetHealth, AssetKind, AssetStore, AuditEvent, AuditOutcome};
+    let now = w.clock.now();
+    let a = Asset {
+        id: parapet_types::AssetId(uuid::Uuid::now_v7()),
+        tenant: tenant.id,
+        name: name.into(),
+        kind: AssetKind::Vm,
+        os: None,
+        applications: vec![],
+        addresses: vec![],
+        location: None,
+        owner: None,
+        criticality: parapet_store::Criticality::High,
+        tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        health: AssetHealth::Unknown,
+        last_seen_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let audit = AuditEvent {
+        time: now,
+        tenant: Some(tenant.id),
+        actor: parapet_types::Actor::System,
+        action: "asset.create".into(),
+        target: format!("asset:{}/{name}", tenant.name),
+        source_ip: None,
+        user_agent: None,
+        outcome: AuditOutcome::Success,
+        details: serde_json::json!({}),
+    };
+    w.store
+        .create_asset(TenantCtx::new(tenant.id), &a, &audit)
+        .await
+        .unwrap();
+}
+
+/// An asset that sent data and then nothing for longer than its interval raises one alert per
+/// silence (checked twice: still one), is shown silent in the health view and in the
+/// inventory, and is healthy again when data arrives; an asset that never sent data and one
+/// with a longer interval of its own are not silent; the other tenant sees nothing of it.
+async fn silent_assets_raise_one_alert_per_silence(backend: Backend) {
+    let w = world(backend).await;
+    let acme = w
+        .monitor
+        .ingest_tenant(&w.alice, "acme", &meta())
+        .await
+        .unwrap();
+    new_asset(&w, &acme, "web-1", &[]).await;
+    new_asset(&w, &acme, "db-1", &[("silent_after_minutes", "120")]).await;
+    new_asset(&w, &acme, "never", &[]).await;
+    let data = |host: &str| format!("{{\"host\":\"{host}\",\"message\":\"ok\"}}\n");
+    for h in ["web-1", "db-1"] {
+        w.monitor
+            .ingest(&acme, w.alice.actor(), &meta(), data(h).as_bytes(), None)
+            .await
+            .unwrap();
+    }
+    w.clock.advance_secs(29 * 60);
+    assert!(w.monitor.check_silent_assets().await.unwrap().is_empty());
+    let h = w.monitor.health(&w.alice, "acme", &meta()).await.unwrap();
+    assert_eq!((h.assets, h.silent), (3, 0));
+    w.clock.advance_secs(2 * 60);
+    assert_eq!(
+        w.monitor.check_silent_assets().await.unwrap(),
+        vec![("acme".to_string(), "web-1".to_string())]
+    );
+    assert!(w.monitor.check_silent_assets().await.unwrap().is_empty());
+    let h = w.monitor.health(&w.alice, "acme", &meta()).await.unwrap();
+    assert_eq!((h.silent, h.open_alerts), (1, 1));
+    let web = h.items.iter().find(|i| i.name == "web-1").unwrap();
+    assert!(
+        web.silent && web.open_alerts == 1 && web.health == "silent",
+        "{web:?}"
+    );
+    let db = h.items.iter().find(|i| i.name == "db-1").unwrap();
+    assert!(!db.silent && db.silent_after_minutes == 120, "{db:?}");
+    assert!(
+        h.items
+            .iter()
+            .find(|i| i.name == "never")
+            .unwrap()
+            .last_data_at
+            .is_none()
+    );
+    // globex cannot read acme's health, and has none of its own.
+    assert!(w.monitor.health(&w.gina, "acme", &meta()).await.is_err());
+    let g = w.monitor.health(&w.gina, "globex", &meta()).await.unwrap();
+    assert_eq!((g.assets, g.open_alerts), (0, 0));
+    // Data again: no longer silent; a later silence is a new alert.
+    w.monitor
+        .ingest(
+            &acme,
+            w.alice.actor(),
+            &meta(),
+            data("web-1").as_bytes(),
+            None,
+        )
+        .await
+        .unwrap();
+    let h = w.monitor.health(&w.alice, "acme", &meta()).await.unwrap();
+    let web = h.items.iter().find(|i| i.name == "web-1").unwrap();
+    assert!(!web.silent && web.health == "unknown", "{web:?}");
+    w.clock.advance_secs(3 * 3600);
+    let mut again = w.monitor.check_silent_assets().await.unwrap();
+    again.sort();
+    assert_eq!(
+        again,
+        vec![
+            ("acme".to_string(), "db-1".to_string()),
+            ("acme".to_string(), "web-1".to_string())
+        ]
+    );
+}
+
+const DISK: &str = "title: Disk full
+id: 0d000000-0000-4000-8000-000000000010
+logsource:
+  product: test
+detection:
+  selection:
+    message|contains: 'No space left'
+  condition: selection
+level: high
+";
+
+/// Closed alerts older than the tenant's retention are deleted with the events; open ones stay
+/// however old; the purge's audit record counts them.
+async fn closed_alerts_expire_with_the_retention(backend: Backend) {
+    use parapet_store::{AlertFilter, AlertStatus};
+    let w = world(backend).await;
+    w.monitor
+        .set_retention(&w.alice, "acme", 7, &meta())
+        .await
+        .unwrap();
+    w.monitor
+        .import_rules(
+            &w.alice,
+            "acme",
+            &[("disk.yml".into(), DISK.into())],
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let t = w
+        .monitor
+        .ingest_tenant(&w.alice, "acme", &meta())
+        .await
+        .unwrap();
+    let disk = |host: &str| format!("{{\"host\":\"{host}\",\"message\":\"No space left\"}}\n");
+    let list = || async {
+        w.monitor
+            .list_alerts(
+                &w.alice,
+                "acme",
+                &AlertFilter::default(),
+                &Page {
+                    after: None,
+                    limit: 100,
+                },
+                &meta(),
+            )
+            .await
+            .unwrap()
+            .1
+    };
+    for h in ["web-1", "web-2"] {
+        w.monitor
+            .ingest(&t, w.alice.actor(), &meta(), disk(h).as_bytes(), None)
+            .await
+            .unwrap();
+    }
+    let alerts = list().await;
+    assert_eq!(alerts.len(), 2);
+    let closed = alerts.iter().find(|a| a.group_key == "web-1").unwrap();
+    w.monitor
+        .handle_alert(
+            &w.alice,
+            "acme",
+            &closed.id.to_string(),
+            AlertStatus::Closed,
+            Some("fixed"),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    w.clock.advance_secs(6 * DAY);
+    let done = w.monitor.enforce_retention().await.unwrap();
+    assert!(done.iter().all(|(_, p)| p.alerts == 0), "{done:?}");
+    w.clock.advance_secs(2 * DAY);
+    let done = w.monitor.enforce_retention().await.unwrap();
+    let acme = done.iter().find(|(n, _)| n == "acme").unwrap().1;
+    assert_eq!((acme.alerts, acme.events), (1, 2));
+    let left = list().await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].group_key, "web-2");
+    assert_eq!(left[0].status, AlertStatus::Open);
 }

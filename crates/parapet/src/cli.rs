@@ -10,6 +10,7 @@ mod asset;
 mod audit;
 mod backup;
 mod config;
+mod demo;
 mod detect;
 mod events;
 mod incident;
@@ -157,6 +158,10 @@ pub enum ClientCommand {
     /// Emergency response plans (X.1642 8.9): versions, drills, reviews.
     #[command(subcommand)]
     Plan(plan::PlanCommand),
+    /// Demonstrations against a demo server (`serve --demo`): `demo attack` sends a scripted
+    /// attack so that live alerts show in the console.
+    #[command(subcommand)]
+    Demo(demo::DemoCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -387,6 +392,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Backup(c) => backup::run(c).await,
         ClientCommand::Incident(c) => incident::run(c).await,
         ClientCommand::Plan(c) => plan::run(c).await,
+        ClientCommand::Demo(c) => demo::run(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,

@@ -86,9 +86,14 @@ pub struct ServeArgs {
     #[arg(long, env = "PARAPET_SYSLOG_LISTEN", value_name = "ADDR")]
     syslog_listen: Option<SocketAddr>,
     /// Feed Parapet's own audit log to detection (into the provider tenant) and install the
-    /// built-in rules (failed log-ins, privilege grants outside an approval, denied access).
+    /// built-in rules (password guessing and spraying followed by a success, log-ins from a new
+    /// source or outside normal hours, privilege grants outside an approval, denied access, mass
+    /// deletion). On by default.
     #[arg(long, env = "PARAPET_MONITOR_AUDIT_LOG")]
     monitor_audit_log: bool,
+    /// Do not feed the audit log to detection (wins over `--monitor-audit-log`).
+    #[arg(long, env = "PARAPET_NO_MONITOR_AUDIT_LOG")]
+    no_monitor_audit_log: bool,
     /// Log format on standard error [default: text]. The level comes from PARAPET_LOG
     /// (e.g. `info`, `debug,sqlx=warn`).
     #[arg(long, env = "PARAPET_LOG_FORMAT", value_enum)]
@@ -307,7 +312,8 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         ),
         notify,
         syslog_listen: args.syslog_listen.or(file.syslog_listen),
-        monitor_audit_log: args.monitor_audit_log || file.monitor_audit_log.unwrap_or(false),
+        monitor_audit_log: !args.no_monitor_audit_log
+            && (args.monitor_audit_log || file.monitor_audit_log.unwrap_or(true)),
     })
 }
 
@@ -539,6 +545,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         monitor.clone(),
         stop_rx.clone(),
     ));
+    let correlations = tokio::spawn(parapet_monitor_jobs::correlations(
+        monitor.clone(),
+        stop_rx.clone(),
+    ));
+    let silent_assets = tokio::spawn(parapet_monitor_jobs::silent_assets(
+        monitor.clone(),
+        stop_rx.clone(),
+    ));
     let audit_source = if s.monitor_audit_log {
         match monitor.install_builtin_rules().await {
             Ok(0) => {}
@@ -589,6 +603,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = timers.await;
     let _ = deliveries.await;
     let _ = retention.await;
+    let _ = correlations.await;
+    let _ = silent_assets.await;
     if let Some(h) = audit_source {
         let _ = h.await;
     }
@@ -651,12 +667,51 @@ mod parapet_monitor_jobs {
             match monitor.enforce_retention().await {
                 Ok(done) => {
                     for (tenant, p) in done {
-                        tracing::info!(%tenant, events = p.events, keys = p.batches, "event retention");
+                        tracing::info!(%tenant, events = p.events, keys = p.batches, alerts = p.alerts, "event retention");
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "event retention job failed"),
             }
             wait = std::time::Duration::from_secs(3600);
+        }
+    }
+
+    /// Saves the live correlation windows that changed, every 5 s and once more at `stop`.
+    pub async fn correlations(
+        monitor: Arc<parapet_monitor::Monitor>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                _ = stop.changed() => {
+                    monitor.save_correlations().await;
+                    return;
+                }
+            }
+            monitor.save_correlations().await;
+            metrics::gauge!("parapet_correlation_keys").set(monitor.correlation_keys() as f64);
+        }
+    }
+
+    /// Raises alerts for silent assets every minute, until `stop` turns true.
+    pub async fn silent_assets(
+        monitor: Arc<parapet_monitor::Monitor>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                _ = stop.changed() => return,
+            }
+            match monitor.check_silent_assets().await {
+                Ok(raised) => {
+                    for (tenant, asset) in raised {
+                        tracing::info!(%tenant, %asset, "silent asset");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "silent-asset check failed"),
+            }
         }
     }
 

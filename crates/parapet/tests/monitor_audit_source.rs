@@ -13,10 +13,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ADMIN_PASSWORD, Backend, start_with};
+use common::api::Api;
+use common::{ADMIN_PASSWORD, Backend, UNSET, start_with};
 use serde_json::{Value, json};
 
-on_both!(management_platform_abuse_raises_builtin_alerts);
+on_both!(
+    management_platform_abuse_raises_builtin_alerts,
+    builtin_correlations_catch_guessing_spraying_new_sources_and_mass_deletion
+);
 
 const PW: &str = "audit-source-password-1";
 
@@ -72,7 +76,11 @@ fn management_platform_abuse_raises_builtin_alerts(backend: Backend) {
         .iter()
         .map(|r| r["title"].as_str().unwrap())
         .collect();
-    assert_eq!(titles.len(), 3, "{titles:?}");
+    assert_eq!(
+        titles.len(),
+        parapet_monitor::audit_source::BUILTIN_RULES.len(),
+        "{titles:?}"
+    );
 
     let post =
         |tok: &str, path: &str, v: Value| call(reqwest::Method::POST, path, Some(tok), Some(v));
@@ -206,4 +214,203 @@ fn management_platform_abuse_raises_builtin_alerts(backend: Backend) {
         .0,
         404
     );
+}
+
+/// An API client whose connections come from `ip` (any 127.0.0.0/8 address reaches the test
+/// server on 127.0.0.1), so log-ins come from different source addresses.
+fn from(base: &str, ip: [u8; 4]) -> Api {
+    Api {
+        base: base.to_string(),
+        http: reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .unwrap(),
+    }
+}
+
+async fn try_login(api: &Api, user: &str, pw: &str) -> u16 {
+    api.http
+        .post(format!("{}/api/v1/auth/login", api.base))
+        .json(&json!({"username": user, "password": pw}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The audit source is on by default: real failed log-ins against the server raise the built-in
+/// correlations — guessing then success from one address, spraying over accounts then success
+/// from another (also a log-in from a new source for that account), and a mass deletion; a
+/// server started with `--no-monitor-audit-log` installs and raises none of it.
+fn builtin_correlations_catch_guessing_spraying_new_sources_and_mass_deletion(backend: Backend) {
+    // The server's default (the harness turns the source off unless asked).
+    let srv = start_with(backend, &[], &[("PARAPET_NO_MONITOR_AUDIT_LOG", UNSET)]);
+    let local = from(&srv.url, [127, 0, 0, 1]);
+    let guesser = from(&srv.url, [127, 0, 0, 2]);
+    let sprayer = from(&srv.url, [127, 0, 0, 3]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let admin = local.login("admin", ADMIN_PASSWORD).await;
+        let (s, b) = local
+            .post("/api/v1/tenants", &admin, json!({"name": "acme"}))
+            .await;
+        assert_eq!(s, 201, "{b}");
+        for u in ["alice", "carol", "dave", "erin", "frank", "gus"] {
+            let (s, b) = local
+                .post(
+                    "/api/v1/tenants/acme/users",
+                    &admin,
+                    json!({"username": u, "password": PW, "role": "tenant-member"}),
+                )
+                .await;
+            assert_eq!(s, 201, "{b}");
+        }
+        // Guessing: five wrong passwords for carol from 127.0.0.2, then alice logs in from there.
+        for _ in 0..5 {
+            assert_eq!(
+                try_login(&guesser, "carol@acme", "wrong-password-123").await,
+                401
+            );
+        }
+        assert_eq!(try_login(&guesser, "alice@acme", PW).await, 200);
+        // Spraying: one wrong password for each of four accounts from 127.0.0.3, then alice
+        // logs in from there (an address she never used).
+        for u in ["dave", "erin", "frank", "gus"] {
+            assert_eq!(
+                try_login(&sprayer, &format!("{u}@acme"), "Spring2026!").await,
+                401
+            );
+        }
+        assert_eq!(try_login(&sprayer, "alice@acme", PW).await, 200);
+        // Mass deletion: twenty assets created, then deleted by one actor.
+        for i in 0..20 {
+            let (s, b) = local
+                .post(
+                    "/api/v1/tenants/acme/assets",
+                    &admin,
+                    json!({"name": format!("vm-{i}"), "kind": "vm"}),
+                )
+                .await;
+            assert_eq!(s, 201, "{b}");
+        }
+        for i in 0..20 {
+            let (s, _, b) = local
+                .req(
+                    reqwest::Method::DELETE,
+                    &format!("/api/v1/tenants/acme/assets/vm-{i}"),
+                    &admin,
+                    &[],
+                    None,
+                )
+                .await;
+            assert!(s == 200 || s == 204, "{s} {b}");
+        }
+        let wanted = [
+            ("Password guessing against", "source_ip=127.0.0.2"),
+            (
+                "Password guessing followed by a successful log-in",
+                "source_ip=127.0.0.2",
+            ),
+            ("Password spraying against", "source_ip=127.0.0.3"),
+            (
+                "Password spraying followed by a successful log-in",
+                "source_ip=127.0.0.3",
+            ),
+            ("from a new source", "parapet"),
+            ("Mass deletion", "actor=admin"),
+        ];
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let alerts = loop {
+            let (s, b) = local
+                .get("/api/v1/tenants/provider/alerts?limit=1000", &admin)
+                .await;
+            assert_eq!(s, 200, "{b}");
+            let items = b["items"].as_array().unwrap().clone();
+            let all = wanted.iter().all(|(t, _)| {
+                items
+                    .iter()
+                    .any(|a| a["title"].as_str().unwrap().contains(t))
+            });
+            if all || Instant::now() > deadline {
+                break items;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        for (title, group) in wanted {
+            let found: Vec<&Value> = alerts
+                .iter()
+                .filter(|a| a["title"].as_str().unwrap().contains(title))
+                .collect();
+            assert_eq!(found.len(), 1, "one alert {title}: {alerts:#?}");
+            assert_eq!(found[0]["group_key"], group, "{title}");
+        }
+        let sev = |t: &str| {
+            alerts
+                .iter()
+                .find(|a| a["title"].as_str().unwrap().contains(t))
+                .unwrap()["severity"]
+                .clone()
+        };
+        assert_eq!(sev("Password guessing followed"), "critical");
+        assert_eq!(sev("Mass deletion"), "high");
+        // Successful log-ins and single deletions feed correlations only: no alert of their own.
+        assert!(
+            !alerts.iter().any(|a| {
+                let t = a["title"].as_str().unwrap();
+                t.starts_with("Successful log-in") || t.starts_with("Deletion on")
+            }),
+            "{alerts:#?}"
+        );
+        // alice's first log-in (127.0.0.2) was from no "new" source: one new-source alert.
+        let (_, detail) = local
+            .get(
+                &format!(
+                    "/api/v1/tenants/provider/alerts/{}",
+                    alerts
+                        .iter()
+                        .find(|a| a["title"].as_str().unwrap().contains("new source"))
+                        .unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                ),
+                &admin,
+            )
+            .await;
+        let ev = detail["event_ids"][0].as_str().unwrap();
+        let (s, ev) = local
+            .get(&format!("/api/v1/tenants/provider/events/{ev}"), &admin)
+            .await;
+        assert_eq!(s, 200, "{ev}");
+        assert_eq!(ev["event"]["source_ip"], "127.0.0.3");
+        assert_eq!(ev["event"]["target"], "user:acme/alice");
+    });
+    drop(srv);
+
+    // Turned off: no built-in rules, no audit events.
+    let off = start_with(
+        backend,
+        &["--no-monitor-audit-log"],
+        &[("PARAPET_NO_MONITOR_AUDIT_LOG", UNSET)],
+    );
+    let api = from(&off.url, [127, 0, 0, 1]);
+    rt.block_on(async {
+        let admin = api.login("admin", ADMIN_PASSWORD).await;
+        for _ in 0..5 {
+            assert_eq!(try_login(&api, "nobody", "wrong-password-123").await, 401);
+        }
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let (s, b) = api.get("/api/v1/tenants/provider/rules", &admin).await;
+        assert_eq!((s, b.as_array().unwrap().len()), (200, 0), "{b}");
+        let (s, b) = api
+            .get(
+                "/api/v1/tenants/provider/events?source=parapet-audit",
+                &admin,
+            )
+            .await;
+        assert_eq!((s, b["items"].as_array().unwrap().len()), (200, 0), "{b}");
+    });
 }

@@ -193,6 +193,24 @@ impl EventStore for SqlStore {
                     }
                     q.execute(&mut *tx).await.db()?;
                 }
+                // When data last arrived from each asset of the batch (the health view and the
+                // silent-asset check read it).
+                let mut assets: Vec<AssetId> = events.iter().filter_map(|e| e.asset).collect();
+                assets.sort_unstable_by_key(|a| a.0);
+                assets.dedup();
+                for a in assets {
+                    sqlx::query(
+                        "UPDATE assets SET last_seen_at = $3, health = CASE WHEN health = \
+                         'silent' THEN 'unknown' ELSE health END WHERE tenant_id = $1 AND id = $2 \
+                         AND (last_seen_at IS NULL OR last_seen_at < $3)",
+                    )
+                    .bind(ctx.tenant.to_string())
+                    .bind(a.to_string())
+                    .bind(audit.time.0)
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
+                }
                 let alerts = crate::alert::apply_hits!(tx, ctx, hits, window_start, audit.time);
                 let mut audit = audit.clone();
                 if let Some(d) = audit.details.as_object_mut() {
@@ -335,16 +353,100 @@ impl EventStore for SqlStore {
                     .await
                     .db()?
                     .rows_affected();
-            if events > 0 || batches > 0 {
+            sqlx::query(
+                "DELETE FROM alert_events WHERE tenant_id = $1 AND alert_id IN \
+                 (SELECT id FROM alerts WHERE tenant_id = $1 AND status = 'closed' \
+                 AND closed_at < $2)",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(before.0)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+            let alerts = sqlx::query(
+                "DELETE FROM alerts WHERE tenant_id = $1 AND status = 'closed' AND closed_at < $2",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(before.0)
+            .execute(&mut *tx)
+            .await
+            .db()?
+            .rows_affected();
+            if events > 0 || batches > 0 || alerts > 0 {
                 let mut a = audit.clone();
                 if let Some(d) = a.details.as_object_mut() {
                     d.insert("events_deleted".into(), events.into());
                     d.insert("idempotency_keys_deleted".into(), batches.into());
+                    d.insert("closed_alerts_deleted".into(), alerts.into());
                 }
                 insert_audit!(&mut *tx, &a);
             }
-            Purged { events, batches }
+            Purged {
+                events,
+                batches,
+                alerts,
+            }
         });
         Ok(purged)
+    }
+
+    async fn batch_response(&self, ctx: TenantCtx, key: &str) -> StoreResult<Option<String>> {
+        with_pool!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT response FROM event_batches WHERE tenant_id = $1 AND idempotency_key = $2",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(key.to_string())
+            .fetch_optional(pool)
+            .await
+            .db()?;
+            match row {
+                Some(r) => Ok(Some(r.try_get::<String, _>("response").db()?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn correlation_state(&self, ctx: TenantCtx) -> StoreResult<Option<(i64, String)>> {
+        with_pool!(self, |pool| {
+            let row =
+                sqlx::query("SELECT version, state FROM correlation_state WHERE tenant_id = $1")
+                    .bind(ctx.tenant.to_string())
+                    .fetch_optional(pool)
+                    .await
+                    .db()?;
+            match row {
+                Some(r) => Ok(Some((
+                    r.try_get::<i64, _>("version").db()?,
+                    r.try_get::<String, _>("state").db()?,
+                ))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn save_correlation_state(
+        &self,
+        ctx: TenantCtx,
+        version: i64,
+        state: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        with_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO correlation_state (tenant_id, version, state, updated_at) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET version = $2, state = $3, updated_at = $4 \
+                 WHERE correlation_state.version < $2",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(version)
+            .bind(state.to_string())
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        });
+        Ok(())
     }
 }

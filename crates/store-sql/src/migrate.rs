@@ -35,6 +35,10 @@ const SQLITE: &[(i64, &str)] = &[
     (70, include_str!("../migrations/sqlite/0070_notify.sql")),
     (30, include_str!("../migrations/sqlite/0030_events.sql")),
     (31, include_str!("../migrations/sqlite/0031_alerts.sql")),
+    (
+        32,
+        include_str!("../migrations/sqlite/0032_correlation_state.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -78,6 +82,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (70, include_str!("../migrations/postgres/0070_notify.sql")),
     (30, include_str!("../migrations/postgres/0030_events.sql")),
     (31, include_str!("../migrations/postgres/0031_alerts.sql")),
+    (
+        32,
+        include_str!("../migrations/postgres/0032_correlation_state.sql"),
+    ),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \

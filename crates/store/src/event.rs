@@ -57,6 +57,8 @@ pub struct Ingested {
 pub struct Purged {
     pub events: u64,
     pub batches: u64,
+    /// Closed alerts older than the retention (with their event links).
+    pub alerts: u64,
 }
 
 /// Event storage.
@@ -102,9 +104,9 @@ pub trait EventStore: Send + Sync {
         audit: &AuditEvent,
     ) -> StoreResult<()>;
 
-    /// Deletes the events of `ctx` older than `before` and idempotency records older than
-    /// `keys_before`; when anything was deleted, writes `audit` (its details get the counts) in
-    /// the same transaction.
+    /// Deletes the events of `ctx` older than `before`, its alerts closed before `before`, and
+    /// idempotency records older than `keys_before`; when anything was deleted, writes `audit`
+    /// (its details get the counts) in the same transaction.
     async fn purge_events(
         &self,
         ctx: TenantCtx,
@@ -112,4 +114,22 @@ pub trait EventStore: Send + Sync {
         keys_before: Timestamp,
         audit: &AuditEvent,
     ) -> StoreResult<Purged>;
+
+    /// The recorded response of the tenant's batch sent under idempotency `key`, if any (read
+    /// before a batch is evaluated, so a replay does not feed the correlation windows twice).
+    async fn batch_response(&self, ctx: TenantCtx, key: &str) -> StoreResult<Option<String>>;
+
+    /// The saved live correlation state of the rules owned by `ctx`: `(version, state)`.
+    async fn correlation_state(&self, ctx: TenantCtx) -> StoreResult<Option<(i64, String)>>;
+
+    /// Saves the live correlation state of the rules owned by `ctx` unless a state of a higher
+    /// or equal `version` is saved already. This is the detection engine's working memory, not
+    /// a change made by anyone: it carries no audit record (the alerts it leads to do).
+    async fn save_correlation_state(
+        &self,
+        ctx: TenantCtx,
+        version: i64,
+        state: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
 }

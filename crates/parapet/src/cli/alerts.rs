@@ -87,6 +87,17 @@ pub enum AlertsCommand {
     Close(AlertArgs),
     /// Raise no alert for a rule (and a group key, when given) for some minutes.
     Suppress(SuppressArgs),
+    /// A tenant's monitoring health: per asset when data last arrived, whether it is silent
+    /// (no data for longer than its interval) and its open alerts.
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct HealthArgs {
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -435,6 +446,51 @@ pub async fn alerts(cmd: AlertsCommand) -> anyhow::Result<()> {
         }
         AlertsCommand::Ack(a) | AlertsCommand::Close(a) if a.id.is_empty() => bail!("give the id"),
         AlertsCommand::Ack(a) => verb(a, "ack").await,
+        AlertsCommand::Health(a) => {
+            let s = Session::open(&a.common)?;
+            let h = s
+                .client
+                .monitoring_health(&a.tenant)
+                .await
+                .map_err(|e| s.fail(e))?;
+            if s.json {
+                return json(&h);
+            }
+            let rows: Vec<Vec<String>> = h
+                .items
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.name.clone(),
+                        if i.silent {
+                            "SILENT".into()
+                        } else {
+                            i.health.clone()
+                        },
+                        i.last_data_at.clone().unwrap_or_else(|| "never".into()),
+                        format!("{} min", i.silent_after_minutes),
+                        i.open_alerts.to_string(),
+                    ]
+                })
+                .collect();
+            out(&format!(
+                "{}: {} assets, {} silent, {} open alerts\n{}",
+                h.tenant,
+                h.assets,
+                h.silent,
+                h.open_alerts,
+                crate::cli::output::table(
+                    &[
+                        "ASSET",
+                        "HEALTH",
+                        "LAST DATA",
+                        "SILENT AFTER",
+                        "OPEN ALERTS"
+                    ],
+                    &rows
+                )
+            ))
+        }
         AlertsCommand::Close(a) => verb(a, "close").await,
         AlertsCommand::Suppress(a) => {
             let s = Session::open(&a.common)?;
