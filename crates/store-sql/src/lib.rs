@@ -21,6 +21,7 @@ mod alert;
 mod approval;
 mod asset;
 mod audit;
+mod backup;
 mod event;
 mod iam;
 mod incident;

@@ -35,6 +35,7 @@ const SQLITE: &[(i64, &str)] = &[
     (70, include_str!("../migrations/sqlite/0070_notify.sql")),
     (30, include_str!("../migrations/sqlite/0030_events.sql")),
     (31, include_str!("../migrations/sqlite/0031_alerts.sql")),
+    (50, include_str!("../migrations/sqlite/0050_backup.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -78,6 +79,7 @@ const POSTGRES: &[(i64, &str)] = &[
     (70, include_str!("../migrations/postgres/0070_notify.sql")),
     (30, include_str!("../migrations/postgres/0030_events.sql")),
     (31, include_str!("../migrations/postgres/0031_alerts.sql")),
+    (50, include_str!("../migrations/postgres/0050_backup.sql")),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \
