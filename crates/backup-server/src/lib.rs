@@ -680,10 +680,17 @@ impl BackupService {
         Ok(done)
     }
 
-    /// Runs [`sweep`](Self::sweep) every `every` until the process ends.
-    pub async fn run(self: Arc<Self>, every: std::time::Duration) {
+    /// Runs [`sweep`](Self::sweep) every `every` until `stop` turns true.
+    pub async fn run(
+        self: Arc<Self>,
+        every: std::time::Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         loop {
-            tokio::time::sleep(every).await;
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
             if let Err(e) = self.sweep().await {
                 tracing::warn!(error = %e, "backup compliance sweep failed");
             }

@@ -41,6 +41,8 @@ mod oidc;
 pub use oidc::{OidcClient, OidcKeyInfo};
 
 mod access;
+mod backup;
+pub use backup::{BackupPolicyInput, BackupReportInput, BackupRetention};
 pub use access::AccessGrant;
 
 mod notify;

@@ -542,6 +542,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    // Backup compliance (X.1642 8.10): findings when a tenant's backups fall outside its policy.
+    let backup = Arc::new(parapet_backup_server::BackupService::new(
+        iam.clone(),
+        Some(notify.clone()),
+    ));
+    let backup_job = tokio::spawn(
+        backup
+            .clone()
+            .run(std::time::Duration::from_secs(60), stop_rx.clone()),
+    );
     let syslog = match s.syslog_listen {
         Some(addr) => Some(crate::syslog::start(addr, monitor.clone(), stop_rx.clone()).await?),
         None => None,
@@ -549,6 +559,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState {
         notify,
         monitor,
+        backup,
         kms,
         audit,
         inventory,
@@ -579,6 +590,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = timers.await;
     let _ = deliveries.await;
     let _ = retention.await;
+    let _ = backup_job.await;
     if let Some(h) = audit_source {
         let _ = h.await;
     }
