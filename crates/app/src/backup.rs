@@ -46,20 +46,34 @@ pub fn api_routes() -> Router<AppState> {
 
 /// The console routes.
 pub fn console_routes() -> Router<AppState> {
-    Router::new()
-        .route("/console/backup", get(own_page))
-        .route(
-            "/console/tenants/{tenant}/backup",
-            get(page).post(console_set),
-        )
+    Router::new().route("/console/backup", get(own_page)).route(
+        "/console/tenants/{tenant}/backup",
+        get(page).post(console_set),
+    )
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(list_policies, get_policy, set_policy, delete_policy, list_reports, add_report,
-        compliance, findings, overview),
-    components(schemas(PolicyView, PolicyInput, RetentionView, ReportView, ReportBody,
-        ComplianceView, FindingView))
+    paths(
+        list_policies,
+        get_policy,
+        set_policy,
+        delete_policy,
+        list_reports,
+        add_report,
+        compliance,
+        findings,
+        overview
+    ),
+    components(schemas(
+        PolicyView,
+        PolicyInput,
+        RetentionView,
+        ReportView,
+        ReportBody,
+        ComplianceView,
+        FindingView
+    ))
 )]
 pub struct BackupApi;
 
@@ -586,8 +600,18 @@ fn runs_svg(runs: &[ReportView]) -> String {
     if points.is_empty() {
         return String::new();
     }
-    let max_size = points.iter().map(|r| r.total_bytes).max().unwrap_or(1).max(1);
-    let max_ms = points.iter().map(|r| r.duration_ms).max().unwrap_or(1).max(1);
+    let max_size = points
+        .iter()
+        .map(|r| r.total_bytes)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let max_ms = points
+        .iter()
+        .map(|r| r.duration_ms)
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let w = 14usize;
     let width = points.len() * w + 70;
     let mut svg = format!(
@@ -600,8 +624,12 @@ fn runs_svg(runs: &[ReportView]) -> String {
     );
     for (i, r) in points.iter().enumerate() {
         let x = 60 + i * w;
-        let hs = ((r.total_bytes as f64 / max_size as f64) * 100.0).round().max(1.0);
-        let hd = ((r.duration_ms as f64 / max_ms as f64) * 100.0).round().max(1.0);
+        let hs = ((r.total_bytes as f64 / max_size as f64) * 100.0)
+            .round()
+            .max(1.0);
+        let hd = ((r.duration_ms as f64 / max_ms as f64) * 100.0)
+            .round()
+            .max(1.0);
         let class = if r.ok { "ok" } else { "failed" };
         svg.push_str(&format!(
             "<rect class=\"size {class}\" x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{hs}\"><title>{}: \
@@ -668,7 +696,10 @@ async fn page_view(
             .filter(|r| r.kind == "restore-test")
             .map(clone_view)
             .collect(),
-        runs: reports.into_iter().filter(|r| r.kind != "restore-test").collect(),
+        runs: reports
+            .into_iter()
+            .filter(|r| r.kind != "restore-test")
+            .collect(),
         findings: findings.iter().map(finding_view).collect(),
         can_manage: authorize(&u.p, Action::BackupPolicyWrite, &t).is_ok(),
     };
@@ -780,7 +811,13 @@ async fn console_set(
     let spec = match spec_of(&f) {
         Ok(s) => s,
         Err(m) => {
-            return page_view(&st, &u, &tenant, Some((StatusCode::UNPROCESSABLE_ENTITY, m))).await;
+            return page_view(
+                &st,
+                &u,
+                &tenant,
+                Some((StatusCode::UNPROCESSABLE_ENTITY, m)),
+            )
+            .await;
         }
     };
     match st

@@ -104,8 +104,11 @@ impl Client {
         tenant: &str,
         input: &BackupReportInput,
     ) -> Result<Value, ClientError> {
-        self.post(self.url(&["tenants", tenant, "backup", "reports"], &[]), input)
-            .await
+        self.post(
+            self.url(&["tenants", tenant, "backup", "reports"], &[]),
+            input,
+        )
+        .await
     }
 
     /// `GET /api/v1/tenants/{tenant}/backup/reports`.
@@ -137,7 +140,11 @@ impl Client {
     }
 
     /// `GET /api/v1/tenants/{tenant}/backup/findings`.
-    pub async fn backup_findings(&self, tenant: &str, all: bool) -> Result<Vec<Value>, ClientError> {
+    pub async fn backup_findings(
+        &self,
+        tenant: &str,
+        all: bool,
+    ) -> Result<Vec<Value>, ClientError> {
         self.get(self.url(
             &["tenants", tenant, "backup", "findings"],
             &[("all", all.then(|| "true".to_string()))],

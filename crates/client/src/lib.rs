@@ -42,8 +42,8 @@ pub use oidc::{OidcClient, OidcKeyInfo};
 
 mod access;
 mod backup;
-pub use backup::{BackupPolicyInput, BackupReportInput, BackupRetention};
 pub use access::AccessGrant;
+pub use backup::{BackupPolicyInput, BackupReportInput, BackupRetention};
 
 mod notify;
 pub use notify::{

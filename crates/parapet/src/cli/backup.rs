@@ -887,7 +887,12 @@ fn restore_test(a: RestoreTestArgs) -> anyhow::Result<()> {
             Some(format!(
                 "{} difference(s) from the manifest: {}",
                 problems.len(),
-                problems.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+                problems
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
             )),
         ),
         Err(e) => (false, None, 0, 0, Some(format!("{e:#}"))),

@@ -248,8 +248,14 @@ fn policy_fields(p: &Value) -> String {
         ("encryption", s(p, "encryption")),
         ("every", format!("{} s", s(p, "schedule_secs"))),
         ("window (UTC)", s(p, "window")),
-        ("restore test every", format!("{} s", s(p, "restore_test_secs"))),
-        ("updated", format!("{} by {}", s(p, "updated_at"), s(p, "updated_by"))),
+        (
+            "restore test every",
+            format!("{} s", s(p, "restore_test_secs")),
+        ),
+        (
+            "updated",
+            format!("{} by {}", s(p, "updated_at"), s(p, "updated_by")),
+        ),
     ])
 }
 
@@ -275,7 +281,12 @@ pub async fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
                 onsite: !a.no_onsite,
                 offsite: a.offsite,
                 encryption: true,
-                schedule_secs: a.every.as_deref().map(duration_secs).transpose()?.unwrap_or(0),
+                schedule_secs: a
+                    .every
+                    .as_deref()
+                    .map(duration_secs)
+                    .transpose()?
+                    .unwrap_or(0),
                 window: a.window.clone(),
                 restore_test_secs: a
                     .restore_test_every
@@ -324,19 +335,29 @@ pub async fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
                 })
                 .collect();
             out(&table(
-                &["NAME", "VERSION", "RPO_S", "RTO_S", "RETENTION", "COPIES", "OFFSITE", "WINDOW"],
+                &[
+                    "NAME",
+                    "VERSION",
+                    "RPO_S",
+                    "RTO_S",
+                    "RETENTION",
+                    "COPIES",
+                    "OFFSITE",
+                    "WINDOW",
+                ],
                 &rows,
             ))
         }
         PolicyCommand::Rm(a) => {
             let sess = Session::open(&a.common)?;
-            sess.client
-                .delete_backup_policy(&a.tenant, &a.name)
-                .await?;
+            sess.client.delete_backup_policy(&a.tenant, &a.name).await?;
             if a.common.json {
                 return json(&serde_json::json!({"removed": a.name}));
             }
-            out(&format!("removed backup policy {} of {}\n", a.name, a.tenant))
+            out(&format!(
+                "removed backup policy {} of {}\n",
+                a.name, a.tenant
+            ))
         }
     }
 }
@@ -373,7 +394,14 @@ pub async fn compliance(a: ComplianceArgs) -> anyhow::Result<()> {
             })
             .collect();
         out(&table(
-            &["TENANT", "POLICY", "COMPLIANT", "LAST_BACKUP", "ACHIEVED_RTO_MS", "FINDINGS"],
+            &[
+                "TENANT",
+                "POLICY",
+                "COMPLIANT",
+                "LAST_BACKUP",
+                "ACHIEVED_RTO_MS",
+                "FINDINGS",
+            ],
             &rows,
         ))?;
     }
@@ -409,7 +437,16 @@ pub async fn reports(a: ReportsArgs) -> anyhow::Result<()> {
         })
         .collect();
     out(&table(
-        &["AT", "POLICY", "KIND", "RESULT", "SITE", "SNAPSHOT", "DURATION_MS", "REPOSITORY"],
+        &[
+            "AT",
+            "POLICY",
+            "KIND",
+            "RESULT",
+            "SITE",
+            "SNAPSHOT",
+            "DURATION_MS",
+            "REPOSITORY",
+        ],
         &rows,
     ))
 }
@@ -432,5 +469,8 @@ pub async fn findings(a: FindingsArgs) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    out(&table(&["OPENED", "POLICY", "KIND", "RESOLVED", "DETAIL"], &rows))
+    out(&table(
+        &["OPENED", "POLICY", "KIND", "RESOLVED", "DETAIL"],
+        &rows,
+    ))
 }
