@@ -1,0 +1,516 @@
+//! Server-side backup management through the real binary on both backends (X.1642 8.10,
+//! 7.2.2.2(7)): the provider sets a tenant's policy (CLI and API, problem+json for terms that
+//! cannot be met), `parapet backup run|copy|restore-test --report-to` report real runs on a real
+//! repository with a token of scope `backup`, a damaged repository makes the restore test fail
+//! and the compliance say so, time windows are kept, every endpoint is isolated between tenants,
+//! the console shows the policy, the evidence and the chart, and the provider sees every tenant.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[macro_use]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::api::Api;
+use common::{ADMIN_PASSWORD, Backend, Server, start_with};
+use serde_json::{Value, json};
+
+on_both!(backup_policies_reports_and_compliance_end_to_end);
+
+const PW: &str = "backup-server-test-password-1";
+const REPO_PW: &str = "correct horse battery staple";
+
+fn p(x: &Path) -> &str {
+    x.to_str().unwrap()
+}
+
+/// Runs `parapet ARGS` against the server with `token` (and a repository password).
+fn cli(srv: &Server, token: &str, args: &[&str]) -> Output {
+    let dir = parapet_store_sql::testkit::temp_dir("bk-cli");
+    Command::new(common::bin())
+        .args(args)
+        .env("PARAPET_CONFIG_DIR", &dir)
+        .env("PARAPET_SERVER", &srv.url)
+        .env("PARAPET_TOKEN", token)
+        .env("PARAPET_BACKUP_PASSWORD", REPO_PW)
+        .env_remove("PARAPET_BACKUP_OPERATOR_KEY")
+        .env_remove("PARAPET_BACKUP_REPOSITORY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "command failed: {}\nstdout: {}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn ok_json(o: &Output) -> Value {
+    let out = ok(o);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+fn fails(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "command succeeded: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(err.trim().lines().count(), 1, "one line on stderr: {err}");
+    err
+}
+
+fn tree(root: &Path) {
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    for i in 0..20u32 {
+        std::fs::write(
+            root.join(format!("file-{i}.txt")),
+            format!("backup evidence file {i}\n").repeat(100 + i as usize),
+        )
+        .unwrap();
+    }
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(root.join("sub/big.bin"), big).unwrap();
+}
+
+fn backup_policies_reports_and_compliance_end_to_end(backend: Backend) {
+    let srv = start_with(backend, &[], &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let api = Api {
+        base: srv.url.clone(),
+        http: reqwest::Client::new(),
+    };
+    let scratch = parapet_store_sql::testkit::temp_dir("bk-srv");
+    let (admin, alice, gina, backup_token) = rt.block_on(async {
+        let admin = api.login("admin", ADMIN_PASSWORD).await;
+        for t in ["acme", "globex"] {
+            let (s, b) = api
+                .post("/api/v1/tenants", &admin, json!({"name": t}))
+                .await;
+            assert_eq!(s, 201, "{b}");
+        }
+        for (t, u) in [("acme", "alice"), ("globex", "gina")] {
+            let (s, b) = api
+                .post(
+                    &format!("/api/v1/tenants/{t}/users"),
+                    &admin,
+                    json!({"username": u, "password": PW, "role": "tenant-admin"}),
+                )
+                .await;
+            assert_eq!(s, 201, "{b}");
+        }
+        let alice = api.login("alice@acme", PW).await;
+        let gina = api.login("gina@globex", PW).await;
+        let (s, b) = api
+            .post(
+                "/api/v1/tokens",
+                &alice,
+                json!({"name": "backup-agent", "scopes": ["backup"]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        (admin, alice, gina, b["token"].as_str().unwrap().to_string())
+    });
+
+    // The provider sets acme's policy with the CLI.
+    let pol = ok_json(&cli(
+        &srv,
+        &admin,
+        &[
+            "backup",
+            "policy",
+            "set",
+            "--tenant",
+            "acme",
+            "--rpo",
+            "24h",
+            "--rto",
+            "1h",
+            "--keep-daily",
+            "7",
+            "--keep-monthly",
+            "12",
+            "--offsite",
+            "--window",
+            "01:00-05:00",
+            "--restore-test-every",
+            "7d",
+            "--json",
+        ],
+    ));
+    assert_eq!(pol["version"], 1);
+    assert_eq!(pol["copies"], 2);
+    assert_eq!(pol["rpo_secs"], 86_400);
+    assert_eq!(pol["window"], "01:00-05:00");
+    assert_eq!(pol["prune"], "--keep-daily 7 --keep-monthly 12");
+
+    rt.block_on(async {
+        // Terms that cannot be met: problem+json 422.
+        let (s, h, b) = api
+            .req(
+                reqwest::Method::PUT,
+                "/api/v1/tenants/acme/backup/policies/db",
+                &admin,
+                &[("content-type", "application/json")],
+                Some(
+                    serde_json::to_vec(&json!({"rpo_secs": 3600, "rto_secs": 600,
+                        "schedule_secs": 7200, "retention": {"last": 3}}))
+                    .unwrap(),
+                ),
+            )
+            .await;
+        assert_eq!(s, 422, "{b}");
+        assert_eq!(h["content-type"], "application/problem+json");
+        assert!(b["detail"].as_str().unwrap().contains("RPO"), "{b}");
+        // The tenant reads its policy but cannot change it; another tenant sees nothing.
+        let (s, b) = api
+            .get("/api/v1/tenants/acme/backup/policies/default", &alice)
+            .await;
+        assert_eq!((s, b["version"].as_i64()), (200, Some(1)), "{b}");
+        let (s, _, _) = api
+            .req(
+                reqwest::Method::PUT,
+                "/api/v1/tenants/acme/backup/policies/default",
+                &alice,
+                &[("content-type", "application/json")],
+                Some(
+                    br#"{"rpo_secs": 600000, "rto_secs": 600, "retention": {"last": 1}}"#.to_vec(),
+                ),
+            )
+            .await;
+        assert_eq!(s, 403);
+        for path in [
+            "/api/v1/tenants/acme/backup/policies",
+            "/api/v1/tenants/acme/backup/policies/default",
+            "/api/v1/tenants/acme/backup/reports",
+            "/api/v1/tenants/acme/backup/compliance",
+            "/api/v1/tenants/acme/backup/findings",
+            "/api/v1/backup/compliance",
+        ] {
+            let (s, b) = api.get(path, &gina).await;
+            assert!(s == 403 || s == 404, "{path}: {s} {b}");
+        }
+        let (s, _) = api
+            .post(
+                "/api/v1/tenants/acme/backup/reports",
+                &gina,
+                json!({"kind": "backup", "ok": true, "repository": "/x"}),
+            )
+            .await;
+        assert!(s == 403 || s == 404);
+        // The backup token reports and does nothing else.
+        let (s, _) = api
+            .get("/api/v1/tenants/acme/backup/policies", &backup_token)
+            .await;
+        assert_eq!(s, 403);
+    });
+
+    // A real repository; the run reports itself with the backup token.
+    let src = scratch.join("data");
+    tree(&src);
+    let repo = scratch.join("repo");
+    let key = scratch.join("operator.key");
+    ok(&cli(
+        &srv,
+        &backup_token,
+        &[
+            "backup",
+            "init",
+            "--repo",
+            p(&repo),
+            "--operator-key",
+            p(&key),
+            "--json",
+        ],
+    ));
+    let run = ok_json(&cli(
+        &srv,
+        &backup_token,
+        &[
+            "backup",
+            "run",
+            "--repo",
+            p(&repo),
+            "--operator-key",
+            p(&key),
+            "--json",
+            "--report-to",
+            &srv.url,
+            "--tenant",
+            "acme",
+            p(&src),
+        ],
+    ));
+    let snapshot = run["snapshot"]["id"].as_str().unwrap().to_string();
+    // Outside the time window the run is refused, before anything is written.
+    let hour = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 3600)
+        % 24;
+    let closed = format!("{:02}:00-{:02}:00", (hour + 2) % 24, (hour + 3) % 24);
+    let err = fails(&cli(
+        &srv,
+        &backup_token,
+        &[
+            "backup",
+            "run",
+            "--repo",
+            p(&repo),
+            "--operator-key",
+            p(&key),
+            "--window",
+            &closed,
+            "--report-to",
+            &srv.url,
+            "--tenant",
+            "acme",
+            p(&src),
+        ],
+    ));
+    assert!(err.contains("outside the backup window"), "{err}");
+    let open = format!("{:02}:00-{:02}:00", hour, (hour + 1) % 24);
+    ok(&cli(
+        &srv,
+        &backup_token,
+        &[
+            "backup",
+            "run",
+            "--repo",
+            p(&repo),
+            "--operator-key",
+            p(&key),
+            "--window",
+            &open,
+            p(&src),
+        ],
+    ));
+    // The off-site copy (another directory declared off-site) and a restore test.
+    let offsite = scratch.join("offsite");
+    ok(&cli(
+        &srv,
+        &backup_token,
+        &[
+            "backup",
+            "copy",
+            "--repo",
+            p(&repo),
+            "--to",
+            p(&offsite),
+            "--report-to",
+            &srv.url,
+            "--tenant",
+            "acme",
+            "--site",
+            "off-site",
+        ],
+    ));
+    let work = scratch.join("restore-scratch");
+    std::fs::create_dir_all(&work).unwrap();
+    let t = ok_json(&cli(
+        &srv,
+        &backup_token,
+        &[
+            "backup",
+            "restore-test",
+            "--repo",
+            p(&repo),
+            "--scratch",
+            p(&work),
+            "--json",
+            "--report-to",
+            &srv.url,
+            "--tenant",
+            "acme",
+        ],
+    ));
+    assert_eq!(t["ok"], true, "{t}");
+    assert_eq!(t["files"], 21);
+    assert_eq!(
+        std::fs::read_dir(&work).unwrap().count(),
+        0,
+        "scratch removed"
+    );
+
+    rt.block_on(async {
+        let (s, reports) = api.get("/api/v1/tenants/acme/backup/reports", &alice).await;
+        assert_eq!(s, 200);
+        let reports = reports.as_array().unwrap().clone();
+        let kinds: Vec<&str> = reports
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["restore-test", "copy", "backup"], "{reports:?}");
+        let b = &reports[2];
+        assert_eq!(b["ok"], true);
+        assert_eq!(b["snapshot"], snapshot.as_str());
+        assert_eq!(b["site"], "on-site");
+        assert_eq!(b["repository"], p(&repo));
+        assert_eq!(b["files"], 21);
+        assert!(b["signer"].as_str().unwrap().starts_with("ed25519:"));
+        assert_eq!(b["reporter"], "alice@acme");
+        assert_eq!(reports[1]["site"], "off-site");
+        let (s, c) = api
+            .get("/api/v1/tenants/acme/backup/compliance", &alice)
+            .await;
+        assert_eq!(s, 200);
+        assert_eq!(c[0]["compliant"], true, "{c}");
+        assert!(c[0]["achieved_rto_ms"].as_u64().is_some());
+        // Each report is in the audit trail.
+        let (s, a) = api
+            .get(
+                "/api/v1/tenants/acme/audit?action=backup.report.backup",
+                &admin,
+            )
+            .await;
+        assert_eq!(s, 200, "{a}");
+        let items = a.get("items").unwrap_or(&a).as_array().unwrap().len();
+        assert_eq!(items, 1, "{a}");
+    });
+
+    // Damage every pack: the restore test fails, is reported failed, and compliance says so.
+    for e in walk(&repo.join("data")) {
+        let mut bytes = std::fs::read(&e).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&e, bytes).unwrap();
+    }
+    let o = cli(
+        &srv,
+        &backup_token,
+        &[
+            "backup",
+            "restore-test",
+            "--repo",
+            p(&repo),
+            "--scratch",
+            p(&work),
+            "--report-to",
+            &srv.url,
+            "--tenant",
+            "acme",
+        ],
+    );
+    let err = fails(&o);
+    assert!(err.contains("restore test failed"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&work).unwrap().count(),
+        0,
+        "scratch removed"
+    );
+    let c = ok_json(&cli(
+        &srv,
+        &alice,
+        &["backup", "compliance", "--tenant", "acme", "--json"],
+    ));
+    assert_eq!(c[0]["compliant"], false, "{c}");
+    let kinds: Vec<&str> = c[0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"restore-test-failed"), "{kinds:?}");
+    let r = ok_json(&cli(
+        &srv,
+        &alice,
+        &[
+            "backup", "reports", "--tenant", "acme", "--limit", "1", "--json",
+        ],
+    ));
+    assert_eq!(
+        (r[0]["kind"].as_str(), r[0]["ok"].as_bool()),
+        (Some("restore-test"), Some(false))
+    );
+    let list = ok_json(&cli(
+        &srv,
+        &alice,
+        &["backup", "policy", "list", "--tenant", "acme", "--json"],
+    ));
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    // The provider's overview.
+    let all = ok_json(&cli(&srv, &admin, &["backup", "compliance", "--json"]));
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["tenant"] == "acme")
+    );
+    let err = fails(&cli(
+        &srv,
+        &gina,
+        &["backup", "policy", "show", "--tenant", "acme"],
+    ));
+    assert!(!err.is_empty());
+
+    // The console: the tenant's page and the provider's overview.
+    rt.block_on(async {
+        let get = |path: String, token: String| {
+            let http = api.http.clone();
+            let url = format!("{}{path}", api.base);
+            async move {
+                let r = http
+                    .get(url)
+                    .header("cookie", format!("parapet_session={token}"))
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        let (s, html) = get("/console/tenants/acme/backup".into(), alice.clone()).await;
+        assert_eq!(s, 200);
+        for needle in [
+            "id=\"backup-policies\"",
+            "id=\"backup-compliance\"",
+            "id=\"backup-runs\"",
+            "id=\"backup-restore-tests\"",
+            "chart backup",
+            "restore-test-failed",
+            &snapshot,
+        ] {
+            assert!(html.contains(needle), "{needle} missing");
+        }
+        assert!(
+            !html.contains("backup-policy-form"),
+            "tenants do not edit policies"
+        );
+        let (s, _) = get("/console/tenants/acme/backup".into(), gina.clone()).await;
+        assert!(s == 403 || s == 404);
+        let (s, html) = get("/console/backup".into(), admin.clone()).await;
+        assert_eq!(s, 200);
+        assert!(html.contains("id=\"backup-compliance\"") && html.contains("acme"));
+        let (s, html) = get("/console/tenants/acme/backup".into(), admin.clone()).await;
+        assert_eq!(s, 200);
+        assert!(html.contains("backup-policy-form"));
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
