@@ -10,6 +10,7 @@ mod asset;
 mod audit;
 mod backup;
 mod backup_server;
+pub(crate) use backup_server::duration_secs;
 mod config;
 mod detect;
 mod events;

@@ -90,6 +90,17 @@ pub struct ServeArgs {
     /// built-in rules (failed log-ins, privilege grants outside an approval, denied access).
     #[arg(long, env = "PARAPET_MONITOR_AUDIT_LOG")]
     monitor_audit_log: bool,
+    /// Back up the server's own state (database and key files) into this repository
+    /// (created with `parapet backup init`; password from PARAPET_BACKUP_PASSWORD) on a
+    /// schedule; `parapet restore-server` brings it back (X.1642 8.4).
+    #[arg(long, env = "PARAPET_SELF_BACKUP_REPO", value_name = "REPO")]
+    backup_repo: Option<String>,
+    /// How often to back up the server's state, e.g. `1h`, `30m` [default: 1h].
+    #[arg(long, value_name = "DURATION", requires = "backup_repo")]
+    backup_every: Option<String>,
+    /// The operator key that signs the server's state snapshots.
+    #[arg(long, env = "PARAPET_BACKUP_OPERATOR_KEY", value_name = "FILE")]
+    backup_operator_key: Option<PathBuf>,
     /// Log format on standard error [default: text]. The level comes from PARAPET_LOG
     /// (e.g. `info`, `debug,sqlx=warn`).
     #[arg(long, env = "PARAPET_LOG_FORMAT", value_enum)]
@@ -170,6 +181,7 @@ struct Settings {
     notify: NotifyFileConfig,
     syslog_listen: Option<SocketAddr>,
     monitor_audit_log: bool,
+    self_backup: Option<crate::self_backup::SelfBackup>,
 }
 
 fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
@@ -281,6 +293,16 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     {
         bail!("notify.backoff_base_ms and notify.backoff_max_ms must be positive");
     }
+    let self_backup = match args.backup_repo {
+        Some(repo) => Some(crate::self_backup::SelfBackup::new(
+            repo,
+            args.backup_every.as_deref().unwrap_or("1h"),
+            args.backup_operator_key,
+            database.clone(),
+            audit_key.clone(),
+        )?),
+        None => None,
+    };
     let mut open = OpenOptions::default();
     if let Some(n) = file.max_connections {
         open.max_connections = n;
@@ -309,6 +331,7 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         notify,
         syslog_listen: args.syslog_listen.or(file.syslog_listen),
         monitor_audit_log: args.monitor_audit_log || file.monitor_audit_log.unwrap_or(false),
+        self_backup,
     })
 }
 
@@ -547,6 +570,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         iam.clone(),
         Some(notify.clone()),
     ));
+    let self_backup = s
+        .self_backup
+        .clone()
+        .map(|b| tokio::spawn(b.run(store.clone(), stop_rx.clone())));
     let backup_job = tokio::spawn(
         backup
             .clone()
@@ -591,6 +618,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = deliveries.await;
     let _ = retention.await;
     let _ = backup_job.await;
+    if let Some(h) = self_backup {
+        let _ = h.await;
+    }
     if let Some(h) = audit_source {
         let _ = h.await;
     }

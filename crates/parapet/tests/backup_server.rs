@@ -18,10 +18,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use common::api::Api;
-use common::{ADMIN_PASSWORD, Backend, Server, start_with};
+use common::{ADMIN_PASSWORD, Backend, Server, start_on, start_with};
 use serde_json::{Value, json};
 
-on_both!(backup_policies_reports_and_compliance_end_to_end);
+on_both!(
+    backup_policies_reports_and_compliance_end_to_end,
+    the_server_backs_itself_up_and_restore_server_brings_it_back
+);
 
 const PW: &str = "backup-server-test-password-1";
 const REPO_PW: &str = "correct horse battery staple";
@@ -513,4 +516,162 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// `serve --backup-repo` backs its own database and keys up on a schedule; `restore-server`
+/// brings them into an empty database, where a new server finds the data and the audit log
+/// still verifies against its signed checkpoint (X.1642 8.4).
+fn the_server_backs_itself_up_and_restore_server_brings_it_back(backend: Backend) {
+    let scratch = parapet_store_sql::testkit::temp_dir("bk-self");
+    let repo = scratch.join("repo");
+    let key = scratch.join("operator.key");
+    let init = Command::new(common::bin())
+        .args([
+            "backup",
+            "init",
+            "--repo",
+            p(&repo),
+            "--operator-key",
+            p(&key),
+        ])
+        .env("PARAPET_BACKUP_PASSWORD", REPO_PW)
+        .output()
+        .unwrap();
+    ok(&init);
+    let env = [("PARAPET_BACKUP_PASSWORD", REPO_PW)];
+    let first_db = common::fresh_database(backend);
+    let srv = start_on(
+        backend,
+        &first_db,
+        &[
+            "--backup-repo",
+            p(&repo),
+            "--backup-every",
+            "1s",
+            "--backup-operator-key",
+            p(&key),
+        ],
+        &env,
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let api = Api {
+        base: srv.url.clone(),
+        http: reqwest::Client::new(),
+    };
+    let admin = rt.block_on(async {
+        let admin = api.login("admin", ADMIN_PASSWORD).await;
+        let (s, b) = api
+            .post("/api/v1/tenants", &admin, json!({"name": "restored-co"}))
+            .await;
+        assert_eq!(s, 201, "{b}");
+        admin
+    });
+    let written = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // Wait for a state snapshot taken after the write.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let o = Command::new(common::bin())
+            .args(["backup", "snapshots", "--repo", p(&repo), "--json"])
+            .env("PARAPET_BACKUP_PASSWORD", REPO_PW)
+            .output()
+            .unwrap();
+        let list: Value = serde_json::from_str(&ok(&o)).unwrap();
+        let done = list.as_array().unwrap().iter().any(|s| {
+            s["time_ms"].as_i64().unwrap() > written + 200
+                && s["tags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|t| t == "parapet-server")
+        });
+        if done {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no state snapshot after 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    drop(srv);
+
+    // A new, empty database; the keys go where the next server looks for them.
+    let second_db = common::fresh_database(backend);
+    let mut args = vec!["restore-server", "--repo", p(&repo)];
+    let pg_key;
+    match backend {
+        Backend::Sqlite => args.extend(["--data-dir", second_db.as_str()]),
+        Backend::Postgres => {
+            pg_key = common::pg_audit_key(&second_db);
+            let _ = std::fs::remove_file(&pg_key);
+            let _ = std::fs::remove_file(pg_key.with_file_name("parapet-secrets.key"));
+            args.extend([
+                "--database-url",
+                second_db.as_str(),
+                "--audit-key",
+                p(&pg_key),
+            ]);
+        }
+    }
+    let o = Command::new(common::bin())
+        .args(&args)
+        .env("PARAPET_BACKUP_PASSWORD", REPO_PW)
+        .output()
+        .unwrap();
+    assert!(ok(&o).contains("restored the server's state"));
+    // Restoring over an existing database is refused.
+    if backend == Backend::Sqlite {
+        let o = Command::new(common::bin())
+            .args(&args)
+            .env("PARAPET_BACKUP_PASSWORD", REPO_PW)
+            .output()
+            .unwrap();
+        let err = fails(&o);
+        assert!(err.contains("already holds a database"), "{err}");
+    }
+    let srv = start_on(backend, &second_db, &[], &[]);
+    rt.block_on(async {
+        let api = Api {
+            base: srv.url.clone(),
+            http: reqwest::Client::new(),
+        };
+        // The old session is in the restored database too, and the tenant is there.
+        let (s, b) = api.get("/api/v1/tenants/restored-co", &admin).await;
+        assert_eq!(s, 200, "{b}");
+    });
+    // The whole audit log verifies against the restored server's signed checkpoint.
+    let entries = scratch.join("entries.jsonl");
+    let cp = scratch.join("checkpoint");
+    ok(&cli(
+        &srv,
+        &admin,
+        &["audit", "export", "-o", p(&entries), "--checkpoint", p(&cp)],
+    ));
+    let pubkey = ok(&cli(&srv, &admin, &["audit", "public-key"]))
+        .trim()
+        .to_string();
+    let v = ok_json(&cli(
+        &srv,
+        &admin,
+        &[
+            "audit",
+            "verify",
+            "--checkpoint",
+            p(&cp),
+            "--entries",
+            p(&entries),
+            "--public-key",
+            &pubkey,
+            "--json",
+        ],
+    ));
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["entries"].as_u64().unwrap() >= 3, "{v}");
+    let text = std::fs::read_to_string(&entries).unwrap();
+    assert!(text.contains("restored-co"));
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&scratch);
 }
