@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 
 on_both!(
     backup_policies_reports_and_compliance_end_to_end,
-    the_server_backs_itself_up_and_restore_server_brings_it_back
+    the_server_backs_itself_up_and_restore_server_brings_it_back,
+    a_repository_under_a_kms_key_opens_only_through_the_key_service
 );
 
 const PW: &str = "backup-server-test-password-1";
@@ -672,6 +673,154 @@ fn the_server_backs_itself_up_and_restore_server_brings_it_back(backend: Backend
     assert!(v["entries"].as_u64().unwrap() >= 3, "{v}");
     let text = std::fs::read_to_string(&entries).unwrap();
     assert!(text.contains("restored-co"));
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// `backup init --kms-key` (X.1642 8.2): the repository's secret is a data key of the tenant's
+/// key service; every later command gets it decrypted by the server, so no password exists; a
+/// token of another tenant, or none, cannot open the repository.
+fn a_repository_under_a_kms_key_opens_only_through_the_key_service(backend: Backend) {
+    let scratch = parapet_store_sql::testkit::temp_dir("bk-kms");
+    let root = scratch.join("root.key");
+    let srv = start_with(backend, &["--kms-key-file", p(&root)], &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let api = Api {
+        base: srv.url.clone(),
+        http: reqwest::Client::new(),
+    };
+    let (alice, gina) = rt.block_on(async {
+        let admin = api.login("admin", ADMIN_PASSWORD).await;
+        for (t, u) in [("acme", "alice"), ("globex", "gina")] {
+            let (s, b) = api
+                .post("/api/v1/tenants", &admin, json!({"name": t}))
+                .await;
+            assert_eq!(s, 201, "{b}");
+            let (s, b) = api
+                .post(
+                    &format!("/api/v1/tenants/{t}/users"),
+                    &admin,
+                    json!({"username": u, "password": PW, "role": "tenant-admin"}),
+                )
+                .await;
+            assert_eq!(s, 201, "{b}");
+        }
+        let alice = api.login("alice@acme", PW).await;
+        let gina = api.login("gina@globex", PW).await;
+        let (s, b) = api
+            .post(
+                "/api/v1/kms/keys",
+                &alice,
+                json!({"name": "backups", "type": "aes256-gcm"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        (alice, gina)
+    });
+    let run = |token: Option<&str>, args: &[&str]| {
+        let dir = parapet_store_sql::testkit::temp_dir("bk-kms-cli");
+        let mut c = Command::new(common::bin());
+        c.args(args)
+            .env("PARAPET_CONFIG_DIR", &dir)
+            .env("PARAPET_SERVER", &srv.url)
+            .env_remove("PARAPET_BACKUP_PASSWORD")
+            .env_remove("PARAPET_BACKUP_OPERATOR_KEY")
+            .env_remove("PARAPET_BACKUP_REPOSITORY")
+            .stdin(Stdio::null());
+        match token {
+            Some(t) => c.env("PARAPET_TOKEN", t),
+            None => c.env_remove("PARAPET_TOKEN"),
+        };
+        c.output().unwrap()
+    };
+    let repo = scratch.join("repo");
+    let key = scratch.join("operator.key");
+    let src = scratch.join("data");
+    tree(&src);
+    ok(&run(
+        Some(&alice),
+        &[
+            "backup",
+            "init",
+            "--repo",
+            p(&repo),
+            "--operator-key",
+            p(&key),
+            "--kms-key",
+            "backups",
+        ],
+    ));
+    let snap = ok_json(&run(
+        Some(&alice),
+        &[
+            "backup",
+            "run",
+            "--repo",
+            p(&repo),
+            "--operator-key",
+            p(&key),
+            "--json",
+            p(&src),
+        ],
+    ));
+    let id = snap["snapshot"]["id"].as_str().unwrap().to_string();
+    let restored = scratch.join("restored");
+    ok(&run(
+        Some(&alice),
+        &[
+            "backup",
+            "restore",
+            "--repo",
+            p(&repo),
+            "latest",
+            "--target",
+            p(&restored),
+        ],
+    ));
+    assert_eq!(
+        std::fs::read(restored.join("data/sub/big.bin")).unwrap(),
+        std::fs::read(src.join("sub/big.bin")).unwrap()
+    );
+    // Another tenant's token cannot have the secret decrypted; no token at all is a clear error.
+    let err = fails(&run(
+        Some(&gina),
+        &["backup", "snapshots", "--repo", p(&repo)],
+    ));
+    assert!(err.contains("key service"), "{err}");
+    let err = fails(&run(None, &["backup", "snapshots", "--repo", p(&repo)]));
+    assert!(err.contains("PARAPET_TOKEN"), "{err}");
+    let list = ok_json(&run(
+        Some(&alice),
+        &["backup", "snapshots", "--repo", p(&repo), "--json"],
+    ));
+    assert_eq!(list[0]["id"], id.as_str());
+    // The key files hold no password-derived key, only the key service's ciphertext.
+    let mut kinds = Vec::new();
+    for e in std::fs::read_dir(repo.join("keys")).unwrap() {
+        let v: Value = serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+        kinds.push(v["kdf"].as_str().unwrap().to_string());
+        if v["kdf"] == "kms" {
+            assert!(
+                v["data"].as_str().unwrap().starts_with("parapet:v1:"),
+                "{v}"
+            );
+        }
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["argon2id", "kms"]);
+    // Every use of the key is audited in the tenant's trail.
+    rt.block_on(async {
+        let (s, a) = api
+            .get("/api/v1/tenants/acme/audit?limit=200", &alice)
+            .await;
+        assert_eq!(s, 200, "{a}");
+        let text = a.to_string();
+        assert!(
+            text.contains("kms.datakey") || text.contains("kms.data-key"),
+            "{text}"
+        );
+        assert!(text.contains("kms.decrypt"), "{text}");
+    });
     drop(srv);
     let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -135,6 +135,14 @@ pub struct InitArgs {
     /// Also trust this operator public key (`ed25519:…`); repeatable.
     #[arg(long = "trust", value_name = "KEY")]
     pub trust: Vec<String>,
+    /// Protect the repository with this key of the server's key service instead of a password
+    /// (X.1642 8.2): its secret is a data key the service generates and only it can decrypt
+    /// (token from PARAPET_TOKEN; later commands decrypt it through PARAPET_SERVER).
+    #[arg(long, value_name = "NAME", requires = "server")]
+    pub kms_key: Option<String>,
+    /// The Parapet server whose key service holds --kms-key.
+    #[arg(long, env = "PARAPET_SERVER", value_name = "URL")]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -367,8 +375,61 @@ fn password(r: &RepoOpts) -> anyhow::Result<Vec<u8>> {
 
 fn open(r: &RepoOpts) -> anyhow::Result<Repository> {
     let backend = backend(&r.repo, &r.limits)?;
-    let pw = password(r)?;
+    let pw = match password(r) {
+        Ok(pw) => pw,
+        // A repository under the key service: its secret comes from the server.
+        Err(e) => match kms_password(backend.as_ref())? {
+            Some(pw) => pw,
+            None => return Err(e),
+        },
+    };
     Ok(Repository::open(backend, Env::system(), &pw)?)
+}
+
+/// The encryption context of repository secrets under the key service.
+fn kms_context() -> std::collections::BTreeMap<String, String> {
+    [(
+        "purpose".to_string(),
+        "parapet-backup-repository".to_string(),
+    )]
+    .into_iter()
+    .collect()
+}
+
+fn kms_client(server: Option<&str>) -> anyhow::Result<parapet_client::Client> {
+    let server = match server {
+        Some(s) => s.to_string(),
+        None => std::env::var("PARAPET_SERVER").map_err(|_| {
+            anyhow!("this repository's key is held by a key service: set PARAPET_SERVER")
+        })?,
+    };
+    let token = std::env::var("PARAPET_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| anyhow!("the key service needs a token in PARAPET_TOKEN"))?;
+    Ok(parapet_client::Client::new(&server)?.with_token(token.trim().to_string()))
+}
+
+/// The repository secret decrypted by the key service, if the repository has a record of one.
+fn kms_password(backend: &dyn parapet_backup::Backend) -> anyhow::Result<Option<Vec<u8>>> {
+    let records = Repository::kms_records(backend)?;
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let client = kms_client(None)?;
+    let handle = tokio::runtime::Handle::current();
+    let mut last = None;
+    for (key, ciphertext) in records {
+        match handle.block_on(client.kms_decrypt(&ciphertext, &kms_context())) {
+            Ok(plain) => return Ok(Some(plain.into_bytes())),
+            Err(e) => {
+                last = Some(anyhow!(
+                    "the key service refused to decrypt the secret of key {key}: {e}"
+                ))
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow!("no key service record")))
 }
 
 fn read_operator_key(path: &Path) -> anyhow::Result<OperatorKey> {
@@ -394,7 +455,19 @@ fn write_operator_key(path: &Path, key: &OperatorKey) -> anyhow::Result<()> {
 fn init(a: InitArgs) -> anyhow::Result<()> {
     let backend = backend(&a.r.repo, &a.r.limits)?;
     let location = backend.location();
-    let pw = password(&a.r)?;
+    let (pw, kms_ciphertext) = match &a.kms_key {
+        Some(name) => {
+            let client = kms_client(a.server.as_deref())?;
+            let dk = tokio::runtime::Handle::current()
+                .block_on(client.kms_datakey(name, &kms_context(), false))
+                .with_context(|| format!("the key service cannot make a data key under {name}"))?;
+            let plain = dk
+                .plaintext
+                .ok_or_else(|| anyhow!("the key service returned no plaintext data key"))?;
+            (plain.into_bytes(), Some((name.clone(), dk.ciphertext)))
+        }
+        None => (password(&a.r)?, None),
+    };
     let env = Env::system();
     let mut trusted = a.trust.clone();
     if let Some(kp) = &a.operator_key {
@@ -420,6 +493,9 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
             trusted_operators: trusted.clone(),
         },
     )?;
+    if let Some((name, ciphertext)) = &kms_ciphertext {
+        repo.write_kms_record(name, ciphertext)?;
+    }
     #[derive(Serialize)]
     struct Out<'a> {
         repository: String,
