@@ -502,6 +502,74 @@ fn backup_policies_reports_and_compliance_end_to_end(backend: Backend) {
         let (s, html) = get("/console/tenants/acme/backup".into(), admin.clone()).await;
         assert_eq!(s, 200);
         assert!(html.contains("backup-policy-form"));
+        // The policy editor: a form with the CSRF token sets a service's policy.
+        let csrf = "c".repeat(43);
+        let post = |who: String, fields: Vec<(&'static str, String)>, with_csrf: bool| {
+            let http = api.http.clone();
+            let url = format!("{}/console/tenants/acme/backup", api.base);
+            let csrf = csrf.clone();
+            async move {
+                let mut form = fields;
+                if with_csrf {
+                    form.push(("csrf", csrf.clone()));
+                }
+                let r = http
+                    .post(url)
+                    .header(
+                        "cookie",
+                        format!("parapet_session={who}; parapet_csrf={csrf}"),
+                    )
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        let fields = |rpo: &str| {
+            vec![
+                ("name", "db".to_string()),
+                ("rpo_hours", rpo.to_string()),
+                ("rto_minutes", "30".to_string()),
+                ("keep_daily", "7".to_string()),
+                ("copies", "1".to_string()),
+                ("onsite", "yes".to_string()),
+                ("window", String::new()),
+                ("restore_test_days", "7".to_string()),
+            ]
+        };
+        let (s, _) = post(admin.clone(), fields("12"), false).await;
+        assert_eq!(s, 403, "no CSRF token");
+        let (s, html) = post(admin.clone(), fields("twelve"), true).await;
+        assert_eq!(s, 422);
+        assert!(html.contains("not a whole number"));
+        let (s, _) = post(gina.clone(), fields("12"), true).await;
+        assert!(s == 403 || s == 404);
+        let (s, html) = post(admin.clone(), fields("12"), true).await;
+        assert_eq!(s, 200, "{html}");
+        let (s, b) = api
+            .get("/api/v1/tenants/acme/backup/policies/db", &alice)
+            .await;
+        assert_eq!(s, 200);
+        assert_eq!(
+            (b["rpo_secs"].as_u64(), b["rto_secs"].as_u64()),
+            (Some(43_200), Some(1_800))
+        );
+        assert_eq!(
+            (b["offsite"].as_bool(), b["restore_test_secs"].as_u64()),
+            (Some(false), Some(604_800))
+        );
+        // The API is documented.
+        let (s, doc) = api.get("/api/v1/openapi.json", &alice).await;
+        assert_eq!(s, 200);
+        for path in [
+            "/api/v1/tenants/{tenant}/backup/policies/{name}",
+            "/api/v1/tenants/{tenant}/backup/reports",
+            "/api/v1/tenants/{tenant}/backup/compliance",
+            "/api/v1/backup/compliance",
+        ] {
+            assert!(doc["paths"].get(path).is_some(), "{path} undocumented");
+        }
     });
     let _ = std::fs::remove_dir_all(&scratch);
 }
