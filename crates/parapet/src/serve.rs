@@ -101,6 +101,14 @@ pub struct ServeArgs {
     /// The operator key that signs the server's state snapshots.
     #[arg(long, env = "PARAPET_BACKUP_OPERATOR_KEY", value_name = "FILE")]
     backup_operator_key: Option<PathBuf>,
+    /// Seconds between runs of the backup compliance job [default: 60].
+    #[arg(
+        long,
+        env = "PARAPET_BACKUP_COMPLIANCE_INTERVAL",
+        value_name = "SECS",
+        hide = true
+    )]
+    backup_compliance_interval: Option<u64>,
     /// Log format on standard error [default: text]. The level comes from PARAPET_LOG
     /// (e.g. `info`, `debug,sqlx=warn`).
     #[arg(long, env = "PARAPET_LOG_FORMAT", value_enum)]
@@ -182,6 +190,7 @@ struct Settings {
     syslog_listen: Option<SocketAddr>,
     monitor_audit_log: bool,
     self_backup: Option<crate::self_backup::SelfBackup>,
+    backup_compliance_interval: std::time::Duration,
 }
 
 fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
@@ -332,6 +341,9 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         syslog_listen: args.syslog_listen.or(file.syslog_listen),
         monitor_audit_log: args.monitor_audit_log || file.monitor_audit_log.unwrap_or(false),
         self_backup,
+        backup_compliance_interval: std::time::Duration::from_secs(
+            args.backup_compliance_interval.unwrap_or(60).max(1),
+        ),
     })
 }
 
@@ -577,7 +589,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let backup_job = tokio::spawn(
         backup
             .clone()
-            .run(std::time::Duration::from_secs(60), stop_rx.clone()),
+            .run(s.backup_compliance_interval, stop_rx.clone()),
     );
     let syslog = match s.syslog_listen {
         Some(addr) => Some(crate::syslog::start(addr, monitor.clone(), stop_rx.clone()).await?),

@@ -92,7 +92,7 @@ fn tree(root: &Path) {
 }
 
 fn backup_policies_reports_and_compliance_end_to_end(backend: Backend) {
-    let srv = start_with(backend, &[], &[]);
+    let srv = start_with(backend, &["--backup-compliance-interval", "1"], &[]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let api = Api {
         base: srv.url.clone(),
@@ -127,6 +127,14 @@ fn backup_policies_reports_and_compliance_end_to_end(backend: Backend) {
             )
             .await;
         assert_eq!(s, 201, "{b}");
+        let (s, ch) = api
+            .post(
+                "/api/v1/tenants/acme/notify/channels",
+                &alice,
+                json!({"name": "soc", "kind": "email", "to": ["soc@acme.example"]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{ch}");
         (admin, alice, gina, b["token"].as_str().unwrap().to_string())
     });
 
@@ -417,6 +425,45 @@ fn backup_policies_reports_and_compliance_end_to_end(backend: Backend) {
         0,
         "scratch removed"
     );
+    // The compliance job opens a finding and queues it to the tenant's channel.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let finding = loop {
+        let f = ok_json(&cli(
+            &srv,
+            &alice,
+            &["backup", "findings", "--tenant", "acme", "--json"],
+        ));
+        if let Some(x) = f
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["kind"] == "restore-test-failed")
+        {
+            break x.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no finding: {f}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert!(finding["resolved_at"].is_null());
+    rt.block_on(async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (s, o) = api.get("/api/v1/tenants/acme/notify/outbox", &alice).await;
+            assert_eq!(s, 200, "{o}");
+            let found = o["items"].as_array().unwrap().iter().any(|m| {
+                m["source"] == format!("alert:{}", finding["id"].as_str().unwrap()).as_str()
+                    && m["subject"]
+                        .as_str()
+                        .unwrap()
+                        .contains("restore test failed")
+            });
+            if found {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "not queued: {o}");
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    });
     let c = ok_json(&cli(
         &srv,
         &alice,
