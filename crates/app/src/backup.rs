@@ -304,8 +304,8 @@ pub struct FindingView {
     pub id: Option<String>,
     pub tenant: String,
     pub policy: String,
-    /// `rpo-exceeded`, `offsite-missing`, `onsite-missing`, `restore-test-overdue`,
-    /// `restore-test-failed`, `rto-exceeded`, `unencrypted`.
+    /// `rpo-exceeded`, `offsite-missing`, `onsite-missing`, `copies-missing`,
+    /// `restore-test-overdue`, `restore-test-failed`, `rto-exceeded`, `unencrypted`.
     pub kind: String,
     pub detail: String,
     pub opened_at: Option<String>,

@@ -36,8 +36,8 @@ pub struct Report {
 /// A term of the policy not met.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
-    /// `rpo-exceeded`, `offsite-missing`, `onsite-missing`, `restore-test-overdue`,
-    /// `restore-test-failed`, `rto-exceeded`, `unencrypted`.
+    /// `rpo-exceeded`, `offsite-missing`, `onsite-missing`, `copies-missing`,
+    /// `restore-test-overdue`, `restore-test-failed`, `rto-exceeded`, `unencrypted`.
     pub kind: String,
     pub detail: String,
 }
@@ -103,6 +103,25 @@ pub fn evaluate(
                 },
             });
         }
+    }
+    // The number of copies: distinct repositories holding a good backup or copy within the RPO
+    // (only once there is one at all: none at all is already the RPO's finding).
+    let mut fresh: Vec<&str> = reports
+        .iter()
+        .filter(|r| (r.kind == "backup" || r.kind == "copy") && r.ok && now.0 - r.at.0 <= rpo_ms)
+        .map(|r| r.repository.as_str())
+        .collect();
+    fresh.sort_unstable();
+    fresh.dedup();
+    if !fresh.is_empty() && fresh.len() < usize::try_from(spec.copies).unwrap_or(usize::MAX) {
+        out.push(Finding {
+            kind: "copies-missing".into(),
+            detail: format!(
+                "{} of the {} copies required hold a backup within the RPO",
+                fresh.len(),
+                spec.copies
+            ),
+        });
     }
     if spec.encryption
         && let Some(r) = newest(&|r| r.kind == "backup" && r.ok)
@@ -210,8 +229,13 @@ mod tests {
             ["rpo-exceeded", "offsite-missing", "onsite-missing"]
         );
         let mut r = vec![report("backup", true, "on-site", 30, 1000)];
-        assert_eq!(kinds(&evaluate(&s, h(0), &r, h(31))), ["offsite-missing"]);
-        r.push(report("copy", true, "off-site", 31, 1000));
+        assert_eq!(
+            kinds(&evaluate(&s, h(0), &r, h(31))),
+            ["offsite-missing", "copies-missing"]
+        );
+        let mut copy = report("copy", true, "off-site", 31, 1000);
+        copy.repository = "s3://b/p".into();
+        r.push(copy);
         assert!(evaluate(&s, h(0), &r, h(32)).is_empty());
         // A day later the RPO is exceeded again, for both sites.
         assert_eq!(
@@ -219,7 +243,9 @@ mod tests {
             ["rpo-exceeded", "offsite-missing", "onsite-missing"]
         );
         // Restore tests: overdue after a week without one, failed, slower than the RTO.
-        r.push(report("backup", true, "off-site", 200, 1000));
+        let mut off = report("backup", true, "off-site", 200, 1000);
+        off.repository = "s3://b/p".into();
+        r.push(off);
         r.push(report("backup", true, "on-site", 200, 1000));
         assert_eq!(
             kinds(&evaluate(&s, h(0), &r, h(201))),
