@@ -656,19 +656,25 @@ fn the_server_backs_itself_up_and_restore_server_brings_it_back(backend: Backend
     ok(&init);
     let env = [("PARAPET_BACKUP_PASSWORD", REPO_PW)];
     let first_db = common::fresh_database(backend);
-    let srv = start_on(
-        backend,
-        &first_db,
-        &[
-            "--backup-repo",
-            p(&repo),
-            "--backup-every",
-            "1s",
-            "--backup-operator-key",
-            p(&key),
-        ],
-        &env,
+    // With PostgreSQL the key files live outside the database: keep them in this test's own
+    // directories (the harness's default secrets key is shared by every PostgreSQL test).
+    let (key1, key2) = (
+        scratch.join("first/audit.key"),
+        scratch.join("second/audit.key"),
     );
+    let mut extra = vec![
+        "--backup-repo",
+        p(&repo),
+        "--backup-every",
+        "1s",
+        "--backup-operator-key",
+        p(&key),
+    ];
+    if backend == Backend::Postgres {
+        std::fs::create_dir_all(key1.parent().unwrap()).unwrap();
+        extra.extend(["--audit-key", p(&key1)]);
+    }
+    let srv = start_on(backend, &first_db, &extra, &env);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let api = Api {
         base: srv.url.clone(),
@@ -717,18 +723,14 @@ fn the_server_backs_itself_up_and_restore_server_brings_it_back(backend: Backend
     // A new, empty database; the keys go where the next server looks for them.
     let second_db = common::fresh_database(backend);
     let mut args = vec!["restore-server", "--repo", p(&repo)];
-    let pg_key;
     match backend {
         Backend::Sqlite => args.extend(["--data-dir", second_db.as_str()]),
         Backend::Postgres => {
-            pg_key = common::pg_audit_key(&second_db);
-            let _ = std::fs::remove_file(&pg_key);
-            let _ = std::fs::remove_file(pg_key.with_file_name("parapet-secrets.key"));
             args.extend([
                 "--database-url",
                 second_db.as_str(),
                 "--audit-key",
-                p(&pg_key),
+                p(&key2),
             ]);
         }
     }
@@ -738,6 +740,19 @@ fn the_server_backs_itself_up_and_restore_server_brings_it_back(backend: Backend
         .output()
         .unwrap();
     assert!(ok(&o).contains("restored the server's state"));
+    let restored_key = match backend {
+        Backend::Sqlite => Path::new(&second_db).join("audit-signing.key"),
+        Backend::Postgres => key2.clone(),
+    };
+    let original_key = match backend {
+        Backend::Sqlite => Path::new(&first_db).join("audit-signing.key"),
+        Backend::Postgres => key1.clone(),
+    };
+    assert_eq!(
+        std::fs::read(&restored_key).unwrap(),
+        std::fs::read(&original_key).unwrap(),
+        "the audit signing key comes back with the state"
+    );
     // Restoring over an existing database is refused.
     if backend == Backend::Sqlite {
         let o = Command::new(common::bin())
@@ -748,7 +763,11 @@ fn the_server_backs_itself_up_and_restore_server_brings_it_back(backend: Backend
         let err = fails(&o);
         assert!(err.contains("already holds a database"), "{err}");
     }
-    let srv = start_on(backend, &second_db, &[], &[]);
+    let second_extra: Vec<&str> = match backend {
+        Backend::Sqlite => vec![],
+        Backend::Postgres => vec!["--audit-key", p(&key2)],
+    };
+    let srv = start_on(backend, &second_db, &second_extra, &[]);
     rt.block_on(async {
         let api = Api {
             base: srv.url.clone(),
