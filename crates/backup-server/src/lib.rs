@@ -433,6 +433,12 @@ impl BackupService {
         self.store
             .add_backup_report(TenantCtx::new(t.id), &row, &[e])
             .await?;
+        metrics::counter!(
+            "parapet_backup_reports_total",
+            "kind" => report.kind.clone(),
+            "result" => if report.ok { "ok" } else { "failed" }
+        )
+        .increment(1);
         Ok(report)
     }
 
@@ -677,6 +683,12 @@ impl BackupService {
                 }
             }
         }
+        let open = self
+            .store
+            .list_backup_findings(TenantCtx::new(provider.id), None, true, 100_000)
+            .await?
+            .len();
+        metrics::gauge!("parapet_backup_open_findings").set(open as f64);
         Ok(done)
     }
 

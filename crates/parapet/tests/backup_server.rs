@@ -446,6 +446,25 @@ fn backup_policies_reports_and_compliance_end_to_end(backend: Backend) {
     };
     assert!(finding["resolved_at"].is_null());
     rt.block_on(async {
+        let m = api
+            .http
+            .get(format!("{}/metrics", api.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(m.contains("parapet_backup_open_findings"), "{m}");
+        assert!(
+            m.lines()
+                .any(|l| l.starts_with("parapet_backup_reports_total")
+                    && l.contains("kind=\"restore-test\"")
+                    && l.contains("result=\"failed\"")),
+            "{m}"
+        );
+    });
+    rt.block_on(async {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let (s, o) = api.get("/api/v1/tenants/acme/notify/outbox", &alice).await;
