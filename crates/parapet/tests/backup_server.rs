@@ -224,6 +224,21 @@ fn backup_policies_reports_and_compliance_end_to_end(backend: Backend) {
             )
             .await;
         assert!(s == 403 || s == 404);
+        for method in [reqwest::Method::PUT, reqwest::Method::DELETE] {
+            let (s, _, _) = api
+                .req(
+                    method.clone(),
+                    "/api/v1/tenants/acme/backup/policies/default",
+                    &gina,
+                    &[("content-type", "application/json")],
+                    Some(
+                        br#"{"rpo_secs": 3600, "rto_secs": 600, "retention": {"last": 1}}"#
+                            .to_vec(),
+                    ),
+                )
+                .await;
+            assert!(s == 403 || s == 404, "{method} by another tenant: {s}");
+        }
         // The backup token reports and does nothing else.
         let (s, _) = api
             .get("/api/v1/tenants/acme/backup/policies", &backup_token)
