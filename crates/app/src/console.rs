@@ -202,7 +202,7 @@ pub const NAV: &[NavItem] = &[
     },
     NavItem {
         label: "Backup",
-        href: None,
+        href: Some("/console/backup"),
         clause: "8.10",
     },
 ];

@@ -23,6 +23,7 @@ pub mod api;
 pub mod approval;
 pub mod assets;
 pub mod auditlog;
+pub mod backup;
 pub mod console;
 pub mod error;
 pub mod extract;
@@ -84,6 +85,7 @@ pub struct Services {
     pub incident: Arc<parapet_incident::IncidentService>,
     pub notify: Arc<parapet_notify::NotifyService>,
     pub monitor: Arc<parapet_monitor::Monitor>,
+    pub backup: Arc<parapet_backup_server::BackupService>,
     pub config: Arc<AppConfig>,
     pub metrics: Option<PrometheusHandle>,
 }
@@ -231,6 +233,7 @@ pub fn router(state: AppState) -> Router {
         .merge(monitor::api_routes())
         .merge(monitor_health::api_routes())
         .merge(monitor_alerts::api_routes())
+        .merge(backup::api_routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
 
@@ -245,6 +248,7 @@ pub fn router(state: AppState) -> Router {
         .merge(monitor::console_routes())
         .merge(monitor_health::console_routes())
         .merge(monitor_alerts::console_routes())
+        .merge(backup::console_routes())
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/console") }),
@@ -271,6 +275,7 @@ async fn openapi_json() -> Response {
     doc.merge(monitor::MonitorApi::openapi());
     doc.merge(monitor_health::HealthApi::openapi());
     doc.merge(monitor_alerts::AlertApi::openapi());
+    doc.merge(backup::BackupApi::openapi());
     match doc.to_json() {
         Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),
         Err(e) => ApiError::new(

@@ -66,6 +66,33 @@ impl CompareReport {
 
 /// Compares `snapshot` (after checking its operator's signature) with the live `paths`; each
 /// must be one of the paths the snapshot was taken of.
+/// Compares a snapshot restored into `dir` (as `restore` lays it out: each root entry of the
+/// snapshot under `dir`) with the snapshot, by hash: a restore test's check.
+pub fn compare_restored(
+    repo: &Repository,
+    snapshot: &SnapshotInfo,
+    trusted: &BTreeSet<String>,
+    dir: &std::path::Path,
+    progress: &dyn Progress,
+) -> Result<CompareReport> {
+    snapshot.check_signature(trusted)?;
+    let _lock = repo.lock(LockKind::Shared)?;
+    let root = load_tree(repo, &BlobId::parse(&snapshot.manifest.root)?)?;
+    let mut c = Comparer {
+        repo,
+        progress,
+        report: CompareReport {
+            snapshot: snapshot.id.clone(),
+            ..CompareReport::default()
+        },
+    };
+    progress.total(snapshot.manifest.bytes);
+    for node in &root.nodes {
+        c.node(&dir.join(node.os_name()), node)?;
+    }
+    Ok(c.report)
+}
+
 pub fn compare(
     repo: &Repository,
     snapshot: &SnapshotInfo,

@@ -191,8 +191,32 @@ impl KeyFile {
         })
     }
 
+    /// A record that the repository's secret is held by a key service: `ciphertext` is the
+    /// secret (the password of an Argon2id key file) encrypted under the service's key
+    /// `key_name` (X.1642 8.2). It unwraps nothing by itself.
+    pub fn kms_record(env: &Env, key_name: &str, ciphertext: &str, hostname: String) -> KeyFile {
+        KeyFile {
+            kdf: "kms".into(),
+            m_kib: 0,
+            t: 0,
+            p: 0,
+            salt: key_name.to_string(),
+            created_ms: env.now().0,
+            hostname,
+            data: ciphertext.to_string(),
+        }
+    }
+
+    /// For a key-service record: the key's name and the ciphertext of the secret.
+    pub fn kms_wrapped(&self) -> Option<(&str, &str)> {
+        (self.kdf == "kms").then_some((self.salt.as_str(), self.data.as_str()))
+    }
+
     /// The master key if `password` is this key file's; `None` if it is not.
     pub fn unwrap_with(&self, password: &[u8]) -> Result<Option<MasterKey>> {
+        if self.kdf == "kms" {
+            return Ok(None);
+        }
         if self.kdf != "argon2id" || self.m_kib > 4 * 1024 * 1024 || self.t > 100 || self.p > 64 {
             return Err(Error::corrupt("key file", "unsupported key derivation"));
         }

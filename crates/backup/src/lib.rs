@@ -24,7 +24,7 @@ mod tree;
 mod verify;
 
 pub use backend::{Backend, Limited, Local, Pacer, RealPacer, open_location};
-pub use compare::{CompareReport, DiffKind, Difference, compare};
+pub use compare::{CompareReport, DiffKind, Difference, compare, compare_restored};
 pub use copy::{CopyReport, copy};
 pub use crypto::{OperatorKey, parse_public_key};
 pub use error::Error;

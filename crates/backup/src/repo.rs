@@ -280,6 +280,28 @@ impl Repository {
         Ok(repo)
     }
 
+    /// Records that the repository's password is the plaintext of `ciphertext` under the key
+    /// service's key `key_name` (see [`KeyFile::kms_record`]).
+    pub fn write_kms_record(&self, key_name: &str, ciphertext: &str) -> Result<()> {
+        let kf = KeyFile::kms_record(&self.env, key_name, ciphertext, hostname());
+        let bytes = serde_json::to_vec_pretty(&kf).map_err(|e| Error::Invalid(e.to_string()))?;
+        self.backend
+            .write(&format!("keys/{}", hash_name(&bytes)), &bytes, true)
+    }
+
+    /// The key-service records of the repository at `backend`: (key name, ciphertext).
+    pub fn kms_records(backend: &dyn Backend) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for (name, bytes) in read_all(backend, "keys")? {
+            let kf: KeyFile = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::corrupt(format!("key file {name}"), e.to_string()))?;
+            if let Some((k, c)) = kf.kms_wrapped() {
+                out.push((k.to_string(), c.to_string()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Opens a repository with a password and loads its index.
     pub fn open(backend: Arc<dyn Backend>, env: Env, password: &[u8]) -> Result<Repository> {
         let Some(cfg) = backend.read("config")? else {

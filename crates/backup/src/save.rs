@@ -27,7 +27,7 @@ use crate::tree::{Node, NodeKind, Piece, Tree};
 use crate::{Error, Progress, Result, SnapshotInfo};
 
 const PACK_TARGET: usize = 16 * 1024 * 1024;
-const BLOCK: usize = 8 * 1024 * 1024;
+const BLOCK: usize = 4 * 1024 * 1024;
 /// Write an index file after this many packs (bounds what an interrupted run must redo).
 const INDEX_EVERY: usize = 4;
 
@@ -97,7 +97,7 @@ pub fn backup(
         None => None,
     };
 
-    let (pack_tx, pack_rx) = mpsc::sync_channel::<(Vec<u8>, Vec<PackEntry>)>(2);
+    let (pack_tx, pack_rx) = mpsc::sync_channel::<(Vec<u8>, Vec<PackEntry>)>(1);
     let (done_tx, done_rx) = mpsc::channel::<Result<IndexPack>>();
     let result = std::thread::scope(|s| {
         s.spawn(move || {
@@ -514,7 +514,7 @@ fn chunk_range(
         let (chunks, _) = cut(&buf, true);
         return batch(chunks);
     }
-    let (tx, rx) = mpsc::sync_channel::<std::io::Result<Vec<Vec<u8>>>>(3);
+    let (tx, rx) = mpsc::sync_channel::<std::io::Result<Vec<Vec<u8>>>>(1);
     std::thread::scope(|s| {
         s.spawn(move || {
             let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + max);

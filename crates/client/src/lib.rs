@@ -43,7 +43,9 @@ mod oidc;
 pub use oidc::{OidcClient, OidcKeyInfo};
 
 mod access;
+mod backup;
 pub use access::AccessGrant;
+pub use backup::{BackupPolicyInput, BackupReportInput, BackupRetention};
 
 mod notify;
 pub use notify::{

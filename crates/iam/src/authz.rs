@@ -79,6 +79,13 @@ pub enum Action {
     AlertRead,
     /// Acknowledge, close and suppress a tenant's alerts.
     AlertHandle,
+    /// Read a tenant's backup policies, run reports and compliance (X.1642 8.10).
+    BackupRead,
+    /// Set and remove a tenant's backup policies (provider staff).
+    BackupPolicyWrite,
+    /// Report backup runs, copies, verifications and restore tests of a tenant (API tokens need
+    /// the `backup` or `write` scope).
+    BackupReport,
 }
 
 impl Action {
@@ -100,6 +107,7 @@ impl Action {
                 | Action::EventRead
                 | Action::RuleRead
                 | Action::AlertRead
+                | Action::BackupRead
         )
     }
 }
@@ -125,6 +133,11 @@ pub fn authorize(p: &Principal, action: Action, target: &Tenant) -> Result<(), D
         // An ingest token (scope `ingest`) may send events and do nothing else.
         if !p.has_scope("ingest") && !p.has_scope("write") {
             return Err(Denied("this token lacks the 'ingest' scope".into()));
+        }
+    } else if action == Action::BackupReport {
+        // A backup token (scope `backup`) may report backup runs and do nothing else.
+        if !p.has_scope("backup") && !p.has_scope("write") {
+            return Err(Denied("this token lacks the 'backup' scope".into()));
         }
     } else if action.writes() && !p.has_scope("write") {
         return Err(Denied("this token lacks the 'write' scope".into()));
@@ -193,6 +206,8 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
         (Role::Auditor | Role::IncidentResponder, EventRead) => true,
         (Role::Operator | Role::IncidentResponder, RuleRead | AlertRead | AlertHandle) => true,
         (Role::Auditor, RuleRead | AlertRead) => true,
+        (Role::Operator, BackupRead | BackupPolicyWrite | BackupReport) => true,
+        (Role::Auditor, BackupRead) => true,
         _ => false,
     }
 }
@@ -289,6 +304,8 @@ fn customer_rule(role: Role, action: Action) -> bool {
         (Role::TenantAdmin, RuleRead | RuleManage | AlertRead | AlertHandle) => true,
         (Role::TenantAuditor, RuleRead | AlertRead) => true,
         (Role::TenantMember, AlertRead) => true,
+        (Role::TenantAdmin, BackupRead | BackupReport) => true,
+        (Role::TenantAuditor | Role::TenantMember, BackupRead) => true,
         _ => false,
     }
 }
@@ -331,6 +348,9 @@ fn describe(a: Action) -> String {
         Action::RuleManage => "manage detection rules".into(),
         Action::AlertRead => "read alerts".into(),
         Action::AlertHandle => "acknowledge, close or suppress alerts".into(),
+        Action::BackupRead => "read backup policies and reports".into(),
+        Action::BackupPolicyWrite => "set backup policies".into(),
+        Action::BackupReport => "report backups".into(),
     }
 }
 
@@ -407,6 +427,9 @@ mod tests {
             Action::RuleManage,
             Action::AlertRead,
             Action::AlertHandle,
+            Action::BackupRead,
+            Action::BackupPolicyWrite,
+            Action::BackupReport,
         ];
         v.extend(Role::ALL.into_iter().map(Action::UserCreate));
         v
@@ -428,6 +451,7 @@ mod tests {
                     (CredentialKind::ApiToken, &["read", "write"][..]),
                     (CredentialKind::ApiToken, &[][..]),
                     (CredentialKind::ApiToken, &["ingest"][..]),
+                    (CredentialKind::ApiToken, &["backup"][..]),
                 ] {
                     let p = principal(home, role, kind, scopes);
                     for target in [&provider, &acme, &globex] {
@@ -442,13 +466,18 @@ mod tests {
                             if kind == CredentialKind::ApiToken && !scopes.contains(&"write") {
                                 assert!(
                                     !ok || !a.writes()
-                                        || (a == Action::EventIngest && scopes == ["ingest"]),
+                                        || (a == Action::EventIngest && scopes == ["ingest"])
+                                        || (a == Action::BackupReport && scopes == ["backup"]),
                                     "{role} {a:?} with {scopes:?}"
                                 );
                             }
                             // An ingest token sends events and does nothing else.
                             if scopes == ["ingest"] {
                                 assert!(!ok || a == Action::EventIngest, "{role} {a:?} ingest");
+                            }
+                            // A backup token reports backups and does nothing else.
+                            if scopes == ["backup"] {
+                                assert!(!ok || a == Action::BackupReport, "{role} {a:?} backup");
                             }
                             // No token without scopes does anything.
                             if kind == CredentialKind::ApiToken && scopes.is_empty() {

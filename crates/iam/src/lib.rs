@@ -887,10 +887,10 @@ impl IamService {
             scopes.to_vec()
         };
         for s in &scopes {
-            if s != "read" && s != "write" && s != "ingest" {
+            if s != "read" && s != "write" && s != "ingest" && s != "backup" {
                 return Err(IamError::Invalid(format!(
-                    "unknown scope {s:?}; expected 'read', 'write' or 'ingest' (sending events \
-                     only)"
+                    "unknown scope {s:?}; expected 'read', 'write', 'ingest' (sending events \
+                     only) or 'backup' (reporting backups only)"
                 )));
             }
             if !p.has_scope(s) {

@@ -280,6 +280,10 @@ async fn board(n: usize) {
             w.iam.clone(),
             parapet_monitor::MonitorConfig::default(),
         )),
+        backup: Arc::new(parapet_backup_server::BackupService::new(
+            w.iam.clone(),
+            None,
+        )),
         kms,
         inventory,
         config: Arc::new(parapet_app::AppConfig::default()),

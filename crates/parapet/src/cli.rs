@@ -9,6 +9,8 @@ mod approval;
 mod asset;
 mod audit;
 mod backup;
+mod backup_server;
+pub(crate) use backup_server::duration_secs;
 mod config;
 mod demo;
 mod detect;
@@ -148,7 +150,9 @@ pub enum ClientCommand {
     /// Just-in-time privileged access: ask for a role for a time, list and revoke grants.
     #[command(subcommand)]
     Access(access::AccessCommand),
-    /// Backups (works offline on a repository): init, run, snapshots, restore, verify, prune.
+    /// Backups: offline on a repository (init, run, snapshots, restore, verify, prune, copy,
+    /// restore-test) and the server's policies, reports and compliance (policy, compliance,
+    /// reports, findings).
     #[command(subcommand)]
     Backup(backup::BackupCommand),
     /// Security incidents (X.1642 8.6): open, move through the steps with a responsible person
@@ -303,8 +307,9 @@ pub struct TokenCreateArgs {
     #[arg(long, value_name = "NAME")]
     pub name: String,
     /// What the token may do (repeat for several; the server's default, read and write, when
-    /// absent). `ingest` only sends events (for log shippers and `parapet ingest`).
-    #[arg(long = "scope", value_name = "SCOPE", value_parser = ["read", "write", "ingest"])]
+    /// absent). `ingest` only sends events (for log shippers and `parapet ingest`); `backup`
+    /// only reports backups (`parapet backup run --report-to`).
+    #[arg(long = "scope", value_name = "SCOPE", value_parser = ["read", "write", "ingest", "backup"])]
     pub scopes: Vec<String>,
     /// Lifetime in seconds (the server's default when absent).
     #[arg(long, value_name = "SECS")]

@@ -4,6 +4,7 @@ use clap::Parser;
 
 mod cli;
 mod platform_secrets;
+mod self_backup;
 mod serve;
 mod syslog;
 
@@ -30,6 +31,9 @@ struct Cli {
 enum Command {
     /// Run the Parapet server (API, console, background jobs).
     Serve(Box<serve::ServeArgs>),
+    /// Bring the server's own state (database and key files) back from a backup that
+    /// `serve --backup-repo` made, into an empty data directory or PostgreSQL database.
+    RestoreServer(self_backup::RestoreServerArgs),
     #[command(flatten)]
     Client(Box<cli::ClientCommand>),
 }
@@ -49,6 +53,7 @@ fn main() -> std::process::ExitCode {
     let result = rt.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
+            Command::RestoreServer(a) => self_backup::restore_server(a).await,
             Command::Client(cmd) => cli::run(*cmd).await,
         }
     });

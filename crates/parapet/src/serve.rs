@@ -94,6 +94,25 @@ pub struct ServeArgs {
     /// Do not feed the audit log to detection (wins over `--monitor-audit-log`).
     #[arg(long, env = "PARAPET_NO_MONITOR_AUDIT_LOG")]
     no_monitor_audit_log: bool,
+    /// Back up the server's own state (database and key files) into this repository
+    /// (created with `parapet backup init`; password from PARAPET_BACKUP_PASSWORD) on a
+    /// schedule; `parapet restore-server` brings it back (X.1642 8.4).
+    #[arg(long, env = "PARAPET_SELF_BACKUP_REPO", value_name = "REPO")]
+    backup_repo: Option<String>,
+    /// How often to back up the server's state, e.g. `1h`, `30m` [default: 1h].
+    #[arg(long, value_name = "DURATION", requires = "backup_repo")]
+    backup_every: Option<String>,
+    /// The operator key that signs the server's state snapshots.
+    #[arg(long, env = "PARAPET_BACKUP_OPERATOR_KEY", value_name = "FILE")]
+    backup_operator_key: Option<PathBuf>,
+    /// Seconds between runs of the backup compliance job [default: 60].
+    #[arg(
+        long,
+        env = "PARAPET_BACKUP_COMPLIANCE_INTERVAL",
+        value_name = "SECS",
+        hide = true
+    )]
+    backup_compliance_interval: Option<u64>,
     /// Log format on standard error [default: text]. The level comes from PARAPET_LOG
     /// (e.g. `info`, `debug,sqlx=warn`).
     #[arg(long, env = "PARAPET_LOG_FORMAT", value_enum)]
@@ -174,6 +193,8 @@ struct Settings {
     notify: NotifyFileConfig,
     syslog_listen: Option<SocketAddr>,
     monitor_audit_log: bool,
+    self_backup: Option<crate::self_backup::SelfBackup>,
+    backup_compliance_interval: std::time::Duration,
 }
 
 fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
@@ -285,6 +306,16 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     {
         bail!("notify.backoff_base_ms and notify.backoff_max_ms must be positive");
     }
+    let self_backup = match args.backup_repo {
+        Some(repo) => Some(crate::self_backup::SelfBackup::new(
+            repo,
+            args.backup_every.as_deref().unwrap_or("1h"),
+            args.backup_operator_key,
+            database.clone(),
+            audit_key.clone(),
+        )?),
+        None => None,
+    };
     let mut open = OpenOptions::default();
     if let Some(n) = file.max_connections {
         open.max_connections = n;
@@ -314,6 +345,10 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         syslog_listen: args.syslog_listen.or(file.syslog_listen),
         monitor_audit_log: !args.no_monitor_audit_log
             && (args.monitor_audit_log || file.monitor_audit_log.unwrap_or(true)),
+        self_backup,
+        backup_compliance_interval: std::time::Duration::from_secs(
+            args.backup_compliance_interval.unwrap_or(60).max(1),
+        ),
     })
 }
 
@@ -566,6 +601,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    // Backup compliance (X.1642 8.10): findings when a tenant's backups fall outside its policy.
+    let backup = Arc::new(parapet_backup_server::BackupService::new(
+        iam.clone(),
+        Some(notify.clone()),
+    ));
+    let self_backup = s
+        .self_backup
+        .clone()
+        .map(|b| tokio::spawn(b.run(store.clone(), stop_rx.clone())));
+    let backup_job = tokio::spawn(
+        backup
+            .clone()
+            .run(s.backup_compliance_interval, stop_rx.clone()),
+    );
     let syslog = match s.syslog_listen {
         Some(addr) => Some(crate::syslog::start(addr, monitor.clone(), stop_rx.clone()).await?),
         None => None,
@@ -573,6 +622,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState::new(parapet_app::Services {
         notify,
         monitor,
+        backup,
         kms,
         audit,
         inventory,
@@ -605,6 +655,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = retention.await;
     let _ = correlations.await;
     let _ = silent_assets.await;
+    let _ = backup_job.await;
+    if let Some(h) = self_backup {
+        let _ = h.await;
+    }
     if let Some(h) = audit_source {
         let _ = h.await;
     }

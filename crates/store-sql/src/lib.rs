@@ -21,6 +21,7 @@ mod alert;
 mod approval;
 mod asset;
 mod audit;
+mod backup;
 mod event;
 mod iam;
 mod incident;
@@ -231,6 +232,30 @@ impl parapet_store::Health for SqlStore {
         match self.db {
             Db::Sqlite(_) => "sqlite",
             Db::Pg(_) => "postgres",
+        }
+    }
+}
+
+impl SqlStore {
+    /// SQLite only: writes a consistent copy of the whole database to the new file `path`
+    /// (`VACUUM INTO`, an online backup that does not stop writers for long). PostgreSQL
+    /// databases are copied with `pg_dump` instead; this refuses them.
+    pub async fn vacuum_into(&self, path: &Path) -> Result<(), StoreError> {
+        match &self.db {
+            Db::Sqlite(pool) => {
+                let target = path
+                    .to_str()
+                    .ok_or_else(|| StoreError::Other("the backup path is not UTF-8".into()))?;
+                sqlx::query("VACUUM INTO $1")
+                    .bind(target)
+                    .execute(pool)
+                    .await
+                    .db()?;
+                Ok(())
+            }
+            Db::Pg(_) => Err(StoreError::Other(
+                "PostgreSQL databases are copied with pg_dump".into(),
+            )),
         }
     }
 }

@@ -39,6 +39,7 @@ const SQLITE: &[(i64, &str)] = &[
         32,
         include_str!("../migrations/sqlite/0032_correlation_state.sql"),
     ),
+    (50, include_str!("../migrations/sqlite/0050_backup.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -86,6 +87,7 @@ const POSTGRES: &[(i64, &str)] = &[
         32,
         include_str!("../migrations/postgres/0032_correlation_state.sql"),
     ),
+    (50, include_str!("../migrations/postgres/0050_backup.sql")),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \

@@ -19,6 +19,7 @@ pub mod alert;
 pub mod approval;
 pub mod asset;
 pub mod audit;
+pub mod backup;
 pub mod event;
 pub mod incident;
 pub mod kms;
@@ -40,6 +41,7 @@ pub use audit::{
     AuditEvent, AuditFilter, AuditLogStore, AuditOutcome, AuditRecord, Integration, LogHead,
     StoredCheckpoint, StoredTile,
 };
+pub use backup::{BackupFindingRow, BackupPolicyRow, BackupReportRow, BackupStore};
 pub use event::{EventFilter, EventStore, Ingested, Purged, StoredEvent};
 pub use incident::{IncidentFilter, IncidentRow, IncidentStore, PlanRow};
 pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore, LocalSecret};
@@ -321,6 +323,7 @@ pub trait Store:
     + NotifyStore
     + EventStore
     + AlertStore
+    + BackupStore
     + Health
 {
 }
@@ -340,6 +343,7 @@ impl<T> Store for T where
         + NotifyStore
         + EventStore
         + AlertStore
+        + BackupStore
         + Health
 {
 }

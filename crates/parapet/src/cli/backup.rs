@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parapet_backup::{
     BackupOptions, InitOptions, KeepPolicy, OperatorKey, PruneOptions, Repository, VerifyOptions,
 };
+use parapet_client::BackupReportInput;
 use parapet_types::Env;
 use serde::Serialize;
 
@@ -39,6 +40,36 @@ pub enum BackupCommand {
     /// Copy the repository to another place (on-site to off-site, or back): only what the
     /// destination lacks, checked by hash; no password needed, only ciphertext moves.
     Copy(CopyArgs),
+    /// Restore test: restore a snapshot (default the latest) into a scratch directory, check
+    /// every file against the signed manifest by hash, measure the time (the achieved RTO),
+    /// report it with --report-to, and remove the scratch directory.
+    RestoreTest(RestoreTestArgs),
+    /// The server's backup policies of a tenant (RPO, RTO, retention, copies, sites, window).
+    #[command(subcommand)]
+    Policy(super::backup_server::PolicyCommand),
+    /// Whether a tenant's backups meet its policies now (provider staff: every tenant).
+    Compliance(super::backup_server::ComplianceArgs),
+    /// The reports (evidence) of a tenant's backup runs, copies, verifications, restore tests.
+    Reports(super::backup_server::ReportsArgs),
+    /// The findings the server's compliance job opened for a tenant.
+    Findings(super::backup_server::FindingsArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RestoreTestArgs {
+    #[command(flatten)]
+    pub r: RepoOpts,
+    /// A snapshot id (at least 4 characters of it) or `latest`.
+    #[arg(value_name = "SNAPSHOT", default_value = "latest")]
+    pub snapshot: String,
+    /// Where to make the scratch directory (default: the system's temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
+    /// Also accept snapshots signed by this operator public key; repeatable.
+    #[arg(long = "trust", value_name = "KEY")]
+    pub trust: Vec<String>,
+    #[command(flatten)]
+    pub report: super::backup_server::ReportTo,
 }
 
 /// Bandwidth limits, so that backups leave tenants the bandwidth they need.
@@ -60,6 +91,8 @@ pub struct CopyArgs {
     /// Where the copy is kept (created if empty; must be a copy of the same repository).
     #[arg(long, value_name = "REPO")]
     pub to: String,
+    #[command(flatten)]
+    pub report: super::backup_server::ReportTo,
     /// Limits: --limit-download applies to reading the source, --limit-upload to writing the copy.
     #[command(flatten)]
     pub limits: Limits,
@@ -102,6 +135,14 @@ pub struct InitArgs {
     /// Also trust this operator public key (`ed25519:…`); repeatable.
     #[arg(long = "trust", value_name = "KEY")]
     pub trust: Vec<String>,
+    /// Protect the repository with this key of the server's key service instead of a password
+    /// (X.1642 8.2): its secret is a data key the service generates and only it can decrypt
+    /// (token from PARAPET_TOKEN; later commands decrypt it through PARAPET_SERVER).
+    #[arg(long, value_name = "NAME", requires = "server")]
+    pub kms_key: Option<String>,
+    /// The Parapet server whose key service holds --kms-key.
+    #[arg(long, env = "PARAPET_SERVER", value_name = "URL")]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -141,6 +182,10 @@ pub struct RunArgs {
     /// What to back up.
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub window: super::backup_server::WindowArgs,
+    #[command(flatten)]
+    pub report: super::backup_server::ReportTo,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -181,6 +226,8 @@ pub struct VerifyArgs {
         requires = "against"
     )]
     pub snapshot: String,
+    #[command(flatten)]
+    pub report: super::backup_server::ReportTo,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -223,6 +270,14 @@ pub struct PruneArgs {
 }
 
 pub async fn run(cmd: BackupCommand) -> anyhow::Result<()> {
+    use super::backup_server as srv;
+    let cmd = match cmd {
+        BackupCommand::Policy(c) => return srv::policy(c).await,
+        BackupCommand::Compliance(a) => return srv::compliance(a).await,
+        BackupCommand::Reports(a) => return srv::reports(a).await,
+        BackupCommand::Findings(a) => return srv::findings(a).await,
+        other => other,
+    };
     tokio::task::spawn_blocking(move || run_blocking(cmd))
         .await
         .map_err(|e| anyhow!("the backup task failed: {e}"))?
@@ -237,14 +292,27 @@ fn run_blocking(cmd: BackupCommand) -> anyhow::Result<()> {
         BackupCommand::Snapshots(a) => snapshots(a),
         BackupCommand::Restore(a) => restore(a),
         BackupCommand::Verify(a) if !a.against.is_empty() => verify_against(a),
-        BackupCommand::Verify(a) => verify(
-            &a.r,
-            VerifyOptions {
-                read_data: a.read_data,
-                signatures: true,
-                extra_trusted: a.trust.clone(),
-            },
-        ),
+        BackupCommand::Verify(a) => {
+            let started = std::time::Instant::now();
+            let res = verify(
+                &a.r,
+                VerifyOptions {
+                    read_data: a.read_data,
+                    signatures: true,
+                    extra_trusted: a.trust.clone(),
+                },
+            );
+            a.report.send(BackupReportInput {
+                kind: "verify".into(),
+                ok: res.is_ok(),
+                repository: a.r.repo.clone(),
+                duration_ms: elapsed_ms(started),
+                encrypted: true,
+                error: res.as_ref().err().map(|e| format!("{e:#}")),
+                ..BackupReportInput::default()
+            })?;
+            res
+        }
         BackupCommand::Check(a) => verify(
             &a.r,
             VerifyOptions {
@@ -255,7 +323,16 @@ fn run_blocking(cmd: BackupCommand) -> anyhow::Result<()> {
         ),
         BackupCommand::Prune(a) => prune(a),
         BackupCommand::Copy(a) => copy(a),
+        BackupCommand::RestoreTest(a) => restore_test(a),
+        BackupCommand::Policy(_)
+        | BackupCommand::Compliance(_)
+        | BackupCommand::Reports(_)
+        | BackupCommand::Findings(_) => bail!("this command needs the server"),
     }
+}
+
+fn elapsed_ms(t: std::time::Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 fn backend(
@@ -298,8 +375,61 @@ fn password(r: &RepoOpts) -> anyhow::Result<Vec<u8>> {
 
 fn open(r: &RepoOpts) -> anyhow::Result<Repository> {
     let backend = backend(&r.repo, &r.limits)?;
-    let pw = password(r)?;
+    let pw = match password(r) {
+        Ok(pw) => pw,
+        // A repository under the key service: its secret comes from the server.
+        Err(e) => match kms_password(backend.as_ref())? {
+            Some(pw) => pw,
+            None => return Err(e),
+        },
+    };
     Ok(Repository::open(backend, Env::system(), &pw)?)
+}
+
+/// The encryption context of repository secrets under the key service.
+fn kms_context() -> std::collections::BTreeMap<String, String> {
+    [(
+        "purpose".to_string(),
+        "parapet-backup-repository".to_string(),
+    )]
+    .into_iter()
+    .collect()
+}
+
+fn kms_client(server: Option<&str>) -> anyhow::Result<parapet_client::Client> {
+    let server = match server {
+        Some(s) => s.to_string(),
+        None => std::env::var("PARAPET_SERVER").map_err(|_| {
+            anyhow!("this repository's key is held by a key service: set PARAPET_SERVER")
+        })?,
+    };
+    let token = std::env::var("PARAPET_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| anyhow!("the key service needs a token in PARAPET_TOKEN"))?;
+    Ok(parapet_client::Client::new(&server)?.with_token(token.trim().to_string()))
+}
+
+/// The repository secret decrypted by the key service, if the repository has a record of one.
+fn kms_password(backend: &dyn parapet_backup::Backend) -> anyhow::Result<Option<Vec<u8>>> {
+    let records = Repository::kms_records(backend)?;
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let client = kms_client(None)?;
+    let handle = tokio::runtime::Handle::current();
+    let mut last = None;
+    for (key, ciphertext) in records {
+        match handle.block_on(client.kms_decrypt(&ciphertext, &kms_context())) {
+            Ok(plain) => return Ok(Some(plain.into_bytes())),
+            Err(e) => {
+                last = Some(anyhow!(
+                    "the key service refused to decrypt the secret of key {key}: {e}"
+                ))
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow!("no key service record")))
 }
 
 fn read_operator_key(path: &Path) -> anyhow::Result<OperatorKey> {
@@ -325,7 +455,19 @@ fn write_operator_key(path: &Path, key: &OperatorKey) -> anyhow::Result<()> {
 fn init(a: InitArgs) -> anyhow::Result<()> {
     let backend = backend(&a.r.repo, &a.r.limits)?;
     let location = backend.location();
-    let pw = password(&a.r)?;
+    let (pw, kms_ciphertext) = match &a.kms_key {
+        Some(name) => {
+            let client = kms_client(a.server.as_deref())?;
+            let dk = tokio::runtime::Handle::current()
+                .block_on(client.kms_datakey(name, &kms_context(), false))
+                .with_context(|| format!("the key service cannot make a data key under {name}"))?;
+            let plain = dk
+                .plaintext
+                .ok_or_else(|| anyhow!("the key service returned no plaintext data key"))?;
+            (plain.into_bytes(), Some((name.clone(), dk.ciphertext)))
+        }
+        None => (password(&a.r)?, None),
+    };
     let env = Env::system();
     let mut trusted = a.trust.clone();
     if let Some(kp) = &a.operator_key {
@@ -351,6 +493,9 @@ fn init(a: InitArgs) -> anyhow::Result<()> {
             trusted_operators: trusted.clone(),
         },
     )?;
+    if let Some((name, ciphertext)) = &kms_ciphertext {
+        repo.write_kms_record(name, ciphertext)?;
+    }
     #[derive(Serialize)]
     struct Out<'a> {
         repository: String,
@@ -475,21 +620,69 @@ fn mib(b: u64) -> String {
 }
 
 fn backup_run(a: RunArgs) -> anyhow::Result<()> {
+    a.window.enforce()?;
+    let started = std::time::Instant::now();
     let key = read_operator_key(&a.operator_key)?;
-    let mut repo = open(&a.r)?;
-    let bar = Bar::new("backing up", a.r.json);
-    let report = parapet_backup::backup(
-        &mut repo,
-        &BackupOptions {
-            paths: a.paths.clone(),
-            tags: a.tags.clone(),
-            hostname: a.host.clone(),
-            force: a.force,
-        },
-        &key,
-        &bar,
-    )?;
-    bar.0.finish_and_clear();
+    let done = open(&a.r).and_then(|mut repo| {
+        let bar = Bar::new("backing up", a.r.json);
+        let report = parapet_backup::backup(
+            &mut repo,
+            &BackupOptions {
+                paths: a.paths.clone(),
+                tags: a.tags.clone(),
+                hostname: a.host.clone(),
+                force: a.force,
+            },
+            &key,
+            &bar,
+        )?;
+        bar.0.finish_and_clear();
+        Ok(report)
+    });
+    let report = match done {
+        Ok(r) => r,
+        Err(e) => {
+            let sent = a.report.send(BackupReportInput {
+                kind: "backup".into(),
+                ok: false,
+                repository: a.r.repo.clone(),
+                duration_ms: elapsed_ms(started),
+                encrypted: true,
+                signer: Some(key.public()),
+                error: Some(format!("{e:#}")),
+                ..BackupReportInput::default()
+            });
+            if let Err(se) = sent {
+                note(&format!("warning: {se:#}"));
+            }
+            return Err(e);
+        }
+    };
+    {
+        let m = &report.snapshot.manifest;
+        a.report
+            .send(BackupReportInput {
+                kind: "backup".into(),
+                ok: report.warnings.is_empty(),
+                snapshot: Some(report.snapshot.id.clone()),
+                repository: a.r.repo.clone(),
+                bytes_added: m.stored_bytes,
+                total_bytes: m.bytes,
+                files: m.files,
+                duration_ms: m.duration_ms,
+                signer: Some(m.operator.clone()),
+                encrypted: true,
+                error: (!report.warnings.is_empty())
+                    .then(|| format!("{} file(s) could not be backed up", report.warnings.len())),
+                ..BackupReportInput::default()
+            })
+            .with_context(|| {
+                format!(
+                    "snapshot {} was saved, but the report to the server failed",
+                    report.snapshot.id
+                )
+            })?;
+    }
     for w in &report.warnings {
         note(&format!("warning: {w}"));
     }
@@ -652,8 +845,21 @@ fn copy(a: CopyArgs) -> anyhow::Result<()> {
         },
     )?;
     let bar = Bar::new("copying", a.json);
-    let report = parapet_backup::copy(from.as_ref(), to.as_ref(), &bar)?;
+    let started = std::time::Instant::now();
+    let res = parapet_backup::copy(from.as_ref(), to.as_ref(), &bar);
     bar.0.finish_and_clear();
+    a.report.send(BackupReportInput {
+        kind: "copy".into(),
+        ok: res.is_ok(),
+        repository: a.to.clone(),
+        bytes_added: res.as_ref().map_or(0, |r| r.bytes_copied),
+        files: res.as_ref().map_or(0, |r| r.files_copied),
+        duration_ms: elapsed_ms(started),
+        encrypted: true,
+        error: res.as_ref().err().map(|e| e.to_string()),
+        ..BackupReportInput::default()
+    })?;
+    let report = res?;
     if a.json {
         return json(&report);
     }
@@ -705,6 +911,103 @@ fn verify_against(a: VerifyArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Restores into a fresh scratch directory, checks by hash, reports, removes the directory.
+fn restore_test(a: RestoreTestArgs) -> anyhow::Result<()> {
+    let base = a.scratch.clone().unwrap_or_else(std::env::temp_dir);
+    let scratch = base.join(format!(
+        "parapet-restore-test-{}-{}",
+        std::process::id(),
+        Env::system().now().0
+    ));
+    let started = std::time::Instant::now();
+    let outcome = (|| -> anyhow::Result<(String, u64, u64, Vec<String>)> {
+        let repo = open(&a.r)?;
+        let snap = repo.find_snapshot(&a.snapshot)?;
+        let mut trusted: BTreeSet<String> = repo.trusted_operators()?;
+        trusted.extend(a.trust.iter().cloned());
+        let bar = Bar::new("restoring", a.r.json);
+        let restored = parapet_backup::restore(&repo, &snap, &trusted, &scratch, &bar)?;
+        bar.0.finish_and_clear();
+        let bar = Bar::new("checking", a.r.json);
+        let cmp = parapet_backup::compare_restored(&repo, &snap, &trusted, &scratch, &bar)?;
+        bar.0.finish_and_clear();
+        let mut problems: Vec<String> = restored.warnings.clone();
+        problems.extend(
+            cmp.differences
+                .iter()
+                .map(|d| format!("{}: {}", d.path, d.detail)),
+        );
+        Ok((snap.id.clone(), restored.files, restored.bytes, problems))
+    })();
+    let duration_ms = elapsed_ms(started);
+    let removed = std::fs::remove_dir_all(&scratch);
+    if let Err(e) = &removed
+        && scratch.exists()
+    {
+        note(&format!(
+            "warning: cannot remove the scratch directory {}: {e}",
+            scratch.display()
+        ));
+    }
+    let (ok, snapshot, files, bytes, error) = match &outcome {
+        Ok((id, files, bytes, problems)) if problems.is_empty() => {
+            (true, Some(id.clone()), *files, *bytes, None)
+        }
+        Ok((id, files, bytes, problems)) => (
+            false,
+            Some(id.clone()),
+            *files,
+            *bytes,
+            Some(format!(
+                "{} difference(s) from the manifest: {}",
+                problems.len(),
+                problems
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        ),
+        Err(e) => (false, None, 0, 0, Some(format!("{e:#}"))),
+    };
+    a.report.send(BackupReportInput {
+        kind: "restore-test".into(),
+        ok,
+        snapshot: snapshot.clone(),
+        repository: a.r.repo.clone(),
+        total_bytes: bytes,
+        files,
+        duration_ms,
+        encrypted: true,
+        error: error.clone(),
+        ..BackupReportInput::default()
+    })?;
+    if a.r.json {
+        json(&serde_json::json!({
+            "ok": ok,
+            "snapshot": snapshot,
+            "files": files,
+            "bytes": bytes,
+            "duration_ms": duration_ms,
+            "error": error,
+        }))?;
+    } else if ok {
+        out(&format!(
+            "restore test passed: snapshot {} restored and checked by hash, {files} files, {} in \
+             {:.2} s (achieved RTO)\n",
+            snapshot.as_deref().unwrap_or(""),
+            mib(bytes),
+            duration_ms as f64 / 1000.0
+        ))?;
+    }
+    match (outcome, error) {
+        (Err(e), _) => Err(e.context("restore test failed")),
+        (Ok(_), Some(e)) => bail!("restore test failed: {e}"),
+        (Ok(_), None) => Ok(()),
+    }
 }
 
 fn prune(a: PruneArgs) -> anyhow::Result<()> {
