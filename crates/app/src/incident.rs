@@ -36,6 +36,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/incidents/{id}/{verb}", post(command))
         .route("/incidents/{id}/tasks/{n}/done", post(task_done))
         .merge(plan_routes())
+        .merge(crate::incident_sla::api_routes())
 }
 
 /// The console routes.
@@ -58,6 +59,7 @@ pub fn console_routes() -> Router<AppState> {
         )
         .route("/console/plans", get(plans_page))
         .route("/console/plans/{name}/review", post(plan_review_form))
+        .merge(crate::incident_sla::console_routes())
 }
 
 #[derive(OpenApi)]

@@ -23,23 +23,27 @@ use parapet_types::{Actor, Env, TenantCtx, TenantKind, Timestamp};
 use serde_json::json;
 use uuid::Uuid;
 
+mod alerts;
 pub mod model;
 mod notify;
 pub mod pdf;
 pub mod plan;
 mod plans;
+mod policy;
 pub mod report;
 pub mod sla;
 
+pub use alerts::{FromAlerts, MAX_ALERTS, severity_of_alert};
 pub use notify::{AffectedCheck, Weakness};
 pub use plans::PlanView;
+pub use policy::{PolicyPatch, PolicyView, TargetsPatch};
 
 pub use model::{
-    Change, HistoryEntry, Incident, Note, Observable, Opening, Refused, Severity, Step, Task,
-    TaskStatus,
+    Change, HistoryEntry, Incident, LinkedAlert, Note, Observable, Opening, Refused, Severity,
+    Step, Task, TaskStatus,
 };
 pub use sla::{
-    EscalationLevel, EscalationPolicy, Fired, MonthStats, SlaPolicy, SlaState, SlaTargets,
+    EscalationLevel, EscalationPolicy, Fired, Hours, MonthStats, SlaPolicy, SlaState, SlaTargets,
     SlaTimer, Times, monthly_stats,
 };
 
@@ -352,7 +356,7 @@ impl IncidentService {
             responsible,
             actor: p.login_name(),
             at: now,
-            sla: self.policy.start(severity),
+            sla: self.effective_policy(t.id).await?.start(severity),
         })
         .map_err(refused)?;
         let row = to_row(&i, 1, now)?;
@@ -413,6 +417,10 @@ impl IncidentService {
         cmd: Command,
         meta: &RequestMeta,
     ) -> IamResult<Incident> {
+        if let Command::MergeAlerts { alerts } = &cmd {
+            // Alerts join through the monitoring store, where they are linked to the incident.
+            return self.attach_alerts(p, id, alerts, meta).await;
+        }
         let id = parse_id(id)?;
         let (t, row, mut i) = self.load(p, id, cmd.action(), meta).await?;
         let actor = p.login_name();

@@ -20,6 +20,7 @@ mod oidc;
 mod output;
 mod plan;
 mod session;
+mod sla;
 
 use std::io::BufRead;
 use std::str::FromStr;
@@ -157,6 +158,9 @@ pub enum ClientCommand {
     /// Emergency response plans (X.1642 8.9): versions, drills, reviews.
     #[command(subcommand)]
     Plan(plan::PlanCommand),
+    /// SLA policies (X.1642 7.2.2.3): incident timer targets, service hours, auto-open.
+    #[command(subcommand)]
+    Sla(sla::SlaCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -387,6 +391,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Backup(c) => backup::run(c).await,
         ClientCommand::Incident(c) => incident::run(c).await,
         ClientCommand::Plan(c) => plan::run(c).await,
+        ClientCommand::Sla(c) => sla::run(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,
