@@ -533,8 +533,11 @@ impl IncidentService {
                 own
             }
         };
+        // A tenant's users only ever see their own tenant's: naming it lets the database use
+        // the (tenant, id) index instead of scanning every tenant's incidents.
         let only = match tenant {
             Some(_) => Some(t.id),
+            None if p.tenant.kind != TenantKind::Provider => Some(p.tenant.id),
             None => None,
         };
         let f = IncidentFilter {

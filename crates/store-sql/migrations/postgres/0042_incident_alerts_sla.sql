@@ -15,3 +15,6 @@ CREATE TABLE sla_policies (
     updated_by  TEXT NOT NULL,
     body        TEXT NOT NULL
 );
+-- A tenant's incidents newest first (the tenant's board and listings) without scanning the
+-- other tenants' (bench/incident.sh board).
+CREATE INDEX incidents_by_tenant_id ON incidents (tenant_id, id);
