@@ -322,6 +322,8 @@ pub struct CommandBody {
     pub alerts: Vec<String>,
     /// activate-plan: the emergency response plan's name.
     pub plan: Option<String>,
+    /// run-playbook: the playbook (the first that applies to the incident when absent).
+    pub playbook: Option<String>,
 }
 
 fn need(v: Option<String>, what: &str) -> ApiResult<String> {
@@ -384,6 +386,9 @@ fn to_command(verb: &str, b: CommandBody) -> ApiResult<Command> {
         "activate-plan" => Command::ActivatePlan {
             plan: need(b.plan, "plan")?,
         },
+        "run-playbook" => Command::RunPlaybook {
+            playbook: b.playbook.filter(|p| !p.trim().is_empty()),
+        },
         _ => return Err(ApiError::not_found("no such API endpoint")),
     })
 }
@@ -392,7 +397,8 @@ fn to_command(verb: &str, b: CommandBody) -> ApiResult<Command> {
 /// `assign` (step, responsible), `severity` (severity, reason), `classify` (category, type,
 /// cause), `notes` (text, internal), `tasks` (title, owner), `observables` (kind, value),
 /// `alerts` (alerts), `pause` (reason) and `resume` of the SLA clock, `notify` (message: inform
-/// the tenant), `issue-report`, `activate-plan` (plan: its checklist becomes tasks).
+/// the tenant), `issue-report`, `activate-plan` (plan: its checklist becomes tasks),
+/// `run-playbook` (playbook, else the first that applies: its steps become tasks).
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/{verb}", tag = "incidents",
     params(("id" = String, Path), ("verb" = String, Path)), request_body = CommandBody,
     responses((status = 200, body = IncidentView), (status = 409, body = Problem),
@@ -959,6 +965,7 @@ struct CommandForm {
     kind: Option<String>,
     value: Option<String>,
     message: Option<String>,
+    playbook: Option<String>,
 }
 
 async fn console_command(
@@ -982,6 +989,7 @@ async fn console_command(
         kind: f.kind,
         value: f.value,
         message: f.message,
+        playbook: f.playbook,
         ..CommandBody::default()
     };
     let cmd = match to_command(&verb, body) {

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use parapet_incident::{FromAlerts, PolicyPatch, PolicyView, Severity, TargetsPatch};
+use parapet_incident::{FromAlerts, Playbook, PolicyPatch, PolicyView, Severity, TargetsPatch};
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -28,6 +28,7 @@ pub fn api_routes() -> Router<AppState> {
     Router::new()
         .route("/incidents/from-alerts", post(from_alerts))
         .route("/sla/policy", get(show_policy).put(set_policy))
+        .route("/playbooks", get(list_playbooks).post(put_playbook))
 }
 
 /// The console routes.
@@ -39,7 +40,7 @@ pub fn console_routes() -> Router<AppState> {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(from_alerts, show_policy, set_policy),
+    paths(from_alerts, show_policy, set_policy, list_playbooks, put_playbook),
     components(schemas(FromAlertsBody, PolicyBody))
 )]
 pub struct IncidentSlaApi;
@@ -182,6 +183,37 @@ pub async fn set_policy(
         st.incident
             .update_sla_policy(&p, &tenant, &patch, &meta)
             .await?,
+    ))
+}
+
+/// The provider's playbooks (X.1642 8.6.3), by name.
+#[utoipa::path(get, path = "/api/v1/playbooks", tag = "incidents",
+    responses((status = 200, body = Object), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list_playbooks(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<Vec<Playbook>>> {
+    Ok(Json(st.incident.playbooks(&p).await?))
+}
+
+/// Creates or replaces a playbook: `{"name", "description", "categories": [..], "types": [..],
+/// "steps": [{"kind": "activate-plan|patch|config-fix|inform-tenant|task", "title", "owner",
+/// "plan"}]}`. Run it on an incident with `POST /api/v1/incidents/{id}/run-playbook`.
+#[utoipa::path(post, path = "/api/v1/playbooks", tag = "incidents",
+    request_body(content = Object),
+    responses((status = 201, body = Object), (status = 403, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn put_playbook(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiJson(pb): ApiJson<Playbook>,
+) -> ApiResult<(StatusCode, Json<Playbook>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(st.incident.put_playbook(&p, pb, &meta).await?),
     ))
 }
 

@@ -103,6 +103,19 @@ impl Client {
             .await
     }
 
+    /// `GET /api/v1/playbooks`.
+    pub async fn playbooks(&self) -> Result<Vec<serde_json::Value>, ClientError> {
+        self.get(self.url(&["playbooks"], &[])).await
+    }
+
+    /// `POST /api/v1/playbooks` with the playbook's JSON.
+    pub async fn put_playbook(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post(self.url(&["playbooks"], &[]), body).await
+    }
+
     /// `GET /api/v1/incidents/{id}`: the whole incident with its history.
     pub async fn get_incident(&self, id: &str) -> Result<serde_json::Value, ClientError> {
         self.get(self.url(&["incidents", id], &[])).await

@@ -29,6 +29,7 @@ mod notify;
 pub mod pdf;
 pub mod plan;
 mod plans;
+pub mod playbook;
 mod policy;
 pub mod report;
 pub mod sla;
@@ -36,6 +37,7 @@ pub mod sla;
 pub use alerts::{FromAlerts, MAX_ALERTS, severity_of_alert};
 pub use notify::{AffectedCheck, Weakness};
 pub use plans::PlanView;
+pub use playbook::{Playbook, PlaybookStep, StepKind};
 pub use policy::{PolicyPatch, PolicyView, TargetsPatch};
 
 pub use model::{
@@ -144,6 +146,10 @@ pub enum Command {
     /// Activates the named emergency response plan (its checklist becomes tasks).
     ActivatePlan {
         plan: String,
+    },
+    /// Runs the named playbook, or the first that applies to the incident's category/type.
+    RunPlaybook {
+        playbook: Option<String>,
     },
 }
 
@@ -483,6 +489,11 @@ impl IncidentService {
             Command::ActivatePlan { plan } => {
                 let (_, plan) = self.load_plan(&plan).await?;
                 i.activate_plan(&plan, &actor, now).map(drop)
+            }
+            Command::RunPlaybook { playbook } => {
+                let (pb, plans) = self.choose_playbook(&i, playbook.as_deref()).await?;
+                let owner = i.current_responsible().to_string();
+                i.run_playbook(&pb, &plans, &owner, &actor, now).map(drop)
             }
         }
         .map_err(refused)?;

@@ -236,6 +236,11 @@ pub enum Change {
     AlertsMerged {
         alerts: Vec<String>,
     },
+    /// A playbook ran: its steps became these tasks.
+    PlaybookRun {
+        playbook: String,
+        tasks: Vec<u32>,
+    },
     /// A monitoring alert joined the incident (opened from it, or attached later).
     AlertLinked {
         alert: LinkedAlert,
@@ -306,6 +311,7 @@ impl Change {
             Change::ObservableAdded { .. } => "observable-added",
             Change::AlertsMerged { .. } => "alerts-merged",
             Change::AlertLinked { .. } => "alert-linked",
+            Change::PlaybookRun { .. } => "playbook-run",
             Change::SlaPaused => "sla-paused",
             Change::SlaResumed { .. } => "sla-resumed",
             Change::SlaBreached { .. } => "sla-breached",
@@ -369,6 +375,9 @@ impl Change {
                 value,
             } => format!("observable {observable_kind} {value}"),
             Change::AlertsMerged { alerts } => format!("alerts merged: {}", alerts.join(", ")),
+            Change::PlaybookRun { playbook, tasks } => {
+                format!("playbook {playbook} run: {} tasks", tasks.len())
+            }
             Change::AlertLinked { alert } => format!(
                 "alert {} linked: rule {} \"{}\" ({}), host {}, {} events, first at {}",
                 alert.id,

@@ -28,7 +28,8 @@ macro_rules! on_both {
 
 on_both!(
     activating_a_plan_turns_its_checklist_into_tasks,
-    drills_and_review_reminders_follow_the_clock
+    drills_and_review_reminders_follow_the_clock,
+    a_playbook_turns_its_steps_into_linked_tasks
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -392,4 +393,196 @@ async fn drills_and_review_reminders_follow_the_clock(backend: Backend) {
         .unwrap();
     assert!(!v.review_due);
     assert_eq!(v.plan.version(), 2);
+}
+
+async fn a_playbook_turns_its_steps_into_linked_tasks(backend: Backend) {
+    use parapet_incident::{Playbook, PlaybookStep, StepKind};
+    let w = world(backend).await;
+    let responder = w
+        .iam
+        .login("responder", PW, &meta())
+        .await
+        .unwrap()
+        .principal;
+    let alice = w
+        .iam
+        .login("alice@acme", PW, &meta())
+        .await
+        .unwrap()
+        .principal;
+    w.svc
+        .create_plan(
+            &responder,
+            "db-outage",
+            content(&["Fail over", "Inform tenants"]),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let step = |kind, title: &str| PlaybookStep {
+        kind,
+        title: title.into(),
+        owner: None,
+        plan: None,
+    };
+    let vuln = Playbook {
+        name: "vulnerability".into(),
+        description: "a vulnerable package".into(),
+        categories: vec!["vulnerability".into()],
+        types: vec![],
+        steps: vec![
+            step(StepKind::Patch, "Patch the affected package"),
+            step(StepKind::ConfigFix, "Disable the vulnerable module"),
+            PlaybookStep {
+                owner: Some("alice@acme".into()),
+                ..step(
+                    StepKind::InformTenant,
+                    "Confirm the patch window with the tenant",
+                )
+            },
+        ],
+    };
+    let outage = Playbook {
+        name: "outage".into(),
+        description: String::new(),
+        categories: vec!["outage".into()],
+        types: vec![],
+        steps: vec![PlaybookStep {
+            plan: Some("db-outage".into()),
+            ..step(StepKind::ActivatePlan, "")
+        }],
+    };
+    // Tenants cannot write playbooks; invalid ones are refused.
+    let e = w
+        .svc
+        .put_playbook(&alice, vuln.clone(), &meta())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IamError::Forbidden(_)), "{e:?}");
+    let bad = Playbook {
+        steps: vec![],
+        ..vuln.clone()
+    };
+    let e = w
+        .svc
+        .put_playbook(&responder, bad, &meta())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IamError::Invalid(_)), "{e:?}");
+    let e = w
+        .svc
+        .put_playbook(
+            &responder,
+            Playbook {
+                steps: vec![PlaybookStep {
+                    plan: Some("no-such-plan".into()),
+                    ..step(StepKind::ActivatePlan, "")
+                }],
+                ..outage.clone()
+            },
+            &meta(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IamError::NotFound(_)), "{e:?}");
+    w.svc.put_playbook(&responder, vuln, &meta()).await.unwrap();
+    w.svc
+        .put_playbook(&responder, outage, &meta())
+        .await
+        .unwrap();
+    assert_eq!(w.svc.playbooks(&responder).await.unwrap().len(), 2);
+
+    let open = |severity, category: &str| NewIncident {
+        title: "incident".into(),
+        severity: Some(severity),
+        category: category.into(),
+        responsible: Some("responder".into()),
+        source: "api".into(),
+        ..NewIncident::default()
+    };
+    // Chosen by category: the vulnerability playbook opens a patch, a fix and a tenant task.
+    let i = w
+        .svc
+        .open(
+            &responder,
+            "acme",
+            open(Severity::High, "vulnerability"),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let id = i.id.to_string();
+    let i = w
+        .svc
+        .apply(
+            &responder,
+            &id,
+            Command::RunPlaybook { playbook: None },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let origins: Vec<&str> = i.tasks.iter().map(|t| t.origin.as_str()).collect();
+    assert_eq!(
+        origins,
+        [
+            "playbook:vulnerability:patch",
+            "playbook:vulnerability:config-fix",
+            "playbook:vulnerability:inform-tenant"
+        ]
+    );
+    assert_eq!(
+        i.tasks[0].owner, "responder",
+        "default owner: the current step's"
+    );
+    assert_eq!(i.tasks[2].owner, "alice@acme");
+    // The tenant follows the progress in its view.
+    let (_, seen) = w.svc.get(&alice, &id, &meta()).await.unwrap();
+    assert_eq!(seen.tasks.len(), 3);
+    assert!(
+        seen.history
+            .iter()
+            .any(|h| h.change.name() == "playbook-run")
+    );
+    // The outage playbook activates the plan: its checklist becomes tasks.
+    let o = w
+        .svc
+        .open(
+            &responder,
+            "acme",
+            open(Severity::Critical, "outage"),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let o = w
+        .svc
+        .apply(
+            &responder,
+            &o.id.to_string(),
+            Command::RunPlaybook {
+                playbook: Some("outage".into()),
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.tasks.len(), 2, "{:?}", o.tasks);
+    // Nothing applies to another category.
+    let x = w
+        .svc
+        .open(&responder, "acme", open(Severity::Low, "phishing"), &meta())
+        .await
+        .unwrap();
+    let e = w
+        .svc
+        .apply(
+            &responder,
+            &x.id.to_string(),
+            Command::RunPlaybook { playbook: None },
+            &meta(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IamError::NotFound(_)), "{e:?}");
 }

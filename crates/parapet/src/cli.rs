@@ -161,6 +161,9 @@ pub enum ClientCommand {
     /// SLA policies (X.1642 7.2.2.3): incident timer targets, service hours, auto-open.
     #[command(subcommand)]
     Sla(sla::SlaCommand),
+    /// Playbooks (X.1642 8.6.3): disposal procedures chosen by incident category/type.
+    #[command(subcommand)]
+    Playbook(sla::PlaybookCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -392,6 +395,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Incident(c) => incident::run(c).await,
         ClientCommand::Plan(c) => plan::run(c).await,
         ClientCommand::Sla(c) => sla::run(c).await,
+        ClientCommand::Playbook(c) => sla::run_playbook(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,

@@ -1,7 +1,8 @@
 //! Incidents from monitoring alerts and SLA policies end to end (issue 7, X.1642 8.6.1,
 //! 7.2.2.3): the real server on SQLite and PostgreSQL, real detection of ingested events, the
 //! API (problem+json, tenant isolation), the CLI (`incident open --from-alert`, `incident
-//! attach`, `sla policy show|set`) and the console (alert list button, SLA policy editor).
+//! attach`, `sla policy show|set`, `playbook set|list`, `incident playbook`) and the console
+//! (alert list button, SLA policy editor, playbook button).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -21,6 +22,7 @@ use serde_json::{Value, json};
 on_both!(
     incidents_open_from_alerts_by_api_cli_and_console,
     sla_policies_by_cli_api_and_console_and_auto_open,
+    playbooks_turn_into_tasks_by_cli_and_console,
 );
 
 const PW: &str = "incident-alerts-password-1";
@@ -513,5 +515,96 @@ fn sla_policies_by_cli_api_and_console_and_auto_open(backend: Backend) {
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 422);
+    });
+}
+
+fn playbooks_turn_into_tasks_by_cli_and_console(backend: Backend) {
+    let srv = start(backend);
+    let api = Api {
+        base: srv.url.clone(),
+        http: reqwest::Client::new(),
+    };
+    rt().block_on(async {
+        let [admin, responder, alice, _gina] = setup(&api).await;
+        let dir = parapet_store_sql::testkit::temp_dir("playbooks");
+        let file = dir.join("vuln.json");
+        std::fs::write(
+            &file,
+            json!({
+                "name": "vulnerability",
+                "categories": ["vulnerability"],
+                "steps": [
+                    {"kind": "patch", "title": "Patch openssl on the affected hosts"},
+                    {"kind": "config-fix", "title": "Disable TLS 1.0"},
+                    {"kind": "inform-tenant", "title": "Agree the patch window", "owner": "alice@acme"}
+                ]
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let v = cli_json(&srv, &responder, &["playbook", "set", "--file", file.to_str().unwrap()]);
+        assert_eq!(v["name"], "vulnerability");
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, json!({"name": "empty", "steps": []}).to_string()).unwrap();
+        let e = cli_err(&srv, &responder, &["playbook", "set", "--file", bad.to_str().unwrap()]);
+        assert!(e.contains("1 to 50 steps"), "{e}");
+        let e = cli_err(&srv, &alice, &["playbook", "set", "--file", file.to_str().unwrap()]);
+        assert!(!e.is_empty());
+        let (code, out, err) = cli(&srv, &admin, &["playbook", "list"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("vulnerability") && out.contains("patch > config-fix > inform-tenant"), "{out}");
+
+        let open = |title: &str| json!({"tenant": "acme", "title": title, "severity": "high", "category": "vulnerability"});
+        let (s, i) = api.post("/api/v1/incidents", &responder, open("CVE on web tier")).await;
+        assert_eq!(s, 201, "{i}");
+        let id = i["id"].as_str().unwrap().to_string();
+        let i = cli_json(&srv, &responder, &["incident", "playbook", &id]);
+        let origins: Vec<&str> = i["tasks"].as_array().unwrap().iter().map(|t| t["origin"].as_str().unwrap()).collect();
+        assert_eq!(
+            origins,
+            ["playbook:vulnerability:patch", "playbook:vulnerability:config-fix", "playbook:vulnerability:inform-tenant"]
+        );
+        // The tenant sees the tasks in its view of the incident.
+        let (s, b) = api.get(&format!("/api/v1/incidents/{id}"), &alice).await;
+        assert_eq!((s, b["tasks"].as_array().unwrap().len()), (200, 3), "{b}");
+        // Nothing applies to another category: a problem, nothing changes.
+        let (s, o) = api
+            .post("/api/v1/incidents", &responder, json!({"tenant": "acme", "title": "phish", "category": "phishing"}))
+            .await;
+        assert_eq!(s, 201, "{o}");
+        let (s, b) = api
+            .post(&format!("/api/v1/incidents/{}/run-playbook", o["id"].as_str().unwrap()), &responder, json!({}))
+            .await;
+        assert_eq!(s, 404, "{b}");
+
+        // The console's button on the incident page.
+        let (_, i2) = api.post("/api/v1/incidents", &responder, open("CVE on db tier")).await;
+        let id2 = i2["id"].as_str().unwrap();
+        let csrf = "c".repeat(43);
+        let cookie = format!("parapet_session={responder}; parapet_csrf={csrf}");
+        let html = api
+            .http
+            .get(format!("{}/console/incidents/{id2}", api.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains("id=\"incident-playbook-form\""), "{html}");
+        let r = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(format!("{}/console/incidents/{id2}/run-playbook", api.base))
+            .header("cookie", &cookie)
+            .form(&[("csrf", csrf.as_str()), ("playbook", "vulnerability")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 303);
+        let (_, b) = api.get(&format!("/api/v1/incidents/{id2}"), &responder).await;
+        assert_eq!(b["tasks"].as_array().unwrap().len(), 3, "{b}");
     });
 }

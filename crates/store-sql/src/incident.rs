@@ -551,6 +551,57 @@ impl IncidentStore for SqlStore {
         Ok(())
     }
 
+    async fn put_playbook(
+        &self,
+        ctx: TenantCtx,
+        name: &str,
+        updated_at: Timestamp,
+        body: &serde_json::Value,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()> {
+        let body = serde_json::to_string(body)
+            .map_err(|e| StoreError::Other(format!("cannot encode the playbook: {e}")))?;
+        with_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO playbooks (tenant_id, name, updated_at, body) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant_id, name) DO UPDATE SET updated_at = excluded.updated_at, \
+                 body = excluded.body",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(name)
+            .bind(updated_at.0)
+            .bind(&body)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+            for e in audit {
+                insert_audit!(&mut *tx, e);
+            }
+        });
+        Ok(())
+    }
+
+    async fn list_playbooks(&self, ctx: TenantCtx) -> StoreResult<Vec<serde_json::Value>> {
+        #[derive(Deserialize)]
+        struct R {
+            body: String,
+        }
+        let rows: Vec<R> = self
+            .select_rows(
+                "SELECT name, body FROM playbooks WHERE tenant_id = $1 ORDER BY name LIMIT 1000",
+                &["name", "body"],
+                "name",
+                &[Bind::Text(ctx.tenant.to_string())],
+            )
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                serde_json::from_str(&r.body)
+                    .map_err(|e| StoreError::Other(format!("corrupt playbook: {e}")))
+            })
+            .collect()
+    }
+
     async fn create_plan(
         &self,
         ctx: TenantCtx,

@@ -152,6 +152,19 @@ pub trait IncidentStore: Send + Sync {
         audit: &[AuditEvent],
     ) -> StoreResult<()>;
 
+    /// Creates or replaces the playbook `name` of `ctx`'s tenant (its document is JSON).
+    async fn put_playbook(
+        &self,
+        ctx: TenantCtx,
+        name: &str,
+        updated_at: Timestamp,
+        body: &serde_json::Value,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()>;
+
+    /// The playbooks of `ctx`'s tenant by name.
+    async fn list_playbooks(&self, ctx: TenantCtx) -> StoreResult<Vec<serde_json::Value>>;
+
     /// Stores a new plan of `ctx`'s tenant; `Conflict` if the name is taken.
     async fn create_plan(
         &self,

@@ -45,6 +45,9 @@ pub enum IncidentCommand {
     Report(ReportArgs),
     /// Activate an emergency response plan for the incident: its checklist becomes tasks.
     Activate(ActivateArgs),
+    /// Run a playbook on the incident (the first that applies to its category/type unless
+    /// --name): its steps become linked tasks.
+    Playbook(PlaybookArgs),
     /// Incidents, MTTA and MTTR (mean and median) per tenant and month.
     Stats(StatsArgs),
 }
@@ -248,6 +251,17 @@ pub struct ActivateArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+pub struct PlaybookArgs {
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The playbook's name.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct StatsArgs {
     #[arg(long, value_name = "TENANT")]
     pub tenant: Option<String>,
@@ -417,6 +431,16 @@ pub async fn run(cmd: IncidentCommand) -> anyhow::Result<()> {
                 t(at(&i, &["detected_at"])),
                 s(at(&i, &["responsible", "detecting"]))
             ))
+        }
+        IncidentCommand::Playbook(a) => {
+            command(
+                &a.common,
+                &a.id,
+                "run-playbook",
+                json!({"playbook": a.name}),
+                "Playbook run",
+            )
+            .await
         }
         IncidentCommand::Attach(a) => {
             command(

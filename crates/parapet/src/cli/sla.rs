@@ -15,6 +15,96 @@ pub enum SlaCommand {
     Policy(PolicyCommand),
 }
 
+/// `parapet playbook list | set`: the provider's playbooks (X.1642 8.6.3).
+#[derive(Debug, clap::Subcommand)]
+pub enum PlaybookCommand {
+    /// List the playbooks with the categories/types they apply to and their steps.
+    List(PlaybookList),
+    /// Create or replace a playbook from a JSON file: {"name", "description", "categories":
+    /// [..], "types": [..], "steps": [{"kind": "activate-plan|patch|config-fix|inform-tenant|
+    /// task", "title", "owner", "plan"}]}.
+    Set(PlaybookSet),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlaybookList {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlaybookSet {
+    #[arg(long, value_name = "FILE")]
+    pub file: std::path::PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+pub async fn run_playbook(cmd: PlaybookCommand) -> anyhow::Result<()> {
+    match cmd {
+        PlaybookCommand::List(a) => {
+            let sess = Session::open(&a.common)?;
+            let list = sess.client.playbooks().await.map_err(|e| sess.fail(e))?;
+            if sess.json {
+                return json(&list);
+            }
+            let list_of = |v: &Value, k: &str| {
+                let items: Vec<String> = v
+                    .get(k)
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).map(clean).collect())
+                    .unwrap_or_default();
+                if items.is_empty() {
+                    "any".to_string()
+                } else {
+                    items.join(",")
+                }
+            };
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|p| {
+                    let steps: Vec<String> = p
+                        .get("steps")
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|s| s.get("kind").and_then(Value::as_str))
+                                .map(str::to_string)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    vec![
+                        clean(p.get("name").and_then(Value::as_str).unwrap_or("-")),
+                        list_of(p, "categories"),
+                        list_of(p, "types"),
+                        steps.join(" > "),
+                    ]
+                })
+                .collect();
+            out(&table(&["NAME", "CATEGORIES", "TYPES", "STEPS"], &rows))
+        }
+        PlaybookCommand::Set(a) => {
+            let text = std::fs::read_to_string(&a.file)
+                .with_context(|| format!("cannot read {}", a.file.display()))?;
+            let body: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", a.file.display()))?;
+            let sess = Session::open(&a.common)?;
+            let v = sess
+                .client
+                .put_playbook(&body)
+                .await
+                .map_err(|e| sess.fail(e))?;
+            if sess.json {
+                return json(&v);
+            }
+            out(&format!(
+                "Playbook {} saved.\n",
+                clean(v.get("name").and_then(Value::as_str).unwrap_or("-"))
+            ))
+        }
+    }
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum PolicyCommand {
     /// Show the policy in force for a tenant (its own, the provider's default, or built-in).

@@ -18,3 +18,12 @@ CREATE TABLE sla_policies (
 -- A tenant's incidents newest first (the tenant's board and listings) without scanning the
 -- other tenants' (bench/incident.sh board).
 CREATE INDEX incidents_by_tenant_id ON incidents (tenant_id, id);
+-- Playbooks (X.1642 8.6.3): the provider's disposal procedures chosen by incident category/type,
+-- each a JSON document that the incident crate defines.
+CREATE TABLE playbooks (
+    tenant_id   TEXT NOT NULL REFERENCES tenants (id),
+    name        TEXT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    body        TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, name)
+);
