@@ -60,6 +60,7 @@ pub fn console_routes() -> Router<AppState> {
         .route("/console/plans", get(plans_page))
         .route("/console/plans/{name}/review", post(plan_review_form))
         .merge(crate::incident_sla::console_routes())
+        .merge(crate::incident_plans::console_routes())
 }
 
 #[derive(OpenApi)]
@@ -1207,6 +1208,7 @@ struct PlanCard {
     team: Vec<String>,
     checklist: Vec<String>,
     bia: Vec<String>,
+    bia_svg: String,
     drills: Vec<String>,
     revisions: Vec<String>,
 }
@@ -1259,6 +1261,9 @@ async fn plans_page(State(st): State<AppState>, u: ConsoleUser) -> Response {
                     })
                     .unwrap_or_default(),
                 checklist: c.map(|c| c.checklist.clone()).unwrap_or_default(),
+                bia_svg: crate::incident_plans::bia_svg(
+                    c.map(|c| c.bia.as_slice()).unwrap_or_default(),
+                ),
                 bia: c
                     .map(|c| {
                         c.bia

@@ -27,6 +27,7 @@ pub mod console;
 pub mod error;
 pub mod extract;
 pub mod incident;
+pub mod incident_plans;
 pub mod incident_sla;
 pub mod kms;
 pub mod kms_backup;

@@ -606,5 +606,71 @@ fn playbooks_turn_into_tasks_by_cli_and_console(backend: Backend) {
         assert_eq!(r.status().as_u16(), 303);
         let (_, b) = api.get(&format!("/api/v1/incidents/{id2}"), &responder).await;
         assert_eq!(b["tasks"].as_array().unwrap().len(), 3, "{b}");
+
+        // The console's plan editor: a new plan, its BIA graph, a new version.
+        let forms = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let content = json!({
+            "scenario": "database outage",
+            "notification": "page the DBA",
+            "launch": {"min_severity": "high", "categories": ["outage"]},
+            "team": [{"name": "responder", "role": "dba", "contact": "dba@example.net"}],
+            "bia": [
+                {"name": "web", "priority": 1, "depends_on": ["db"], "rto_secs": 1800, "rpo_secs": 0},
+                {"name": "db", "priority": 2, "depends_on": [], "rto_secs": 3600, "rpo_secs": 300}
+            ],
+            "checklist": ["Fail over", "Inform tenants"]
+        });
+        let r = forms
+            .post(format!("{}/console/plans/new", api.base))
+            .header("cookie", &cookie)
+            .form(&[("csrf", csrf.as_str()), ("name", "db-outage"), ("content", &content.to_string())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 303);
+        let html = api
+            .http
+            .get(format!("{}/console/plans", api.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains("id=\"bia-graph\"") && html.contains("web depends on db"), "{html}");
+        let mut revised = content.clone();
+        revised["checklist"] = json!(["Fail over", "Check replication", "Inform tenants"]);
+        let r = forms
+            .post(format!("{}/console/plans/db-outage/edit", api.base))
+            .header("cookie", &cookie)
+            .form(&[("csrf", csrf.as_str()), ("content", &revised.to_string()), ("reason", "after the drill")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 303);
+        let (s, b) = api.get("/api/v1/plans/db-outage", &responder).await;
+        assert_eq!((s, b["version"].clone()), (200, json!(2)), "{b}");
+        let r = forms
+            .post(format!("{}/console/plans/db-outage/edit", api.base))
+            .header("cookie", &cookie)
+            .form(&[("csrf", csrf.as_str()), ("content", "{not json"), ("reason", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 422);
+        // A tenant cannot reach the editor.
+        let alice_cookie = format!("parapet_session={alice}; parapet_csrf={csrf}");
+        let r = api
+            .http
+            .get(format!("{}/console/plans/db-outage/edit", api.base))
+            .header("cookie", &alice_cookie)
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(r.status().as_u16(), 403 | 404), "{}", r.status());
     });
 }
