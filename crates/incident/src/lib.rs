@@ -432,7 +432,7 @@ impl IncidentService {
         let actor = p.login_name();
         let now = self.env.now();
         let before = i.history.len();
-        let notice = match &cmd {
+        let mut notice = match &cmd {
             Command::NotifyTenant { message } => Some(message.clone()),
             _ => None,
         };
@@ -497,6 +497,30 @@ impl IncidentService {
             }
         }
         .map_err(refused)?;
+        // An activated emergency response plan is announced to the tenant at once (8.9.1(3)):
+        // the plan's name and how many recovery steps are under way, nothing of the team.
+        let activated: Vec<(String, u32, usize)> = i
+            .history
+            .iter()
+            .skip(before)
+            .filter_map(|h| match &h.change {
+                Change::PlanActivated {
+                    plan,
+                    version,
+                    tasks,
+                } => Some((plan.clone(), *version, tasks.len())),
+                _ => None,
+            })
+            .collect();
+        for (plan, version, steps) in activated {
+            let text = format!(
+                "The emergency response plan {plan} (version {version}) was activated for this \
+                 incident: {steps} recovery steps are under way. You will be told of the \
+                 progress."
+            );
+            i.notify_tenant(&text, &actor, now).map_err(refused)?;
+            notice = Some(text);
+        }
         let added: Vec<&HistoryEntry> = i.history.iter().skip(before).collect();
         let name = added.first().map(|h| h.change.name()).unwrap_or("changed");
         let e = self.event(

@@ -263,10 +263,15 @@ async fn activating_a_plan_turns_its_checklist_into_tasks(backend: Backend) {
     assert!(i.tasks.iter().all(|t| t.owner == "oncall"
         && t.origin == "plan:db-outage@v2"
         && t.status == TaskStatus::Open));
+    let n = i.history.len();
     assert!(matches!(
-        &i.history.last().unwrap().change,
+        &i.history[n - 2].change,
         Change::PlanActivated { plan, version: 2, tasks } if plan == "db-outage" && tasks.len() == 4
     ));
+    // Then the tenant is told of the activation.
+    assert!(
+        matches!(&i.history[n - 1].change, Change::TenantNotified { message } if message.contains("db-outage"))
+    );
     // Once per incident; an unknown plan is not found.
     let e = w
         .svc
@@ -568,6 +573,20 @@ async fn a_playbook_turns_its_steps_into_linked_tasks(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(o.tasks.len(), 2, "{:?}", o.tasks);
+    // The tenant is told of the activation at once (its notification timer is met).
+    assert!(o.notified_at.is_some());
+    let told = o
+        .history
+        .iter()
+        .find_map(|h| match &h.change {
+            Change::TenantNotified { message } => Some(message.clone()),
+            _ => None,
+        })
+        .expect("the tenant is notified of the activation");
+    assert!(
+        told.contains("db-outage") && !told.contains("+1 555"),
+        "{told}"
+    );
     // Nothing applies to another category.
     let x = w
         .svc
