@@ -218,6 +218,16 @@ impl IncidentService {
                 StoreError::NotFound => IamError::NotFound(format!("no tenant {tenant}")),
                 e => e.into(),
             })?;
+        // A change of SLA calls for a review of every emergency response plan (8.9.3): each
+        // falls due at once, recorded and audited on the plan.
+        let provider = self.provider().await?;
+        let plans = self.store.list_plans(TenantCtx::new(provider.id)).await?;
+        let what = format!("SLA policy of tenant {} changed", t.name);
+        for row in plans {
+            if let Err(e) = self.plan_change_occurred(p, &row.name, &what, meta).await {
+                tracing::warn!(plan = %row.name, error = %e, "cannot mark a plan for review");
+            }
+        }
         self.policy_of(t.id, t.name.clone()).await
     }
 }

@@ -29,7 +29,8 @@ macro_rules! on_both {
 on_both!(
     activating_a_plan_turns_its_checklist_into_tasks,
     drills_and_review_reminders_follow_the_clock,
-    a_playbook_turns_its_steps_into_linked_tasks
+    a_playbook_turns_its_steps_into_linked_tasks,
+    an_sla_change_makes_plan_reviews_due
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -604,4 +605,43 @@ async fn a_playbook_turns_its_steps_into_linked_tasks(backend: Backend) {
         .await
         .unwrap_err();
     assert!(matches!(e, IamError::NotFound(_)), "{e:?}");
+}
+
+async fn an_sla_change_makes_plan_reviews_due(backend: Backend) {
+    let w = world(backend).await;
+    let responder = w
+        .iam
+        .login("responder", PW, &meta())
+        .await
+        .unwrap()
+        .principal;
+    let admin = w.iam.login("admin", PW, &meta()).await.unwrap().principal;
+    w.svc
+        .create_plan(&responder, "db-outage", content(&["Fail over"]), &meta())
+        .await
+        .unwrap();
+    w.clock.set(Timestamp(START + 30 * DAY * 1000));
+    let before = w.svc.list_plans(&responder, &meta()).await.unwrap();
+    assert!(
+        !before[0].review_due,
+        "a new plan is reviewed within a year"
+    );
+    w.svc
+        .update_sla_policy(
+            &admin,
+            "acme",
+            &parapet_incident::PolicyPatch {
+                hours: Some("5x8".into()),
+                ..Default::default()
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let after = w.svc.list_plans(&responder, &meta()).await.unwrap();
+    assert!(after[0].review_due, "the SLA change calls for a review");
+    assert_eq!(
+        after[0].plan.review_due_at,
+        Timestamp(START + 30 * DAY * 1000)
+    );
 }
