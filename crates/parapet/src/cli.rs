@@ -164,6 +164,9 @@ pub enum ClientCommand {
     /// Playbooks (X.1642 8.6.3): disposal procedures chosen by incident category/type.
     #[command(subcommand)]
     Playbook(sla::PlaybookCommand),
+    /// Drills and tests of the emergency response plans (X.1642 8.9.2): record, list.
+    #[command(subcommand)]
+    Drill(plan::DrillCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -396,6 +399,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Plan(c) => plan::run(c).await,
         ClientCommand::Sla(c) => sla::run(c).await,
         ClientCommand::Playbook(c) => sla::run_playbook(c).await,
+        ClientCommand::Drill(c) => plan::run_drill(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,
