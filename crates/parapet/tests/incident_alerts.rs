@@ -227,6 +227,10 @@ fn incidents_open_from_alerts_by_api_cli_and_console(backend: Backend) {
             out
         };
         assert!(human.contains("alert-linked"), "{human}");
+        assert!(
+            human.contains("2026-11-30T10:00:00"),
+            "the detection time is shown: {human}"
+        );
 
         // The same alert again: refused in one line naming the incident.
         let e = cli_err(

@@ -298,6 +298,15 @@ fn render(i: &Value) -> String {
         ("severity", s(at(i, &["severity"]))),
         ("category", s(at(i, &["category"]))),
         ("opened", t(at(i, &["opened_at"]))),
+        ("detected", t(at(i, &["detected_at"]))),
+        ("alerts", {
+            let n = at(i, &["alerts"]).as_array().map(Vec::len).unwrap_or(0);
+            if n == 0 {
+                "-".to_string()
+            } else {
+                n.to_string()
+            }
+        }),
         ("acknowledged", t(at(i, &["acknowledged_at"]))),
         ("tenant notified", t(at(i, &["notified_at"]))),
         ("resolved", t(at(i, &["resolved_at"]))),
