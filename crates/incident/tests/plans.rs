@@ -8,16 +8,15 @@
     clippy::indexing_slicing
 )]
 
-use std::sync::Arc;
+mod common;
 
-use parapet_iam::{IamConfig, IamError, IamService, PasswordCost, RequestMeta};
+use common::{PW, START, World, meta};
+use parapet_iam::IamError;
 use parapet_incident::plan::{Component, DrillStep, LaunchConditions, Member, PlanContent};
-use parapet_incident::{
-    Change, Command, IncidentService, NewIncident, Severity, SlaPolicy, TaskStatus,
-};
+use parapet_incident::{Change, Command, NewIncident, Severity, SlaPolicy, TaskStatus};
 use parapet_store::{AuditFilter, AuditStore, Page};
-use parapet_store_sql::testkit::{self, Backend};
-use parapet_types::{Env, ManualClock, OsEntropy, Role, TenantCtx, Timestamp};
+use parapet_store_sql::testkit::Backend;
+use parapet_types::{TenantCtx, Timestamp};
 
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
@@ -33,13 +32,7 @@ on_both!(
     an_sla_change_makes_plan_reviews_due
 );
 
-const PW: &str = "a-long-enough-password-42";
-const START: i64 = 1_800_000_000_000;
 const DAY: i64 = 24 * 3600;
-
-fn meta() -> RequestMeta {
-    RequestMeta::default()
-}
 
 fn content(checklist: &[&str]) -> PlanContent {
     PlanContent {
@@ -83,64 +76,8 @@ fn content(checklist: &[&str]) -> PlanContent {
     }
 }
 
-struct World {
-    clock: Arc<ManualClock>,
-    svc: IncidentService,
-    store: Arc<parapet_store_sql::SqlStore>,
-    admin: parapet_iam::Principal,
-    iam: Arc<IamService>,
-}
-
 async fn world(backend: Backend) -> World {
-    let (store, _) = testkit::fresh(backend)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let store = Arc::new(store);
-    let clock = Arc::new(ManualClock::new(Timestamp(START)));
-    let env = Env {
-        clock: clock.clone(),
-        entropy: Arc::new(OsEntropy),
-    };
-    let config = IamConfig {
-        password_cost: PasswordCost {
-            memory_kib: 256,
-            iterations: 1,
-            lanes: 1,
-        },
-        session_ttl_secs: 3 * 365 * 24 * 3600,
-        session_idle_secs: 3 * 365 * 24 * 3600,
-        max_token_ttl_secs: 3 * 365 * 24 * 3600,
-        // Provider staff without a second factor (the default requires one).
-        provider_mfa_required: false,
-        ..IamConfig::default()
-    };
-    let iam = Arc::new(IamService::new(store.clone(), env, config).unwrap());
-    iam.bootstrap(Some(PW.into())).await.unwrap();
-    let admin = iam.login("admin", PW, &meta()).await.unwrap().principal;
-    for name in ["responder", "oncall"] {
-        iam.create_user(
-            &admin,
-            "provider",
-            name,
-            PW,
-            Role::IncidentResponder,
-            &meta(),
-        )
-        .await
-        .unwrap();
-    }
-    iam.create_tenant(&admin, "acme", &meta()).await.unwrap();
-    iam.create_user(&admin, "acme", "alice", PW, Role::TenantAdmin, &meta())
-        .await
-        .unwrap();
-    let svc = IncidentService::new(iam.clone(), SlaPolicy::default());
-    World {
-        clock,
-        svc,
-        store,
-        admin,
-        iam,
-    }
+    common::world_with(backend, SlaPolicy::default()).await
 }
 
 async fn activating_a_plan_turns_its_checklist_into_tasks(backend: Backend) {

@@ -60,6 +60,11 @@ pub fn policy() -> SlaPolicy {
 }
 
 pub async fn world(backend: Backend) -> World {
+    world_with(backend, policy()).await
+}
+
+/// [`world`] with the incident service under `policy`.
+pub async fn world_with(backend: Backend, policy: SlaPolicy) -> World {
     let (store, _) = testkit::fresh(backend)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -75,8 +80,10 @@ pub async fn world(backend: Backend) -> World {
             iterations: 1,
             lanes: 1,
         },
-        session_ttl_secs: 30 * 24 * 3600,
-        session_idle_secs: 30 * 24 * 3600,
+        // Long enough for tests that move the clock past a yearly review.
+        session_ttl_secs: 3 * 365 * 24 * 3600,
+        session_idle_secs: 3 * 365 * 24 * 3600,
+        max_token_ttl_secs: 3 * 365 * 24 * 3600,
         // Provider staff without a second factor (the default requires one).
         provider_mfa_required: false,
         ..IamConfig::default()
@@ -102,7 +109,7 @@ pub async fn world(backend: Backend) -> World {
             .await
             .unwrap();
     }
-    let svc = IncidentService::new(iam.clone(), policy());
+    let svc = IncidentService::new(iam.clone(), policy);
     World {
         clock,
         iam,
