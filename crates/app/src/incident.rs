@@ -36,6 +36,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/incidents/{id}/{verb}", post(command))
         .route("/incidents/{id}/tasks/{n}/done", post(task_done))
         .merge(plan_routes())
+        .merge(crate::incident_sla::api_routes())
 }
 
 /// The console routes.
@@ -58,6 +59,8 @@ pub fn console_routes() -> Router<AppState> {
         )
         .route("/console/plans", get(plans_page))
         .route("/console/plans/{name}/review", post(plan_review_form))
+        .merge(crate::incident_sla::console_routes())
+        .merge(crate::incident_plans::console_routes())
 }
 
 #[derive(OpenApi)]
@@ -320,6 +323,8 @@ pub struct CommandBody {
     pub alerts: Vec<String>,
     /// activate-plan: the emergency response plan's name.
     pub plan: Option<String>,
+    /// run-playbook: the playbook (the first that applies to the incident when absent).
+    pub playbook: Option<String>,
 }
 
 fn need(v: Option<String>, what: &str) -> ApiResult<String> {
@@ -382,6 +387,9 @@ fn to_command(verb: &str, b: CommandBody) -> ApiResult<Command> {
         "activate-plan" => Command::ActivatePlan {
             plan: need(b.plan, "plan")?,
         },
+        "run-playbook" => Command::RunPlaybook {
+            playbook: b.playbook.filter(|p| !p.trim().is_empty()),
+        },
         _ => return Err(ApiError::not_found("no such API endpoint")),
     })
 }
@@ -390,7 +398,8 @@ fn to_command(verb: &str, b: CommandBody) -> ApiResult<Command> {
 /// `assign` (step, responsible), `severity` (severity, reason), `classify` (category, type,
 /// cause), `notes` (text, internal), `tasks` (title, owner), `observables` (kind, value),
 /// `alerts` (alerts), `pause` (reason) and `resume` of the SLA clock, `notify` (message: inform
-/// the tenant), `issue-report`, `activate-plan` (plan: its checklist becomes tasks).
+/// the tenant), `issue-report`, `activate-plan` (plan: its checklist becomes tasks),
+/// `run-playbook` (playbook, else the first that applies: its steps become tasks).
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/{verb}", tag = "incidents",
     params(("id" = String, Path), ("verb" = String, Path)), request_body = CommandBody,
     responses((status = 200, body = IncidentView), (status = 409, body = Problem),
@@ -957,6 +966,7 @@ struct CommandForm {
     kind: Option<String>,
     value: Option<String>,
     message: Option<String>,
+    playbook: Option<String>,
 }
 
 async fn console_command(
@@ -980,6 +990,7 @@ async fn console_command(
         kind: f.kind,
         value: f.value,
         message: f.message,
+        playbook: f.playbook,
         ..CommandBody::default()
     };
     let cmd = match to_command(&verb, body) {
@@ -1197,6 +1208,7 @@ struct PlanCard {
     team: Vec<String>,
     checklist: Vec<String>,
     bia: Vec<String>,
+    bia_svg: String,
     drills: Vec<String>,
     revisions: Vec<String>,
 }
@@ -1249,6 +1261,9 @@ async fn plans_page(State(st): State<AppState>, u: ConsoleUser) -> Response {
                     })
                     .unwrap_or_default(),
                 checklist: c.map(|c| c.checklist.clone()).unwrap_or_default(),
+                bia_svg: crate::incident_plans::bia_svg(
+                    c.map(|c| c.bia.as_slice()).unwrap_or_default(),
+                ),
                 bia: c
                     .map(|c| {
                         c.bia

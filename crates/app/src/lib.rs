@@ -28,6 +28,8 @@ pub mod console;
 pub mod error;
 pub mod extract;
 pub mod incident;
+pub mod incident_plans;
+pub mod incident_sla;
 pub mod kms;
 pub mod kms_backup;
 mod kms_console;
@@ -269,6 +271,7 @@ pub fn router(state: AppState) -> Router {
 async fn openapi_json() -> Response {
     let mut doc = openapi::ApiDoc::openapi();
     doc.merge(incident::IncidentApi::openapi());
+    doc.merge(incident_sla::IncidentSlaApi::openapi());
     doc.merge(oidc::OidcApi::openapi());
     doc.merge(access::AccessApi::openapi());
     doc.merge(notify::NotifyApi::openapi());

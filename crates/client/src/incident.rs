@@ -75,6 +75,47 @@ impl Client {
         self.post(self.url(&["incidents"], &[]), req).await
     }
 
+    /// `POST /api/v1/incidents/from-alerts` with `{alerts, title?, severity?, category?,
+    /// responsible?}`: one incident from one or many alerts (merged).
+    pub async fn open_incident_from_alerts(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post(self.url(&["incidents", "from-alerts"], &[]), body)
+            .await
+    }
+
+    /// `GET /api/v1/sla/policy?tenant=`: the SLA policy in force for a tenant.
+    pub async fn sla_policy(&self, tenant: Option<&str>) -> Result<serde_json::Value, ClientError> {
+        self.get(self.url(
+            &["sla", "policy"],
+            &[("tenant", tenant.map(str::to_string))],
+        ))
+        .await
+    }
+
+    /// `PUT /api/v1/sla/policy` with `{tenant?, targets?, hours?, escalation?, auto_open?}`.
+    pub async fn set_sla_policy(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.json(self.http.put(self.url(&["sla", "policy"], &[])).json(body))
+            .await
+    }
+
+    /// `GET /api/v1/playbooks`.
+    pub async fn playbooks(&self) -> Result<Vec<serde_json::Value>, ClientError> {
+        self.get(self.url(&["playbooks"], &[])).await
+    }
+
+    /// `POST /api/v1/playbooks` with the playbook's JSON.
+    pub async fn put_playbook(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post(self.url(&["playbooks"], &[]), body).await
+    }
+
     /// `GET /api/v1/incidents/{id}`: the whole incident with its history.
     pub async fn get_incident(&self, id: &str) -> Result<serde_json::Value, ClientError> {
         self.get(self.url(&["incidents", id], &[])).await

@@ -57,6 +57,8 @@ pub enum Action {
     PlanRead,
     /// Write, revise and review plans, record drills.
     PlanManage,
+    /// Set a tenant's SLA policy (targets, service hours, escalation; provider staff only).
+    SlaPolicyManage,
     /// List a tenant's OpenID Connect clients and signing keys (never their secrets).
     OidcClientRead,
     /// Register, change and remove OpenID Connect clients, rotate the issuer's signing key.
@@ -337,6 +339,7 @@ fn describe(a: Action) -> String {
         Action::IncidentNote => "add notes to incidents".into(),
         Action::PlanRead => "read emergency response plans".into(),
         Action::PlanManage => "manage emergency response plans".into(),
+        Action::SlaPolicyManage => "set SLA policies".into(),
         Action::OidcClientRead => "read OpenID Connect clients".into(),
         Action::OidcClientManage => "manage OpenID Connect clients".into(),
         Action::NotifyRead => "read notification channels and messages".into(),
@@ -416,6 +419,7 @@ mod tests {
             Action::IncidentNote,
             Action::PlanRead,
             Action::PlanManage,
+            Action::SlaPolicyManage,
             Action::OidcClientRead,
             Action::OidcClientManage,
             Action::NotifyRead,

@@ -23,23 +23,29 @@ use parapet_types::{Actor, Env, TenantCtx, TenantKind, Timestamp};
 use serde_json::json;
 use uuid::Uuid;
 
+mod alerts;
 pub mod model;
 mod notify;
 pub mod pdf;
 pub mod plan;
 mod plans;
+pub mod playbook;
+mod policy;
 pub mod report;
 pub mod sla;
 
+pub use alerts::{FromAlerts, MAX_ALERTS, severity_of_alert};
 pub use notify::{AffectedCheck, Weakness};
 pub use plans::PlanView;
+pub use playbook::{Playbook, PlaybookStep, StepKind};
+pub use policy::{PolicyPatch, PolicyView, TargetsPatch};
 
 pub use model::{
-    Change, HistoryEntry, Incident, Note, Observable, Opening, Refused, Severity, Step, Task,
-    TaskStatus,
+    Change, HistoryEntry, Incident, LinkedAlert, Note, Observable, Opening, Refused, Severity,
+    Step, Task, TaskStatus,
 };
 pub use sla::{
-    EscalationLevel, EscalationPolicy, Fired, MonthStats, SlaPolicy, SlaState, SlaTargets,
+    EscalationLevel, EscalationPolicy, Fired, Hours, MonthStats, SlaPolicy, SlaState, SlaTargets,
     SlaTimer, Times, monthly_stats,
 };
 
@@ -140,6 +146,10 @@ pub enum Command {
     /// Activates the named emergency response plan (its checklist becomes tasks).
     ActivatePlan {
         plan: String,
+    },
+    /// Runs the named playbook, or the first that applies to the incident's category/type.
+    RunPlaybook {
+        playbook: Option<String>,
     },
 }
 
@@ -352,7 +362,7 @@ impl IncidentService {
             responsible,
             actor: p.login_name(),
             at: now,
-            sla: self.policy.start(severity),
+            sla: self.effective_policy(t.id).await?.start(severity),
         })
         .map_err(refused)?;
         let row = to_row(&i, 1, now)?;
@@ -413,12 +423,16 @@ impl IncidentService {
         cmd: Command,
         meta: &RequestMeta,
     ) -> IamResult<Incident> {
+        if let Command::MergeAlerts { alerts } = &cmd {
+            // Alerts join through the monitoring store, where they are linked to the incident.
+            return self.attach_alerts(p, id, alerts, meta).await;
+        }
         let id = parse_id(id)?;
         let (t, row, mut i) = self.load(p, id, cmd.action(), meta).await?;
         let actor = p.login_name();
         let now = self.env.now();
         let before = i.history.len();
-        let notice = match &cmd {
+        let mut notice = match &cmd {
             Command::NotifyTenant { message } => Some(message.clone()),
             _ => None,
         };
@@ -476,8 +490,37 @@ impl IncidentService {
                 let (_, plan) = self.load_plan(&plan).await?;
                 i.activate_plan(&plan, &actor, now).map(drop)
             }
+            Command::RunPlaybook { playbook } => {
+                let (pb, plans) = self.choose_playbook(&i, playbook.as_deref()).await?;
+                let owner = i.current_responsible().to_string();
+                i.run_playbook(&pb, &plans, &owner, &actor, now).map(drop)
+            }
         }
         .map_err(refused)?;
+        // An activated emergency response plan is announced to the tenant at once (8.9.1(3)):
+        // the plan's name and how many recovery steps are under way, nothing of the team.
+        let activated: Vec<(String, u32, usize)> = i
+            .history
+            .iter()
+            .skip(before)
+            .filter_map(|h| match &h.change {
+                Change::PlanActivated {
+                    plan,
+                    version,
+                    tasks,
+                } => Some((plan.clone(), *version, tasks.len())),
+                _ => None,
+            })
+            .collect();
+        for (plan, version, steps) in activated {
+            let text = format!(
+                "The emergency response plan {plan} (version {version}) was activated for this \
+                 incident: {steps} recovery steps are under way. You will be told of the \
+                 progress."
+            );
+            i.notify_tenant(&text, &actor, now).map_err(refused)?;
+            notice = Some(text);
+        }
         let added: Vec<&HistoryEntry> = i.history.iter().skip(before).collect();
         let name = added.first().map(|h| h.change.name()).unwrap_or("changed");
         let e = self.event(
@@ -525,8 +568,11 @@ impl IncidentService {
                 own
             }
         };
+        // A tenant's users only ever see their own tenant's: naming it lets the database use
+        // the (tenant, id) index instead of scanning every tenant's incidents.
         let only = match tenant {
             Some(_) => Some(t.id),
+            None if p.tenant.kind != TenantKind::Provider => Some(p.tenant.id),
             None => None,
         };
         let f = IncidentFilter {

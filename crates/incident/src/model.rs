@@ -122,9 +122,24 @@ pub struct Observable {
     pub added_by: String,
 }
 
-pub const OBSERVABLE_KINDS: [&str; 8] = [
-    "ip", "domain", "url", "hash", "account", "asset", "email", "other",
+pub const OBSERVABLE_KINDS: [&str; 11] = [
+    "ip", "domain", "url", "hash", "account", "asset", "email", "host", "alert", "rule", "other",
 ];
+
+/// A monitoring alert joining an incident: what its timeline and observables keep of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedAlert {
+    pub id: String,
+    pub rule: String,
+    pub title: String,
+    pub severity: String,
+    /// What grouped its events (the host), `-` when nothing.
+    pub host: String,
+    /// Time of its first and last matching event (the events' own time).
+    pub first_event_at: Timestamp,
+    pub last_event_at: Timestamp,
+    pub events: u64,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -221,6 +236,15 @@ pub enum Change {
     AlertsMerged {
         alerts: Vec<String>,
     },
+    /// A playbook ran: its steps became these tasks.
+    PlaybookRun {
+        playbook: String,
+        tasks: Vec<u32>,
+    },
+    /// A monitoring alert joined the incident (opened from it, or attached later).
+    AlertLinked {
+        alert: LinkedAlert,
+    },
     SlaPaused,
     SlaResumed {
         paused_ms: i64,
@@ -286,6 +310,8 @@ impl Change {
             Change::TaskDone { .. } => "task-done",
             Change::ObservableAdded { .. } => "observable-added",
             Change::AlertsMerged { .. } => "alerts-merged",
+            Change::AlertLinked { .. } => "alert-linked",
+            Change::PlaybookRun { .. } => "playbook-run",
             Change::SlaPaused => "sla-paused",
             Change::SlaResumed { .. } => "sla-resumed",
             Change::SlaBreached { .. } => "sla-breached",
@@ -349,6 +375,19 @@ impl Change {
                 value,
             } => format!("observable {observable_kind} {value}"),
             Change::AlertsMerged { alerts } => format!("alerts merged: {}", alerts.join(", ")),
+            Change::PlaybookRun { playbook, tasks } => {
+                format!("playbook {playbook} run: {} tasks", tasks.len())
+            }
+            Change::AlertLinked { alert } => format!(
+                "alert {} linked: rule {} \"{}\" ({}), host {}, {} events, first at {}",
+                alert.id,
+                alert.rule,
+                alert.title,
+                alert.severity,
+                alert.host,
+                alert.events,
+                alert.first_event_at
+            ),
             Change::SlaPaused => "SLA clock paused (waiting for the tenant)".into(),
             Change::SlaResumed { paused_ms } => {
                 format!("SLA clock resumed after {} s", paused_ms / 1000)
@@ -492,6 +531,10 @@ pub struct Incident {
     /// The responsible person named for each step reached so far (the current one for each).
     pub responsible: BTreeMap<Step, String>,
     pub opened_at: Timestamp,
+    /// When the event was detected, if before the opening (the first event of its alerts): the
+    /// SLA timers run from here.
+    #[serde(default)]
+    pub detected_at: Option<Timestamp>,
     pub acknowledged_at: Option<Timestamp>,
     pub notified_at: Option<Timestamp>,
     pub resolved_at: Option<Timestamp>,
@@ -533,6 +576,7 @@ impl Incident {
             step: Step::Detecting,
             responsible: BTreeMap::from([(Step::Detecting, responsible.clone())]),
             opened_at: o.at,
+            detected_at: None,
             acknowledged_at: None,
             notified_at: None,
             resolved_at: None,
@@ -906,6 +950,61 @@ impl Incident {
         let n = added.len();
         self.push(at, actor, None, Change::AlertsMerged { alerts: added });
         Ok(n)
+    }
+
+    /// Links a monitoring alert: its id joins the alerts, its rule, host and id become
+    /// observables, the timeline records it with its first event's time, and the detection time
+    /// moves back to that event when it is earlier (the SLA timers run from the detection).
+    pub fn link_alert(
+        &mut self,
+        a: &LinkedAlert,
+        actor: &str,
+        at: Timestamp,
+    ) -> Result<(), Refused> {
+        if !self.is_open() {
+            return Err(Refused::Closed);
+        }
+        let id = text("an alert id", &a.id, 200)?;
+        if id.is_empty() || self.alerts.contains(&id) {
+            return Err(Refused::Invalid(format!(
+                "alert {id} is already part of this incident"
+            )));
+        }
+        let clean = LinkedAlert {
+            id: id.clone(),
+            rule: text("the rule", &a.rule, 200)?,
+            title: text("the alert title", &a.title, MAX_TITLE)?,
+            severity: text("the alert severity", &a.severity, 50)?,
+            host: text("the host", &a.host, 255)?,
+            ..a.clone()
+        };
+        self.alerts.push(id.clone());
+        self.push(
+            at,
+            actor,
+            None,
+            Change::AlertLinked {
+                alert: clean.clone(),
+            },
+        );
+        for (kind, value) in [
+            ("alert", id.as_str()),
+            ("rule", clean.rule.as_str()),
+            ("host", clean.host.as_str()),
+        ] {
+            let known = self
+                .observables
+                .iter()
+                .any(|o| o.kind == kind && o.value == value);
+            if !value.is_empty() && value != "-" && !known {
+                self.add_observable(kind, value, actor, at)?;
+            }
+        }
+        let start = self.detected_at.unwrap_or(self.opened_at);
+        if clean.first_event_at < start {
+            self.detected_at = Some(clean.first_event_at);
+        }
+        Ok(())
     }
 
     /// Pauses the SLA clock while waiting for the tenant.

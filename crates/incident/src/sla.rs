@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+pub use parapet_notify::Hours;
 use parapet_types::{TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -86,11 +87,19 @@ impl EscalationPolicy {
     }
 }
 
-/// The provider's SLA scheme: targets per severity and the escalation policy.
+/// An SLA scheme (the provider's default, or a tenant's own): targets per severity, the
+/// escalation policy, the service hours the timers count in, and which alerts open incidents
+/// by themselves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlaPolicy {
     pub targets: BTreeMap<Severity, SlaTargets>,
     pub escalation: EscalationPolicy,
+    /// `7x24`: timers count every hour; `5x8`: only Monday to Friday, 09:00 to 17:00 UTC.
+    #[serde(default)]
+    pub hours: Hours,
+    /// Monitoring alerts of at least this severity open an incident by themselves.
+    #[serde(default)]
+    pub auto_open: Option<Severity>,
 }
 
 impl Default for SlaPolicy {
@@ -114,6 +123,8 @@ impl Default for SlaPolicy {
                 }],
                 repeat: 2,
             },
+            hours: Hours::AllHours,
+            auto_open: None,
         }
     }
 }
@@ -127,10 +138,36 @@ impl SlaPolicy {
         })
     }
 
+    /// Checks the policy: a target for every severity, each from one minute to a year, the
+    /// acknowledgement due no later than the resolution, and a valid escalation policy.
+    pub fn validate(&self) -> Result<(), Refused> {
+        for s in Severity::ALL {
+            let Some(t) = self.targets.get(&s) else {
+                return Err(Refused::Invalid(format!("no targets for severity {s}")));
+            };
+            for timer in SlaTimer::ALL {
+                let v = t.secs(timer);
+                if !(60..=366 * 86_400).contains(&v) {
+                    return Err(Refused::Invalid(format!(
+                        "the {} target of severity {s} must be from 1 minute to 1 year",
+                        timer.as_str()
+                    )));
+                }
+            }
+            if t.acknowledge_secs > t.resolve_secs {
+                return Err(Refused::Invalid(format!(
+                    "severity {s}: acknowledgement cannot be due after resolution"
+                )));
+            }
+        }
+        self.escalation.validate()
+    }
+
     /// The state a new incident of severity `s` starts with.
     pub fn start(&self, s: Severity) -> SlaState {
         SlaState {
             targets: self.targets_for(s),
+            hours: self.hours,
             escalation: self.escalation.clone(),
             paused_since: None,
             paused_ms: 0,
@@ -154,6 +191,10 @@ pub struct Breach {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlaState {
     pub targets: SlaTargets,
+    /// The service hours the timers count in (`7x24` for incidents stored before there were
+    /// any).
+    #[serde(default)]
+    pub hours: Hours,
     pub escalation: EscalationPolicy,
     pub paused_since: Option<Timestamp>,
     /// Total time paused so far (ms).
@@ -168,7 +209,10 @@ impl SlaState {
             return 0;
         };
         let d = (at.0 - since.0).max(0);
-        self.paused_ms = self.paused_ms.saturating_add(d);
+        // The pause moves the deadlines by the service time it took.
+        self.paused_ms = self
+            .paused_ms
+            .saturating_add(service_elapsed(self.hours, since, at));
         for b in &mut self.breaches {
             if let Some(n) = b.next_at.as_mut() {
                 n.0 = n.0.saturating_add(d);
@@ -201,10 +245,17 @@ impl Incident {
         {
             return None;
         }
-        Some(Timestamp(
-            self.opened_at
-                .0
-                .saturating_add(self.sla.targets.secs(t).saturating_mul(1000))
+        let start = self
+            .detected_at
+            .unwrap_or(self.opened_at)
+            .min(self.opened_at);
+        Some(service_add(
+            self.sla.hours,
+            start,
+            self.sla
+                .targets
+                .secs(t)
+                .saturating_mul(1000)
                 .saturating_add(self.sla.paused_ms),
         ))
     }
@@ -321,6 +372,92 @@ impl Incident {
     }
 }
 
+const DAY_MS: i64 = 86_400_000;
+const OPEN_MS: i64 = 9 * 3_600_000;
+const CLOSE_MS: i64 = 17 * 3_600_000;
+
+/// The service window (start, end) of `day` (days since the epoch), if it has one (5×8:
+/// Monday to Friday, 09:00 to 17:00 UTC, as [`Hours::in_service`]).
+fn window(day: i64) -> Option<(i64, i64)> {
+    // 1970-01-01 was a Thursday: 0 = Monday.
+    let weekday = (day + 3).rem_euclid(7);
+    (weekday < 5).then(|| {
+        let base = day.saturating_mul(DAY_MS);
+        (base.saturating_add(OPEN_MS), base.saturating_add(CLOSE_MS))
+    })
+}
+
+/// The moment `ms` of service time after `start` (a 5×8 clock stops outside its hours).
+pub fn service_add(hours: Hours, start: Timestamp, ms: i64) -> Timestamp {
+    let ms = ms.max(0);
+    match hours {
+        Hours::AllHours => Timestamp(start.0.saturating_add(ms)),
+        Hours::OfficeHours => {
+            let mut left = ms;
+            let mut cur = start.0;
+            let mut day = cur.div_euclid(DAY_MS);
+            // Whole weeks first (40 service hours each), then day by day: at most ~7 turns.
+            let week = 5 * (CLOSE_MS - OPEN_MS);
+            let weeks = left / week;
+            if weeks > 1 {
+                let skip = weeks - 1;
+                left -= skip * week;
+                day = day.saturating_add(skip * 7);
+                cur = cur.saturating_add(skip * 7 * DAY_MS);
+            }
+            for _ in 0..64 {
+                if let Some((open, close)) = window(day) {
+                    let from = cur.max(open);
+                    if from < close {
+                        let avail = close - from;
+                        if left <= avail {
+                            return Timestamp(from + left);
+                        }
+                        left -= avail;
+                    }
+                }
+                day += 1;
+                cur = day.saturating_mul(DAY_MS);
+            }
+            Timestamp(cur.saturating_add(left))
+        }
+    }
+}
+
+/// Service time (ms) between `from` and `to`.
+pub fn service_elapsed(hours: Hours, from: Timestamp, to: Timestamp) -> i64 {
+    if to.0 <= from.0 {
+        return 0;
+    }
+    match hours {
+        Hours::AllHours => to.0 - from.0,
+        Hours::OfficeHours => {
+            let (first, last) = (from.0.div_euclid(DAY_MS), to.0.div_euclid(DAY_MS));
+            let span = last - first;
+            let week = 5 * (CLOSE_MS - OPEN_MS);
+            // Whole weeks in the middle count 40 hours each.
+            let (mid_weeks, tail_start) = if span > 14 {
+                let w = (span - 7) / 7;
+                (w, first + 7 + w * 7)
+            } else {
+                (0, first + 7)
+            };
+            let overlap = |day: i64| match window(day) {
+                Some((open, close)) => (close.min(to.0) - open.max(from.0)).max(0),
+                None => 0,
+            };
+            let mut total = mid_weeks.saturating_mul(week);
+            for d in first..(first + 7).min(last + 1) {
+                total += overlap(d);
+            }
+            for d in tail_start.max(first + 7)..=last {
+                total += overlap(d);
+            }
+            total
+        }
+    }
+}
+
 /// The times of one incident that the statistics need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Times {
@@ -412,4 +549,74 @@ pub fn monthly_stats(times: &[Times]) -> Vec<MonthStats> {
             },
         )
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Friday 2027-01-15 08:00 UTC.
+    const FRI_0800: i64 = 1_800_000_000_000;
+    const H: i64 = 3_600_000;
+
+    #[test]
+    fn office_hours_skip_nights_and_weekends() {
+        let o = Hours::OfficeHours;
+        // Friday 08:00 + 1 h of service = Friday 10:00 (the day opens at 09:00).
+        assert_eq!(
+            service_add(o, Timestamp(FRI_0800), H),
+            Timestamp(FRI_0800 + 2 * H)
+        );
+        // Friday 16:30 + 1 h = Monday 09:30.
+        let fri_1630 = FRI_0800 + 8 * H + H / 2;
+        assert_eq!(
+            service_add(o, Timestamp(fri_1630), H),
+            Timestamp(FRI_0800 + 3 * 24 * H + H + H / 2)
+        );
+        assert_eq!(
+            service_elapsed(
+                o,
+                Timestamp(fri_1630),
+                Timestamp(fri_1630 + 3 * 24 * H - 7 * H)
+            ),
+            H
+        );
+        // 7x24 is plain time.
+        assert_eq!(service_add(Hours::AllHours, Timestamp(5), 7), Timestamp(12));
+        assert_eq!(
+            service_elapsed(Hours::AllHours, Timestamp(12), Timestamp(5)),
+            0
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn service_time_added_is_service_time_elapsed(
+            start in FRI_0800 - 400 * 24 * H..FRI_0800 + 400 * 24 * H,
+            ms in 0i64..200 * 24 * H,
+        ) {
+            let o = Hours::OfficeHours;
+            let end = service_add(o, Timestamp(start), ms);
+            prop_assert!(end.0 >= start + ms);
+            prop_assert_eq!(service_elapsed(o, Timestamp(start), end), ms);
+            // A deadline with time left falls within the service hours.
+            if ms > 0 {
+                prop_assert!(Hours::OfficeHours.in_service(Timestamp(end.0 - 1)));
+            }
+        }
+
+        #[test]
+        fn elapsed_adds_up(a in 0i64..60 * 24 * H, b in 0i64..60 * 24 * H, c in 0i64..60 * 24 * H) {
+            let o = Hours::OfficeHours;
+            let mut v = [a, b, c];
+            v.sort_unstable();
+            let [x, y, z] = v.map(|t| Timestamp(FRI_0800 + t));
+            prop_assert_eq!(
+                service_elapsed(o, x, y) + service_elapsed(o, y, z),
+                service_elapsed(o, x, z)
+            );
+        }
+    }
 }

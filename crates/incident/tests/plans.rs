@@ -8,16 +8,15 @@
     clippy::indexing_slicing
 )]
 
-use std::sync::Arc;
+mod common;
 
-use parapet_iam::{IamConfig, IamError, IamService, PasswordCost, RequestMeta};
+use common::{PW, START, World, meta};
+use parapet_iam::IamError;
 use parapet_incident::plan::{Component, DrillStep, LaunchConditions, Member, PlanContent};
-use parapet_incident::{
-    Change, Command, IncidentService, NewIncident, Severity, SlaPolicy, TaskStatus,
-};
+use parapet_incident::{Change, Command, NewIncident, Severity, SlaPolicy, TaskStatus};
 use parapet_store::{AuditFilter, AuditStore, Page};
-use parapet_store_sql::testkit::{self, Backend};
-use parapet_types::{Env, ManualClock, OsEntropy, Role, TenantCtx, Timestamp};
+use parapet_store_sql::testkit::Backend;
+use parapet_types::{TenantCtx, Timestamp};
 
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
@@ -28,16 +27,12 @@ macro_rules! on_both {
 
 on_both!(
     activating_a_plan_turns_its_checklist_into_tasks,
-    drills_and_review_reminders_follow_the_clock
+    drills_and_review_reminders_follow_the_clock,
+    a_playbook_turns_its_steps_into_linked_tasks,
+    an_sla_change_makes_plan_reviews_due
 );
 
-const PW: &str = "a-long-enough-password-42";
-const START: i64 = 1_800_000_000_000;
 const DAY: i64 = 24 * 3600;
-
-fn meta() -> RequestMeta {
-    RequestMeta::default()
-}
 
 fn content(checklist: &[&str]) -> PlanContent {
     PlanContent {
@@ -81,64 +76,8 @@ fn content(checklist: &[&str]) -> PlanContent {
     }
 }
 
-struct World {
-    clock: Arc<ManualClock>,
-    svc: IncidentService,
-    store: Arc<parapet_store_sql::SqlStore>,
-    admin: parapet_iam::Principal,
-    iam: Arc<IamService>,
-}
-
 async fn world(backend: Backend) -> World {
-    let (store, _) = testkit::fresh(backend)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let store = Arc::new(store);
-    let clock = Arc::new(ManualClock::new(Timestamp(START)));
-    let env = Env {
-        clock: clock.clone(),
-        entropy: Arc::new(OsEntropy),
-    };
-    let config = IamConfig {
-        password_cost: PasswordCost {
-            memory_kib: 256,
-            iterations: 1,
-            lanes: 1,
-        },
-        session_ttl_secs: 3 * 365 * 24 * 3600,
-        session_idle_secs: 3 * 365 * 24 * 3600,
-        max_token_ttl_secs: 3 * 365 * 24 * 3600,
-        // Provider staff without a second factor (the default requires one).
-        provider_mfa_required: false,
-        ..IamConfig::default()
-    };
-    let iam = Arc::new(IamService::new(store.clone(), env, config).unwrap());
-    iam.bootstrap(Some(PW.into())).await.unwrap();
-    let admin = iam.login("admin", PW, &meta()).await.unwrap().principal;
-    for name in ["responder", "oncall"] {
-        iam.create_user(
-            &admin,
-            "provider",
-            name,
-            PW,
-            Role::IncidentResponder,
-            &meta(),
-        )
-        .await
-        .unwrap();
-    }
-    iam.create_tenant(&admin, "acme", &meta()).await.unwrap();
-    iam.create_user(&admin, "acme", "alice", PW, Role::TenantAdmin, &meta())
-        .await
-        .unwrap();
-    let svc = IncidentService::new(iam.clone(), SlaPolicy::default());
-    World {
-        clock,
-        svc,
-        store,
-        admin,
-        iam,
-    }
+    common::world_with(backend, SlaPolicy::default()).await
 }
 
 async fn activating_a_plan_turns_its_checklist_into_tasks(backend: Backend) {
@@ -262,10 +201,15 @@ async fn activating_a_plan_turns_its_checklist_into_tasks(backend: Backend) {
     assert!(i.tasks.iter().all(|t| t.owner == "oncall"
         && t.origin == "plan:db-outage@v2"
         && t.status == TaskStatus::Open));
+    let n = i.history.len();
     assert!(matches!(
-        &i.history.last().unwrap().change,
+        &i.history[n - 2].change,
         Change::PlanActivated { plan, version: 2, tasks } if plan == "db-outage" && tasks.len() == 4
     ));
+    // Then the tenant is told of the activation.
+    assert!(
+        matches!(&i.history[n - 1].change, Change::TenantNotified { message } if message.contains("db-outage"))
+    );
     // Once per incident; an unknown plan is not found.
     let e = w
         .svc
@@ -392,4 +336,249 @@ async fn drills_and_review_reminders_follow_the_clock(backend: Backend) {
         .unwrap();
     assert!(!v.review_due);
     assert_eq!(v.plan.version(), 2);
+}
+
+async fn a_playbook_turns_its_steps_into_linked_tasks(backend: Backend) {
+    use parapet_incident::{Playbook, PlaybookStep, StepKind};
+    let w = world(backend).await;
+    let responder = w
+        .iam
+        .login("responder", PW, &meta())
+        .await
+        .unwrap()
+        .principal;
+    let alice = w
+        .iam
+        .login("alice@acme", PW, &meta())
+        .await
+        .unwrap()
+        .principal;
+    w.svc
+        .create_plan(
+            &responder,
+            "db-outage",
+            content(&["Fail over", "Inform tenants"]),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let step = |kind, title: &str| PlaybookStep {
+        kind,
+        title: title.into(),
+        owner: None,
+        plan: None,
+    };
+    let vuln = Playbook {
+        name: "vulnerability".into(),
+        description: "a vulnerable package".into(),
+        categories: vec!["vulnerability".into()],
+        types: vec![],
+        steps: vec![
+            step(StepKind::Patch, "Patch the affected package"),
+            step(StepKind::ConfigFix, "Disable the vulnerable module"),
+            PlaybookStep {
+                owner: Some("alice@acme".into()),
+                ..step(
+                    StepKind::InformTenant,
+                    "Confirm the patch window with the tenant",
+                )
+            },
+        ],
+    };
+    let outage = Playbook {
+        name: "outage".into(),
+        description: String::new(),
+        categories: vec!["outage".into()],
+        types: vec![],
+        steps: vec![PlaybookStep {
+            plan: Some("db-outage".into()),
+            ..step(StepKind::ActivatePlan, "")
+        }],
+    };
+    // Tenants cannot write playbooks; invalid ones are refused.
+    let e = w
+        .svc
+        .put_playbook(&alice, vuln.clone(), &meta())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IamError::Forbidden(_)), "{e:?}");
+    let bad = Playbook {
+        steps: vec![],
+        ..vuln.clone()
+    };
+    let e = w
+        .svc
+        .put_playbook(&responder, bad, &meta())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IamError::Invalid(_)), "{e:?}");
+    let e = w
+        .svc
+        .put_playbook(
+            &responder,
+            Playbook {
+                steps: vec![PlaybookStep {
+                    plan: Some("no-such-plan".into()),
+                    ..step(StepKind::ActivatePlan, "")
+                }],
+                ..outage.clone()
+            },
+            &meta(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IamError::NotFound(_)), "{e:?}");
+    w.svc.put_playbook(&responder, vuln, &meta()).await.unwrap();
+    w.svc
+        .put_playbook(&responder, outage, &meta())
+        .await
+        .unwrap();
+    assert_eq!(w.svc.playbooks(&responder).await.unwrap().len(), 2);
+
+    let open = |severity, category: &str| NewIncident {
+        title: "incident".into(),
+        severity: Some(severity),
+        category: category.into(),
+        responsible: Some("responder".into()),
+        source: "api".into(),
+        ..NewIncident::default()
+    };
+    // Chosen by category: the vulnerability playbook opens a patch, a fix and a tenant task.
+    let i = w
+        .svc
+        .open(
+            &responder,
+            "acme",
+            open(Severity::High, "vulnerability"),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let id = i.id.to_string();
+    let i = w
+        .svc
+        .apply(
+            &responder,
+            &id,
+            Command::RunPlaybook { playbook: None },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let origins: Vec<&str> = i.tasks.iter().map(|t| t.origin.as_str()).collect();
+    assert_eq!(
+        origins,
+        [
+            "playbook:vulnerability:patch",
+            "playbook:vulnerability:config-fix",
+            "playbook:vulnerability:inform-tenant"
+        ]
+    );
+    assert_eq!(
+        i.tasks[0].owner, "responder",
+        "default owner: the current step's"
+    );
+    assert_eq!(i.tasks[2].owner, "alice@acme");
+    // The tenant follows the progress in its view.
+    let (_, seen) = w.svc.get(&alice, &id, &meta()).await.unwrap();
+    assert_eq!(seen.tasks.len(), 3);
+    assert!(
+        seen.history
+            .iter()
+            .any(|h| h.change.name() == "playbook-run")
+    );
+    // The outage playbook activates the plan: its checklist becomes tasks.
+    let o = w
+        .svc
+        .open(
+            &responder,
+            "acme",
+            open(Severity::Critical, "outage"),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let o = w
+        .svc
+        .apply(
+            &responder,
+            &o.id.to_string(),
+            Command::RunPlaybook {
+                playbook: Some("outage".into()),
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.tasks.len(), 2, "{:?}", o.tasks);
+    // The tenant is told of the activation at once (its notification timer is met).
+    assert!(o.notified_at.is_some());
+    let told = o
+        .history
+        .iter()
+        .find_map(|h| match &h.change {
+            Change::TenantNotified { message } => Some(message.clone()),
+            _ => None,
+        })
+        .expect("the tenant is notified of the activation");
+    assert!(
+        told.contains("db-outage") && !told.contains("+1 555"),
+        "{told}"
+    );
+    // Nothing applies to another category.
+    let x = w
+        .svc
+        .open(&responder, "acme", open(Severity::Low, "phishing"), &meta())
+        .await
+        .unwrap();
+    let e = w
+        .svc
+        .apply(
+            &responder,
+            &x.id.to_string(),
+            Command::RunPlaybook { playbook: None },
+            &meta(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IamError::NotFound(_)), "{e:?}");
+}
+
+async fn an_sla_change_makes_plan_reviews_due(backend: Backend) {
+    let w = world(backend).await;
+    let responder = w
+        .iam
+        .login("responder", PW, &meta())
+        .await
+        .unwrap()
+        .principal;
+    let admin = w.iam.login("admin", PW, &meta()).await.unwrap().principal;
+    w.svc
+        .create_plan(&responder, "db-outage", content(&["Fail over"]), &meta())
+        .await
+        .unwrap();
+    w.clock.set(Timestamp(START + 30 * DAY * 1000));
+    let before = w.svc.list_plans(&responder, &meta()).await.unwrap();
+    assert!(
+        !before[0].review_due,
+        "a new plan is reviewed within a year"
+    );
+    w.svc
+        .update_sla_policy(
+            &admin,
+            "acme",
+            &parapet_incident::PolicyPatch {
+                hours: Some("5x8".into()),
+                ..Default::default()
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let after = w.svc.list_plans(&responder, &meta()).await.unwrap();
+    assert!(after[0].review_due, "the SLA change calls for a review");
+    assert_eq!(
+        after[0].plan.review_due_at,
+        Timestamp(START + 30 * DAY * 1000)
+    );
 }

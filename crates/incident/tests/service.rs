@@ -1,5 +1,6 @@
 //! The incident service over a real store on SQLite and PostgreSQL, with an injected clock: SLA
-//! timers and escalations fire by moving the clock, never by sleeping.
+//! timers and escalations fire by moving the clock, never by sleeping. The fixture is
+//! `tests/common` (shared with `alerts.rs`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -7,16 +8,16 @@
     clippy::indexing_slicing
 )]
 
-use std::sync::Arc;
+mod common;
 
-use parapet_iam::{IamConfig, IamError, IamService, PasswordCost, Principal, RequestMeta};
+use common::{START, login, meta, world};
+use parapet_iam::IamError;
 use parapet_incident::{
-    Change, Command, EscalationLevel, EscalationPolicy, IncidentService, ListFilter, NewIncident,
-    Severity, SlaPolicy, SlaTargets, SlaTimer, Step, report,
+    Change, Command, ListFilter, NewIncident, Severity, SlaTimer, Step, report,
 };
 use parapet_store::{AuditFilter, AuditStore, IncidentStore, Page};
-use parapet_store_sql::testkit::{self, Backend};
-use parapet_types::{Clock, Env, ManualClock, OsEntropy, Role, TenantCtx, Timestamp};
+use parapet_store_sql::testkit::Backend;
+use parapet_types::{Clock, TenantCtx, Timestamp};
 
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
@@ -33,107 +34,6 @@ on_both!(
     mtta_and_mttr_per_tenant_and_month,
     reports_never_carry_other_tenants_data,
 );
-
-const PW: &str = "a-long-enough-password-42";
-const START: i64 = 1_800_000_000_000;
-
-fn meta() -> RequestMeta {
-    RequestMeta {
-        source_ip: Some("192.0.2.9".into()),
-        user_agent: Some("t".into()),
-    }
-}
-
-struct World {
-    clock: Arc<ManualClock>,
-    iam: Arc<IamService>,
-    svc: IncidentService,
-    store: Arc<parapet_store_sql::SqlStore>,
-    admin: Principal,
-}
-
-fn policy() -> SlaPolicy {
-    let mut p = SlaPolicy::default();
-    p.targets.insert(
-        Severity::High,
-        SlaTargets {
-            acknowledge_secs: 600,
-            notify_secs: 3600,
-            resolve_secs: 4 * 3600,
-        },
-    );
-    p.escalation = EscalationPolicy {
-        levels: vec![
-            EscalationLevel {
-                notify: vec!["oncall".into()],
-                delay_secs: 300,
-            },
-            EscalationLevel {
-                notify: vec!["admin".into(), "lead".into()],
-                delay_secs: 300,
-            },
-        ],
-        repeat: 1,
-    };
-    p
-}
-
-async fn world(backend: Backend) -> World {
-    let (store, _) = testkit::fresh(backend)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let store = Arc::new(store);
-    let clock = Arc::new(ManualClock::new(Timestamp(START)));
-    let env = Env {
-        clock: clock.clone(),
-        entropy: Arc::new(OsEntropy),
-    };
-    let config = IamConfig {
-        password_cost: PasswordCost {
-            memory_kib: 256,
-            iterations: 1,
-            lanes: 1,
-        },
-        session_ttl_secs: 30 * 24 * 3600,
-        session_idle_secs: 30 * 24 * 3600,
-        // Provider staff without a second factor (the default requires one).
-        provider_mfa_required: false,
-        ..IamConfig::default()
-    };
-    let iam = Arc::new(IamService::new(store.clone(), env, config).unwrap());
-    iam.bootstrap(Some(PW.into())).await.unwrap();
-    let admin = iam.login("admin", PW, &meta()).await.unwrap().principal;
-    for (name, role) in [
-        ("responder", Role::IncidentResponder),
-        ("oncall", Role::IncidentResponder),
-        ("olivia", Role::Operator),
-    ] {
-        iam.create_user(&admin, "provider", name, PW, role, &meta())
-            .await
-            .unwrap();
-    }
-    for t in ["acme", "globex", "initech"] {
-        iam.create_tenant(&admin, t, &meta()).await.unwrap();
-        iam.create_user(&admin, t, "alice", PW, Role::TenantAdmin, &meta())
-            .await
-            .unwrap();
-        iam.create_user(&admin, t, "bob", PW, Role::TenantMember, &meta())
-            .await
-            .unwrap();
-    }
-    let svc = IncidentService::new(iam.clone(), policy());
-    World {
-        clock,
-        iam,
-        svc,
-        store,
-        admin,
-    }
-}
-
-async fn login(w: &World, name: &str) -> Principal {
-    w.iam.login(name, PW, &meta()).await.unwrap().principal
-}
 
 fn new(title: &str, severity: Severity) -> NewIncident {
     NewIncident {

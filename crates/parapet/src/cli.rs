@@ -23,6 +23,7 @@ mod oidc;
 mod output;
 mod plan;
 mod session;
+mod sla;
 
 use std::io::BufRead;
 use std::str::FromStr;
@@ -166,6 +167,15 @@ pub enum ClientCommand {
     /// attack so that live alerts show in the console.
     #[command(subcommand)]
     Demo(demo::DemoCommand),
+    /// SLA policies (X.1642 7.2.2.3): incident timer targets, service hours, auto-open.
+    #[command(subcommand)]
+    Sla(sla::SlaCommand),
+    /// Playbooks (X.1642 8.6.3): disposal procedures chosen by incident category/type.
+    #[command(subcommand)]
+    Playbook(sla::PlaybookCommand),
+    /// Drills and tests of the emergency response plans (X.1642 8.9.2): record, list.
+    #[command(subcommand)]
+    Drill(plan::DrillCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -398,6 +408,9 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Incident(c) => incident::run(c).await,
         ClientCommand::Plan(c) => plan::run(c).await,
         ClientCommand::Demo(c) => demo::run(c).await,
+        ClientCommand::Sla(c) => sla::run(c).await,
+        ClientCommand::Playbook(c) => sla::run_playbook(c).await,
+        ClientCommand::Drill(c) => plan::run_drill(c).await,
         ClientCommand::Audit(AuditCommand::Search(a)) => audit_search(a).await,
         ClientCommand::Audit(AuditCommand::PublicKey(a)) => audit::public_key(a).await,
         ClientCommand::Audit(AuditCommand::Checkpoint(a)) => audit::checkpoint(a).await,

@@ -541,12 +541,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     {
         let notify = notify.clone();
         let store = store.clone();
+        let incidents = incident.clone();
         monitor.on_alerts(Arc::new(
             move |tenant: &parapet_store::Tenant, ids: &[uuid::Uuid]| {
                 let (notify, store) = (notify.clone(), store.clone());
+                let incidents = incidents.clone();
                 let (tenant, ids) = (tenant.clone(), ids.to_vec());
                 tokio::spawn(async move {
                     use parapet_store::AlertStore;
+                    // Alerts at or above the tenant's SLA policy's auto-open severity open
+                    // incidents (X.1642 8.6.1).
+                    if let Err(e) = incidents.auto_open(&tenant, &ids).await {
+                        tracing::warn!(error = %e, "cannot open incidents from new alerts");
+                    }
                     for id in ids {
                         let alert = match store
                             .get_alert(TenantCtx::new(tenant.id), id, 0)

@@ -870,6 +870,32 @@ fn a_plan_is_activated_from_an_incident_by_cli(backend: Backend) {
         ],
     );
     assert_eq!(drilled["drills"][0]["steps"][1]["ok"], false);
+    // The same through `parapet drill`: a second drill, then the list, newest first.
+    let again = cli_json(
+        &srv,
+        &admin,
+        &[
+            "drill",
+            "record",
+            "ransomware",
+            "--steps",
+            steps.to_str().unwrap(),
+            "--report",
+            "second run",
+        ],
+    );
+    assert_eq!(again["drills"].as_array().unwrap().len(), 2);
+    let listed = cli_json(&srv, &admin, &["drill", "list", "--plan", "ransomware"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(listed[0]["report"], "second run");
+    assert_eq!(listed[0]["plan"], "ransomware");
+    let table = cli_ok(&srv, &admin, &["drill", "list"]);
+    assert!(
+        table.contains("ransomware") && table.contains("1/2"),
+        "{table}"
+    );
+    let e = cli_err(&srv, &admin, &["drill", "list", "--plan", "nope"]);
+    assert!(e.contains("no plan named nope"), "{e}");
     let changed = cli_json(
         &srv,
         &admin,

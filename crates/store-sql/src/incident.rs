@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use parapet_store::{
-    AuditEvent, IncidentFilter, IncidentRow, IncidentStore, Page, PlanRow, StoreError, StoreResult,
+    AlertLink, AuditEvent, IncidentFilter, IncidentRow, IncidentStore, Page, PlanRow, SlaPolicyRow,
+    StoreError, StoreResult,
 };
 use parapet_types::{TenantCtx, TenantId, Timestamp};
 use serde::Deserialize;
@@ -158,6 +159,49 @@ impl TryFrom<PlanSqlRow> for PlanRow {
 fn plan_body(row: &PlanRow) -> StoreResult<String> {
     serde_json::to_string(&row.body)
         .map_err(|e| StoreError::Other(format!("cannot encode the plan: {e}")))
+}
+
+#[derive(Debug, Deserialize)]
+struct LinkRow {
+    alert_id: String,
+    tenant_id: String,
+    incident_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SlaSqlRow {
+    tenant_id: String,
+    updated_at: i64,
+    updated_by: String,
+    body: String,
+}
+
+/// Links alert `$alert` (of the incident's tenant) to incident `$row` on `$tx`: `NotFound` when
+/// the tenant has no such alert, `Conflict` when it is linked already.
+macro_rules! link_alert {
+    ($tx:expr, $row:expr, $alert:expr) => {{
+        let row: &parapet_store::IncidentRow = $row;
+        let alert: &Uuid = $alert;
+        let done = sqlx::query(
+            "INSERT INTO incident_alerts (alert_id, tenant_id, incident_id, linked_at) \
+             SELECT id, tenant_id, $3, $4 FROM alerts WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(alert.to_string())
+        .bind(row.tenant.to_string())
+        .bind(row.id.to_string())
+        .bind(row.updated_at.0)
+        .execute(&mut *$tx)
+        .await
+        .map_err(|e| match crate::map_err(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("alert {alert} belongs to another incident already"))
+            }
+            e => e,
+        })?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::NotFound);
+        }
+    }};
 }
 
 #[derive(Debug, Deserialize)]
@@ -326,6 +370,234 @@ impl IncidentStore for SqlStore {
                     uuid("incident id", &r.id)?,
                     Timestamp(r.next_due_at),
                 ))
+            })
+            .collect()
+    }
+
+    async fn create_incident_from_alerts(
+        &self,
+        ctx: TenantCtx,
+        row: &IncidentRow,
+        alerts: &[Uuid],
+        audit: &[AuditEvent],
+    ) -> StoreResult<()> {
+        let body = body_text(row)?;
+        with_tx!(self, |tx| {
+            let sql = format!(
+                "INSERT INTO incidents (id, tenant_id, title, severity, category, step, \
+                 responsible, opened_at, updated_at, acknowledged_at, resolved_at, closed_at, \
+                 next_due_at, breaches, version, body) SELECT $2, $3, $4, $5, $6, $7, $8, $9, \
+                 $10, $11, $12, $13, $14, $15, $16, $17 FROM tenants WHERE id = $3 AND \
+                 {}",
+                VISIBLE.replace("tenant_id = $1", "$3 = $1")
+            );
+            let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(ctx.tenant.to_string())
+                .bind(row.id.to_string())
+                .bind(row.tenant.to_string())
+                .bind(&row.title)
+                .bind(&row.severity)
+                .bind(&row.category)
+                .bind(&row.step)
+                .bind(&row.responsible)
+                .bind(row.opened_at.0)
+                .bind(row.updated_at.0)
+                .bind(row.acknowledged_at.map(|t| t.0))
+                .bind(row.resolved_at.map(|t| t.0))
+                .bind(row.closed_at.map(|t| t.0))
+                .bind(row.next_due_at.map(|t| t.0))
+                .bind(row.breaches)
+                .bind(row.version)
+                .bind(&body)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::NotFound);
+            }
+            for a in alerts {
+                link_alert!(tx, row, a);
+            }
+            for e in audit {
+                insert_audit!(&mut *tx, e);
+            }
+        });
+        Ok(())
+    }
+
+    async fn update_incident_with_alerts(
+        &self,
+        ctx: TenantCtx,
+        row: &IncidentRow,
+        alerts: &[Uuid],
+        audit: &[AuditEvent],
+    ) -> StoreResult<()> {
+        let body = body_text(row)?;
+        with_tx!(self, |tx| {
+            let done = update_incident_row!(tx, ctx, row, &body);
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict(
+                    "the incident was changed by someone else meanwhile; reload and try again"
+                        .into(),
+                ));
+            }
+            for a in alerts {
+                link_alert!(tx, row, a);
+            }
+            for e in audit {
+                insert_audit!(&mut *tx, e);
+            }
+        });
+        Ok(())
+    }
+
+    async fn alert_links(&self, ctx: TenantCtx, ids: &[Uuid]) -> StoreResult<Vec<AlertLink>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if ids.len() > 1000 {
+            return Err(StoreError::Other("at most 1000 alerts at once".into()));
+        }
+        let mut binds = vec![Bind::Text(ctx.tenant.to_string())];
+        let mut marks = Vec::with_capacity(ids.len());
+        for id in ids {
+            binds.push(Bind::Text(id.to_string()));
+            marks.push(format!("${}", binds.len()));
+        }
+        let sql = format!(
+            "SELECT a.id AS alert_id, a.tenant_id AS tenant_id, l.incident_id AS incident_id \
+             FROM alerts a LEFT JOIN incident_alerts l ON l.alert_id = a.id \
+             WHERE a.id IN ({}) AND (a.tenant_id = $1 OR EXISTS (SELECT 1 FROM tenants p \
+             WHERE p.id = $1 AND p.kind = 'provider')) ORDER BY a.id",
+            marks.join(", ")
+        );
+        let rows: Vec<LinkRow> = self
+            .select_rows(
+                &sql,
+                &["alert_id", "tenant_id", "incident_id"],
+                "alert_id",
+                &binds,
+            )
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(AlertLink {
+                    alert: uuid("alert id", &r.alert_id)?,
+                    tenant: TenantId(uuid("tenant id", &r.tenant_id)?),
+                    incident: match r.incident_id {
+                        Some(i) => Some(uuid("incident id", &i)?),
+                        None => None,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn get_sla_policy(&self, ctx: TenantCtx) -> StoreResult<Option<SlaPolicyRow>> {
+        let cols = ["tenant_id", "updated_at", "updated_by", "body"];
+        let rows: Vec<SlaSqlRow> = self
+            .select_rows(
+                "SELECT tenant_id, updated_at, updated_by, body FROM sla_policies \
+                 WHERE tenant_id = $1",
+                &cols,
+                "tenant_id",
+                &[Bind::Text(ctx.tenant.to_string())],
+            )
+            .await?;
+        match rows.into_iter().next() {
+            None => Ok(None),
+            Some(r) => Ok(Some(SlaPolicyRow {
+                tenant: TenantId(uuid("tenant id", &r.tenant_id)?),
+                updated_at: Timestamp(r.updated_at),
+                updated_by: r.updated_by,
+                body: serde_json::from_str(&r.body)
+                    .map_err(|e| StoreError::Other(format!("corrupt SLA policy: {e}")))?,
+            })),
+        }
+    }
+
+    async fn put_sla_policy(
+        &self,
+        ctx: TenantCtx,
+        row: &SlaPolicyRow,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()> {
+        let body = serde_json::to_string(&row.body)
+            .map_err(|e| StoreError::Other(format!("cannot encode the SLA policy: {e}")))?;
+        with_tx!(self, |tx| {
+            let sql = format!(
+                "INSERT INTO sla_policies (tenant_id, updated_at, updated_by, body) \
+                 SELECT $2, $3, $4, $5 FROM tenants WHERE id = $2 AND {} \
+                 ON CONFLICT (tenant_id) DO UPDATE SET updated_at = excluded.updated_at, \
+                 updated_by = excluded.updated_by, body = excluded.body",
+                VISIBLE.replace("tenant_id = $1", "$2 = $1")
+            );
+            let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(ctx.tenant.to_string())
+                .bind(row.tenant.to_string())
+                .bind(row.updated_at.0)
+                .bind(&row.updated_by)
+                .bind(&body)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::NotFound);
+            }
+            for e in audit {
+                insert_audit!(&mut *tx, e);
+            }
+        });
+        Ok(())
+    }
+
+    async fn put_playbook(
+        &self,
+        ctx: TenantCtx,
+        name: &str,
+        updated_at: Timestamp,
+        body: &serde_json::Value,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()> {
+        let body = serde_json::to_string(body)
+            .map_err(|e| StoreError::Other(format!("cannot encode the playbook: {e}")))?;
+        with_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO playbooks (tenant_id, name, updated_at, body) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant_id, name) DO UPDATE SET updated_at = excluded.updated_at, \
+                 body = excluded.body",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(name)
+            .bind(updated_at.0)
+            .bind(&body)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+            for e in audit {
+                insert_audit!(&mut *tx, e);
+            }
+        });
+        Ok(())
+    }
+
+    async fn list_playbooks(&self, ctx: TenantCtx) -> StoreResult<Vec<serde_json::Value>> {
+        #[derive(Deserialize)]
+        struct R {
+            body: String,
+        }
+        let rows: Vec<R> = self
+            .select_rows(
+                "SELECT name, body FROM playbooks WHERE tenant_id = $1 ORDER BY name LIMIT 1000",
+                &["name", "body"],
+                "name",
+                &[Bind::Text(ctx.tenant.to_string())],
+            )
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                serde_json::from_str(&r.body)
+                    .map_err(|e| StoreError::Other(format!("corrupt playbook: {e}")))
             })
             .collect()
     }

@@ -32,6 +32,10 @@ const SQLITE: &[(i64, &str)] = &[
         41,
         include_str!("../migrations/sqlite/0041_emergency_plans.sql"),
     ),
+    (
+        42,
+        include_str!("../migrations/sqlite/0042_incident_alerts_sla.sql"),
+    ),
     (70, include_str!("../migrations/sqlite/0070_notify.sql")),
     (30, include_str!("../migrations/sqlite/0030_events.sql")),
     (31, include_str!("../migrations/sqlite/0031_alerts.sql")),
@@ -79,6 +83,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         41,
         include_str!("../migrations/postgres/0041_emergency_plans.sql"),
+    ),
+    (
+        42,
+        include_str!("../migrations/postgres/0042_incident_alerts_sla.sql"),
     ),
     (70, include_str!("../migrations/postgres/0070_notify.sql")),
     (30, include_str!("../migrations/postgres/0030_events.sql")),

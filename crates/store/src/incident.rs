@@ -45,6 +45,24 @@ pub struct PlanRow {
     pub body: serde_json::Value,
 }
 
+/// A monitoring alert as incidents see it: its tenant and the incident it is linked to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertLink {
+    pub alert: Uuid,
+    pub tenant: TenantId,
+    pub incident: Option<Uuid>,
+}
+
+/// A tenant's stored SLA policy (the provider's is every tenant's default).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlaPolicyRow {
+    pub tenant: TenantId,
+    pub updated_at: Timestamp,
+    pub updated_by: String,
+    /// The policy document (JSON) that the incident crate defines.
+    pub body: serde_json::Value,
+}
+
 /// Which incidents a listing returns.
 #[derive(Debug, Clone, Default)]
 pub struct IncidentFilter {
@@ -97,6 +115,55 @@ pub trait IncidentStore: Send + Sync {
         now: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<(TenantId, Uuid, Timestamp)>>;
+
+    /// Stores a new incident like [`IncidentStore::create_incident`] and links the monitoring
+    /// `alerts` (of the incident's tenant) to it in the same transaction; `Conflict` when one of
+    /// them is linked to an incident already.
+    async fn create_incident_from_alerts(
+        &self,
+        ctx: TenantCtx,
+        row: &IncidentRow,
+        alerts: &[Uuid],
+        audit: &[AuditEvent],
+    ) -> StoreResult<()>;
+
+    /// Updates an incident like [`IncidentStore::update_incident`] and links `alerts` to it in
+    /// the same transaction (`Conflict` when one is linked already).
+    async fn update_incident_with_alerts(
+        &self,
+        ctx: TenantCtx,
+        row: &IncidentRow,
+        alerts: &[Uuid],
+        audit: &[AuditEvent],
+    ) -> StoreResult<()>;
+
+    /// The alerts among `ids` visible within `ctx` (their tenant's, or any for the provider),
+    /// with the incident each is linked to. Absent ids are left out.
+    async fn alert_links(&self, ctx: TenantCtx, ids: &[Uuid]) -> StoreResult<Vec<AlertLink>>;
+
+    /// The SLA policy stored for `ctx`'s tenant, if any.
+    async fn get_sla_policy(&self, ctx: TenantCtx) -> StoreResult<Option<SlaPolicyRow>>;
+
+    /// Creates or replaces the SLA policy of `row.tenant` (the provider may set any tenant's).
+    async fn put_sla_policy(
+        &self,
+        ctx: TenantCtx,
+        row: &SlaPolicyRow,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()>;
+
+    /// Creates or replaces the playbook `name` of `ctx`'s tenant (its document is JSON).
+    async fn put_playbook(
+        &self,
+        ctx: TenantCtx,
+        name: &str,
+        updated_at: Timestamp,
+        body: &serde_json::Value,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()>;
+
+    /// The playbooks of `ctx`'s tenant by name.
+    async fn list_playbooks(&self, ctx: TenantCtx) -> StoreResult<Vec<serde_json::Value>>;
 
     /// Stores a new plan of `ctx`'s tenant; `Conflict` if the name is taken.
     async fn create_plan(

@@ -43,7 +43,7 @@ pub use audit::{
 };
 pub use backup::{BackupFindingRow, BackupPolicyRow, BackupReportRow, BackupStore};
 pub use event::{EventFilter, EventStore, Ingested, Purged, StoredEvent};
-pub use incident::{IncidentFilter, IncidentRow, IncidentStore, PlanRow};
+pub use incident::{AlertLink, IncidentFilter, IncidentRow, IncidentStore, PlanRow, SlaPolicyRow};
 pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore, LocalSecret};
 pub use mfa::{MfaStore, TotpRecord};
 pub use notify::{AttemptResult, ChannelRecord, NotifyStore, OutboxItem, OutboxStatus};

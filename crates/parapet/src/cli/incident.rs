@@ -12,8 +12,11 @@ use super::{CommonArgs, Session};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum IncidentCommand {
-    /// Open an incident (by hand) for a tenant.
+    /// Open an incident for a tenant: by hand (--title), or from monitoring alerts
+    /// (--from-alert ID..., merged into one incident whose SLA timers run from the first event).
     Open(OpenArgs),
+    /// Attach further monitoring alerts to an incident.
+    Attach(AttachArgs),
     /// Show an incident: its fields, the responsible person of each step, tasks and the full
     /// history (with --json, everything the server holds).
     Show(IdArgs),
@@ -42,6 +45,9 @@ pub enum IncidentCommand {
     Report(ReportArgs),
     /// Activate an emergency response plan for the incident: its checklist becomes tasks.
     Activate(ActivateArgs),
+    /// Run a playbook on the incident (the first that applies to its category/type unless
+    /// --name): its steps become linked tasks.
+    Playbook(PlaybookArgs),
     /// Incidents, MTTA and MTTR (mean and median) per tenant and month.
     Stats(StatsArgs),
 }
@@ -60,20 +66,36 @@ pub struct OpenArgs {
     /// The affected tenant (your own when not given).
     #[arg(long, value_name = "TENANT")]
     pub tenant: Option<String>,
-    #[arg(long, value_name = "TEXT")]
-    pub title: String,
+    /// The title (from alerts: the first alert's when not given).
+    #[arg(long, value_name = "TEXT", required_unless_present = "from_alert")]
+    pub title: Option<String>,
     #[arg(long, value_name = "TEXT", default_value = "")]
     pub description: String,
-    /// critical, high, medium or low.
-    #[arg(long, value_name = "SEVERITY", default_value = "medium")]
-    pub severity: String,
+    /// critical, high, medium or low (default: medium; from alerts: the highest of theirs).
+    #[arg(long, value_name = "SEVERITY")]
+    pub severity: Option<String>,
     #[arg(long, value_name = "TEXT", default_value = "")]
     pub category: String,
     /// Responsible person of the detecting step (provider staff); you when not given.
     #[arg(long, value_name = "USER")]
     pub responsible: Option<String>,
-    /// An alert the incident is opened from (repeatable: alerts are merged).
-    #[arg(long = "alert", value_name = "ID")]
+    /// Alert ids recorded with a hand-made incident (not checked: use --from-alert).
+    #[arg(long = "alert", value_name = "ID", hide = true)]
+    pub alerts: Vec<String>,
+    /// Monitoring alerts (of one tenant) to open the incident from; they are linked to it.
+    #[arg(long = "from-alert", value_name = "ID", num_args = 1.., conflicts_with = "alerts")]
+    pub from_alert: Vec<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AttachArgs {
+    /// The incident's id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The alerts to attach (of the incident's tenant, not yet part of an incident).
+    #[arg(long = "alert", value_name = "ALERT", num_args = 1.., required = true)]
     pub alerts: Vec<String>,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -229,6 +251,17 @@ pub struct ActivateArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+pub struct PlaybookArgs {
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The playbook's name.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct StatsArgs {
     #[arg(long, value_name = "TENANT")]
     pub tenant: Option<String>,
@@ -265,6 +298,15 @@ fn render(i: &Value) -> String {
         ("severity", s(at(i, &["severity"]))),
         ("category", s(at(i, &["category"]))),
         ("opened", t(at(i, &["opened_at"]))),
+        ("detected", t(at(i, &["detected_at"]))),
+        ("alerts", {
+            let n = at(i, &["alerts"]).as_array().map(Vec::len).unwrap_or(0);
+            if n == 0 {
+                "-".to_string()
+            } else {
+                n.to_string()
+            }
+        }),
         ("acknowledged", t(at(i, &["acknowledged_at"]))),
         ("tenant notified", t(at(i, &["notified_at"]))),
         ("resolved", t(at(i, &["resolved_at"]))),
@@ -364,15 +406,70 @@ async fn command(
 
 pub async fn run(cmd: IncidentCommand) -> anyhow::Result<()> {
     match cmd {
+        IncidentCommand::Open(a) if !a.from_alert.is_empty() => {
+            let sess = Session::open(&a.common)?;
+            let mut body = json!({
+                "alerts": a.from_alert,
+                "description": a.description,
+                "category": a.category,
+            });
+            for (k, v) in [
+                ("title", a.title),
+                ("severity", a.severity),
+                ("responsible", a.responsible),
+            ] {
+                if let (Some(v), Some(o)) = (v, body.as_object_mut()) {
+                    o.insert(k.into(), v.into());
+                }
+            }
+            let i = sess
+                .client
+                .open_incident_from_alerts(&body)
+                .await
+                .map_err(|e| sess.fail(e))?;
+            if sess.json {
+                return json(&i);
+            }
+            out(&format!(
+                "Opened incident {} for tenant {} from {} alert(s) (severity {}, detected {}, \
+                 responsible {})\n",
+                s(at(&i, &["id"])),
+                s(at(&i, &["tenant_name"])),
+                at(&i, &["alerts"]).as_array().map(Vec::len).unwrap_or(0),
+                s(at(&i, &["severity"])),
+                t(at(&i, &["detected_at"])),
+                s(at(&i, &["responsible", "detecting"]))
+            ))
+        }
+        IncidentCommand::Playbook(a) => {
+            command(
+                &a.common,
+                &a.id,
+                "run-playbook",
+                json!({"playbook": a.name}),
+                "Playbook run",
+            )
+            .await
+        }
+        IncidentCommand::Attach(a) => {
+            command(
+                &a.common,
+                &a.id,
+                "alerts",
+                json!({"alerts": a.alerts}),
+                "Attached",
+            )
+            .await
+        }
         IncidentCommand::Open(a) => {
             let sess = Session::open(&a.common)?;
             let i = sess
                 .client
                 .open_incident(&OpenIncident {
                     tenant: a.tenant,
-                    title: a.title,
+                    title: a.title.unwrap_or_default(),
                     description: a.description,
-                    severity: Some(a.severity),
+                    severity: Some(a.severity.unwrap_or_else(|| "medium".into())),
                     category: a.category,
                     responsible: a.responsible,
                     source: Some(

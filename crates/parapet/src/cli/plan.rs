@@ -230,3 +230,90 @@ pub async fn run(cmd: PlanCommand) -> anyhow::Result<()> {
         }
     }
 }
+
+/// `parapet drill record | list`: drills and tests of the emergency response plans (X.1642
+/// 8.9.2), recorded step by step with a report.
+#[derive(Debug, clap::Subcommand)]
+pub enum DrillCommand {
+    /// Record a drill of a plan step by step: a JSON file [{"step", "ok", "note"}].
+    Record(DrillArgs),
+    /// List the drills of every plan (or of one), newest first, with how many steps went well.
+    List(DrillList),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DrillList {
+    /// Only this plan's drills.
+    #[arg(long, value_name = "NAME")]
+    pub plan: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+pub async fn run_drill(cmd: DrillCommand) -> anyhow::Result<()> {
+    match cmd {
+        DrillCommand::Record(a) => run(PlanCommand::Drill(a)).await,
+        DrillCommand::List(a) => {
+            let s = Session::open(&a.common)?;
+            let plans = s.client.list_plans().await.map_err(|e| s.fail(e))?;
+            let mut drills: Vec<Value> = Vec::new();
+            for p in &plans {
+                let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
+                if a.plan.as_deref().is_some_and(|only| only != name) {
+                    continue;
+                }
+                for d in p
+                    .get("drills")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let mut d = d.clone();
+                    if let Some(o) = d.as_object_mut() {
+                        o.insert("plan".into(), name.into());
+                    }
+                    drills.push(d);
+                }
+            }
+            if let Some(only) = &a.plan
+                && !plans
+                    .iter()
+                    .any(|p| p.get("name").and_then(Value::as_str) == Some(only))
+            {
+                anyhow::bail!("no plan named {only}");
+            }
+            drills.sort_by_key(|d| std::cmp::Reverse(d.get("at").and_then(Value::as_i64)));
+            if s.json {
+                return json(&drills);
+            }
+            let rows: Vec<Vec<String>> = drills
+                .iter()
+                .map(|d| {
+                    let steps = d.get("steps").and_then(Value::as_array);
+                    let ok = steps
+                        .map(|v| {
+                            v.iter()
+                                .filter(|x| x.get("ok") == Some(&Value::Bool(true)))
+                                .count()
+                        })
+                        .unwrap_or(0);
+                    vec![
+                        clean(d.get("plan").and_then(Value::as_str).unwrap_or("-")),
+                        d.get("at")
+                            .and_then(Value::as_i64)
+                            .map(rfc3339_millis)
+                            .unwrap_or_default(),
+                        clean(d.get("by").and_then(Value::as_str).unwrap_or("-")),
+                        d.get("version").map(|v| v.to_string()).unwrap_or_default(),
+                        format!("{ok}/{}", steps.map(Vec::len).unwrap_or(0)),
+                        clean(d.get("report").and_then(Value::as_str).unwrap_or("")),
+                    ]
+                })
+                .collect();
+            out(&table(
+                &["PLAN", "AT", "BY", "VERSION", "STEPS OK", "REPORT"],
+                &rows,
+            ))
+        }
+    }
+}
