@@ -30,6 +30,7 @@ pub mod incident;
 pub mod kms;
 pub mod kms_backup;
 mod kms_console;
+pub mod ldap;
 pub mod mfa;
 pub mod monitor;
 pub mod monitor_alerts;
@@ -209,6 +210,7 @@ pub fn router(state: AppState) -> Router {
         .merge(kms_backup::routes())
         .merge(oidc::api_routes())
         .merge(access::api_routes())
+        .merge(ldap::api_routes())
         .merge(monitor::api_routes())
         .merge(monitor_alerts::api_routes())
         .fallback(api_not_found)
@@ -221,6 +223,7 @@ pub fn router(state: AppState) -> Router {
         .merge(incident::console_routes())
         .merge(oidc::protocol_routes())
         .merge(access::console_routes())
+        .merge(ldap::console_routes())
         .merge(notify::console_routes())
         .merge(monitor::console_routes())
         .merge(monitor_alerts::console_routes())
@@ -246,6 +249,7 @@ async fn openapi_json() -> Response {
     doc.merge(incident::IncidentApi::openapi());
     doc.merge(oidc::OidcApi::openapi());
     doc.merge(access::AccessApi::openapi());
+    doc.merge(ldap::LdapApi::openapi());
     doc.merge(notify::NotifyApi::openapi());
     doc.merge(monitor::MonitorApi::openapi());
     doc.merge(monitor_alerts::AlertApi::openapi());

@@ -79,6 +79,10 @@ pub enum Action {
     AlertRead,
     /// Acknowledge, close and suppress a tenant's alerts.
     AlertHandle,
+    /// Read a tenant's LDAP directory settings (never the bind password).
+    DirectoryRead,
+    /// Set, test and remove a tenant's LDAP directory.
+    DirectoryManage,
 }
 
 impl Action {
@@ -100,6 +104,7 @@ impl Action {
                 | Action::EventRead
                 | Action::RuleRead
                 | Action::AlertRead
+                | Action::DirectoryRead
         )
     }
 }
@@ -193,6 +198,7 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
         (Role::Auditor | Role::IncidentResponder, EventRead) => true,
         (Role::Operator | Role::IncidentResponder, RuleRead | AlertRead | AlertHandle) => true,
         (Role::Auditor, RuleRead | AlertRead) => true,
+        (Role::Auditor, DirectoryRead) => true,
         _ => false,
     }
 }
@@ -289,6 +295,8 @@ fn customer_rule(role: Role, action: Action) -> bool {
         (Role::TenantAdmin, RuleRead | RuleManage | AlertRead | AlertHandle) => true,
         (Role::TenantAuditor, RuleRead | AlertRead) => true,
         (Role::TenantMember, AlertRead) => true,
+        (Role::TenantAdmin, DirectoryRead | DirectoryManage) => true,
+        (Role::TenantAuditor, DirectoryRead) => true,
         _ => false,
     }
 }
@@ -331,6 +339,8 @@ fn describe(a: Action) -> String {
         Action::RuleManage => "manage detection rules".into(),
         Action::AlertRead => "read alerts".into(),
         Action::AlertHandle => "acknowledge, close or suppress alerts".into(),
+        Action::DirectoryRead => "read the LDAP directory settings".into(),
+        Action::DirectoryManage => "manage the LDAP directory".into(),
     }
 }
 

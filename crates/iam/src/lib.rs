@@ -19,6 +19,7 @@ use serde_json::json;
 pub mod access;
 pub mod approval;
 pub mod authz;
+pub mod ldap;
 pub mod mfa;
 pub mod oidc;
 pub mod policy;
@@ -55,6 +56,10 @@ pub enum IamError {
     PasswordExpired,
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A tenant's LDAP directory cannot be used (down, refusing the service account, …): the
+    /// log-in is refused, never let through.
+    #[error("directory unavailable: {0}")]
+    DirectoryUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -14,6 +14,7 @@ mod detect;
 mod events;
 mod incident;
 mod kms;
+mod ldap;
 mod mfa;
 mod notify;
 mod oidc;
@@ -147,6 +148,9 @@ pub enum ClientCommand {
     /// Just-in-time privileged access: ask for a role for a time, list and revoke grants.
     #[command(subcommand)]
     Access(access::AccessCommand),
+    /// LDAP v3 directory of a tenant: set, show, test, rm.
+    #[command(subcommand)]
+    Ldap(ldap::LdapCommand),
     /// Backups (works offline on a repository): init, run, snapshots, restore, verify, prune.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
@@ -384,6 +388,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Approval(c) => approval::run(c).await,
         ClientCommand::Oidc(c) => oidc::run(c).await,
         ClientCommand::Access(c) => access::run(c).await,
+        ClientCommand::Ldap(c) => ldap::run(c).await,
         ClientCommand::Backup(c) => backup::run(c).await,
         ClientCommand::Incident(c) => incident::run(c).await,
         ClientCommand::Plan(c) => plan::run(c).await,

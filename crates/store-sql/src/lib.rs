@@ -25,6 +25,7 @@ mod event;
 mod iam;
 mod incident;
 mod kms;
+mod ldap;
 mod mfa;
 mod migrate;
 mod notify;

@@ -27,6 +27,7 @@ const SQLITE: &[(i64, &str)] = &[
         14,
         include_str!("../migrations/sqlite/0014_access_grants.sql"),
     ),
+    (15, include_str!("../migrations/sqlite/0015_ldap.sql")),
     (40, include_str!("../migrations/sqlite/0040_incidents.sql")),
     (
         41,
@@ -67,6 +68,7 @@ const POSTGRES: &[(i64, &str)] = &[
         14,
         include_str!("../migrations/postgres/0014_access_grants.sql"),
     ),
+    (15, include_str!("../migrations/postgres/0015_ldap.sql")),
     (
         40,
         include_str!("../migrations/postgres/0040_incidents.sql"),

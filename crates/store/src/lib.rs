@@ -22,6 +22,7 @@ pub mod audit;
 pub mod event;
 pub mod incident;
 pub mod kms;
+pub mod ldap;
 pub mod mfa;
 pub mod notify;
 pub mod oidc;
@@ -43,6 +44,7 @@ pub use audit::{
 pub use event::{EventFilter, EventStore, Ingested, Purged, StoredEvent};
 pub use incident::{IncidentFilter, IncidentRow, IncidentStore, PlanRow};
 pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore, LocalSecret};
+pub use ldap::{LdapDirectory, LdapRoleMapping, LdapSettings, LdapStore};
 pub use mfa::{MfaStore, TotpRecord};
 pub use notify::{AttemptResult, ChannelRecord, NotifyStore, OutboxItem, OutboxStatus};
 pub use oidc::{CodeRedemption, OidcClient, OidcCode, OidcKey, OidcStore, OidcToken};
@@ -318,6 +320,7 @@ pub trait Store:
     + IncidentStore
     + OidcStore
     + AccessStore
+    + LdapStore
     + NotifyStore
     + EventStore
     + AlertStore
@@ -337,6 +340,7 @@ impl<T> Store for T where
         + IncidentStore
         + OidcStore
         + AccessStore
+        + LdapStore
         + NotifyStore
         + EventStore
         + AlertStore
