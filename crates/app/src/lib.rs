@@ -26,6 +26,7 @@ pub mod auditlog;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod group;
 pub mod incident;
 pub mod kms;
 pub mod kms_backup;
@@ -211,6 +212,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oidc::api_routes())
         .merge(access::api_routes())
         .merge(ldap::api_routes())
+        .merge(group::api_routes())
         .merge(monitor::api_routes())
         .merge(monitor_alerts::api_routes())
         .fallback(api_not_found)
@@ -250,6 +252,7 @@ async fn openapi_json() -> Response {
     doc.merge(oidc::OidcApi::openapi());
     doc.merge(access::AccessApi::openapi());
     doc.merge(ldap::LdapApi::openapi());
+    doc.merge(group::GroupApi::openapi());
     doc.merge(notify::NotifyApi::openapi());
     doc.merge(monitor::MonitorApi::openapi());
     doc.merge(monitor_alerts::AlertApi::openapi());

@@ -42,6 +42,8 @@ pub use oidc::{OidcClient, OidcKeyInfo};
 
 mod access;
 pub use access::AccessGrant;
+mod group;
+pub use group::GroupInfo;
 mod ldap;
 pub use ldap::{LdapDirectory, LdapMapping, LdapSettings, LdapTest};
 

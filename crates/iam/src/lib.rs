@@ -19,6 +19,7 @@ use serde_json::json;
 pub mod access;
 pub mod approval;
 pub mod authz;
+pub mod group;
 pub mod ldap;
 pub mod mfa;
 pub mod oidc;
@@ -100,6 +101,8 @@ pub struct Principal {
     pub scopes: Vec<String>,
     /// A just-in-time grant in force: `user.role` is then the lent role (see [`access`]).
     pub elevation: Option<access::Elevation>,
+    /// Roles held through groups, besides `user.role` (see [`group`]).
+    pub group_roles: Vec<Role>,
 }
 
 impl Principal {
@@ -460,6 +463,7 @@ impl IamService {
                 .await?;
             "password"
         };
+        let group_roles = self.group_roles(&tenant, &user).await?;
         let secret = secret::new_secret(&self.env, secret::SESSION_PREFIX)?;
         let now = self.env.now();
         let cred = Credential {
@@ -508,6 +512,7 @@ impl IamService {
                 kind: CredentialKind::Session,
                 scopes,
                 elevation: None,
+                group_roles,
             },
         })
     }
@@ -543,6 +548,7 @@ impl IamService {
         if found.user.status != UserStatus::Active || found.tenant.status != TenantStatus::Active {
             return Err(IamError::Unauthenticated);
         }
+        let group_roles = self.group_roles(&found.tenant, &found.user).await?;
         let mut p = Principal {
             credential: found.credential.id,
             kind: found.credential.kind,
@@ -550,6 +556,7 @@ impl IamService {
             tenant: found.tenant,
             user: found.user,
             elevation: None,
+            group_roles,
         };
         self.apply_elevation(&mut p, now).await?;
         if let Ok(mut cache) = self.auth_cache.write() {

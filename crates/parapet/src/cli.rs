@@ -12,6 +12,7 @@ mod backup;
 mod config;
 mod detect;
 mod events;
+mod group;
 mod incident;
 mod kms;
 mod ldap;
@@ -148,6 +149,9 @@ pub enum ClientCommand {
     /// Just-in-time privileged access: ask for a role for a time, list and revoke grants.
     #[command(subcommand)]
     Access(access::AccessCommand),
+    /// Groups of a tenant: members hold the group's roles besides their own.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
     /// LDAP v3 directory of a tenant: set, show, test, rm.
     #[command(subcommand)]
     Ldap(ldap::LdapCommand),
@@ -389,6 +393,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Oidc(c) => oidc::run(c).await,
         ClientCommand::Access(c) => access::run(c).await,
         ClientCommand::Ldap(c) => ldap::run(c).await,
+        ClientCommand::Group(c) => group::run(c).await,
         ClientCommand::Backup(c) => backup::run(c).await,
         ClientCommand::Incident(c) => incident::run(c).await,
         ClientCommand::Plan(c) => plan::run(c).await,

@@ -22,6 +22,7 @@ mod approval;
 mod asset;
 mod audit;
 mod event;
+mod group;
 mod iam;
 mod incident;
 mod kms;

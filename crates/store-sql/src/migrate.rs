@@ -28,6 +28,7 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0014_access_grants.sql"),
     ),
     (15, include_str!("../migrations/sqlite/0015_ldap.sql")),
+    (16, include_str!("../migrations/sqlite/0016_groups.sql")),
     (40, include_str!("../migrations/sqlite/0040_incidents.sql")),
     (
         41,
@@ -69,6 +70,7 @@ const POSTGRES: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0014_access_grants.sql"),
     ),
     (15, include_str!("../migrations/postgres/0015_ldap.sql")),
+    (16, include_str!("../migrations/postgres/0016_groups.sql")),
     (
         40,
         include_str!("../migrations/postgres/0040_incidents.sql"),

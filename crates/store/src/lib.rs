@@ -20,6 +20,7 @@ pub mod approval;
 pub mod asset;
 pub mod audit;
 pub mod event;
+pub mod group;
 pub mod incident;
 pub mod kms;
 pub mod ldap;
@@ -42,6 +43,7 @@ pub use audit::{
     StoredCheckpoint, StoredTile,
 };
 pub use event::{EventFilter, EventStore, Ingested, Purged, StoredEvent};
+pub use group::{Group, GroupStore};
 pub use incident::{IncidentFilter, IncidentRow, IncidentStore, PlanRow};
 pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore, LocalSecret};
 pub use ldap::{LdapDirectory, LdapRoleMapping, LdapSettings, LdapStore};
@@ -321,6 +323,7 @@ pub trait Store:
     + OidcStore
     + AccessStore
     + LdapStore
+    + GroupStore
     + NotifyStore
     + EventStore
     + AlertStore
@@ -341,6 +344,7 @@ impl<T> Store for T where
         + OidcStore
         + AccessStore
         + LdapStore
+        + GroupStore
         + NotifyStore
         + EventStore
         + AlertStore
