@@ -136,6 +136,11 @@ pub const NAV: &[NavItem] = &[
         clause: "8.1",
     },
     NavItem {
+        label: "Groups",
+        href: Some("/console/groups"),
+        clause: "8.1.2",
+    },
+    NavItem {
         label: "Directory (LDAP)",
         href: Some("/console/ldap"),
         clause: "8.1.2",

@@ -158,3 +158,205 @@ pub async fn remove_member(
         .await?;
     Ok(Json(out(&g)))
 }
+
+// -- console ---------------------------------------------------------------------------------
+
+use askama::Template;
+use axum::Form;
+use axum::extract::Query;
+use axum::http::HeaderMap;
+use axum::response::Response;
+
+use crate::console::{ConsoleUser, csrf_ok, failure, forbidden_form, form_error, render};
+
+pub fn console_routes() -> Router<AppState> {
+    Router::new()
+        .route("/console/groups", get(page).post(page_create))
+        .route("/console/groups/member", post(page_member))
+        .route("/console/groups/delete", post(page_delete))
+}
+
+#[derive(Template)]
+#[template(path = "group_list.html")]
+struct GroupsPage {
+    c: crate::console::Chrome,
+    tenant: String,
+    groups: Vec<GroupOut>,
+    can_manage: bool,
+    roles: Vec<&'static str>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct TenantQuery {
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+async fn view(
+    st: &AppState,
+    u: &ConsoleUser,
+    tenant: &str,
+    error: Option<(StatusCode, String)>,
+    notice: Option<String>,
+) -> Response {
+    let (t, list) = match st.iam.list_groups(&u.p, tenant, &u.meta).await {
+        Ok(x) => x,
+        Err(e) => return failure(e),
+    };
+    let can_manage = parapet_iam::authorize(&u.p, parapet_iam::Action::GroupManage, &t).is_ok();
+    let mut c = u.chrome("Users");
+    let status = match error {
+        Some((s, m)) => {
+            c.error = Some(m);
+            s
+        }
+        None => StatusCode::OK,
+    };
+    c.notice = notice;
+    render(
+        status,
+        &GroupsPage {
+            c,
+            tenant: t.name.clone(),
+            groups: list.iter().map(out).collect(),
+            can_manage,
+            roles: Role::ALL
+                .iter()
+                .filter(|r| r.fits(t.kind))
+                .map(|r| r.as_str())
+                .collect(),
+        },
+        u.set_csrf.clone(),
+    )
+}
+
+fn tenant_or_own(u: &ConsoleUser, t: &str) -> String {
+    if t.is_empty() {
+        u.p.tenant.name.clone()
+    } else {
+        t.to_string()
+    }
+}
+
+async fn page(
+    State(st): State<AppState>,
+    u: ConsoleUser,
+    Query(q): Query<TenantQuery>,
+) -> Response {
+    let t = tenant_or_own(&u, q.tenant.as_deref().unwrap_or(""));
+    view(&st, &u, &t, None, None).await
+}
+
+async fn after(
+    st: &AppState,
+    u: &ConsoleUser,
+    tenant: &str,
+    r: Result<String, parapet_iam::IamError>,
+) -> Response {
+    match r {
+        Ok(notice) => view(st, u, tenant, None, Some(notice)).await,
+        Err(e) => match form_error(&e) {
+            Some(err) => view(st, u, tenant, Some(err), None).await,
+            None => failure(e),
+        },
+    }
+}
+
+async fn page_create(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Response {
+    let get = |k: &str| {
+        f.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    if !csrf_ok(&headers, &get("csrf")) {
+        return forbidden_form();
+    }
+    let tenant = tenant_or_own(&u, &get("tenant"));
+    let roles: Vec<Role> = f
+        .iter()
+        .filter(|(n, _)| n == "role")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    let name = get("name");
+    let r = st
+        .iam
+        .create_group(&u.p, &tenant, &name, &roles, &u.meta)
+        .await
+        .map(|g| format!("Created group {}.", g.name));
+    after(&st, &u, &tenant, r).await
+}
+
+#[derive(Debug, Deserialize)]
+struct MemberForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    username: String,
+    /// `add` or `remove`.
+    #[serde(default)]
+    op: String,
+}
+
+async fn page_member(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Form(f): Form<MemberForm>,
+) -> Response {
+    if !csrf_ok(&headers, &f.csrf) {
+        return forbidden_form();
+    }
+    let tenant = tenant_or_own(&u, &f.tenant);
+    let add = f.op != "remove";
+    let r = st
+        .iam
+        .set_group_member(&u.p, &tenant, &f.group, &f.username, add, &u.meta)
+        .await
+        .map(|g| {
+            format!(
+                "{} {} group {}.",
+                f.username,
+                if add { "joined" } else { "left" },
+                g.name
+            )
+        });
+    after(&st, &u, &tenant, r).await
+}
+
+#[derive(Debug, Deserialize)]
+struct DeleteForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    group: String,
+}
+
+async fn page_delete(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Form(f): Form<DeleteForm>,
+) -> Response {
+    if !csrf_ok(&headers, &f.csrf) {
+        return forbidden_form();
+    }
+    let tenant = tenant_or_own(&u, &f.tenant);
+    let r = st
+        .iam
+        .delete_group(&u.p, &tenant, &f.group, &u.meta)
+        .await
+        .map(|()| format!("Removed group {}.", f.group));
+    after(&st, &u, &tenant, r).await
+}

@@ -226,6 +226,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oidc::protocol_routes())
         .merge(access::console_routes())
         .merge(ldap::console_routes())
+        .merge(group::console_routes())
         .merge(notify::console_routes())
         .merge(monitor::console_routes())
         .merge(monitor_alerts::console_routes())

@@ -252,6 +252,69 @@ fn groups_grant_roles_to_their_members(backend: Backend) {
         assert!(!ok && err.contains("no group"), "{err}");
         let (ok, _, err) = cli(&url, &other, &["group", "list", "--tenant", "acme"]);
         assert!(!ok && !err.is_empty(), "{err}");
+        // The console lists groups and creates one (CSRF-checked form).
+        let html = api
+            .http
+            .get(format!("{url}/console/groups"))
+            .header("cookie", format!("parapet_session={boss}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(html.status(), 200);
+        let html = html.text().await.unwrap();
+        assert!(
+            html.contains("auditors") && html.contains("group-create"),
+            "{html}"
+        );
+        let res = api
+            .http
+            .post(format!("{url}/console/groups"))
+            .header(
+                "cookie",
+                format!("parapet_session={boss}; parapet_csrf=tok123"),
+            )
+            .header("origin", &url)
+            .form(&[
+                ("csrf", "tok123"),
+                ("name", "viewers"),
+                ("role", "tenant-auditor"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(res.text().await.unwrap().contains("Created group viewers"));
+        let (s, list) = api.get("/api/v1/tenants/acme/groups", &boss).await;
+        assert_eq!(s, 200);
+        assert!(
+            list.as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["name"] == "viewers" && g["roles"] == json!(["tenant-auditor"])),
+            "{list}"
+        );
+        let res = api
+            .http
+            .post(format!("{url}/console/groups"))
+            .header(
+                "cookie",
+                format!("parapet_session={bob}; parapet_csrf=tok123"),
+            )
+            .header("origin", &url)
+            .form(&[
+                ("csrf", "tok123"),
+                ("name", "mine"),
+                ("role", "tenant-admin"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            403,
+            "a member cannot create groups in the console either"
+        );
+
         let (s, removed) = api
             .get(
                 "/api/v1/tenants/acme/audit?action=group.member.remove",
