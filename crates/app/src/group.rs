@@ -360,3 +360,66 @@ async fn page_delete(
         .map(|()| format!("Removed group {}.", f.group));
     after(&st, &u, &tenant, r).await
 }
+
+// -- sub-accounts (X.1642 8.1.1(4)) -----------------------------------------------------------
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(create_sub_account, list_sub_accounts),
+    components(schemas(NewSubAccount))
+)]
+pub struct SubAccountApi;
+
+pub fn sub_account_routes() -> Router<AppState> {
+    Router::new().route(
+        "/me/sub-accounts",
+        get(list_sub_accounts).post(create_sub_account),
+    )
+}
+
+/// A sub-account of the caller: its role may give nothing the caller does not hold.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSubAccount {
+    pub username: String,
+    pub password: String,
+    #[schema(value_type = String)]
+    pub role: Role,
+}
+
+/// Creates a sub-account of the caller in its tenant (disabled with the caller's account).
+#[utoipa::path(post, path = "/api/v1/me/sub-accounts", tag = "users", request_body = NewSubAccount,
+    responses((status = 201, body = crate::api::UserView), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create_sub_account(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<NewSubAccount>,
+) -> ApiResult<(StatusCode, Json<crate::api::UserView>)> {
+    let u = st
+        .iam
+        .create_sub_account(&p, &body.username, &body.password, body.role, &meta)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(crate::api::user_view(&p.tenant, &u)),
+    ))
+}
+
+/// The caller's sub-accounts.
+#[utoipa::path(get, path = "/api/v1/me/sub-accounts", tag = "users",
+    responses((status = 200, body = [crate::api::UserView])),
+    security(("bearer" = [])))]
+pub async fn list_sub_accounts(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<Vec<crate::api::UserView>>> {
+    let list = st.iam.list_sub_accounts(&p).await?;
+    Ok(Json(
+        list.iter()
+            .map(|u| crate::api::user_view(&p.tenant, u))
+            .collect(),
+    ))
+}

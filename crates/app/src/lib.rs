@@ -213,6 +213,7 @@ pub fn router(state: AppState) -> Router {
         .merge(access::api_routes())
         .merge(ldap::api_routes())
         .merge(group::api_routes())
+        .merge(group::sub_account_routes())
         .merge(monitor::api_routes())
         .merge(monitor_alerts::api_routes())
         .fallback(api_not_found)
@@ -254,6 +255,7 @@ async fn openapi_json() -> Response {
     doc.merge(access::AccessApi::openapi());
     doc.merge(ldap::LdapApi::openapi());
     doc.merge(group::GroupApi::openapi());
+    doc.merge(group::SubAccountApi::openapi());
     doc.merge(notify::NotifyApi::openapi());
     doc.merge(monitor::MonitorApi::openapi());
     doc.merge(monitor_alerts::AlertApi::openapi());

@@ -71,4 +71,18 @@ impl Client {
         )))
         .await
     }
+
+    /// `POST /api/v1/me/sub-accounts`: a sub-account of the caller.
+    pub async fn create_sub_account(
+        &self,
+        user: &crate::NewUser,
+    ) -> Result<crate::UserView, ClientError> {
+        self.post(self.url(&["me", "sub-accounts"], &[]), user)
+            .await
+    }
+
+    /// `GET /api/v1/me/sub-accounts`.
+    pub async fn sub_accounts(&self) -> Result<Vec<crate::UserView>, ClientError> {
+        self.get(self.url(&["me", "sub-accounts"], &[])).await
+    }
 }

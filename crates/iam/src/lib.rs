@@ -28,6 +28,7 @@ pub mod report;
 pub mod sealer;
 pub mod secret;
 mod sessions;
+pub mod subaccount;
 
 pub use authz::{Action, Denied, KeyOp, authorize, authorize_key};
 pub use secret::PasswordCost;
@@ -872,6 +873,9 @@ impl IamService {
             .set_user_status(TenantCtx::new(t.id), u.id, status, &e)
             .await?;
         self.forget_cached(None, Some(u.id));
+        if status == UserStatus::Disabled {
+            self.disable_sub_accounts(p, &t, &u, meta).await?;
+        }
         u.status = status;
         Ok(u)
     }

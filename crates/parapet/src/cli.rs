@@ -250,6 +250,11 @@ pub struct UserCreateArgs {
     /// Read the new user's password from the first line of standard input instead of prompting.
     #[arg(long)]
     pub password_stdin: bool,
+    /// Create a sub-account of the logged-in account (its main account), in its own tenant:
+    /// the role may give nothing the main account does not hold, and disabling the main
+    /// account disables it.
+    #[arg(long)]
+    pub parent: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -797,11 +802,12 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
                 password,
                 role: a.role.clone(),
             };
-            let u = s
-                .client
-                .create_user(&a.tenant, &new)
-                .await
-                .map_err(|e| s.fail(e))?;
+            let u = if a.parent {
+                s.client.create_sub_account(&new).await
+            } else {
+                s.client.create_user(&a.tenant, &new).await
+            }
+            .map_err(|e| s.fail(e))?;
             drop(new);
             if s.json {
                 return json(&u);

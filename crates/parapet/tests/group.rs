@@ -19,7 +19,10 @@ use common::{ADMIN_PASSWORD, Backend, bin, start};
 use reqwest::Method as M;
 use serde_json::{Value, json};
 
-on_both!(groups_grant_roles_to_their_members);
+on_both!(
+    groups_grant_roles_to_their_members,
+    sub_accounts_are_bounded_by_their_main_account
+);
 
 const PW: &str = "Group-test-pass-0123";
 
@@ -326,5 +329,154 @@ fn groups_grant_roles_to_their_members(backend: Backend) {
             removed["items"][0]["details"]["revoked"],
             json!(["tenant-auditor"])
         );
+    });
+}
+
+fn sub_accounts_are_bounded_by_their_main_account(backend: Backend) {
+    let srv = start(backend);
+    let url = srv.url.clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let api = Api {
+            base: url.clone(),
+            http: reqwest::Client::new(),
+        };
+        let admin = api.login("admin", ADMIN_PASSWORD).await;
+        let (s, _) = api
+            .post("/api/v1/tenants", &admin, json!({"name": "acme"}))
+            .await;
+        assert_eq!(s, 201);
+        for (u, r) in [("boss", "tenant-admin"), ("bob", "tenant-member")] {
+            let (s, v) = api
+                .post(
+                    "/api/v1/tenants/acme/users",
+                    &admin,
+                    json!({"username": u, "password": PW, "role": r}),
+                )
+                .await;
+            assert_eq!(s, 201, "{v}");
+        }
+        let boss = api.login("boss@acme", PW).await;
+        let bob = api.login("bob@acme", PW).await;
+
+        // A member's sub-account may be a member, never more (nor an auditor: bob cannot read
+        // the audit trail himself).
+        let (s, v) = api
+            .post(
+                "/api/v1/me/sub-accounts",
+                &bob,
+                json!({"username": "bob-ci", "password": PW, "role": "tenant-member"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        assert_eq!(v["login"], "bob-ci@acme");
+        for role in ["tenant-admin", "tenant-auditor"] {
+            let (s, v) = api
+                .post(
+                    "/api/v1/me/sub-accounts",
+                    &bob,
+                    json!({"username": "bob-x", "password": PW, "role": role}),
+                )
+                .await;
+            assert_eq!(s, 403, "{role}: {v}");
+        }
+        let (s, list) = api.get("/api/v1/me/sub-accounts", &bob).await;
+        assert_eq!(s, 200);
+        assert_eq!(list.as_array().unwrap().len(), 1);
+        let (s, trail) = api
+            .get(
+                "/api/v1/tenants/acme/audit?action=user.sub-account.create",
+                &boss,
+            )
+            .await;
+        assert_eq!(s, 200);
+        let items = trail["items"].as_array().unwrap();
+        let created = items
+            .iter()
+            .find(|r| r["outcome"] == "success")
+            .expect("the creation is audited");
+        assert_eq!(created["details"]["parent"], "bob");
+        assert_eq!(created["target"], "user:acme/bob-ci");
+        assert_eq!(
+            items.iter().filter(|r| r["outcome"] == "denied").count(),
+            2,
+            "the refused attempts are audited too"
+        );
+
+        // The sub-account works, cannot make its own sub-accounts, and its role stays bounded on
+        // later changes too.
+        let ci = api.login("bob-ci@acme", PW).await;
+        let (s, _) = api
+            .post(
+                "/api/v1/me/sub-accounts",
+                &ci,
+                json!({"username": "bob-ci-2", "password": PW, "role": "tenant-member"}),
+            )
+            .await;
+        assert_eq!(s, 403);
+        let (s, v) = api
+            .post(
+                "/api/v1/tenants/acme/users/bob-ci/role",
+                &boss,
+                json!({"role": "tenant-admin"}),
+            )
+            .await;
+        assert_eq!(s, 403, "{v}");
+        assert!(v["detail"].as_str().unwrap().contains("sub-account"), "{v}");
+
+        // The CLI: `user create --parent` makes a sub-account of the logged-in account.
+        let mut child = Command::new(bin())
+            .args([
+                "user",
+                "create",
+                "--tenant",
+                "acme",
+                "bob-2",
+                "--role",
+                "tenant-member",
+                "--parent",
+                "--password-stdin",
+                "--json",
+            ])
+            .env("PARAPET_SERVER", &url)
+            .env("PARAPET_TOKEN", &bob)
+            .env(
+                "PARAPET_CONFIG_DIR",
+                parapet_store_sql::testkit::temp_dir("cfg"),
+            )
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{PW}\n").as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let (s, list) = api.get("/api/v1/me/sub-accounts", &bob).await;
+        assert_eq!(s, 200);
+        assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+
+        // Disabling the main account disables its sub-accounts.
+        let (s, v) = api
+            .post("/api/v1/tenants/acme/users/bob/disable", &boss, json!({}))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let res = api
+            .http
+            .post(format!("{url}/api/v1/auth/login"))
+            .json(&json!({"username": "bob-ci@acme", "password": PW}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+        assert_eq!(api.get("/api/v1/auth/whoami", &ci).await.0, 401);
     });
 }

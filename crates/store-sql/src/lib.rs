@@ -34,6 +34,7 @@ mod oidc;
 mod rows;
 mod session;
 mod sqlite_read;
+mod subaccount;
 pub mod testkit;
 
 /// The connection pool of the backend chosen at start.

@@ -29,6 +29,10 @@ const SQLITE: &[(i64, &str)] = &[
     ),
     (15, include_str!("../migrations/sqlite/0015_ldap.sql")),
     (16, include_str!("../migrations/sqlite/0016_groups.sql")),
+    (
+        17,
+        include_str!("../migrations/sqlite/0017_sub_accounts.sql"),
+    ),
     (40, include_str!("../migrations/sqlite/0040_incidents.sql")),
     (
         41,
@@ -71,6 +75,10 @@ const POSTGRES: &[(i64, &str)] = &[
     ),
     (15, include_str!("../migrations/postgres/0015_ldap.sql")),
     (16, include_str!("../migrations/postgres/0016_groups.sql")),
+    (
+        17,
+        include_str!("../migrations/postgres/0017_sub_accounts.sql"),
+    ),
     (
         40,
         include_str!("../migrations/postgres/0040_incidents.sql"),

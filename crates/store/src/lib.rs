@@ -28,6 +28,7 @@ pub mod mfa;
 pub mod notify;
 pub mod oidc;
 pub mod session;
+pub mod subaccount;
 pub use access::{AccessGrant, AccessStore};
 pub use account::{AccountPolicy, AccountRow, AccountState, AccountStore, Attempt, Factor, Lock};
 pub use alert::{
@@ -51,6 +52,7 @@ pub use mfa::{MfaStore, TotpRecord};
 pub use notify::{AttemptResult, ChannelRecord, NotifyStore, OutboxItem, OutboxStatus};
 pub use oidc::{CodeRedemption, OidcClient, OidcCode, OidcKey, OidcStore, OidcToken};
 pub use session::{SessionInfo, SessionStore};
+pub use subaccount::SubAccountStore;
 
 /// What a storage call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -324,6 +326,7 @@ pub trait Store:
     + AccessStore
     + LdapStore
     + GroupStore
+    + SubAccountStore
     + NotifyStore
     + EventStore
     + AlertStore
@@ -345,6 +348,7 @@ impl<T> Store for T where
         + AccessStore
         + LdapStore
         + GroupStore
+        + SubAccountStore
         + NotifyStore
         + EventStore
         + AlertStore
