@@ -136,6 +136,16 @@ pub const NAV: &[NavItem] = &[
         clause: "8.1",
     },
     NavItem {
+        label: "Groups",
+        href: Some("/console/groups"),
+        clause: "8.1.2",
+    },
+    NavItem {
+        label: "Directory (LDAP)",
+        href: Some("/console/ldap"),
+        clause: "8.1.2",
+    },
+    NavItem {
         label: "Privileged access",
         href: Some("/console/access"),
         clause: "7.2.2.4",
@@ -524,6 +534,7 @@ async fn login_submit(
             StatusCode::SERVICE_UNAVAILABLE,
             "The database is unavailable; try again later.",
         ),
+        Err(IamError::DirectoryUnavailable(m)) => page(StatusCode::SERVICE_UNAVAILABLE, &m),
         Err(IamError::Throttled(secs)) => page(
             StatusCode::TOO_MANY_REQUESTS,
             &format!("Too many log-in attempts; try again in {secs} seconds."),

@@ -92,6 +92,9 @@ impl From<IamError> for ApiError {
                 tracing::warn!(error = %m, "database unavailable");
                 ApiError::unavailable("the database is unavailable; try again later")
             }
+            IamError::DirectoryUnavailable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "directory-unavailable", m)
+            }
             IamError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
                 ApiError::new(

@@ -27,12 +27,14 @@ pub mod backup;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod group;
 pub mod incident;
 pub mod incident_plans;
 pub mod incident_sla;
 pub mod kms;
 pub mod kms_backup;
 mod kms_console;
+pub mod ldap;
 pub mod mfa;
 pub mod monitor;
 pub mod monitor_alerts;
@@ -232,6 +234,9 @@ pub fn router(state: AppState) -> Router {
         .merge(kms_backup::routes())
         .merge(oidc::api_routes())
         .merge(access::api_routes())
+        .merge(ldap::api_routes())
+        .merge(group::api_routes())
+        .merge(group::sub_account_routes())
         .merge(monitor::api_routes())
         .merge(monitor_health::api_routes())
         .merge(monitor_alerts::api_routes())
@@ -246,6 +251,8 @@ pub fn router(state: AppState) -> Router {
         .merge(incident::console_routes())
         .merge(oidc::protocol_routes())
         .merge(access::console_routes())
+        .merge(ldap::console_routes())
+        .merge(group::console_routes())
         .merge(notify::console_routes())
         .merge(monitor::console_routes())
         .merge(monitor_health::console_routes())
@@ -274,6 +281,9 @@ async fn openapi_json() -> Response {
     doc.merge(incident_sla::IncidentSlaApi::openapi());
     doc.merge(oidc::OidcApi::openapi());
     doc.merge(access::AccessApi::openapi());
+    doc.merge(ldap::LdapApi::openapi());
+    doc.merge(group::GroupApi::openapi());
+    doc.merge(group::SubAccountApi::openapi());
     doc.merge(notify::NotifyApi::openapi());
     doc.merge(monitor::MonitorApi::openapi());
     doc.merge(monitor_health::HealthApi::openapi());

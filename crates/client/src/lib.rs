@@ -46,6 +46,10 @@ mod access;
 mod backup;
 pub use access::AccessGrant;
 pub use backup::{BackupPolicyInput, BackupReportInput, BackupRetention};
+mod group;
+pub use group::GroupInfo;
+mod ldap;
+pub use ldap::{LdapDirectory, LdapMapping, LdapSettings, LdapTest};
 
 mod notify;
 pub use notify::{

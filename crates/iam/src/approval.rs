@@ -254,6 +254,7 @@ impl IamService {
                 }
                 ApprovalKind::RoleChange => {
                     let u = self.user_in(&t, &req.username).await?;
+                    self.check_sub_account_role(&t, &u, req.role).await?;
                     ApprovalEffect::SetRole(u.id, req.role)
                 }
                 ApprovalKind::Elevation => {
@@ -345,6 +346,7 @@ impl IamService {
                 "you cannot change your own role".into(),
             ));
         }
+        self.check_sub_account_role(&t, &u, role).await?;
         let e = event(
             &self.env,
             Some(&t),

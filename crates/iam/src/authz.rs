@@ -88,6 +88,13 @@ pub enum Action {
     /// Report backup runs, copies, verifications and restore tests of a tenant (API tokens need
     /// the `backup` or `write` scope).
     BackupReport,
+    /// Read a tenant's LDAP directory settings (never the bind password).
+    DirectoryRead,
+    /// Set, test and remove a tenant's LDAP directory.
+    DirectoryManage,
+    /// Create and remove a tenant's groups and change their members (each role of the group must
+    /// also be grantable: `UserCreate(role)`).
+    GroupManage,
 }
 
 impl Action {
@@ -110,6 +117,7 @@ impl Action {
                 | Action::RuleRead
                 | Action::AlertRead
                 | Action::BackupRead
+                | Action::DirectoryRead
         )
     }
 }
@@ -153,15 +161,22 @@ pub fn authorize(p: &Principal, action: Action, target: &Tenant) -> Result<(), D
         action,
         Action::KmsKeyRead | Action::KmsKeyManage | Action::KmsKeyUse | Action::KmsSeal
     );
-    let allowed = if kms {
-        // Keys belong to one tenant and are invisible to every other, the provider included;
-        // the key service itself (seal state) is the provider's.
-        own && kms_rule(role, action)
-    } else if p.tenant.kind == TenantKind::Provider {
-        provider_rule(role, action, target)
-    } else {
-        own && customer_rule(role, action)
+    let allowed_for = |role: Role| {
+        if kms {
+            // Keys belong to one tenant and are invisible to every other, the provider
+            // included; the key service itself (seal state) is the provider's.
+            own && kms_rule(role, action)
+        } else if p.tenant.kind == TenantKind::Provider {
+            provider_rule(role, action, target)
+        } else {
+            own && customer_rule(role, action)
+        }
     };
+    // Effective roles: the user's own and those of its groups (only roles that fit its tenant).
+    let allowed = allowed_for(role)
+        || p.group_roles
+            .iter()
+            .any(|r| r.fits(p.tenant.kind) && allowed_for(*r));
     if allowed {
         Ok(())
     } else {
@@ -210,6 +225,7 @@ fn provider_rule(role: Role, action: Action, target: &Tenant) -> bool {
         (Role::Auditor, RuleRead | AlertRead) => true,
         (Role::Operator, BackupRead | BackupPolicyWrite | BackupReport) => true,
         (Role::Auditor, BackupRead) => true,
+        (Role::Auditor, DirectoryRead) => true,
         _ => false,
     }
 }
@@ -308,6 +324,8 @@ fn customer_rule(role: Role, action: Action) -> bool {
         (Role::TenantMember, AlertRead) => true,
         (Role::TenantAdmin, BackupRead | BackupReport) => true,
         (Role::TenantAuditor | Role::TenantMember, BackupRead) => true,
+        (Role::TenantAdmin, DirectoryRead | DirectoryManage | GroupManage) => true,
+        (Role::TenantAuditor, DirectoryRead) => true,
         _ => false,
     }
 }
@@ -354,7 +372,84 @@ fn describe(a: Action) -> String {
         Action::BackupRead => "read backup policies and reports".into(),
         Action::BackupPolicyWrite => "set backup policies".into(),
         Action::BackupReport => "report backups".into(),
+        Action::DirectoryRead => "read the LDAP directory settings".into(),
+        Action::DirectoryManage => "manage the LDAP directory".into(),
+        Action::GroupManage => "manage groups".into(),
     }
+}
+
+/// Every action (each `UserCreate` role included), for checks over the whole model.
+pub fn all_actions() -> Vec<Action> {
+    let mut v = vec![
+        Action::TenantRead,
+        Action::TenantCreate,
+        Action::TenantSetStatus,
+        Action::UserList,
+        Action::UserDisable,
+        Action::AuditRead,
+        Action::TokenCreate,
+        Action::AssetRead,
+        Action::AssetWrite,
+        Action::AssetCorrelate,
+        Action::PolicyRead,
+        Action::PolicyWrite,
+        Action::AccountUnlock,
+        Action::DormancySweep,
+        Action::KmsSeal,
+        Action::KmsKeyRead,
+        Action::KmsKeyManage,
+        Action::KmsKeyUse,
+        Action::IncidentRead,
+        Action::IncidentOpen,
+        Action::IncidentHandle,
+        Action::IncidentNote,
+        Action::PlanRead,
+        Action::PlanManage,
+        Action::SlaPolicyManage,
+        Action::OidcClientRead,
+        Action::OidcClientManage,
+        Action::NotifyRead,
+        Action::NotifyManage,
+        Action::EventIngest,
+        Action::EventRead,
+        Action::EventRetention,
+        Action::RuleRead,
+        Action::RuleManage,
+        Action::AlertRead,
+        Action::AlertHandle,
+        Action::DirectoryRead,
+        Action::DirectoryManage,
+        Action::GroupManage,
+        Action::BackupRead,
+        Action::BackupPolicyWrite,
+        Action::BackupReport,
+    ];
+    v.extend(Role::ALL.into_iter().map(Action::UserCreate));
+    v
+}
+
+/// Whether `p` holds every permission a holder of `role` in `tenant` would have (everywhere),
+/// key management aside (separation of duties: the key service's own rules cover it).
+pub fn holds_all_of(p: &Principal, role: Role, tenant: &Tenant) -> bool {
+    let holder = Principal {
+        tenant: tenant.clone(),
+        user: parapet_store::User {
+            role,
+            ..p.user.clone()
+        },
+        group_roles: vec![],
+        elevation: None,
+        ..p.clone()
+    };
+    all_actions()
+        .into_iter()
+        .filter(|a| {
+            !matches!(
+                a,
+                Action::KmsSeal | Action::KmsKeyRead | Action::KmsKeyManage | Action::KmsKeyUse
+            )
+        })
+        .all(|a| authorize(&holder, a, tenant).is_err() || authorize(p, a, tenant).is_ok())
 }
 
 #[cfg(test)]
@@ -390,53 +485,12 @@ mod tests {
             kind,
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             elevation: None,
+            group_roles: vec![],
         }
     }
 
     fn actions() -> Vec<Action> {
-        let mut v = vec![
-            Action::TenantRead,
-            Action::TenantCreate,
-            Action::TenantSetStatus,
-            Action::UserList,
-            Action::UserDisable,
-            Action::AuditRead,
-            Action::TokenCreate,
-            Action::AssetRead,
-            Action::AssetWrite,
-            Action::AssetCorrelate,
-            Action::PolicyRead,
-            Action::PolicyWrite,
-            Action::AccountUnlock,
-            Action::DormancySweep,
-            Action::KmsSeal,
-            Action::KmsKeyRead,
-            Action::KmsKeyManage,
-            Action::KmsKeyUse,
-            Action::IncidentRead,
-            Action::IncidentOpen,
-            Action::IncidentHandle,
-            Action::IncidentNote,
-            Action::PlanRead,
-            Action::PlanManage,
-            Action::SlaPolicyManage,
-            Action::OidcClientRead,
-            Action::OidcClientManage,
-            Action::NotifyRead,
-            Action::NotifyManage,
-            Action::EventIngest,
-            Action::EventRead,
-            Action::EventRetention,
-            Action::RuleRead,
-            Action::RuleManage,
-            Action::AlertRead,
-            Action::AlertHandle,
-            Action::BackupRead,
-            Action::BackupPolicyWrite,
-            Action::BackupReport,
-        ];
-        v.extend(Role::ALL.into_iter().map(Action::UserCreate));
-        v
+        all_actions()
     }
 
     /// Exhaustive over every role, action, credential kind and target: the invariants of the
@@ -585,5 +639,80 @@ mod tests {
             }
         }
         assert!(grants > 0);
+    }
+
+    fn with_groups(mut p: Principal, groups: &[Role]) -> Principal {
+        p.group_roles = groups.to_vec();
+        p
+    }
+
+    proptest::proptest! {
+        /// Effective roles: a user with groups may do exactly what one of its roles (own, or a
+        /// group's role that fits its tenant) may do alone.
+        #[test]
+        fn group_roles_add_exactly_their_own_permissions(
+            customer in proptest::bool::ANY,
+            own in 0..Role::ALL.len(),
+            groups in proptest::collection::vec(0..Role::ALL.len(), 0..4),
+            target in 0..3usize,
+        ) {
+            let provider = tenant(TenantKind::Provider, 1);
+            let acme = tenant(TenantKind::Customer, 2);
+            let globex = tenant(TenantKind::Customer, 3);
+            let home = if customer { &acme } else { &provider };
+            let roles: Vec<Role> = groups.iter().filter_map(|i| Role::ALL.get(*i).copied()).collect();
+            let own = Role::ALL.get(own).copied().unwrap_or(Role::TenantMember);
+            proptest::prop_assume!(own.fits(home.kind));
+            let p = with_groups(principal(home, own, CredentialKind::Session, &[]), &roles);
+            let t = [&provider, &acme, &globex][target];
+            for a in actions() {
+                let alone = std::iter::once(own)
+                    .chain(roles.iter().copied().filter(|r| r.fits(home.kind)))
+                    .any(|r| authorize(&principal(home, r, CredentialKind::Session, &[]), a, t).is_ok());
+                proptest::prop_assert_eq!(authorize(&p, a, t).is_ok(), alone, "{:?} in {}", a, t.name);
+            }
+        }
+
+        /// Delegation through groups: whatever set of roles an administrator holds (its own and
+        /// its groups'), every role it may grant (directly or into a group) gives nothing it does
+        /// not hold itself.
+        #[test]
+        fn a_delegated_admin_never_grants_more_than_it_holds(
+            customer in proptest::bool::ANY,
+            own in 0..Role::ALL.len(),
+            groups in proptest::collection::vec(0..Role::ALL.len(), 0..4),
+        ) {
+            let provider = tenant(TenantKind::Provider, 1);
+            let acme = tenant(TenantKind::Customer, 2);
+            let globex = tenant(TenantKind::Customer, 3);
+            let home = if customer { &acme } else { &provider };
+            let roles: Vec<Role> = groups.iter().filter_map(|i| Role::ALL.get(*i).copied()).collect();
+            let own = Role::ALL.get(own).copied().unwrap_or(Role::TenantMember);
+            proptest::prop_assume!(own.fits(home.kind));
+            let p = with_groups(principal(home, own, CredentialKind::Session, &[]), &roles);
+            for target in [&provider, &acme, &globex] {
+                for granted in Role::ALL {
+                    if authorize(&p, Action::UserCreate(granted), target).is_err() {
+                        continue;
+                    }
+                    let holder = principal(target, granted, CredentialKind::Session, &[]);
+                    for a in actions().into_iter().filter(|a| {
+                        !matches!(
+                            a,
+                            Action::KmsSeal | Action::KmsKeyRead | Action::KmsKeyManage | Action::KmsKeyUse
+                        )
+                    }) {
+                        for t in [&provider, &acme, &globex] {
+                            if authorize(&holder, a, t).is_ok() {
+                                proptest::prop_assert!(
+                                    authorize(&p, a, t).is_ok(),
+                                    "{:?} grants {} which may {:?} in {}", roles, granted, a, t.name
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -19,6 +19,8 @@ use serde_json::json;
 pub mod access;
 pub mod approval;
 pub mod authz;
+pub mod group;
+pub mod ldap;
 pub mod mfa;
 pub mod oidc;
 pub mod policy;
@@ -26,6 +28,7 @@ pub mod report;
 pub mod sealer;
 pub mod secret;
 mod sessions;
+pub mod subaccount;
 
 pub use authz::{Action, Denied, KeyOp, authorize, authorize_key};
 pub use secret::PasswordCost;
@@ -55,6 +58,10 @@ pub enum IamError {
     PasswordExpired,
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A tenant's LDAP directory cannot be used (down, refusing the service account, …): the
+    /// log-in is refused, never let through.
+    #[error("directory unavailable: {0}")]
+    DirectoryUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -95,6 +102,8 @@ pub struct Principal {
     pub scopes: Vec<String>,
     /// A just-in-time grant in force: `user.role` is then the lent role (see [`access`]).
     pub elevation: Option<access::Elevation>,
+    /// Roles held through groups, besides `user.role` (see [`group`]).
+    pub group_roles: Vec<Role>,
 }
 
 impl Principal {
@@ -455,6 +464,7 @@ impl IamService {
                 .await?;
             "password"
         };
+        let group_roles = self.group_roles(&tenant, &user).await?;
         let secret = secret::new_secret(&self.env, secret::SESSION_PREFIX)?;
         let now = self.env.now();
         let cred = Credential {
@@ -503,6 +513,7 @@ impl IamService {
                 kind: CredentialKind::Session,
                 scopes,
                 elevation: None,
+                group_roles,
             },
         })
     }
@@ -538,6 +549,7 @@ impl IamService {
         if found.user.status != UserStatus::Active || found.tenant.status != TenantStatus::Active {
             return Err(IamError::Unauthenticated);
         }
+        let group_roles = self.group_roles(&found.tenant, &found.user).await?;
         let mut p = Principal {
             credential: found.credential.id,
             kind: found.credential.kind,
@@ -545,6 +557,7 @@ impl IamService {
             tenant: found.tenant,
             user: found.user,
             elevation: None,
+            group_roles,
         };
         self.apply_elevation(&mut p, now).await?;
         if let Ok(mut cache) = self.auth_cache.write() {
@@ -860,6 +873,9 @@ impl IamService {
             .set_user_status(TenantCtx::new(t.id), u.id, status, &e)
             .await?;
         self.forget_cached(None, Some(u.id));
+        if status == UserStatus::Disabled {
+            self.disable_sub_accounts(p, &t, &u, meta).await?;
+        }
         u.status = status;
         Ok(u)
     }

@@ -71,7 +71,9 @@ impl OAuthError {
 impl From<IamError> for OAuthError {
     fn from(e: IamError) -> Self {
         match e {
-            IamError::Unavailable(m) => OAuthError::new("temporarily_unavailable", m),
+            IamError::Unavailable(m) | IamError::DirectoryUnavailable(m) => {
+                OAuthError::new("temporarily_unavailable", m)
+            }
             IamError::Invalid(m) => OAuthError::new("invalid_request", m),
             IamError::NotFound(m) => OAuthError::new("invalid_request", m),
             other => {

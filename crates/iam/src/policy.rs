@@ -365,6 +365,61 @@ impl IamService {
         let anonymous = Actor::Anonymous {
             claimed: Some(login.to_string()),
         };
+        // A name unknown locally may be a directory user of the attacked tenant (provisioned
+        // at its first successful bind).
+        let mut provisioned = false;
+        let found = match (found, &attacked) {
+            (None, Some(t)) if t.status == TenantStatus::Active => {
+                match self
+                    .directory_login(t, None, username, password, meta)
+                    .await
+                {
+                    Ok(crate::ldap::DirectoryLogin::Ok(u)) => {
+                        provisioned = true;
+                        Some((t.clone(), u))
+                    }
+                    Ok(crate::ldap::DirectoryLogin::Refused(reason, _))
+                        if reason == "the tenant has no directory"
+                            || reason == "unknown user or tenant" =>
+                    {
+                        None
+                    }
+                    Ok(crate::ldap::DirectoryLogin::Refused(reason, details)) => {
+                        let mut d = json!({"reason": reason});
+                        if let (Some(m), Some(extra)) = (d.as_object_mut(), details.as_object()) {
+                            m.extend(extra.clone());
+                        }
+                        let e = event(
+                            &self.env,
+                            Some(t),
+                            anonymous.clone(),
+                            action,
+                            format!("login:{login}"),
+                            meta,
+                            AuditOutcome::Failure,
+                            d,
+                        );
+                        self.store.append_audit(&e).await?;
+                        return Err(IamError::Unauthenticated);
+                    }
+                    Err(e) => {
+                        let ev = event(
+                            &self.env,
+                            Some(t),
+                            anonymous.clone(),
+                            action,
+                            format!("login:{login}"),
+                            meta,
+                            AuditOutcome::Failure,
+                            json!({"reason": "directory unavailable", "error": e.to_string()}),
+                        );
+                        self.store.append_audit(&ev).await?;
+                        return Err(e);
+                    }
+                }
+            }
+            (f, _) => f,
+        };
         let Some((t, u)) = found else {
             // Same work as for an existing user, so timing reveals nothing; an attempt on an
             // unknown user of an existing tenant belongs to that tenant's trail (8.1.1(5)).
@@ -413,7 +468,43 @@ impl IamService {
                 .await?;
             return Err(IamError::Unauthenticated);
         };
-        if !self.verify(&u.password_hash, password).await? {
+        let (u, right) = if provisioned {
+            // The directory has just accepted this password.
+            (u, true)
+        } else if crate::ldap::is_directory_account(&u) {
+            if u.status != UserStatus::Active || t.status != TenantStatus::Active {
+                // Not worth asking the directory: refused below all the same.
+                (u, true)
+            } else {
+                match self
+                    .directory_login(&t, Some(&u), &u.username, password, meta)
+                    .await
+                {
+                    Ok(crate::ldap::DirectoryLogin::Ok(u)) => (u, true),
+                    Ok(crate::ldap::DirectoryLogin::Refused(reason, details)) => {
+                        if reason == "wrong password (directory)" {
+                            (u, false)
+                        } else {
+                            self.store.append_audit(&fail(reason, details)).await?;
+                            return Err(IamError::Unauthenticated);
+                        }
+                    }
+                    Err(e) => {
+                        self.store
+                            .append_audit(&fail(
+                                "directory unavailable",
+                                json!({"error": e.to_string()}),
+                            ))
+                            .await?;
+                        return Err(e);
+                    }
+                }
+            }
+        } else {
+            let right = self.verify(&u.password_hash, password).await?;
+            (u, right)
+        };
+        if !right {
             if failures >= policy.lockout_threshold {
                 let lock = lock_for(&policy, lockouts, now);
                 let details = match lock {
@@ -467,7 +558,7 @@ impl IamService {
         u: &User,
         policy: &AccountPolicy,
     ) -> IamResult<bool> {
-        if policy.password_max_age_days == 0 {
+        if policy.password_max_age_days == 0 || crate::ldap::is_directory_account(u) {
             return Ok(false);
         }
         let state = self
@@ -521,6 +612,11 @@ impl IamService {
         let (t, u, policy) = self
             .password_attempt(login, current, meta, "user.password.change")
             .await?;
+        if crate::ldap::is_directory_account(&u) {
+            return Err(IamError::Invalid(
+                "this account's password is kept by its tenant's directory: change it there".into(),
+            ));
+        }
         self.check_new_password(&t, &u, &policy, new_password)
             .await?;
         let hash = self.hash(new_password).await?;

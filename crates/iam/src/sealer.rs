@@ -217,7 +217,8 @@ impl IamService {
                 }
             }
             if !full {
-                return Ok(n);
+                // LDAP bind passwords too (`ldap.rs`).
+                return Ok(n + self.migrate_directory_secrets(provider).await?);
             }
         }
     }

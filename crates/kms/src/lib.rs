@@ -80,7 +80,7 @@ impl From<parapet_iam::IamError> for KmsError {
             E::NotFound(m) => KmsError::NotFound(m),
             E::Conflict(m) => KmsError::Conflict(m),
             E::Invalid(m) => KmsError::Invalid(m),
-            E::Unavailable(m) => KmsError::Unavailable(m),
+            E::Unavailable(m) | E::DirectoryUnavailable(m) => KmsError::Unavailable(m),
             E::Unauthenticated | E::MfaRequired | E::PasswordExpired => {
                 KmsError::Forbidden("not authenticated".into())
             }

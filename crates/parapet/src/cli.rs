@@ -15,8 +15,10 @@ mod config;
 mod demo;
 mod detect;
 mod events;
+mod group;
 mod incident;
 mod kms;
+mod ldap;
 mod mfa;
 mod notify;
 mod oidc;
@@ -151,6 +153,12 @@ pub enum ClientCommand {
     /// Just-in-time privileged access: ask for a role for a time, list and revoke grants.
     #[command(subcommand)]
     Access(access::AccessCommand),
+    /// Groups of a tenant: members hold the group's roles besides their own.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
+    /// LDAP v3 directory of a tenant: set, show, test, rm.
+    #[command(subcommand)]
+    Ldap(ldap::LdapCommand),
     /// Backups: offline on a repository (init, run, snapshots, restore, verify, prune, copy,
     /// restore-test) and the server's policies, reports and compliance (policy, compliance,
     /// reports, findings).
@@ -261,6 +269,11 @@ pub struct UserCreateArgs {
     /// Read the new user's password from the first line of standard input instead of prompting.
     #[arg(long)]
     pub password_stdin: bool,
+    /// Create a sub-account of the logged-in account (its main account), in its own tenant:
+    /// the role may give nothing the main account does not hold, and disabling the main
+    /// account disables it.
+    #[arg(long)]
+    pub parent: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -404,6 +417,8 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Approval(c) => approval::run(c).await,
         ClientCommand::Oidc(c) => oidc::run(c).await,
         ClientCommand::Access(c) => access::run(c).await,
+        ClientCommand::Ldap(c) => ldap::run(c).await,
+        ClientCommand::Group(c) => group::run(c).await,
         ClientCommand::Backup(c) => backup::run(c).await,
         ClientCommand::Incident(c) => incident::run(c).await,
         ClientCommand::Plan(c) => plan::run(c).await,
@@ -811,11 +826,12 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
                 password,
                 role: a.role.clone(),
             };
-            let u = s
-                .client
-                .create_user(&a.tenant, &new)
-                .await
-                .map_err(|e| s.fail(e))?;
+            let u = if a.parent {
+                s.client.create_sub_account(&new).await
+            } else {
+                s.client.create_user(&a.tenant, &new).await
+            }
+            .map_err(|e| s.fail(e))?;
             drop(new);
             if s.json {
                 return json(&u);

@@ -157,7 +157,7 @@ macro_rules! insert_credential {
     };
 }
 
-fn same_tenant(ctx: TenantCtx, tenant: TenantId) -> StoreResult<()> {
+pub(crate) fn same_tenant(ctx: TenantCtx, tenant: TenantId) -> StoreResult<()> {
     if ctx.tenant == tenant {
         Ok(())
     } else {

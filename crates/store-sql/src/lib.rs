@@ -23,9 +23,11 @@ mod asset;
 mod audit;
 mod backup;
 mod event;
+mod group;
 mod iam;
 mod incident;
 mod kms;
+mod ldap;
 mod mfa;
 mod migrate;
 mod notify;
@@ -33,6 +35,7 @@ mod oidc;
 mod rows;
 mod session;
 mod sqlite_read;
+mod subaccount;
 pub mod testkit;
 
 /// The connection pool of the backend chosen at start.

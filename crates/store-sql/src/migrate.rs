@@ -27,6 +27,12 @@ const SQLITE: &[(i64, &str)] = &[
         14,
         include_str!("../migrations/sqlite/0014_access_grants.sql"),
     ),
+    (15, include_str!("../migrations/sqlite/0015_ldap.sql")),
+    (16, include_str!("../migrations/sqlite/0016_groups.sql")),
+    (
+        17,
+        include_str!("../migrations/sqlite/0017_sub_accounts.sql"),
+    ),
     (40, include_str!("../migrations/sqlite/0040_incidents.sql")),
     (
         41,
@@ -75,6 +81,12 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         14,
         include_str!("../migrations/postgres/0014_access_grants.sql"),
+    ),
+    (15, include_str!("../migrations/postgres/0015_ldap.sql")),
+    (16, include_str!("../migrations/postgres/0016_groups.sql")),
+    (
+        17,
+        include_str!("../migrations/postgres/0017_sub_accounts.sql"),
     ),
     (
         40,

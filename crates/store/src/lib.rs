@@ -21,12 +21,15 @@ pub mod asset;
 pub mod audit;
 pub mod backup;
 pub mod event;
+pub mod group;
 pub mod incident;
 pub mod kms;
+pub mod ldap;
 pub mod mfa;
 pub mod notify;
 pub mod oidc;
 pub mod session;
+pub mod subaccount;
 pub use access::{AccessGrant, AccessStore};
 pub use account::{AccountPolicy, AccountRow, AccountState, AccountStore, Attempt, Factor, Lock};
 pub use alert::{
@@ -43,12 +46,15 @@ pub use audit::{
 };
 pub use backup::{BackupFindingRow, BackupPolicyRow, BackupReportRow, BackupStore};
 pub use event::{EventFilter, EventStore, Ingested, Purged, StoredEvent};
+pub use group::{Group, GroupStore};
 pub use incident::{AlertLink, IncidentFilter, IncidentRow, IncidentStore, PlanRow, SlaPolicyRow};
 pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore, LocalSecret};
+pub use ldap::{LdapDirectory, LdapRoleMapping, LdapSettings, LdapStore};
 pub use mfa::{MfaStore, TotpRecord};
 pub use notify::{AttemptResult, ChannelRecord, NotifyStore, OutboxItem, OutboxStatus};
 pub use oidc::{CodeRedemption, OidcClient, OidcCode, OidcKey, OidcStore, OidcToken};
 pub use session::{SessionInfo, SessionStore};
+pub use subaccount::SubAccountStore;
 
 /// What a storage call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -320,6 +326,9 @@ pub trait Store:
     + IncidentStore
     + OidcStore
     + AccessStore
+    + LdapStore
+    + GroupStore
+    + SubAccountStore
     + NotifyStore
     + EventStore
     + AlertStore
@@ -340,6 +349,9 @@ impl<T> Store for T where
         + IncidentStore
         + OidcStore
         + AccessStore
+        + LdapStore
+        + GroupStore
+        + SubAccountStore
         + NotifyStore
         + EventStore
         + AlertStore

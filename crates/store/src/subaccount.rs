@@ -1,0 +1,23 @@
+//! Sub-accounts (X.1642 8.1.1(4)): accounts created by a main account, whose privileges never
+//! exceed their main account's, and which are disabled with it.
+
+use parapet_types::{TenantCtx, UserId};
+
+use crate::{AuditEvent, StoreResult, User};
+
+#[async_trait::async_trait]
+pub trait SubAccountStore: Send + Sync {
+    /// Creates `user` as a sub-account of `parent` (`Conflict` when the name is taken), with its
+    /// audit record, in one transaction.
+    async fn create_sub_account(
+        &self,
+        ctx: TenantCtx,
+        user: &User,
+        parent: UserId,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// The main account of `user`, if it is a sub-account.
+    async fn parent_of(&self, ctx: TenantCtx, user: UserId) -> StoreResult<Option<User>>;
+    /// The sub-accounts of `parent`.
+    async fn sub_accounts_of(&self, ctx: TenantCtx, parent: UserId) -> StoreResult<Vec<User>>;
+}
