@@ -196,8 +196,9 @@ pub struct IamService {
     tenant_cache: RwLock<HashMap<(parapet_types::TenantId, String), (Tenant, Timestamp)>>,
     /// Seals second-factor secrets (see [`IamConfig::secrets_key`]).
     secrets_key: [u8; 32],
-    /// Seals platform secrets under the key service once it is in use (`sealer.rs`).
-    platform_sealer: RwLock<Option<Arc<dyn sealer::PlatformSealer>>>,
+    /// Seals platform secrets: under the key service once it is in use, else with
+    /// `secrets_key` (`sealer.rs`).
+    secrets: sealer::SecretBox,
     /// Each tenant's OIDC signing keys, kept as long as authentications.
     oidc_keys: RwLock<oidc::KeyCache>,
 }
@@ -261,8 +262,8 @@ impl IamService {
                 .map_err(|e| IamError::Internal(e.to_string()))?,
         };
         Ok(IamService {
+            secrets: sealer::SecretBox::new(secrets_key, env.clone()),
             secrets_key,
-            platform_sealer: RwLock::new(None),
             store,
             env,
             config,

@@ -34,22 +34,9 @@ pub trait PlatformSealer: Send + Sync {
     fn open(&self, aad: &str, sealed: &str) -> Result<Vec<u8>, SealerError>;
 }
 
-fn sealer_error(e: SealerError) -> IamError {
-    match e {
-        SealerError::Sealed => IamError::Unavailable(
-            "the key service is sealed: second factors cannot be checked or enrolled until key \
-             custodians unseal it ('parapet kms unseal')"
-                .into(),
-        ),
-        SealerError::Invalid(m) => {
-            IamError::Internal(format!("a sealed secret does not open: {m}"))
-        }
-    }
-}
-
-/// Seals the secrets of a module other than the identity service (webhook secrets, …) the way
-/// the identity service seals its own: under the key service once it installed its sealer,
-/// else with the local secrets key.
+/// Seals platform secrets (the identity service's TOTP seeds and directory passwords, notify's
+/// webhook secrets): under the key service once it installed its sealer, else with the local
+/// secrets key.
 pub struct SecretBox {
     local: [u8; 32],
     env: parapet_types::Env,
@@ -67,8 +54,8 @@ impl std::fmt::Debug for SecretBox {
 fn box_error(e: SealerError) -> IamError {
     match e {
         SealerError::Sealed => IamError::Unavailable(
-            "the key service is sealed: the secrets it protects cannot be used until key \
-             custodians unseal it ('parapet kms unseal')"
+            "the key service is sealed: the secrets it protects (second factors among them) \
+             cannot be used until key custodians unseal it ('parapet kms unseal')"
                 .into(),
         ),
         SealerError::Invalid(m) => {
@@ -139,40 +126,22 @@ impl SecretBox {
 impl IamService {
     /// Seals platform secrets under the key service from now on.
     pub fn set_platform_sealer(&self, sealer: Arc<dyn PlatformSealer>) {
-        if let Ok(mut s) = self.platform_sealer.write() {
-            *s = Some(sealer);
-        }
-    }
-
-    fn platform(&self) -> Option<Arc<dyn PlatformSealer>> {
-        self.platform_sealer.read().ok().and_then(|s| s.clone())
+        self.secrets.set_platform_sealer(sealer);
     }
 
     /// Whether platform secrets are sealed by the key service (for the encryption statement).
     pub fn secrets_under_kms(&self) -> bool {
-        self.platform().is_some()
+        self.secrets.under_kms()
     }
 
     /// Seals a platform secret: under the key service once it is in use, else the local key.
     pub(crate) fn seal_secret(&self, aad: &str, plain: &[u8]) -> IamResult<String> {
-        match self.platform() {
-            Some(s) => s.seal(aad, plain).map_err(sealer_error),
-            None => crate::mfa::seal_local(&self.secrets_key, &self.env, aad, plain),
-        }
+        self.secrets.seal(aad, plain)
     }
 
     /// Opens a platform secret sealed by either.
     pub(crate) fn open_secret(&self, aad: &str, sealed: &str) -> IamResult<Vec<u8>> {
-        if sealed.starts_with(KMS_PREFIX) {
-            let s = self.platform().ok_or_else(|| {
-                IamError::Unavailable(
-                    "this secret is sealed by the key service, which is not available".into(),
-                )
-            })?;
-            s.open(aad, sealed).map_err(sealer_error)
-        } else {
-            crate::mfa::open_local(&self.secrets_key, aad, sealed)
-        }
+        self.secrets.open(aad, sealed)
     }
 
     /// Re-seals under the key service every platform secret still sealed by the local key (the
@@ -180,7 +149,7 @@ impl IamService {
     /// was initialized). Each change is audited; returns how many were re-sealed. A value that
     /// changed meanwhile is left for the next run.
     pub async fn migrate_secrets(&self, provider: &parapet_store::Tenant) -> IamResult<u64> {
-        if self.platform().is_none() {
+        if !self.secrets.under_kms() {
             return Ok(0);
         }
         let ctx = TenantCtx::new(provider.id);
@@ -195,8 +164,9 @@ impl IamService {
             after = page.last().map(|s| s.user.to_string());
             for s in page {
                 let aad = crate::mfa::totp_aad(s.tenant, s.user);
-                let plain = crate::mfa::open_local(&self.secrets_key, &aad, &s.sealed)?;
-                let new = self.seal_secret(&aad, &plain)?;
+                let Some(new) = self.secrets.reseal_local(&aad, &s.sealed)? else {
+                    continue;
+                };
                 let e = AuditEvent {
                     time: self.env.now(),
                     tenant: Some(s.tenant),

@@ -159,30 +159,12 @@ impl Monitor {
         };
         let now = self.env.now();
         let mut raised = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let tenants = self
-                .store
-                .list_tenants(
-                    TenantCtx::new(provider.id),
-                    &Page {
-                        after: after.clone(),
-                        limit: 500,
-                    },
-                )
-                .await
-                .map_err(store_err)?;
-            for t in &tenants {
-                for a in self.all_assets(t).await? {
-                    if self.is_silent(&a, now) && self.raise_silent(t, &a, provider.id).await? {
-                        raised.push((t.name.clone(), a.name.clone()));
-                    }
+        for t in &self.every_tenant().await? {
+            for a in self.all_assets(t).await? {
+                if self.is_silent(&a, now) && self.raise_silent(t, &a, provider.id).await? {
+                    raised.push((t.name.clone(), a.name.clone()));
                 }
             }
-            if tenants.len() < 500 {
-                break;
-            }
-            after = tenants.last().map(|t| t.id.to_string());
         }
         Ok(raised)
     }

@@ -667,11 +667,49 @@ impl Monitor {
     /// Deletes, in every tenant, events older than the tenant's retention and idempotency keys
     /// older than their lifetime (the background job; time from the injected clock).
     pub async fn enforce_retention(&self) -> MonitorResult<Vec<(String, Purged)>> {
+        let now = self.env.now();
+        let mut out = Vec::new();
+        for t in &self.every_tenant().await? {
+            let ctx = TenantCtx::new(t.id);
+            let days = self
+                .store
+                .event_retention(ctx)
+                .await
+                .map_err(store_err)?
+                .unwrap_or(self.config.default_retention_days);
+            let before = now.plus_secs(-i64::from(days) * 86_400);
+            let keys_before = now.plus_secs(-self.config.idempotency_secs);
+            let audit = AuditEvent {
+                time: now,
+                tenant: Some(t.id),
+                actor: Actor::System,
+                action: "events.purge".into(),
+                target: format!("events:{}", t.name),
+                source_ip: None,
+                user_agent: None,
+                outcome: AuditOutcome::Success,
+                details: json!({"retention_days": days, "before": before.rfc3339()}),
+            };
+            let purged = self
+                .store
+                .purge_events(ctx, before, keys_before, &audit)
+                .await
+                .map_err(store_err)?;
+            if purged != Purged::default() {
+                metrics::counter!("parapet_events_purged_total").increment(purged.events);
+                out.push((t.name.clone(), purged));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every tenant, read page by page in the provider's view (for the background jobs); none
+    /// before the provider exists.
+    pub(crate) async fn every_tenant(&self) -> MonitorResult<Vec<parapet_store::Tenant>> {
         let Some(provider) = self.store.provider_tenant().await.map_err(store_err)? else {
             return Ok(Vec::new());
         };
-        let now = self.env.now();
-        let mut out = Vec::new();
+        let mut all = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let tenants = self
@@ -685,43 +723,13 @@ impl Monitor {
                 )
                 .await
                 .map_err(store_err)?;
-            for t in &tenants {
-                let ctx = TenantCtx::new(t.id);
-                let days = self
-                    .store
-                    .event_retention(ctx)
-                    .await
-                    .map_err(store_err)?
-                    .unwrap_or(self.config.default_retention_days);
-                let before = now.plus_secs(-i64::from(days) * 86_400);
-                let keys_before = now.plus_secs(-self.config.idempotency_secs);
-                let audit = AuditEvent {
-                    time: now,
-                    tenant: Some(t.id),
-                    actor: Actor::System,
-                    action: "events.purge".into(),
-                    target: format!("events:{}", t.name),
-                    source_ip: None,
-                    user_agent: None,
-                    outcome: AuditOutcome::Success,
-                    details: json!({"retention_days": days, "before": before.rfc3339()}),
-                };
-                let purged = self
-                    .store
-                    .purge_events(ctx, before, keys_before, &audit)
-                    .await
-                    .map_err(store_err)?;
-                if purged != Purged::default() {
-                    metrics::counter!("parapet_events_purged_total").increment(purged.events);
-                    out.push((t.name.clone(), purged));
-                }
-            }
-            if tenants.len() < 500 {
-                break;
-            }
+            let full = tenants.len() == 500;
             after = tenants.last().map(|t| t.id.to_string());
+            all.extend(tenants);
+            if !full {
+                return Ok(all);
+            }
         }
-        Ok(out)
     }
 }
 

@@ -27,16 +27,7 @@ on_both!(
 const PW: &str = "Group-test-pass-0123";
 
 fn cli(url: &str, token: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(bin())
-        .args(args)
-        .env("PARAPET_SERVER", url)
-        .env("PARAPET_TOKEN", token)
-        .env(
-            "PARAPET_CONFIG_DIR",
-            parapet_store_sql::testkit::temp_dir("cfg"),
-        )
-        .output()
-        .unwrap();
+    let out = common::run_cli(url, token, args, b"");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

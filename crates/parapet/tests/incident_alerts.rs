@@ -13,10 +13,8 @@
 #[macro_use]
 mod common;
 
-use std::process::{Command, Stdio};
-
 use common::api::Api;
-use common::{ADMIN_PASSWORD, Backend, Server, bin, start};
+use common::{ADMIN_PASSWORD, Backend, Server, start};
 use serde_json::{Value, json};
 
 on_both!(
@@ -48,15 +46,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn cli(srv: &Server, token: &str, args: &[&str]) -> (i32, String, String) {
-    let dir = parapet_store_sql::testkit::temp_dir("inc-alerts-cli");
-    let o = Command::new(bin())
-        .args(args)
-        .env("PARAPET_CONFIG_DIR", &dir)
-        .env("PARAPET_SERVER", &srv.url)
-        .env("PARAPET_TOKEN", token)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = common::run_cli(&srv.url, token, args, b"");
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into_owned(),
