@@ -6,16 +6,17 @@
 //! the inventory until data arrives again.
 
 use parapet_iam::authz::Action;
-use parapet_iam::{IamError, Principal, RequestMeta};
+use parapet_iam::{Principal, RequestMeta};
 use parapet_store::{
-    AlertFilter, AlertHit, AlertStatus, Asset, AssetFilter, AssetHealth, AuditEvent, AuditOutcome,
-    Page, StoredEvent, Tenant,
+    AlertFilter, AlertStatus, Asset, AssetFilter, AssetHealth, AuditEvent, AuditOutcome, Page,
+    Tenant,
 };
 use parapet_types::{Actor, TenantCtx, Timestamp};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::{Monitor, MonitorError, MonitorResult, store_err};
+use crate::internal::InternalAlert;
+use crate::{Monitor, MonitorResult, store_err};
 
 /// The rule id of silent-asset alerts.
 pub const SILENT_RULE: &str = "parapet-silent-asset";
@@ -154,14 +155,20 @@ impl Monitor {
     /// Raises an alert for every silent asset of every tenant (the background job; time from
     /// the injected clock). Returns `(tenant, asset)` of the alerts raised now.
     pub async fn check_silent_assets(&self) -> MonitorResult<Vec<(String, String)>> {
-        let Some(provider) = self.store.provider_tenant().await.map_err(store_err)? else {
+        if self
+            .store
+            .provider_tenant()
+            .await
+            .map_err(store_err)?
+            .is_none()
+        {
             return Ok(Vec::new());
-        };
+        }
         let now = self.env.now();
         let mut raised = Vec::new();
         for t in &self.every_tenant().await? {
             for a in self.all_assets(t).await? {
-                if self.is_silent(&a, now) && self.raise_silent(t, &a, provider.id).await? {
+                if self.is_silent(&a, now) && self.raise_silent(t, &a).await? {
                     raised.push((t.name.clone(), a.name.clone()));
                 }
             }
@@ -169,120 +176,60 @@ impl Monitor {
         Ok(raised)
     }
 
-    /// Stores the health event of a silent asset with its alert and marks the asset silent;
-    /// false when this silence was already reported.
-    async fn raise_silent(
-        &self,
-        t: &Tenant,
-        a: &Asset,
-        provider: parapet_types::TenantId,
-    ) -> MonitorResult<bool> {
+    /// Raises the alert of a silent asset and marks the asset silent; false when this silence
+    /// was already reported.
+    async fn raise_silent(&self, t: &Tenant, a: &Asset) -> MonitorResult<bool> {
         let Some(last) = a.last_seen_at else {
             return Ok(false);
         };
-        let key = format!("silent:{}:{}", a.id, last.0);
-        let ctx = TenantCtx::new(t.id);
-        if self
-            .store
-            .batch_response(ctx, &key)
-            .await
-            .map_err(store_err)?
-            .is_some()
-        {
-            return Ok(false);
-        }
-        let now = self.env.now();
         let minutes = self.silent_after(a);
-        let new_id = || {
-            self.env
-                .new_id()
-                .map_err(|e| MonitorError::Iam(IamError::Internal(e.to_string())))
-        };
-        let (id, batch) = (new_id()?, new_id()?);
-        let message = format!(
-            "{} sent no data for more than {minutes} minutes (last at {})",
-            a.name,
-            last.rfc3339()
-        );
-        let raw = json!({"source": "parapet-health", "kind": "silent-asset", "host": a.name,
-            "last_data_at": last.rfc3339(), "silent_after_minutes": minutes, "message": message});
         let severity = match a.criticality.as_str() {
             "critical" | "high" => "high",
             _ => "medium",
         };
-        let event = StoredEvent {
-            id,
-            tenant: t.id,
-            time: now,
-            received_at: now,
-            host: Some(a.name.clone()),
-            source: Some("parapet-health".into()),
-            severity: severity.into(),
-            message: Some(message),
-            // Parapet's own event about the asset, not data from it (it must not end the
-            // silence); the alert names the asset.
-            asset: None,
-            batch,
-            raw: raw.to_string(),
-        };
-        let hit = AlertHit {
+        let alert = InternalAlert {
+            source: "parapet-health".into(),
             rule_id: SILENT_RULE.into(),
-            rule_tenant: provider,
             title: format!("Silent asset: no data for {minutes} minutes"),
             severity: severity.into(),
-            group_key: a.name.to_lowercase(),
+            group_key: a.name.clone(),
             asset: Some(a.id),
-            event: id,
-            event_time: now,
-            new_alert_id: new_id()?,
+            host: Some(a.name.clone()),
+            message: format!(
+                "{} sent no data for more than {minutes} minutes (last at {})",
+                a.name,
+                last.rfc3339()
+            ),
+            details: json!({"kind": "silent-asset", "last_data_at": last.rfc3339(),
+                "silent_after_minutes": minutes}),
+            dedup_key: format!("silent:{}:{}", a.id, last.0),
+            audit_action: "asset.silent".into(),
+            audit_target: format!("asset:{}/{}", t.name, a.name),
         };
-        let audit = AuditEvent {
-            time: now,
+        let Some(raised) = self.raise_internal(t, &alert).await? else {
+            return Ok(false);
+        };
+        let mark = AuditEvent {
+            time: self.env.now(),
             tenant: Some(t.id),
             actor: Actor::System,
-            action: "asset.silent".into(),
-            target: format!("asset:{}/{}", t.name, a.name),
+            action: "asset.health".into(),
+            target: alert.audit_target.clone(),
             source_ip: None,
             user_agent: None,
             outcome: AuditOutcome::Success,
-            details: json!({"batch": batch.to_string(), "last_data_at": last.rfc3339(),
-                "silent_after_minutes": minutes}),
-        };
-        let stored = self
-            .store
-            .ingest_events(
-                ctx,
-                Some(&key),
-                "{}",
-                std::slice::from_ref(&event),
-                std::slice::from_ref(&hit),
-                now.plus_secs(-self.config.dedup_window_secs),
-                &audit,
-            )
-            .await
-            .map_err(store_err)?;
-        if stored.replay.is_some() {
-            return Ok(false);
-        }
-        let mark = AuditEvent {
-            action: "asset.health".into(),
             details: json!({"health": "silent", "reason": SILENT_RULE}),
-            ..audit
         };
         match self
             .store
-            .set_asset_health(ctx, a.id, AssetHealth::Silent, None, &mark)
+            .set_asset_health(TenantCtx::new(t.id), a.id, AssetHealth::Silent, None, &mark)
             .await
         {
             Ok(()) | Err(parapet_store::StoreError::NotFound) => {}
             Err(e) => return Err(store_err(e)),
         }
-        if !stored.alerts.raised.is_empty() {
+        if !raised.is_empty() {
             metrics::counter!("parapet_silent_assets_total").increment(1);
-            let sink = self.alert_sink.lock().ok().and_then(|s| s.clone());
-            if let Some(sink) = sink {
-                sink(t, &stored.alerts.raised);
-            }
         }
         Ok(true)
     }

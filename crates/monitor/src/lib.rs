@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 pub mod alerts;
 pub mod audit_source;
 pub mod health;
+pub mod internal;
 pub mod normalize;
 pub mod syslog;
 pub use alerts::{SampleMatch, parse_rule_file};
