@@ -609,7 +609,7 @@ impl KmsService {
                 .kms_import_keys(TenantCtx::new(target.id), &keys, &e)
                 .await?;
             for (k, _) in &keys {
-                self.forget(target.id, k);
+                self.forget(k);
             }
             out.tenants
                 .push((target.name, keys.into_iter().map(|(k, _)| k.name).collect()));

@@ -6,6 +6,7 @@
 //! batch endpoint by the audit log's write rate.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use parapet_iam::{Principal, RequestMeta};
 use parapet_store::AuditOutcome;
@@ -91,7 +92,7 @@ impl KmsService {
         meta: &RequestMeta,
     ) -> KmsResult<Vec<KmsResult<Zeroizing<Vec<u8>>>>> {
         self.root_key()?;
-        let mut keys: HashMap<Uuid, KmsResult<(crate::KmsKey, KeyType)>> = HashMap::new();
+        let mut keys: HashMap<Uuid, KmsResult<(Arc<crate::KmsKey>, KeyType)>> = HashMap::new();
         let mut materials: HashMap<(Uuid, i64), Material> = HashMap::new();
         let mut used: BTreeMap<(Uuid, i64), (u64, u64)> = BTreeMap::new();
         let mut contexts: BTreeMap<String, u64> = BTreeMap::new();
@@ -153,7 +154,7 @@ impl KmsService {
         ciphertext: &str,
         ctx: &Context,
         meta: &RequestMeta,
-        keys: &mut HashMap<Uuid, KmsResult<(crate::KmsKey, KeyType)>>,
+        keys: &mut HashMap<Uuid, KmsResult<(Arc<crate::KmsKey>, KeyType)>>,
         materials: &mut HashMap<(Uuid, i64), Material>,
         used: &mut BTreeMap<(Uuid, i64), (u64, u64)>,
     ) -> KmsResult<Zeroizing<Vec<u8>>> {

@@ -81,6 +81,10 @@ pub struct ServeArgs {
         hide = true
     )]
     kms_job_interval: Option<u64>,
+    /// How many keys the key service holds in memory (about 0.7 KiB each); keys beyond it are
+    /// read from the database when used [default: 1000000].
+    #[arg(long, env = "PARAPET_KMS_CACHE_KEYS", value_name = "N")]
+    kms_cache_keys: Option<usize>,
     /// Receive syslog (RFC 5424 and 3164; UDP and TCP on the same address), e.g. 0.0.0.0:514;
     /// messages are attributed to tenants and assets through the inventory.
     #[arg(long, env = "PARAPET_SYSLOG_LISTEN", value_name = "ADDR")]
@@ -148,6 +152,7 @@ struct FileConfig {
     public_url: Option<String>,
     kms_key_file: Option<PathBuf>,
     kms_job_interval_secs: Option<u64>,
+    kms_cache_keys: Option<usize>,
     /// Notification: the SMTP server, the SMS gateway and the outbox worker's retry settings.
     notify: Option<NotifyFileConfig>,
     syslog_listen: Option<SocketAddr>,
@@ -190,6 +195,7 @@ struct Settings {
     witnesses: Vec<parapet_app::witness::Sink>,
     kms_key_file: Option<PathBuf>,
     kms_job_interval: std::time::Duration,
+    kms_cache_keys: Option<usize>,
     notify: NotifyFileConfig,
     syslog_listen: Option<SocketAddr>,
     monitor_audit_log: bool,
@@ -341,6 +347,7 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
                 .unwrap_or(30)
                 .max(1),
         ),
+        kms_cache_keys: args.kms_cache_keys.or(file.kms_cache_keys),
         notify,
         syslog_listen: args.syslog_listen.or(file.syslog_listen),
         monitor_audit_log: !args.no_monitor_audit_log
@@ -458,7 +465,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             iam.clone(),
             env.clone(),
             boot.provider.clone(),
-            KmsConfig::default(),
+            KmsConfig {
+                cache_keys: s.kms_cache_keys.unwrap_or(KmsConfig::default().cache_keys),
+                ..KmsConfig::default()
+            },
         )
         .await
         .context("cannot open the key service")?,
@@ -512,6 +522,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         s.kms_job_interval,
         stop_rx_kms(&stop_sequencer),
     ));
+    let kms_feed = tokio::spawn(kms_change_feed(kms.clone(), stop_rx_kms(&stop_sequencer)));
     let notify = Arc::new(notify_service(&s.notify, store.clone(), &env, sealing_key)?);
     kms.add_secret_holder(Arc::new(crate::platform_secrets::NotifySecrets {
         notify: notify.clone(),
@@ -657,6 +668,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = witnesses.await;
     let _ = dormancy.await;
     let _ = kms_job.await;
+    let _ = kms_feed.await;
     let _ = timers.await;
     let _ = deliveries.await;
     let _ = retention.await;
@@ -945,6 +957,32 @@ async fn kms_jobs(
             Ok(0) => {}
             Ok(n) => tracing::info!(keys = n, "keys rotated on schedule"),
             Err(e) => tracing::warn!(error = %e, "key rotation job failed"),
+        }
+    }
+}
+
+/// Polls the keys changed on other replicas four times a second, so this replica's key cache
+/// drops them at once and keeps every other key until it changes.
+async fn kms_change_feed(kms: Arc<KmsService>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if kms.status().sealed {
+            continue;
+        }
+        match kms.poll_key_changes().await {
+            Ok(_) => failing = false,
+            // Cached keys fall back to the one-second bound meanwhile; say it once.
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "key change feed failed");
+            }
+            Err(_) => {}
         }
     }
 }

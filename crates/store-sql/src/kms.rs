@@ -546,4 +546,32 @@ impl KmsStore for SqlStore {
             Ok(out)
         })
     }
+
+    async fn kms_changed_keys(
+        &self,
+        ctx: TenantCtx,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(TenantId, Uuid)>> {
+        with_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT tenant_id, id FROM kms_keys WHERE updated_at >= $2 \
+                 AND EXISTS (SELECT 1 FROM tenants p WHERE p.id = $1 AND p.kind = 'provider') \
+                 LIMIT $3",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(since.0)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .db()?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let t: String = r.try_get("tenant_id").db()?;
+                let k: String = r.try_get("id").db()?;
+                out.push((TenantId(uuid("tenant id", &t)?), uuid("key id", &k)?));
+            }
+            Ok(out)
+        })
+    }
 }

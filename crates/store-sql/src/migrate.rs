@@ -21,6 +21,10 @@ const SQLITE: &[(i64, &str)] = &[
     (11, include_str!("../migrations/sqlite/0011_mfa.sql")),
     (20, include_str!("../migrations/sqlite/0020_kms.sql")),
     (21, include_str!("../migrations/sqlite/0021_kms_origin.sql")),
+    (
+        22,
+        include_str!("../migrations/sqlite/0022_kms_changes.sql"),
+    ),
     (12, include_str!("../migrations/sqlite/0012_approvals.sql")),
     (13, include_str!("../migrations/sqlite/0013_oidc.sql")),
     (
@@ -72,6 +76,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         21,
         include_str!("../migrations/postgres/0021_kms_origin.sql"),
+    ),
+    (
+        22,
+        include_str!("../migrations/postgres/0022_kms_changes.sql"),
     ),
     (
         12,

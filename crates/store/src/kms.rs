@@ -174,4 +174,13 @@ pub trait KmsStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Keys of every tenant pending deletion and due at `now` (`ctx` must be the provider).
     async fn kms_due_deletions(&self, ctx: TenantCtx, now: Timestamp) -> StoreResult<Vec<KmsKey>>;
+    /// `(tenant, key)` of every key of every tenant changed at or after `since` (by its
+    /// `updated_at`), at most `limit` (`ctx` must be the provider): what replicas poll to drop
+    /// their cached copies.
+    async fn kms_changed_keys(
+        &self,
+        ctx: TenantCtx,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(TenantId, Uuid)>>;
 }
