@@ -43,8 +43,13 @@ impl KmsService {
             .await?;
         let version = key.latest_version;
         let m = self.material(&key, version).await?;
+        // Set up once per batch: the key schedule, the ciphertext header, and the associated
+        // data and context hash of runs of items with the same context.
+        let aead = crypto::Aead::new(kt, &m)?;
+        let header = crypto::header(key.id, version);
         let mut out = Vec::with_capacity(items.len());
         let mut contexts: BTreeMap<String, u64> = BTreeMap::new();
+        let mut last: Option<(&Context, Vec<u8>, String)> = None;
         // Nonces drawn 64 at a time (one call to the entropy source per 64 items).
         let mut pool: Vec<[u8; crypto::NONCE_LEN]> = Vec::new();
         for (plain, ctx) in items {
@@ -58,16 +63,24 @@ impl KmsService {
             let nonce = pool
                 .pop()
                 .ok_or_else(|| KmsError::Internal("no nonce".into()))?;
-            let payload = crypto::seal(kt, &m, nonce, &crypto::aad(key.id, version, ctx), plain)?;
-            out.push(
-                Token {
-                    key: key.id,
-                    version,
-                    payload,
+            if last.as_ref().is_none_or(|(c, _, _)| *c != *ctx) {
+                last = Some((
+                    ctx,
+                    crypto::aad(key.id, version, ctx),
+                    crypto::context_hash(ctx),
+                ));
+            }
+            let Some((_, aad, hash)) = &last else {
+                return Err(KmsError::Internal("no associated data".into()));
+            };
+            let payload = aead.seal(nonce, aad, plain)?;
+            out.push(crypto::encode_with_header(&header, &payload));
+            match contexts.get_mut(hash.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    contexts.insert(hash.clone(), 1);
                 }
-                .encode(),
-            );
-            *contexts.entry(crypto::context_hash(ctx)).or_default() += 1;
+            }
         }
         let e = self.event(
             Some(&p.tenant),
@@ -93,7 +106,7 @@ impl KmsService {
     ) -> KmsResult<Vec<KmsResult<Zeroizing<Vec<u8>>>>> {
         self.root_key()?;
         let mut keys: HashMap<Uuid, KmsResult<(Arc<crate::KmsKey>, KeyType)>> = HashMap::new();
-        let mut materials: HashMap<(Uuid, i64), Material> = HashMap::new();
+        let mut materials: HashMap<(Uuid, i64), Arc<crypto::Aead>> = HashMap::new();
         let mut used: BTreeMap<(Uuid, i64), (u64, u64)> = BTreeMap::new();
         let mut contexts: BTreeMap<String, u64> = BTreeMap::new();
         let mut out = Vec::with_capacity(items.len());
@@ -155,7 +168,7 @@ impl KmsService {
         ctx: &Context,
         meta: &RequestMeta,
         keys: &mut HashMap<Uuid, KmsResult<(Arc<crate::KmsKey>, KeyType)>>,
-        materials: &mut HashMap<(Uuid, i64), Material>,
+        materials: &mut HashMap<(Uuid, i64), Arc<crypto::Aead>>,
         used: &mut BTreeMap<(Uuid, i64), (u64, u64)>,
     ) -> KmsResult<Zeroizing<Vec<u8>>> {
         let t = Token::parse(ciphertext)?;
@@ -178,16 +191,17 @@ impl KmsService {
                 t.version, key.name, key.min_decryption_version
             )));
         }
-        let m = match materials.get(&(key.id, t.version)) {
-            Some(m) => m.clone(),
+        let aead = match materials.get(&(key.id, t.version)) {
+            Some(a) => a.clone(),
             None => {
-                let m = self.material(&key, t.version).await?;
-                materials.insert((key.id, t.version), m.clone());
-                m
+                let m: Material = self.material(&key, t.version).await?;
+                let a = Arc::new(crypto::Aead::new(kt, &m)?);
+                materials.insert((key.id, t.version), a.clone());
+                a
             }
         };
         let tally = used.entry((key.id, t.version)).or_default();
-        match crypto::open(kt, &m, &crypto::aad(key.id, t.version, ctx), &t.payload) {
+        match aead.open(&crypto::aad(key.id, t.version, ctx), &t.payload) {
             Ok(plain) => {
                 tally.0 += 1;
                 Ok(Zeroizing::new(plain))

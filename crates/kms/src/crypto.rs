@@ -112,11 +112,7 @@ pub struct Token {
 
 impl Token {
     pub fn encode(&self) -> String {
-        format!(
-            "{}:{}",
-            header(self.key, self.version),
-            URL_SAFE_NO_PAD.encode(&self.payload)
-        )
+        encode_with_header(&header(self.key, self.version), &self.payload)
     }
 
     pub fn parse(text: &str) -> Result<Token, CryptoError> {
@@ -149,6 +145,64 @@ impl Token {
     }
 }
 
+/// `header:base64url(payload)` in one allocation.
+pub fn encode_with_header(header: &str, payload: &[u8]) -> String {
+    let mut out = String::with_capacity(header.len() + 1 + payload.len().div_ceil(3) * 4);
+    out.push_str(header);
+    out.push(':');
+    URL_SAFE_NO_PAD.encode_string(payload, &mut out);
+    out
+}
+
+/// An AEAD key set up once for many operations (a batch): the key schedule is computed once.
+pub struct Aead(LessSafeKey);
+
+impl Aead {
+    pub fn new(kt: KeyType, key: &[u8]) -> Result<Aead, CryptoError> {
+        aead_key(kt, key).map(Aead)
+    }
+
+    /// `nonce ‖ ciphertext ‖ tag` of `plaintext`.
+    pub fn seal(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plaintext);
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                out.get_mut(NONCE_LEN..).unwrap_or_default(),
+            )
+            .map_err(|_| CryptoError::Key("encryption failed".into()))?;
+        out.extend_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// Decrypts `nonce ‖ ciphertext ‖ tag`.
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < NONCE_LEN + TAG_LEN {
+            return Err(CryptoError::Format("the ciphertext is truncated".into()));
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce)
+            .map_err(|_| CryptoError::Format("bad nonce".into()))?;
+        let mut buf = body.to_vec();
+        let n = self
+            .0
+            .open_in_place(nonce, Aad::from(aad), &mut buf)
+            .map_err(|_| CryptoError::Authentication)?
+            .len();
+        buf.truncate(n);
+        Ok(buf)
+    }
+}
+
 fn aead_key(kt: KeyType, key: &[u8]) -> Result<LessSafeKey, CryptoError> {
     let alg = match kt {
         KeyType::Aes256Gcm => &AES_256_GCM,
@@ -173,34 +227,12 @@ pub fn seal(
     aad: &[u8],
     plaintext: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    let k = aead_key(kt, key)?;
-    let mut buf = plaintext.to_vec();
-    k.seal_in_place_append_tag(
-        Nonce::assume_unique_for_key(nonce),
-        Aad::from(aad),
-        &mut buf,
-    )
-    .map_err(|_| CryptoError::Key("encryption failed".into()))?;
-    let mut out = Vec::with_capacity(NONCE_LEN + buf.len());
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(&buf);
-    Ok(out)
+    Aead::new(kt, key)?.seal(nonce, aad, plaintext)
 }
 
 /// Decrypts `nonce ‖ ciphertext ‖ tag`.
 pub fn open(kt: KeyType, key: &[u8], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let k = aead_key(kt, key)?;
-    if sealed.len() < NONCE_LEN + TAG_LEN {
-        return Err(CryptoError::Format("the ciphertext is truncated".into()));
-    }
-    let (nonce, body) = sealed.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce)
-        .map_err(|_| CryptoError::Format("bad nonce".into()))?;
-    let mut buf = body.to_vec();
-    let plain = k
-        .open_in_place(nonce, Aad::from(aad), &mut buf)
-        .map_err(|_| CryptoError::Authentication)?;
-    Ok(plain.to_vec())
+    Aead::new(kt, key)?.open(aad, sealed)
 }
 
 fn ed25519(seed: &[u8]) -> Result<Ed25519KeyPair, CryptoError> {
