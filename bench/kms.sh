@@ -10,6 +10,9 @@
 #   RUNS=5 DURATION=30s KEYS=10000 bench/kms.sh
 #   KEYS=1000000 bench/kms.sh          # latency at a million keys (issue 5: independent of it)
 #   BATCH=1000 bench/kms.sh            # batches of 1000 items (the most a request takes)
+#   KMS_BENCH_DIR=/var/tmp/kms-bench KEYS=1000000 bench/kms.sh
+#                                      # keep the database and root key there, so a second run
+#                                      # reuses the million keys instead of creating them again
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -32,6 +35,8 @@ else
   BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/parapet
 fi
 WORK=$(mktemp -d /tmp/parapet-kms-bench.XXXXXX)
+DATA=${KMS_BENCH_DIR:-$WORK}
+mkdir -p "$DATA"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -41,7 +46,7 @@ trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 PARAPET_BOOTSTRAP_PASSWORD=bench-root-password-1 PARAPET_PROVIDER_MFA_REQUIRED=false PARAPET_LOG=error \
-  "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$WORK/data" --kms-key-file "$WORK/root.key" \
+  "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$DATA/data" --kms-key-file "$DATA/root.key" \
   > "$WORK/server.out" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 200); do grep -q "listening on" "$WORK/server.out" && break; sleep 0.1; done
@@ -51,10 +56,14 @@ TOKEN=$(curl -sf "$URL/api/v1/auth/login" -H 'content-type: application/json' \
 api() { curl -sf "$URL$1" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d "$2"; }
 
 PLAIN=$(head -c 1024 /dev/urandom | base64 -w0)
-api /api/v1/kms/keys '{"name":"k0"}' >/dev/null
+api /api/v1/kms/keys '{"name":"k0"}' >/dev/null || true   # made by an earlier run on $DATA
 CT=$(api /api/v1/kms/keys/k0/encrypt "{\"plaintext\":\"$PLAIN\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ciphertext"])')
-echo "creating $KEYS keys…" >&2
-python3 bench/kms_create_keys.py "$URL" "$TOKEN" "$KEYS" 8
+if curl -sf "$URL/api/v1/kms/keys/k$KEYS" -H "authorization: Bearer $TOKEN" >/dev/null; then
+  echo "the $KEYS keys exist in $DATA already" >&2
+else
+  echo "creating $KEYS keys…" >&2
+  python3 bench/kms_create_keys.py "$URL" "$TOKEN" "$KEYS" 8
+fi
 
 ITEMS=$(python3 -c "import json; print(json.dumps({'items':[{'plaintext':'$PLAIN'}]*$BATCH}))")
 lua() { # $1 file, $2 path ('' = random key), $3 body
