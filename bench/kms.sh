@@ -48,7 +48,8 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 PARAPET_BOOTSTRAP_PASSWORD=bench-root-password-1 PARAPET_PROVIDER_MFA_REQUIRED=false PARAPET_LOG=error \
   "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$DATA/data" --kms-key-file "$DATA/root.key" \
   > "$WORK/server.out" 2>&1 &
-PIDS+=($!)
+SERVER=$!
+PIDS+=($SERVER)
 for _ in $(seq 200); do grep -q "listening on" "$WORK/server.out" && break; sleep 0.1; done
 URL="http://127.0.0.1:$port"
 TOKEN=$(curl -sf "$URL/api/v1/auth/login" -H 'content-type: application/json' \
@@ -122,3 +123,5 @@ for t in healthz enc1 encN dec batch dbatch; do
   case $t in batch|dbatch) extra=" = $(python3 -c "print(int($m*$BATCH))") operations/s" ;; esac
   printf '%-34s %12s %10s %s%s\n' "$name" "$m" "$p" "${rs[*]}" "$extra"
 done
+# The server's memory after the runs (the key cache holds every key used, up to --kms-cache-keys).
+awk '/VmRSS|VmHWM/ {printf "server %s %.0f MiB\n", $1, $2/1024}' "/proc/$SERVER/status"
