@@ -11,8 +11,6 @@ use std::collections::BTreeMap;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -134,8 +132,8 @@ impl Token {
             .ok()
             .filter(|v| *v >= 1)
             .ok_or_else(|| CryptoError::Format(format!("invalid key version {version:?}")))?;
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload)
+        let payload = base64_simd::URL_SAFE_NO_PAD
+            .decode_to_vec(payload)
             .map_err(|_| CryptoError::Format("the data is not unpadded base64url".into()))?;
         Ok(Token {
             key,
@@ -150,7 +148,7 @@ pub fn encode_with_header(header: &str, payload: &[u8]) -> String {
     let mut out = String::with_capacity(header.len() + 1 + payload.len().div_ceil(3) * 4);
     out.push_str(header);
     out.push(':');
-    URL_SAFE_NO_PAD.encode_string(payload, &mut out);
+    base64_simd::URL_SAFE_NO_PAD.encode_append(payload, &mut out);
     out
 }
 
