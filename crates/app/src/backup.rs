@@ -46,10 +46,16 @@ pub fn api_routes() -> Router<AppState> {
 
 /// The console routes.
 pub fn console_routes() -> Router<AppState> {
-    Router::new().route("/console/backup", get(own_page)).route(
-        "/console/tenants/{tenant}/backup",
-        get(page).post(console_set),
-    )
+    Router::new()
+        .route("/console/backup", get(own_page))
+        .route(
+            "/console/tenants/{tenant}/backup",
+            get(page).post(console_set),
+        )
+        .route(
+            "/console/tenants/{tenant}/backup/jobs",
+            axum::routing::post(console_set_job),
+        )
 }
 
 #[derive(OpenApi)]
@@ -569,6 +575,7 @@ struct TenantPage {
     runs: Vec<ReportView>,
     tests: Vec<ReportView>,
     findings: Vec<FindingView>,
+    jobs: Vec<crate::backup_jobs::JobView>,
     can_manage: bool,
     chart_svg: String,
 }
@@ -676,6 +683,10 @@ async fn page_view(
         (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
         (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => return failure(e),
     };
+    let jobs = match st.backup.list_jobs(&u.p, &name, &u.meta).await {
+        Ok(j) => j,
+        Err(e) => return failure(e),
+    };
     let mut c = u.chrome("Backup");
     let status = match error {
         Some((s, m)) => {
@@ -701,6 +712,7 @@ async fn page_view(
             .filter(|r| r.kind != "restore-test")
             .collect(),
         findings: findings.iter().map(finding_view).collect(),
+        jobs: jobs.iter().map(crate::backup_jobs::job_view).collect(),
         can_manage: authorize(&u.p, Action::BackupPolicyWrite, &t).is_ok(),
     };
     render(status, &page, u.set_csrf.clone())
@@ -823,6 +835,66 @@ async fn console_set(
     match st
         .backup
         .set_policy(&u.p, &tenant, &f.name, spec, None, &u.meta)
+        .await
+    {
+        Ok(_) => page_view(&st, &u, &tenant, None).await,
+        Err(e) => match form_error(&e) {
+            Some(err) => page_view(&st, &u, &tenant, Some(err)).await,
+            None => failure(e),
+        },
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct JobForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    agent: String,
+    #[serde(default)]
+    policy: String,
+    /// One path per line.
+    #[serde(default)]
+    paths: String,
+    /// One image per line.
+    #[serde(default)]
+    vm_images: String,
+    #[serde(default)]
+    onsite: String,
+    #[serde(default)]
+    offsite: String,
+}
+
+fn lines(s: &str) -> Vec<String> {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+async fn console_set_job(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Path(tenant): Path<String>,
+    Form(f): Form<JobForm>,
+) -> Response {
+    if !csrf_ok(&headers, &f.csrf) {
+        return forbidden_form();
+    }
+    let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let spec = parapet_backup_server::JobSpec {
+        agent: f.agent.clone(),
+        policy: opt(&f.policy).unwrap_or_else(|| "default".into()),
+        paths: lines(&f.paths),
+        vm_images: lines(&f.vm_images),
+        onsite: opt(&f.onsite),
+        offsite: opt(&f.offsite),
+    };
+    match st
+        .backup
+        .set_job(&u.p, &tenant, &f.name, spec, None, &u.meta)
         .await
     {
         Ok(_) => page_view(&st, &u, &tenant, None).await,

@@ -19,10 +19,14 @@ use parapet_types::{Actor, Env, TenantCtx, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+pub mod agent;
 pub mod compliance;
+pub mod jobs;
 pub mod policy;
 
+pub use agent::{Claim, Job};
 pub use compliance::{Finding, Report, evaluate};
+pub use jobs::{Due, JobSpec, JobState, StepOutcome};
 pub use policy::{PolicySpec, Retention, Window, redact_repository, valid_name};
 
 /// A policy with its version and history fields.
@@ -474,6 +478,7 @@ impl BackupService {
     ) -> IamResult<Vec<PolicyCompliance>> {
         let ctx = TenantCtx::new(t.id);
         let mut out = Vec::new();
+        let jobs = self.tenant_jobs(t, None, now).await?;
         for row in self.store.list_backup_policies(ctx, Some(t.id)).await? {
             let policy = policy_of(t, &row)?;
             let reports: Vec<Report> = self
@@ -483,7 +488,30 @@ impl BackupService {
                 .iter()
                 .map(report_of)
                 .collect::<IamResult<_>>()?;
-            let findings = evaluate(&policy.spec, policy.created_at, &reports, now);
+            let mut findings = evaluate(&policy.spec, policy.created_at, &reports, now);
+            // Jobs the server carries out whose agent has not run them in time.
+            let late: Vec<String> = jobs
+                .iter()
+                .filter(|j| j.spec.policy == policy.name && j.overdue)
+                .map(|j| {
+                    let since = j.due.as_ref().map_or(now, |d| d.next_due_at);
+                    format!(
+                        "{} (agent {}, due since {})",
+                        j.name,
+                        j.spec.agent,
+                        since.rfc3339()
+                    )
+                })
+                .collect();
+            if !late.is_empty() {
+                findings.push(Finding {
+                    kind: "job-overdue".into(),
+                    detail: format!(
+                        "no agent has run these due backup jobs (is the agent silent?): {}",
+                        late.join("; ")
+                    ),
+                });
+            }
             let last = |f: &dyn Fn(&Report) -> bool| {
                 reports.iter().filter(|r| f(r)).max_by_key(|r| r.at.0)
             };
