@@ -263,6 +263,8 @@ impl BackupService {
         policy_of(&t, &row)
     }
 
+    /// One policy. A token of scope `backup` (which runs backups) may read the policies it
+    /// carries out (their window and retention), not list them.
     pub async fn get_policy(
         &self,
         p: &Principal,
@@ -270,10 +272,12 @@ impl BackupService {
         name: &str,
         meta: &RequestMeta,
     ) -> IamResult<Policy> {
-        let t = self
-            .iam
-            .resolve(p, tenant, Action::BackupRead, meta)
-            .await?;
+        let action = if p.has_scope("backup") && !p.has_scope("read") && !p.has_scope("write") {
+            Action::BackupReport
+        } else {
+            Action::BackupRead
+        };
+        let t = self.iam.resolve(p, tenant, action, meta).await?;
         let name = valid_name(name).map_err(IamError::Invalid)?;
         match self
             .store

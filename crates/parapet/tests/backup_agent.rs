@@ -24,7 +24,10 @@ use common::api::Api;
 use common::{ADMIN_PASSWORD, Backend, Server, start_with};
 use serde_json::{Value, json};
 
-on_both!(an_agent_carries_out_the_servers_jobs);
+on_both!(
+    an_agent_carries_out_the_servers_jobs,
+    a_run_takes_its_window_and_retention_from_the_policy
+);
 
 const PW: &str = "backup-agent-test-password-1";
 const REPO_PW: &str = "agent repository password 42";
@@ -624,4 +627,200 @@ fn an_agent_carries_out_the_servers_jobs(backend: Backend) {
         &["backup", "job", "list", "--tenant", "acme", "--json"],
     ));
     assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
+/// `backup run --server URL --tenant T --policy P` keeps the window of the server's policy
+/// (refused outside it, run inside it) instead of `--window`, and `--prune` (or `backup prune
+/// --server`) keeps what the policy's retention says; a token of scope `backup` reads the policy
+/// it carries out but cannot list policies.
+fn a_run_takes_its_window_and_retention_from_the_policy(backend: Backend) {
+    let srv = start_with(backend, &[], &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let api = Api {
+        base: srv.url.clone(),
+        http: reqwest::Client::new(),
+    };
+    let (admin, token) = rt.block_on(async {
+        let admin = api.login("admin", ADMIN_PASSWORD).await;
+        let (s, b) = api
+            .post("/api/v1/tenants", &admin, json!({"name": "acme"}))
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let (s, b) = api
+            .post(
+                "/api/v1/tenants/acme/users",
+                &admin,
+                json!({"username": "alice", "password": PW, "role": "tenant-admin"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let alice = api.login("alice@acme", PW).await;
+        let (s, b) = api
+            .post(
+                "/api/v1/tokens",
+                &alice,
+                json!({"name": "cron", "scopes": ["backup"]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        (admin, b["token"].as_str().unwrap().to_string())
+    });
+    let scratch = parapet_store_sql::testkit::temp_dir("bk-policy-run");
+    let src = scratch.join("data");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a.bin"), noise(7, 100_000)).unwrap();
+    let repo = scratch.join("repo");
+    let key = scratch.join("operator.key");
+    let pwfile = scratch.join("repo.pass");
+    std::fs::write(&pwfile, format!("{REPO_PW}\n")).unwrap();
+    ok_json(&cli(
+        &srv,
+        "",
+        "",
+        &[
+            "backup",
+            "init",
+            "--repo",
+            p(&repo),
+            "--password-file",
+            p(&pwfile),
+            "--operator-key",
+            p(&key),
+            "--json",
+        ],
+    ));
+    let hour = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 3600)
+        % 24;
+    let set = |window: String, version: &str| {
+        ok_json(&cli(
+            &srv,
+            "",
+            &admin,
+            &[
+                "backup",
+                "policy",
+                "set",
+                "--tenant",
+                "acme",
+                "--rpo",
+                "24h",
+                "--rto",
+                "1h",
+                "--keep-last",
+                "1",
+                "--window",
+                &window,
+                "--version",
+                version,
+                "--json",
+            ],
+        ))
+    };
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "backup",
+            "run",
+            "--repo",
+            p(&repo),
+            "--password-file",
+            p(&pwfile),
+            "--operator-key",
+            p(&key),
+            "--server",
+            &srv.url,
+            "--tenant",
+            "acme",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        args.push(p(&src));
+        cli(&srv, "", &token, &args)
+    };
+    // The policy's window is closed now: refused before anything is written.
+    set(
+        format!("{:02}:00-{:02}:00", (hour + 2) % 24, (hour + 3) % 24),
+        "0",
+    );
+    let err = fails(&run(&[]));
+    assert!(err.contains("outside the backup window"), "{err}");
+    // --window and --server are alternatives.
+    let o = run(&["--window", "00:00-23:59"]);
+    assert!(!o.status.success());
+    let snaps = |who: &str| {
+        let o = cli(
+            &srv,
+            "",
+            who,
+            &[
+                "backup",
+                "snapshots",
+                "--repo",
+                p(&repo),
+                "--password-file",
+                p(&pwfile),
+                "--json",
+            ],
+        );
+        ok_json(&o).as_array().unwrap().len()
+    };
+    assert_eq!(snaps(""), 0);
+    // Open now (a new version of the policy): the runs go through; --prune keeps the policy's one.
+    set(
+        format!("{:02}:00-{:02}:00", (hour + 23) % 24, (hour + 1) % 24),
+        "1",
+    );
+    ok_json(&run(&[]));
+    std::fs::write(src.join("b.bin"), noise(8, 50_000)).unwrap();
+    ok_json(&run(&[]));
+    assert_eq!(snaps(""), 2);
+    let out = ok_json(&run(&["--prune"]));
+    assert_eq!(
+        out["pruned"]["removed"].as_array().unwrap().len(),
+        2,
+        "{out}"
+    );
+    assert_eq!(snaps(""), 1);
+    // `backup prune --server` takes the retention from the policy; not with --keep-… as well.
+    std::fs::write(src.join("c.bin"), noise(9, 50_000)).unwrap();
+    ok_json(&run(&[]));
+    assert_eq!(snaps(""), 2);
+    let prune = |extra: &[&str]| {
+        let mut args = vec![
+            "backup",
+            "prune",
+            "--repo",
+            p(&repo),
+            "--password-file",
+            p(&pwfile),
+            "--server",
+            &srv.url,
+            "--tenant",
+            "acme",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        cli(&srv, "", &token, &args)
+    };
+    let err = fails(&prune(&["--keep-last", "5"]));
+    assert!(err.contains("not both"), "{err}");
+    ok_json(&prune(&[]));
+    assert_eq!(snaps(""), 1);
+    // An unknown policy is a clear error; the backup token cannot list policies.
+    let err = fails(&prune(&["--policy", "nope"]));
+    assert!(err.contains("nope"), "{err}");
+    rt.block_on(async {
+        let (s, _) = api
+            .get("/api/v1/tenants/acme/backup/policies", &token)
+            .await;
+        assert_eq!(s, 403);
+        let (s, p) = api
+            .get("/api/v1/tenants/acme/backup/policies/default", &token)
+            .await;
+        assert_eq!(s, 200, "{p}");
+        assert_eq!(p["retention"]["last"], 1);
+    });
 }

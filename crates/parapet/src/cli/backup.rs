@@ -193,6 +193,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub window: super::backup_server::WindowArgs,
     #[command(flatten)]
+    pub policy_from: super::backup_server::PolicyFrom,
+    #[command(flatten)]
     pub report: super::backup_server::ReportTo,
 }
 
@@ -275,6 +277,16 @@ pub struct PruneArgs {
     /// Only say what would be removed.
     #[arg(long)]
     pub dry_run: bool,
+    /// Keep what the tenant's policy (--tenant, --policy) on this Parapet server says instead of
+    /// --keep-… (token from PARAPET_TOKEN, e.g. of scope `backup`).
+    #[arg(long, value_name = "URL", requires = "tenant")]
+    pub server: Option<String>,
+    /// The tenant whose policy gives the retention (with --server).
+    #[arg(long, value_name = "TENANT", requires = "server")]
+    pub tenant: Option<String>,
+    /// The policy that gives the retention (with --server).
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub policy: String,
 }
 
 pub async fn run(cmd: BackupCommand) -> anyhow::Result<()> {
@@ -631,7 +643,21 @@ fn mib(b: u64) -> String {
 }
 
 fn backup_run(a: RunArgs) -> anyhow::Result<()> {
-    a.window.enforce()?;
+    // The window (and the retention of a following prune) from the server's policy, if asked.
+    let policy = match (&a.policy_from.policy_server, &a.report.report_tenant) {
+        (Some(server), Some(tenant)) => Some(super::backup_server::fetch_policy(
+            server,
+            tenant,
+            &a.report.report_policy,
+        )?),
+        _ => None,
+    };
+    match &policy {
+        Some(p) => a
+            .window
+            .enforce_window(p.get("window").and_then(serde_json::Value::as_str))?,
+        None => a.window.enforce()?,
+    }
     let started = std::time::Instant::now();
     let key = read_operator_key(&a.operator_key)?;
     let done = open(&a.r).and_then(|mut repo| {
@@ -697,16 +723,41 @@ fn backup_run(a: RunArgs) -> anyhow::Result<()> {
     for w in &report.warnings {
         note(&format!("warning: {w}"));
     }
+    let pruned = match (&policy, a.policy_from.prune) {
+        (Some(p), true) => {
+            let keep = super::backup_server::keep_of(p);
+            let mut repo = open(&a.r)?;
+            Some(
+                parapet_backup::prune(
+                    &mut repo,
+                    &PruneOptions {
+                        policy: keep,
+                        dry_run: false,
+                    },
+                )
+                .with_context(|| {
+                    format!(
+                        "snapshot {} was saved, but the prune by the policy's retention failed",
+                        report.snapshot.id
+                    )
+                })?,
+            )
+        }
+        _ => None,
+    };
     let s = snapshot_out(&report.snapshot);
     if a.r.json {
         #[derive(Serialize)]
         struct Out {
             snapshot: SnapshotOut,
             warnings: Vec<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pruned: Option<parapet_backup::PruneReport>,
         }
         return json(&Out {
             snapshot: s,
             warnings: report.warnings,
+            pruned,
         });
     }
     let secs = (s.duration_ms as f64 / 1000.0).max(0.001);
@@ -1065,8 +1116,7 @@ fn restore_test(a: RestoreTestArgs) -> anyhow::Result<()> {
 }
 
 fn prune(a: PruneArgs) -> anyhow::Result<()> {
-    let mut repo = open(&a.r)?;
-    let policy = KeepPolicy {
+    let given = KeepPolicy {
         last: a.keep_last,
         hourly: a.keep_hourly,
         daily: a.keep_daily,
@@ -1075,6 +1125,27 @@ fn prune(a: PruneArgs) -> anyhow::Result<()> {
         yearly: a.keep_yearly,
         within_secs: a.keep_within_days.saturating_mul(86_400),
     };
+    let policy = match (&a.server, &a.tenant) {
+        (Some(server), Some(tenant)) => {
+            if !given.is_empty() {
+                bail!(
+                    "give either --keep-… options or --server (the policy's retention), not both"
+                );
+            }
+            let keep = super::backup_server::keep_of(&super::backup_server::fetch_policy(
+                server, tenant, &a.policy,
+            )?);
+            if keep.is_empty() {
+                bail!(
+                    "the policy {} of {tenant} keeps nothing; refusing to prune",
+                    a.policy
+                );
+            }
+            keep
+        }
+        _ => given,
+    };
+    let mut repo = open(&a.r)?;
     let report = parapet_backup::prune(
         &mut repo,
         &PruneOptions {

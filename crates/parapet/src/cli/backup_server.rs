@@ -149,14 +149,71 @@ pub struct WindowArgs {
     #[arg(long, value_name = "HH:MM-HH:MM")]
     pub window: Option<String>,
     /// Outside the window, wait for it to open instead of refusing.
-    #[arg(long, requires = "window")]
+    #[arg(long)]
     pub wait_for_window: bool,
+}
+
+/// Taking the terms of a run from the tenant's policy on the server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyFrom {
+    /// Take the time window from the tenant's policy (--tenant, --policy) on this Parapet
+    /// server instead of --window (token from PARAPET_TOKEN, e.g. of scope `backup`).
+    #[arg(
+        long = "server",
+        value_name = "URL",
+        conflicts_with = "window",
+        requires = "report_tenant"
+    )]
+    pub policy_server: Option<String>,
+    /// After the backup, prune the repository by the policy's retention (needs --server).
+    #[arg(long, requires = "policy_server")]
+    pub prune: bool,
+}
+
+/// A policy of tenant `tenant` read from `server` with the token of PARAPET_TOKEN.
+pub fn fetch_policy(server: &str, tenant: &str, policy: &str) -> anyhow::Result<Value> {
+    let token = std::env::var("PARAPET_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| anyhow!("--server needs a token in PARAPET_TOKEN"))?;
+    let client = Client::new(server)?.with_token(token.trim().to_string());
+    tokio::runtime::Handle::current()
+        .block_on(client.backup_policy(tenant, policy))
+        .with_context(|| {
+            format!("cannot read the backup policy {policy} of {tenant} from {server}")
+        })
+}
+
+/// The `prune` retention of a policy as the server shows it.
+pub fn keep_of(policy: &Value) -> parapet_backup::KeepPolicy {
+    let n = |k: &str| {
+        policy
+            .get("retention")
+            .and_then(|r| r.get(k))
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0)
+    };
+    parapet_backup::KeepPolicy {
+        last: n("last"),
+        hourly: n("hourly"),
+        daily: n("daily"),
+        weekly: n("weekly"),
+        monthly: n("monthly"),
+        yearly: n("yearly"),
+        within_secs: 0,
+    }
 }
 
 impl WindowArgs {
     /// Refuses, or waits, when outside the window.
     pub fn enforce(&self) -> anyhow::Result<()> {
-        let Some(w) = &self.window else {
+        self.enforce_window(self.window.as_deref())
+    }
+
+    /// Refuses, or waits, when outside `window` (none: any time).
+    pub fn enforce_window(&self, window: Option<&str>) -> anyhow::Result<()> {
+        let Some(w) = window else {
             return Ok(());
         };
         let w = parapet_backup_server::Window::parse(w).map_err(|e| anyhow!(e))?;
