@@ -118,6 +118,8 @@ pub struct FindingView {
 pub struct Sweep {
     pub opened: u32,
     pub resolved: u32,
+    /// Alerts raised for findings (through the monitor).
+    pub alerted: u32,
 }
 
 const KINDS: &[&str] = &["backup", "copy", "verify", "restore-test"];
@@ -144,6 +146,7 @@ pub struct BackupService {
     store: Arc<dyn Store>,
     env: Env,
     notify: Option<Arc<parapet_notify::NotifyService>>,
+    monitor: Option<Arc<parapet_monitor::Monitor>>,
 }
 
 impl std::fmt::Debug for BackupService {
@@ -178,6 +181,55 @@ impl BackupService {
             env: iam.env().clone(),
             iam,
             notify,
+            monitor: None,
+        }
+    }
+
+    /// Findings raise alerts through the monitor (`raise_internal`): they show in the alert list
+    /// of the provider and the tenant and follow its notification routes (rule
+    /// `backup-<kind>`), instead of being notified on their own.
+    #[must_use]
+    pub fn with_monitor(mut self, monitor: Arc<parapet_monitor::Monitor>) -> Self {
+        self.monitor = Some(monitor);
+        self
+    }
+
+    /// Raises the alert of an open finding (once: the finding's id is the dedup key, so a sweep
+    /// after a crash between the finding and its alert raises it then, and never twice).
+    async fn alert_finding(
+        &self,
+        monitor: &parapet_monitor::Monitor,
+        t: &Tenant,
+        f: &BackupFindingRow,
+    ) -> IamResult<bool> {
+        let severity = match f.kind.as_str() {
+            "rpo-exceeded"
+            | "restore-test-failed"
+            | "unencrypted"
+            | "job-overdue"
+            | "offsite-missing"
+            | "onsite-missing" => "high",
+            _ => "medium",
+        };
+        let a = parapet_monitor::internal::InternalAlert {
+            source: "parapet-backup".into(),
+            rule_id: format!("backup-{}", f.kind),
+            title: format!("Backup policy {} of {}: {}", f.policy, t.name, f.detail),
+            severity: severity.into(),
+            group_key: f.policy.clone(),
+            asset: None,
+            host: None,
+            message: f.detail.clone(),
+            details: json!({"finding": f.id, "policy": f.policy, "kind": f.kind}),
+            dedup_key: format!("backup-finding:{}", f.id),
+            audit_action: "backup.finding.alert".into(),
+            audit_target: format!("backup-policy:{}/{}", t.name, f.policy),
+        };
+        match monitor.raise_internal(t, &a).await {
+            Ok(raised) => Ok(raised.is_some()),
+            Err(e) => Err(internal(format!(
+                "cannot raise the alert of a backup finding: {e}"
+            ))),
         }
     }
 
@@ -673,7 +725,8 @@ impl BackupService {
                     }
                     done.opened += 1;
                     metrics::counter!("parapet_backup_findings_opened_total").increment(1);
-                    if let Some(n) = &self.notify
+                    if self.monitor.is_none()
+                        && let Some(n) = &self.notify
                         && let Err(e) = n
                             .enqueue_for_alert(
                                 &t,
@@ -712,6 +765,21 @@ impl BackupService {
                     Ok(()) => done.resolved += 1,
                     Err(StoreError::NotFound) => {}
                     Err(e) => return Err(e.into()),
+                }
+            }
+            if let Some(m) = &self.monitor {
+                for f in self
+                    .store
+                    .list_backup_findings(ctx, Some(t.id), true, 10_000)
+                    .await?
+                {
+                    match self.alert_finding(m, &t, &f).await {
+                        Ok(true) => done.alerted += 1,
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, tenant = %t.name, "cannot alert a backup finding")
+                        }
+                    }
                 }
             }
         }

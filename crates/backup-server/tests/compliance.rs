@@ -29,7 +29,8 @@ macro_rules! on_both {
 on_both!(
     compliance_findings_follow_the_clock,
     policies_are_validated_versioned_and_isolated,
-    jobs_are_due_leased_and_overdue_by_the_clock
+    jobs_are_due_leased_and_overdue_by_the_clock,
+    findings_raise_alerts_once_through_the_monitor
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -656,4 +657,117 @@ async fn jobs_are_due_leased_and_overdue_by_the_clock(backend: Backend) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// Findings raise alerts through the monitor (`raise_internal`): one alert per finding however
+/// many sweeps see it, shown in the tenant's and the provider's alert lists, audited; resolved
+/// findings stay as evidence and their alerts stay listed; other tenants see none of them.
+async fn findings_raise_alerts_once_through_the_monitor(backend: Backend) {
+    let w = world(backend).await;
+    let monitor = Arc::new(parapet_monitor::Monitor::new(
+        w.iam.clone(),
+        parapet_monitor::MonitorConfig::default(),
+    ));
+    let svc = BackupService::new(w.iam.clone(), None).with_monitor(monitor.clone());
+    svc.set_policy(&w.admin, "acme", "default", spec(), None, &meta())
+        .await
+        .unwrap();
+    w.clock.advance_secs(25 * HOUR);
+    let s = svc.sweep().await.unwrap();
+    assert_eq!((s.opened, s.alerted), (3, 3));
+    // Later sweeps raise nothing twice.
+    let s = svc.sweep().await.unwrap();
+    assert_eq!((s.opened, s.alerted), (0, 0));
+    let alerts = |who: Principal, tenant: &'static str| {
+        let monitor = monitor.clone();
+        async move {
+            let (_, list) = monitor
+                .list_alerts(
+                    &who,
+                    tenant,
+                    &parapet_store::AlertFilter::default(),
+                    &Page {
+                        after: None,
+                        limit: 100,
+                    },
+                    &meta(),
+                )
+                .await
+                .unwrap();
+            let mut rules: Vec<String> = list.iter().map(|a| a.rule_id.clone()).collect();
+            rules.sort();
+            (rules, list)
+        }
+    };
+    let (rules, list) = alerts(w.alice.clone(), "acme").await;
+    assert_eq!(
+        rules,
+        [
+            "backup-offsite-missing",
+            "backup-onsite-missing",
+            "backup-rpo-exceeded"
+        ]
+    );
+    assert!(
+        list.iter()
+            .all(|a| a.severity == "high" && a.group_key == "default")
+    );
+    assert!(list[0].title.contains("Backup policy default of acme"));
+    let (provider_rules, _) = alerts(w.admin.clone(), "acme").await;
+    assert_eq!(provider_rules.len(), 3);
+    let (bob_rules, _) = alerts(w.bob.clone(), "globex").await;
+    assert!(bob_rules.is_empty());
+    // The raise is audited.
+    let t = w
+        .iam
+        .store()
+        .get_tenant(TenantCtx::new(w.admin.tenant.id), "acme")
+        .await
+        .unwrap();
+    let recs = w
+        .iam
+        .store()
+        .list_audit(
+            TenantCtx::new(t.id),
+            &AuditFilter {
+                action: Some("backup.finding.alert".into()),
+                ..AuditFilter::default()
+            },
+            &Page {
+                after: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(recs.len(), 3);
+    // Met again: the findings are resolved and kept; a later finding raises its own alert.
+    for (kind, repo) in [("backup", "/srv/backup/acme"), ("copy", "s3://bucket/acme")] {
+        svc.report(&w.alice, "acme", report(kind, true, repo, 1_000), &meta())
+            .await
+            .unwrap();
+    }
+    let s = svc.sweep().await.unwrap();
+    assert_eq!((s.resolved, s.alerted), (3, 0));
+    let all = svc
+        .findings(&w.alice, "acme", false, &meta())
+        .await
+        .unwrap();
+    assert_eq!(all.iter().filter(|f| f.resolved_at.is_some()).count(), 3);
+    svc.report(
+        &w.alice,
+        "acme",
+        report("restore-test", false, "/srv/backup/acme", 1_000),
+        &meta(),
+    )
+    .await
+    .unwrap();
+    let s = svc.sweep().await.unwrap();
+    assert_eq!(s.alerted, 1);
+    let (rules, _) = alerts(w.alice.clone(), "acme").await;
+    assert!(
+        rules.contains(&"backup-restore-test-failed".to_string()),
+        "{rules:?}"
+    );
+    assert_eq!(rules.len(), 4);
 }

@@ -609,10 +609,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None
     };
     // Backup compliance (X.1642 8.10): findings when a tenant's backups fall outside its policy.
-    let backup = Arc::new(parapet_backup_server::BackupService::new(
-        iam.clone(),
-        Some(notify.clone()),
-    ));
+    let backup = Arc::new(
+        parapet_backup_server::BackupService::new(iam.clone(), Some(notify.clone()))
+            .with_monitor(monitor.clone()),
+    );
     let self_backup = s
         .self_backup
         .clone()

@@ -484,14 +484,30 @@ fn backup_policies_reports_and_compliance_end_to_end(backend: Backend) {
         loop {
             let (s, o) = api.get("/api/v1/tenants/acme/notify/outbox", &alice).await;
             assert_eq!(s, 200, "{o}");
-            let found = o["items"].as_array().unwrap().iter().any(|m| {
-                m["source"] == format!("alert:{}", finding["id"].as_str().unwrap()).as_str()
-                    && m["subject"]
-                        .as_str()
-                        .unwrap()
-                        .contains("restore test failed")
+            // The finding raised an alert (monitor's alert list, rule backup-<kind>), which the
+            // alert routes notified.
+            let (s, alerts) = api.get("/api/v1/tenants/acme/alerts", &alice).await;
+            assert_eq!(s, 200, "{alerts}");
+            let alert = alerts
+                .as_array()
+                .or_else(|| alerts["items"].as_array())
+                .unwrap()
+                .iter()
+                .find(|a| a["rule_id"] == "backup-restore-test-failed")
+                .cloned();
+            let found = alert.as_ref().is_some_and(|a| {
+                o["items"].as_array().unwrap().iter().any(|m| {
+                    m["source"] == format!("alert:{}", a["id"].as_str().unwrap()).as_str()
+                        && m["subject"]
+                            .as_str()
+                            .unwrap()
+                            .contains("restore test failed")
+                })
             });
             if found {
+                let (s, other) = api.get("/api/v1/tenants/globex/alerts", &gina).await;
+                assert_eq!(s, 200);
+                assert!(!other.to_string().contains("backup-restore-test-failed"));
                 break;
             }
             assert!(std::time::Instant::now() < deadline, "not queued: {o}");
