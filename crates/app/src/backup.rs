@@ -148,6 +148,10 @@ pub struct PolicyView {
     pub window: Option<String>,
     /// Seconds between required restore tests (0: none).
     pub restore_test_secs: u64,
+    /// What is backed up: `file`, `vm-image`, `vm-snapshot` (X.1642 8.10-13).
+    pub levels: Vec<String>,
+    /// Unwise terms, e.g. VM snapshots only (X.1642 8.10-20: a snapshot is not a backup).
+    pub warnings: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
     pub updated_by: String,
@@ -169,6 +173,8 @@ fn policy_view(p: &Policy) -> PolicyView {
         schedule_secs: p.spec.interval_secs(),
         window: p.spec.window.clone(),
         restore_test_secs: p.spec.restore_test_secs,
+        levels: p.spec.levels.clone(),
+        warnings: p.spec.warnings(),
         created_at: p.created_at.rfc3339(),
         updated_at: p.updated_at.rfc3339(),
         updated_by: p.updated_by.clone(),
@@ -204,8 +210,15 @@ pub struct PolicyInput {
     pub window: Option<String>,
     #[serde(default)]
     pub restore_test_secs: u64,
+    /// What is backed up: `file`, `vm-image`, `vm-snapshot` (default: `file`).
+    #[serde(default = "file_levels")]
+    pub levels: Vec<String>,
     #[serde(default)]
     pub version: Option<i64>,
+}
+
+fn file_levels() -> Vec<String> {
+    vec!["file".into()]
 }
 
 impl PolicyInput {
@@ -222,6 +235,7 @@ impl PolicyInput {
                 schedule_secs: self.schedule_secs,
                 window: self.window.filter(|w| !w.trim().is_empty()),
                 restore_test_secs: self.restore_test_secs,
+                levels: self.levels,
             },
             self.version,
         )
@@ -343,6 +357,10 @@ pub struct ComplianceView {
     pub achieved_rto_ms: Option<u64>,
     pub rpo_secs: u64,
     pub rto_secs: u64,
+    /// The policy's backup levels.
+    pub levels: Vec<String>,
+    /// Unwise terms of the policy (X.1642 8.10-20).
+    pub warnings: Vec<String>,
 }
 
 fn compliance_view(c: &PolicyCompliance) -> ComplianceView {
@@ -368,6 +386,8 @@ fn compliance_view(c: &PolicyCompliance) -> ComplianceView {
         achieved_rto_ms: c.achieved_rto_ms,
         rpo_secs: c.rpo_secs,
         rto_secs: c.rto_secs,
+        levels: c.levels.clone(),
+        warnings: c.warnings.clone(),
     }
 }
 
@@ -782,6 +802,12 @@ struct PolicyForm {
     /// Days.
     #[serde(default)]
     restore_test_days: String,
+    #[serde(default)]
+    level_file: Option<String>,
+    #[serde(default)]
+    level_vm_image: Option<String>,
+    #[serde(default)]
+    level_vm_snapshot: Option<String>,
 }
 
 fn spec_of(f: &PolicyForm) -> Result<PolicySpec, String> {
@@ -807,6 +833,19 @@ fn spec_of(f: &PolicyForm) -> Result<PolicySpec, String> {
         schedule_secs: 0,
         window: Some(f.window.trim().to_string()).filter(|w| !w.is_empty()),
         restore_test_secs: days.saturating_mul(86_400),
+        levels: {
+            let l: Vec<String> = [
+                (&f.level_file, "file"),
+                (&f.level_vm_image, "vm-image"),
+                (&f.level_vm_snapshot, "vm-snapshot"),
+            ]
+            .iter()
+            .filter(|(on, _)| on.is_some())
+            .map(|(_, l)| (*l).to_string())
+            .collect();
+            // A form without level boxes (an older page) backs up files.
+            if l.is_empty() { vec!["file".into()] } else { l }
+        },
     })
 }
 

@@ -160,6 +160,22 @@ impl JobSpec {
 
     /// Refuses a job whose repositories do not give what its policy requires.
     pub fn fits(&self, policy: &PolicySpec) -> Result<(), String> {
+        if !self.paths.is_empty() && !policy.has_level("file") {
+            return Err(format!(
+                "the policy {} does not back up files (its levels: {}): give the job VM images \
+                 only, or add the level 'file' to the policy",
+                self.policy,
+                policy.levels.join(", ")
+            ));
+        }
+        if !self.vm_images.is_empty() && !policy.has_level("vm-image") {
+            return Err(format!(
+                "the policy {} does not back up VM images (its levels: {}): add the level \
+                 'vm-image' to the policy",
+                self.policy,
+                policy.levels.join(", ")
+            ));
+        }
         if policy.onsite && self.onsite.is_none() {
             return Err(format!(
                 "the policy {} requires an on-site copy: give the job an on-site repository",
@@ -341,6 +357,7 @@ mod tests {
             schedule_secs: 0,
             window: window.map(str::to_string),
             restore_test_secs: 7 * 86_400,
+            levels: vec!["file".into()],
         }
     }
 
@@ -472,5 +489,26 @@ mod tests {
         };
         assert!(j.fits(&policy(None)).is_err());
         assert!(job().fits(&policy(None)).is_ok());
+        let vm = JobSpec {
+            vm_images: vec!["/var/lib/vm/a.qcow2".into()],
+            ..job()
+        };
+        assert!(
+            vm.fits(&policy(None)).is_err(),
+            "the policy has no vm-image level"
+        );
+        let both = PolicySpec {
+            levels: vec!["file".into(), "vm-image".into()],
+            ..policy(None)
+        };
+        assert!(vm.fits(&both).is_ok());
+        let vm_only = PolicySpec {
+            levels: vec!["vm-image".into()],
+            ..policy(None)
+        };
+        assert!(
+            job().fits(&vm_only).is_err(),
+            "files under a VM-only policy"
+        );
     }
 }

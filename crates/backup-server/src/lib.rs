@@ -99,6 +99,10 @@ pub struct PolicyCompliance {
     pub achieved_rto_ms: Option<u64>,
     pub rpo_secs: u64,
     pub rto_secs: u64,
+    /// The policy's backup levels (`file`, `vm-image`, `vm-snapshot`).
+    pub levels: Vec<String>,
+    /// Unwise terms (a VM-snapshot-only policy, frequent snapshots: X.1642 8.10-20).
+    pub warnings: Vec<String>,
 }
 
 /// A finding as the API shows it.
@@ -581,6 +585,8 @@ impl BackupService {
                 achieved_rto_ms: last(&|r| r.kind == "restore-test" && r.ok).map(|r| r.duration_ms),
                 rpo_secs: policy.spec.rpo_secs,
                 rto_secs: policy.spec.rto_secs,
+                levels: policy.spec.levels.clone(),
+                warnings: policy.spec.warnings(),
             });
         }
         Ok(out)

@@ -116,6 +116,7 @@ fn spec() -> PolicySpec {
         schedule_secs: 0,
         window: Some("01:00-05:00".into()),
         restore_test_secs: 7 * 24 * 3600,
+        levels: vec!["file".into(), "vm-image".into()],
     }
 }
 

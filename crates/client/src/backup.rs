@@ -33,6 +33,8 @@ pub struct BackupPolicyInput {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<String>,
     pub restore_test_secs: u64,
+    /// What is backed up: `file`, `vm-image`, `vm-snapshot`.
+    pub levels: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,
 }

@@ -26,7 +26,8 @@ use serde_json::{Value, json};
 
 on_both!(
     an_agent_carries_out_the_servers_jobs,
-    a_run_takes_its_window_and_retention_from_the_policy
+    a_run_takes_its_window_and_retention_from_the_policy,
+    policies_combine_file_and_vm_levels_and_warn_on_snapshots_only
 );
 
 const PW: &str = "backup-agent-test-password-1";
@@ -161,6 +162,10 @@ fn an_agent_carries_out_the_servers_jobs(backend: Backend) {
             "--offsite",
             "--restore-test-every",
             "7d",
+            "--level",
+            "file",
+            "--level",
+            "vm-image",
             "--json",
         ],
     ));
@@ -822,5 +827,173 @@ fn a_run_takes_its_window_and_retention_from_the_policy(backend: Backend) {
             .await;
         assert_eq!(s, 200, "{p}");
         assert_eq!(p["retention"]["last"], 1);
+    });
+}
+
+/// A policy says what it backs up (X.1642 8.10-13): file level, VM images and/or hypervisor
+/// snapshots; a policy of VM snapshots only is accepted with a warning (8.10-20: a snapshot is
+/// not a backup) shown by the API, the CLI (stderr and JSON), the compliance table and the
+/// console; unknown levels are refused; a job's sources must fit its policy's levels.
+fn policies_combine_file_and_vm_levels_and_warn_on_snapshots_only(backend: Backend) {
+    let srv = start_with(backend, &[], &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let api = Api {
+        base: srv.url.clone(),
+        http: reqwest::Client::new(),
+    };
+    let (admin, alice) = rt.block_on(async {
+        let admin = api.login("admin", ADMIN_PASSWORD).await;
+        let (s, b) = api
+            .post("/api/v1/tenants", &admin, json!({"name": "acme"}))
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let (s, b) = api
+            .post(
+                "/api/v1/tenants/acme/users",
+                &admin,
+                json!({"username": "alice", "password": PW, "role": "tenant-admin"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        (admin, api.login("alice@acme", PW).await)
+    });
+    let set = |name: &str, levels: &[&str]| {
+        let mut args = vec![
+            "backup",
+            "policy",
+            "set",
+            "--tenant",
+            "acme",
+            name,
+            "--rpo",
+            "24h",
+            "--rto",
+            "1h",
+            "--keep-daily",
+            "7",
+            "--json",
+        ];
+        for l in levels {
+            args.extend(["--level", l]);
+        }
+        cli(&srv, "", &admin, &args)
+    };
+    // Files and VM images together: no warning.
+    let o = set("default", &["file", "vm-image"]);
+    let both = ok_json(&o);
+    assert_eq!(both["levels"], json!(["file", "vm-image"]));
+    assert_eq!(both["warnings"], json!([]));
+    assert!(String::from_utf8_lossy(&o.stderr).trim().is_empty());
+    // VM snapshots only: accepted, with the warning on stderr and in the JSON.
+    let o = set("vm-farm", &["vm-snapshot"]);
+    let snap = ok_json(&o);
+    assert_eq!(snap["levels"], json!(["vm-snapshot"]));
+    let w = snap["warnings"][0].as_str().unwrap();
+    assert!(w.contains("not a backup") && w.contains("8.10-20"), "{w}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("warning: VM snapshots only"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Files by default.
+    let plain = ok_json(&set("web", &[]));
+    assert_eq!(plain["levels"], json!(["file"]));
+    // The compliance table shows the warning (JSON and text).
+    let c = ok_json(&cli(
+        &srv,
+        "",
+        &alice,
+        &["backup", "compliance", "--tenant", "acme", "--json"],
+    ));
+    let farm = c
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["policy"] == "vm-farm")
+        .unwrap();
+    assert!(
+        farm["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("not a backup")
+    );
+    let o = cli(
+        &srv,
+        "",
+        &alice,
+        &["backup", "compliance", "--tenant", "acme"],
+    );
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("warning (acme/vm-farm): VM snapshots only"),
+        "{text}"
+    );
+    rt.block_on(async {
+        let put = |path: String, body: Value| {
+            let api = &api;
+            let admin = admin.clone();
+            async move {
+                let r = api
+                    .http
+                    .put(format!("{}{path}", api.base))
+                    .bearer_auth(&admin)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                (status, ct, body)
+            }
+        };
+        // Unknown or repeated levels: problem+json.
+        for levels in [json!(["tape"]), json!([]), json!(["file", "file"])] {
+            let (s, ct, _) = put(
+                "/api/v1/tenants/acme/backup/policies/x".into(),
+                json!({"rpo_secs": 86400, "rto_secs": 3600,
+                    "retention": {"daily": 7}, "levels": levels}),
+            )
+            .await;
+            assert_eq!(s, 422, "{levels}");
+            assert!(ct.starts_with("application/problem+json"), "{ct}");
+        }
+        let (s, p) = api
+            .get("/api/v1/tenants/acme/backup/policies/vm-farm", &alice)
+            .await;
+        assert_eq!(s, 200);
+        assert_eq!(p["warnings"].as_array().unwrap().len(), 1);
+        // A job's sources must fit its policy's levels.
+        for (policy, body) in [
+            ("web", json!({"vm_images": ["/var/lib/vm/a.qcow2"]})),
+            ("vm-farm", json!({"paths": ["/srv"]})),
+        ] {
+            let mut b = body.clone();
+            b["agent"] = json!("h1");
+            b["policy"] = json!(policy);
+            b["onsite"] = json!("/srv/backup");
+            let (s, _, e) = put("/api/v1/tenants/acme/backup/jobs/j1".into(), b).await;
+            assert_eq!(s, 422, "{policy}: {e}");
+            assert!(e["detail"].as_str().unwrap().contains("level"), "{e}");
+        }
+        // The console: the tenant's page and the provider's table show the warning.
+        for (who, path) in [
+            (&alice, "/console/tenants/acme/backup"),
+            (&admin, "/console/backup"),
+        ] {
+            let r = api
+                .http
+                .get(format!("{}{path}", api.base))
+                .header("cookie", format!("parapet_session={who}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            let html = r.text().await.unwrap();
+            assert!(html.contains("policy-warning"), "{path}");
+            assert!(html.contains("a snapshot is not a backup"), "{path}");
+            assert!(html.contains("file, vm-image"), "{path}");
+        }
     });
 }

@@ -84,6 +84,11 @@ pub struct PolicySetArgs {
     /// A restore test is due this often, e.g. `30d`.
     #[arg(long, value_name = "DURATION")]
     pub restore_test_every: Option<String>,
+    /// What is backed up, repeatable: `file` (file trees, the default), `vm-image` (virtual
+    /// machines' disk images) and/or `vm-snapshot` (hypervisor snapshots: no backup on their
+    /// own, so a policy of snapshots only is accepted with a warning, X.1642 8.10-20).
+    #[arg(long = "level", value_name = "LEVEL", value_parser = ["file", "vm-image", "vm-snapshot"])]
+    pub levels: Vec<String>,
     /// The version you read (refused if someone changed it meanwhile; 0: must be new).
     #[arg(long, value_name = "N")]
     pub version: Option<i64>,
@@ -306,6 +311,18 @@ fn policy_fields(p: &Value) -> String {
         ("every", format!("{} s", s(p, "schedule_secs"))),
         ("window (UTC)", s(p, "window")),
         (
+            "levels",
+            p.get("levels")
+                .and_then(Value::as_array)
+                .map(|l| {
+                    l.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default(),
+        ),
+        (
             "restore test every",
             format!("{} s", s(p, "restore_test_secs")),
         ),
@@ -314,6 +331,19 @@ fn policy_fields(p: &Value) -> String {
             format!("{} by {}", s(p, "updated_at"), s(p, "updated_by")),
         ),
     ])
+}
+
+/// The policy's warnings on standard error (they stay in the JSON too).
+fn warn_policy(p: &Value) {
+    for w in p
+        .get("warnings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        note(&format!("warning: {w}"));
+    }
 }
 
 pub async fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
@@ -351,12 +381,18 @@ pub async fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
                     .map(duration_secs)
                     .transpose()?
                     .unwrap_or(0),
+                levels: if a.levels.is_empty() {
+                    vec!["file".into()]
+                } else {
+                    a.levels.clone()
+                },
                 version: a.version,
             };
             let p = sess
                 .client
                 .set_backup_policy(&a.tenant, &a.name, &input)
                 .await?;
+            warn_policy(&p);
             if a.common.json {
                 return json(&p);
             }
@@ -365,6 +401,7 @@ pub async fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
         PolicyCommand::Show(a) => {
             let sess = Session::open(&a.common)?;
             let p = sess.client.backup_policy(&a.tenant, &a.name).await?;
+            warn_policy(&p);
             if a.common.json {
                 return json(&p);
             }
@@ -447,6 +484,10 @@ pub async fn compliance(a: ComplianceArgs) -> anyhow::Result<()> {
                     s(c, "last_backup_at"),
                     s(c, "achieved_rto_ms"),
                     kinds.join(","),
+                    c.get("warnings")
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len)
+                        .to_string(),
                 ]
             })
             .collect();
@@ -458,9 +499,25 @@ pub async fn compliance(a: ComplianceArgs) -> anyhow::Result<()> {
                 "LAST_BACKUP",
                 "ACHIEVED_RTO_MS",
                 "FINDINGS",
+                "WARNINGS",
             ],
             &rows,
         ))?;
+        for c in &list {
+            for w in c
+                .get("warnings")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                out(&format!(
+                    "warning ({}/{}): {w}\n",
+                    s(c, "tenant"),
+                    s(c, "policy")
+                ))?;
+            }
+        }
     }
     Ok(())
 }
