@@ -950,7 +950,10 @@ async fn kms_jobs(
 }
 
 /// Reads the development root key (64 hex digits), or creates it (mode 0600) on first start.
-fn kms_root_key(path: &std::path::Path, env: &Env) -> anyhow::Result<parapet_kms::root::RootKey> {
+pub(crate) fn kms_root_key(
+    path: &std::path::Path,
+    env: &Env,
+) -> anyhow::Result<parapet_kms::root::RootKey> {
     let (key, created) = secret_file(
         path,
         "development root key",
