@@ -616,6 +616,58 @@ fn an_agent_carries_out_the_servers_jobs(backend: Backend) {
             !html.contains("backup-job-form"),
             "tenants do not assign jobs"
         );
+        // The provider assigns a job with the console's form (CSRF-protected; bad input is a
+        // 422 page; a tenant is refused).
+        let csrf = "c".repeat(43);
+        let post = |who: String, fields: Vec<(&'static str, String)>, with_csrf: bool| {
+            let http = api.http.clone();
+            let url = format!("{}/console/tenants/acme/backup/jobs", api.base);
+            let csrf = csrf.clone();
+            async move {
+                let mut form = fields;
+                if with_csrf {
+                    form.push(("csrf", csrf.clone()));
+                }
+                let r = http
+                    .post(url)
+                    .header(
+                        "cookie",
+                        format!("parapet_session={who}; parapet_csrf={csrf}"),
+                    )
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        let fields = |path: &str| {
+            vec![
+                ("name", "console-job".to_string()),
+                ("agent", "db2".to_string()),
+                ("policy", "default".to_string()),
+                ("paths", format!("{path}\n")),
+                ("vm_images", String::new()),
+                ("onsite", "/srv/backup".to_string()),
+                ("offsite", offsite.to_string()),
+            ]
+        };
+        let (s, _) = post(admin.clone(), fields("/srv/data"), false).await;
+        assert_eq!(s, 403, "no CSRF token");
+        let (s, html) = post(admin.clone(), fields("relative"), true).await;
+        assert_eq!(s, 422);
+        assert!(html.contains("absolute path"), "{html}");
+        let (s, _) = post(alice.clone(), fields("/srv/data"), true).await;
+        assert_eq!(s, 403);
+        let (s, html) = post(admin.clone(), fields("/srv/data"), true).await;
+        assert_eq!(s, 200);
+        assert!(html.contains("console-job") && html.contains("db2"));
+        let (s, j) = api
+            .get("/api/v1/tenants/acme/backup/jobs/console-job", &alice)
+            .await;
+        assert_eq!(s, 200, "{j}");
+        assert_eq!(j["paths"], json!(["/srv/data"]));
+        assert_eq!(j["status"], "due");
     });
 
     // Removing a job keeps its evidence.
@@ -631,7 +683,8 @@ fn an_agent_carries_out_the_servers_jobs(backend: Backend) {
         &admin,
         &["backup", "job", "list", "--tenant", "acme", "--json"],
     ));
-    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert!(list.as_array().unwrap().iter().all(|j| j["name"] != "web"));
 }
 
 /// `backup run --server URL --tenant T --policy P` keeps the window of the server's policy
