@@ -37,6 +37,10 @@ pub fn api_routes() -> Router<AppState> {
             post(finish_job),
         )
         .route(
+            "/tenants/{tenant}/backup/jobs/{name}/renew",
+            post(renew_job),
+        )
+        .route(
             "/tenants/{tenant}/backup/agents/{agent}/jobs",
             get(agent_jobs),
         )
@@ -52,10 +56,20 @@ pub fn api_routes() -> Router<AppState> {
         delete_job,
         agent_jobs,
         claim_job,
+        renew_job,
         finish_job,
         jobs_overview
     ),
-    components(schemas(JobView, JobInput, StepView, ClaimInput, ClaimView, FinishInput))
+    components(schemas(
+        JobView,
+        JobInput,
+        StepView,
+        ClaimInput,
+        ClaimView,
+        FinishInput,
+        RenewInput,
+        RenewView
+    ))
 )]
 pub struct BackupJobsApi;
 
@@ -367,6 +381,52 @@ pub async fn claim_job(
         )
         .await?;
     Ok(Json(claim_view(&c)))
+}
+
+/// Extend a running job's lease.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenewInput {
+    pub lease: String,
+    /// How long from now (60 s to 7 days; default 2 hours).
+    #[serde(default)]
+    pub lease_secs: Option<u64>,
+}
+
+/// The lease's new end.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RenewView {
+    pub lease_until: String,
+}
+
+/// Extend the lease of a running job (token scope `backup`; the agent does it between steps):
+/// 409 if the lease is no longer held.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/backup/jobs/{name}/renew", tag = "backup",
+    params(("tenant" = String, Path), ("name" = String, Path)), request_body = RenewInput,
+    responses((status = 200, body = RenewView), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn renew_job(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    Path((tenant, name)): Path<(String, String)>,
+    ApiJson(b): ApiJson<RenewInput>,
+) -> ApiResult<Json<RenewView>> {
+    let until = st
+        .backup
+        .renew_job(
+            &p,
+            &tenant,
+            &name,
+            &b.lease,
+            b.lease_secs.unwrap_or(7200),
+            &meta,
+        )
+        .await?;
+    Ok(Json(RenewView {
+        lease_until: until.rfc3339(),
+    }))
 }
 
 /// End a run of a claimed job with each step's outcome (token scope `backup`): 409 if the lease

@@ -433,6 +433,53 @@ impl BackupService {
         })
     }
 
+    /// Extends the lease of a running job by `lease_secs` from now (an agent does it between
+    /// steps, so a long run keeps the job): `Conflict` when the lease is no longer held.
+    pub async fn renew_job(
+        &self,
+        p: &Principal,
+        tenant: &str,
+        name: &str,
+        lease: &str,
+        lease_secs: u64,
+        meta: &RequestMeta,
+    ) -> IamResult<Timestamp> {
+        if !LEASE_SECS.contains(&lease_secs) {
+            return Err(IamError::Invalid(
+                "the lease must last from 60 seconds to 7 days".into(),
+            ));
+        }
+        let name = valid_name(name).map_err(IamError::Invalid)?;
+        let lease = uuid::Uuid::parse_str(lease.trim())
+            .map_err(|_| IamError::Invalid("the lease is not a lease id".into()))?;
+        let t = self
+            .iam
+            .resolve(p, tenant, Action::BackupReport, meta)
+            .await?;
+        let now = self.env.now();
+        let until = Timestamp(
+            now.0
+                .saturating_add(i64::try_from(lease_secs * 1000).unwrap_or(i64::MAX)),
+        );
+        let e = self.event(
+            &t,
+            p.actor(),
+            Some(meta),
+            "backup.job.renew",
+            format!("backup-job:{}/{name}", t.name),
+            json!({"lease": lease, "until": until}),
+        );
+        match self
+            .store
+            .renew_backup_job(TenantCtx::new(t.id), &name, lease, now, until, &[e])
+            .await
+        {
+            Ok(()) => Ok(until),
+            Err(StoreError::Conflict(m)) => Err(IamError::Conflict(m)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Ends a run of a claimed job with how each step went: the job's state moves on (what is
     /// due next follows from it) and the lease ends. `Conflict` when the lease is not held.
     pub async fn finish_job(

@@ -545,6 +545,28 @@ async fn jobs_are_due_leased_and_overdue_by_the_clock(backend: Backend) {
             .await,
         Err(IamError::Conflict(_))
     ));
+    // A held lease is extended between steps; a stale one is not.
+    assert!(matches!(
+        w.svc
+            .renew_job(&w.alice, "acme", "db1", &first.lease, 600, &meta())
+            .await,
+        Err(IamError::Conflict(_))
+    ));
+    w.clock.advance_secs(500);
+    let until = w
+        .svc
+        .renew_job(&w.alice, "acme", "db1", &second.lease, 600, &meta())
+        .await
+        .unwrap();
+    assert_eq!(until.0, w.clock.now().0 + 600_000);
+    assert!(until.0 > second.lease_until.0);
+    w.clock.advance_secs(500);
+    assert!(matches!(
+        w.svc
+            .claim_job(&w.alice, "acme", "db1", "db1", 600, &meta())
+            .await,
+        Err(IamError::Conflict(_))
+    ));
     assert!(matches!(
         w.svc
             .finish_job(

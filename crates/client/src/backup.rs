@@ -157,6 +157,21 @@ impl Client {
         .await
     }
 
+    /// `POST /api/v1/tenants/{tenant}/backup/jobs/{name}/renew`.
+    pub async fn renew_backup_job(
+        &self,
+        tenant: &str,
+        name: &str,
+        lease: &str,
+        lease_secs: u64,
+    ) -> Result<Value, ClientError> {
+        self.post(
+            self.url(&["tenants", tenant, "backup", "jobs", name, "renew"], &[]),
+            &serde_json::json!({"lease": lease, "lease_secs": lease_secs}),
+        )
+        .await
+    }
+
     /// `POST /api/v1/tenants/{tenant}/backup/jobs/{name}/finish`.
     pub async fn finish_backup_job(
         &self,

@@ -424,7 +424,12 @@ fn an_agent_carries_out_the_servers_jobs(backend: Backend) {
             .await;
         assert_eq!(s, 200, "{audit}");
         let text = audit.to_string();
-        for action in ["backup.job.set", "backup.job.claim", "backup.job.finish"] {
+        for action in [
+            "backup.job.set",
+            "backup.job.claim",
+            "backup.job.renew",
+            "backup.job.finish",
+        ] {
             assert!(text.contains(action), "{action} not audited");
         }
     });

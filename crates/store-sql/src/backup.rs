@@ -604,6 +604,41 @@ impl BackupStore for SqlStore {
         Ok(())
     }
 
+    async fn renew_backup_job(
+        &self,
+        ctx: TenantCtx,
+        name: &str,
+        lease_id: Uuid,
+        now: Timestamp,
+        until: Timestamp,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()> {
+        with_tx!(self, |tx| {
+            let done = sqlx::query(
+                "UPDATE backup_jobs SET lease_until = $5 WHERE tenant_id = $1 AND name = $2 \
+                 AND lease_id = $3 AND lease_until > $4",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(name)
+            .bind(lease_id.to_string())
+            .bind(now.0)
+            .bind(until.0)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict(format!(
+                    "the lease on the backup job {name} is no longer held (it expired, or the \
+                     job was removed)"
+                )));
+            }
+            for e in audit {
+                insert_audit!(&mut *tx, e);
+            }
+        });
+        Ok(())
+    }
+
     async fn finish_backup_job(
         &self,
         ctx: TenantCtx,

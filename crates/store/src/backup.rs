@@ -187,6 +187,18 @@ pub trait BackupStore: Send + Sync {
         audit: &[AuditEvent],
     ) -> StoreResult<()>;
 
+    /// Extends the lease `lease_id` to `until` if it still holds the job at `now` (`Conflict`
+    /// otherwise).
+    async fn renew_backup_job(
+        &self,
+        ctx: TenantCtx,
+        name: &str,
+        lease_id: Uuid,
+        now: Timestamp,
+        until: Timestamp,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()>;
+
     /// Stores the state a run left and ends its lease, if `lease_id` still holds the job
     /// (`Conflict` otherwise: the lease expired and another agent may have claimed it).
     async fn finish_backup_job(

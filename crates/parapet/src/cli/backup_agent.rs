@@ -372,7 +372,19 @@ impl Agent {
         };
         let mut steps: Vec<BackupStepOutcome> = Vec::new();
         let mut backup_ok = true;
-        for step in strings(&claim, "steps") {
+        for (i, step) in strings(&claim, "steps").into_iter().enumerate() {
+            // Between steps the lease is extended, so a long run keeps the job; a lease lost
+            // (expired and claimed again) ends the run here.
+            if i > 0
+                && let Err(e) = self.block(self.client.renew_backup_job(
+                    &self.tenant,
+                    name,
+                    &lease,
+                    self.lease_secs,
+                ))
+            {
+                bail!("job {name}: the lease was lost before the {step} step: {e}");
+            }
             let started = std::time::Instant::now();
             let outcome = match step.as_str() {
                 "backup" => {
