@@ -46,10 +46,16 @@ pub fn api_routes() -> Router<AppState> {
 
 /// The console routes.
 pub fn console_routes() -> Router<AppState> {
-    Router::new().route("/console/backup", get(own_page)).route(
-        "/console/tenants/{tenant}/backup",
-        get(page).post(console_set),
-    )
+    Router::new()
+        .route("/console/backup", get(own_page))
+        .route(
+            "/console/tenants/{tenant}/backup",
+            get(page).post(console_set),
+        )
+        .route(
+            "/console/tenants/{tenant}/backup/jobs",
+            axum::routing::post(console_set_job),
+        )
 }
 
 #[derive(OpenApi)]
@@ -142,6 +148,10 @@ pub struct PolicyView {
     pub window: Option<String>,
     /// Seconds between required restore tests (0: none).
     pub restore_test_secs: u64,
+    /// What is backed up: `file`, `vm-image`, `vm-snapshot` (X.1642 8.10-13).
+    pub levels: Vec<String>,
+    /// Unwise terms, e.g. VM snapshots only (X.1642 8.10-20: a snapshot is not a backup).
+    pub warnings: Vec<String>,
     pub created_at: String,
     pub updated_at: String,
     pub updated_by: String,
@@ -163,6 +173,8 @@ fn policy_view(p: &Policy) -> PolicyView {
         schedule_secs: p.spec.interval_secs(),
         window: p.spec.window.clone(),
         restore_test_secs: p.spec.restore_test_secs,
+        levels: p.spec.levels.clone(),
+        warnings: p.spec.warnings(),
         created_at: p.created_at.rfc3339(),
         updated_at: p.updated_at.rfc3339(),
         updated_by: p.updated_by.clone(),
@@ -198,8 +210,15 @@ pub struct PolicyInput {
     pub window: Option<String>,
     #[serde(default)]
     pub restore_test_secs: u64,
+    /// What is backed up: `file`, `vm-image`, `vm-snapshot` (default: `file`).
+    #[serde(default = "file_levels")]
+    pub levels: Vec<String>,
     #[serde(default)]
     pub version: Option<i64>,
+}
+
+fn file_levels() -> Vec<String> {
+    vec!["file".into()]
 }
 
 impl PolicyInput {
@@ -216,6 +235,7 @@ impl PolicyInput {
                 schedule_secs: self.schedule_secs,
                 window: self.window.filter(|w| !w.trim().is_empty()),
                 restore_test_secs: self.restore_test_secs,
+                levels: self.levels,
             },
             self.version,
         )
@@ -337,6 +357,10 @@ pub struct ComplianceView {
     pub achieved_rto_ms: Option<u64>,
     pub rpo_secs: u64,
     pub rto_secs: u64,
+    /// The policy's backup levels.
+    pub levels: Vec<String>,
+    /// Unwise terms of the policy (X.1642 8.10-20).
+    pub warnings: Vec<String>,
 }
 
 fn compliance_view(c: &PolicyCompliance) -> ComplianceView {
@@ -362,6 +386,8 @@ fn compliance_view(c: &PolicyCompliance) -> ComplianceView {
         achieved_rto_ms: c.achieved_rto_ms,
         rpo_secs: c.rpo_secs,
         rto_secs: c.rto_secs,
+        levels: c.levels.clone(),
+        warnings: c.warnings.clone(),
     }
 }
 
@@ -569,6 +595,7 @@ struct TenantPage {
     runs: Vec<ReportView>,
     tests: Vec<ReportView>,
     findings: Vec<FindingView>,
+    jobs: Vec<crate::backup_jobs::JobView>,
     can_manage: bool,
     chart_svg: String,
 }
@@ -676,6 +703,10 @@ async fn page_view(
         (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
         (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => return failure(e),
     };
+    let jobs = match st.backup.list_jobs(&u.p, &name, &u.meta).await {
+        Ok(j) => j,
+        Err(e) => return failure(e),
+    };
     let mut c = u.chrome("Backup");
     let status = match error {
         Some((s, m)) => {
@@ -701,6 +732,7 @@ async fn page_view(
             .filter(|r| r.kind != "restore-test")
             .collect(),
         findings: findings.iter().map(finding_view).collect(),
+        jobs: jobs.iter().map(crate::backup_jobs::job_view).collect(),
         can_manage: authorize(&u.p, Action::BackupPolicyWrite, &t).is_ok(),
     };
     render(status, &page, u.set_csrf.clone())
@@ -770,6 +802,12 @@ struct PolicyForm {
     /// Days.
     #[serde(default)]
     restore_test_days: String,
+    #[serde(default)]
+    level_file: Option<String>,
+    #[serde(default)]
+    level_vm_image: Option<String>,
+    #[serde(default)]
+    level_vm_snapshot: Option<String>,
 }
 
 fn spec_of(f: &PolicyForm) -> Result<PolicySpec, String> {
@@ -795,6 +833,19 @@ fn spec_of(f: &PolicyForm) -> Result<PolicySpec, String> {
         schedule_secs: 0,
         window: Some(f.window.trim().to_string()).filter(|w| !w.is_empty()),
         restore_test_secs: days.saturating_mul(86_400),
+        levels: {
+            let l: Vec<String> = [
+                (&f.level_file, "file"),
+                (&f.level_vm_image, "vm-image"),
+                (&f.level_vm_snapshot, "vm-snapshot"),
+            ]
+            .iter()
+            .filter(|(on, _)| on.is_some())
+            .map(|(_, l)| (*l).to_string())
+            .collect();
+            // A form without level boxes (an older page) backs up files.
+            if l.is_empty() { vec!["file".into()] } else { l }
+        },
     })
 }
 
@@ -823,6 +874,66 @@ async fn console_set(
     match st
         .backup
         .set_policy(&u.p, &tenant, &f.name, spec, None, &u.meta)
+        .await
+    {
+        Ok(_) => page_view(&st, &u, &tenant, None).await,
+        Err(e) => match form_error(&e) {
+            Some(err) => page_view(&st, &u, &tenant, Some(err)).await,
+            None => failure(e),
+        },
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct JobForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    agent: String,
+    #[serde(default)]
+    policy: String,
+    /// One path per line.
+    #[serde(default)]
+    paths: String,
+    /// One image per line.
+    #[serde(default)]
+    vm_images: String,
+    #[serde(default)]
+    onsite: String,
+    #[serde(default)]
+    offsite: String,
+}
+
+fn lines(s: &str) -> Vec<String> {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+async fn console_set_job(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    u: ConsoleUser,
+    Path(tenant): Path<String>,
+    Form(f): Form<JobForm>,
+) -> Response {
+    if !csrf_ok(&headers, &f.csrf) {
+        return forbidden_form();
+    }
+    let opt = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let spec = parapet_backup_server::JobSpec {
+        agent: f.agent.clone(),
+        policy: opt(&f.policy).unwrap_or_else(|| "default".into()),
+        paths: lines(&f.paths),
+        vm_images: lines(&f.vm_images),
+        onsite: opt(&f.onsite),
+        offsite: opt(&f.offsite),
+    };
+    match st
+        .backup
+        .set_job(&u.p, &tenant, &f.name, spec, None, &u.meta)
         .await
     {
         Ok(_) => page_view(&st, &u, &tenant, None).await,

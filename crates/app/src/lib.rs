@@ -24,6 +24,7 @@ pub mod approval;
 pub mod assets;
 pub mod auditlog;
 pub mod backup;
+pub mod backup_jobs;
 pub mod console;
 pub mod error;
 pub mod extract;
@@ -241,6 +242,7 @@ pub fn router(state: AppState) -> Router {
         .merge(monitor_health::api_routes())
         .merge(monitor_alerts::api_routes())
         .merge(backup::api_routes())
+        .merge(backup_jobs::api_routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
 
@@ -289,6 +291,7 @@ async fn openapi_json() -> Response {
     doc.merge(monitor_health::HealthApi::openapi());
     doc.merge(monitor_alerts::AlertApi::openapi());
     doc.merge(backup::BackupApi::openapi());
+    doc.merge(backup_jobs::BackupJobsApi::openapi());
     match doc.to_json() {
         Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),
         Err(e) => ApiError::new(

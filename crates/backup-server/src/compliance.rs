@@ -190,6 +190,7 @@ mod tests {
             schedule_secs: 0,
             window: None,
             restore_test_secs: 7 * 86_400,
+            levels: vec!["file".into()],
         }
     }
 

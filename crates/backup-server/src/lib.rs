@@ -19,10 +19,14 @@ use parapet_types::{Actor, Env, TenantCtx, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+pub mod agent;
 pub mod compliance;
+pub mod jobs;
 pub mod policy;
 
+pub use agent::{Claim, Job};
 pub use compliance::{Finding, Report, evaluate};
+pub use jobs::{Due, JobSpec, JobState, StepOutcome};
 pub use policy::{PolicySpec, Retention, Window, redact_repository, valid_name};
 
 /// A policy with its version and history fields.
@@ -95,6 +99,10 @@ pub struct PolicyCompliance {
     pub achieved_rto_ms: Option<u64>,
     pub rpo_secs: u64,
     pub rto_secs: u64,
+    /// The policy's backup levels (`file`, `vm-image`, `vm-snapshot`).
+    pub levels: Vec<String>,
+    /// Unwise terms (a VM-snapshot-only policy, frequent snapshots: X.1642 8.10-20).
+    pub warnings: Vec<String>,
 }
 
 /// A finding as the API shows it.
@@ -114,6 +122,8 @@ pub struct FindingView {
 pub struct Sweep {
     pub opened: u32,
     pub resolved: u32,
+    /// Alerts raised for findings (through the monitor).
+    pub alerted: u32,
 }
 
 const KINDS: &[&str] = &["backup", "copy", "verify", "restore-test"];
@@ -140,6 +150,7 @@ pub struct BackupService {
     store: Arc<dyn Store>,
     env: Env,
     notify: Option<Arc<parapet_notify::NotifyService>>,
+    monitor: Option<Arc<parapet_monitor::Monitor>>,
 }
 
 impl std::fmt::Debug for BackupService {
@@ -174,6 +185,55 @@ impl BackupService {
             env: iam.env().clone(),
             iam,
             notify,
+            monitor: None,
+        }
+    }
+
+    /// Findings raise alerts through the monitor (`raise_internal`): they show in the alert list
+    /// of the provider and the tenant and follow its notification routes (rule
+    /// `backup-<kind>`), instead of being notified on their own.
+    #[must_use]
+    pub fn with_monitor(mut self, monitor: Arc<parapet_monitor::Monitor>) -> Self {
+        self.monitor = Some(monitor);
+        self
+    }
+
+    /// Raises the alert of an open finding (once: the finding's id is the dedup key, so a sweep
+    /// after a crash between the finding and its alert raises it then, and never twice).
+    async fn alert_finding(
+        &self,
+        monitor: &parapet_monitor::Monitor,
+        t: &Tenant,
+        f: &BackupFindingRow,
+    ) -> IamResult<bool> {
+        let severity = match f.kind.as_str() {
+            "rpo-exceeded"
+            | "restore-test-failed"
+            | "unencrypted"
+            | "job-overdue"
+            | "offsite-missing"
+            | "onsite-missing" => "high",
+            _ => "medium",
+        };
+        let a = parapet_monitor::internal::InternalAlert {
+            source: "parapet-backup".into(),
+            rule_id: format!("backup-{}", f.kind),
+            title: format!("Backup policy {} of {}: {}", f.policy, t.name, f.detail),
+            severity: severity.into(),
+            group_key: f.policy.clone(),
+            asset: None,
+            host: None,
+            message: f.detail.clone(),
+            details: json!({"finding": f.id, "policy": f.policy, "kind": f.kind}),
+            dedup_key: format!("backup-finding:{}", f.id),
+            audit_action: "backup.finding.alert".into(),
+            audit_target: format!("backup-policy:{}/{}", t.name, f.policy),
+        };
+        match monitor.raise_internal(t, &a).await {
+            Ok(raised) => Ok(raised.is_some()),
+            Err(e) => Err(internal(format!(
+                "cannot raise the alert of a backup finding: {e}"
+            ))),
         }
     }
 
@@ -259,6 +319,8 @@ impl BackupService {
         policy_of(&t, &row)
     }
 
+    /// One policy. A token of scope `backup` (which runs backups) may read the policies it
+    /// carries out (their window and retention), not list them.
     pub async fn get_policy(
         &self,
         p: &Principal,
@@ -266,10 +328,12 @@ impl BackupService {
         name: &str,
         meta: &RequestMeta,
     ) -> IamResult<Policy> {
-        let t = self
-            .iam
-            .resolve(p, tenant, Action::BackupRead, meta)
-            .await?;
+        let action = if p.has_scope("backup") && !p.has_scope("read") && !p.has_scope("write") {
+            Action::BackupReport
+        } else {
+            Action::BackupRead
+        };
+        let t = self.iam.resolve(p, tenant, action, meta).await?;
         let name = valid_name(name).map_err(IamError::Invalid)?;
         match self
             .store
@@ -474,6 +538,7 @@ impl BackupService {
     ) -> IamResult<Vec<PolicyCompliance>> {
         let ctx = TenantCtx::new(t.id);
         let mut out = Vec::new();
+        let jobs = self.tenant_jobs(t, None, now).await?;
         for row in self.store.list_backup_policies(ctx, Some(t.id)).await? {
             let policy = policy_of(t, &row)?;
             let reports: Vec<Report> = self
@@ -483,7 +548,30 @@ impl BackupService {
                 .iter()
                 .map(report_of)
                 .collect::<IamResult<_>>()?;
-            let findings = evaluate(&policy.spec, policy.created_at, &reports, now);
+            let mut findings = evaluate(&policy.spec, policy.created_at, &reports, now);
+            // Jobs the server carries out whose agent has not run them in time.
+            let late: Vec<String> = jobs
+                .iter()
+                .filter(|j| j.spec.policy == policy.name && j.overdue)
+                .map(|j| {
+                    let since = j.due.as_ref().map_or(now, |d| d.next_due_at);
+                    format!(
+                        "{} (agent {}, due since {})",
+                        j.name,
+                        j.spec.agent,
+                        since.rfc3339()
+                    )
+                })
+                .collect();
+            if !late.is_empty() {
+                findings.push(Finding {
+                    kind: "job-overdue".into(),
+                    detail: format!(
+                        "no agent has run these due backup jobs (is the agent silent?): {}",
+                        late.join("; ")
+                    ),
+                });
+            }
             let last = |f: &dyn Fn(&Report) -> bool| {
                 reports.iter().filter(|r| f(r)).max_by_key(|r| r.at.0)
             };
@@ -497,6 +585,8 @@ impl BackupService {
                 achieved_rto_ms: last(&|r| r.kind == "restore-test" && r.ok).map(|r| r.duration_ms),
                 rpo_secs: policy.spec.rpo_secs,
                 rto_secs: policy.spec.rto_secs,
+                levels: policy.spec.levels.clone(),
+                warnings: policy.spec.warnings(),
             });
         }
         Ok(out)
@@ -641,7 +731,8 @@ impl BackupService {
                     }
                     done.opened += 1;
                     metrics::counter!("parapet_backup_findings_opened_total").increment(1);
-                    if let Some(n) = &self.notify
+                    if self.monitor.is_none()
+                        && let Some(n) = &self.notify
                         && let Err(e) = n
                             .enqueue_for_alert(
                                 &t,
@@ -680,6 +771,21 @@ impl BackupService {
                     Ok(()) => done.resolved += 1,
                     Err(StoreError::NotFound) => {}
                     Err(e) => return Err(e.into()),
+                }
+            }
+            if let Some(m) = &self.monitor {
+                for f in self
+                    .store
+                    .list_backup_findings(ctx, Some(t.id), true, 10_000)
+                    .await?
+                {
+                    match self.alert_finding(m, &t, &f).await {
+                        Ok(true) => done.alerted += 1,
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, tenant = %t.name, "cannot alert a backup finding")
+                        }
+                    }
                 }
             }
         }

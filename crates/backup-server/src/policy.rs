@@ -86,6 +86,19 @@ pub struct PolicySpec {
     /// A restore test is due every this many seconds (0: none required).
     #[serde(default)]
     pub restore_test_secs: u64,
+    /// What is backed up (X.1642 8.10-13): `file` (file trees), `vm-image` (virtual machines'
+    /// disk images, copied into the repository) and/or `vm-snapshot` (the hypervisor's own
+    /// snapshots, which are no backup: X.1642 8.10-20). Policies stored before levels existed
+    /// back up files.
+    #[serde(default = "file_level")]
+    pub levels: Vec<String>,
+}
+
+/// The backup levels a policy may combine.
+pub const LEVELS: &[&str] = &["file", "vm-image", "vm-snapshot"];
+
+fn file_level() -> Vec<String> {
+    vec!["file".into()]
 }
 
 const MAX_SECS: u64 = 400 * 24 * 3600;
@@ -147,6 +160,27 @@ impl PolicySpec {
         if self.restore_test_secs != 0 && !(3600..=MAX_SECS).contains(&self.restore_test_secs) {
             return Err("restore tests must be due every 1 hour to 400 days (or 0: none)".into());
         }
+        if self.levels.is_empty() {
+            return Err(format!(
+                "a policy needs at least one backup level: {}",
+                LEVELS.join(", ")
+            ));
+        }
+        for (i, l) in self.levels.iter().enumerate() {
+            if !LEVELS.contains(&l.as_str()) {
+                return Err(format!(
+                    "unknown backup level {l:?}; expected {}",
+                    LEVELS.join(", ")
+                ));
+            }
+            if self
+                .levels
+                .get(..i)
+                .is_some_and(|before| before.contains(l))
+            {
+                return Err(format!("the backup level {l} is given twice"));
+            }
+        }
         if let Some(w) = &self.window {
             let w = Window::parse(w)?;
             // Backups every RPO must fit: a window shorter than a day with an RPO shorter than
@@ -161,6 +195,34 @@ impl PolicySpec {
             }
         }
         Ok(())
+    }
+
+    /// Whether the policy backs up at `level` (`file`, `vm-image`, `vm-snapshot`).
+    pub fn has_level(&self, level: &str) -> bool {
+        self.levels.iter().any(|l| l == level)
+    }
+
+    /// Terms that can be met but are unwise, each a sentence for the provider and the tenant
+    /// (X.1642 8.10-20: VM snapshots are not backups and should not be frequent).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.has_level("vm-snapshot") && !self.has_level("file") && !self.has_level("vm-image") {
+            out.push(
+                "VM snapshots only: a snapshot is not a backup (X.1642 8.10-20); it stays on the \
+                 storage of the machine it protects, and a chain of differential snapshots is \
+                 lost with its first one. Add file-level or VM-image backups."
+                    .to_string(),
+            );
+        }
+        if self.has_level("vm-snapshot") && self.interval_secs() < 86_400 {
+            out.push(format!(
+                "VM snapshots every {} h: frequent snapshots multiply data and degrade the \
+                 performance of the platform (X.1642 8.10-21); take them at most daily and keep \
+                 the chains short.",
+                self.interval_secs() / 3600
+            ));
+        }
+        out
     }
 
     /// The interval between scheduled backups.
@@ -291,6 +353,7 @@ mod tests {
             schedule_secs: 0,
             window: Some("01:00-05:00".into()),
             restore_test_secs: 7 * 86_400,
+            levels: vec!["file".into(), "vm-image".into()],
         }
     }
 
@@ -361,6 +424,13 @@ mod tests {
         for b in bad {
             assert!(b.validate().is_err(), "{b:?}");
         }
+        for levels in [vec![], vec!["tape"], vec!["file", "file"]] {
+            let b = PolicySpec {
+                levels: levels.iter().map(|l| l.to_string()).collect(),
+                ..spec()
+            };
+            assert!(b.validate().is_err(), "{levels:?}");
+        }
         assert!(valid_name("web-shop").is_ok());
         assert!(valid_name("a b").is_err());
         assert_eq!(spec().retention.prune_args(), "--keep-daily 7");
@@ -377,5 +447,33 @@ mod tests {
             redact_repository("https://u:p@h:9000/b"),
             "https://h:9000/b"
         );
+    }
+
+    #[test]
+    fn vm_snapshot_only_and_frequent_snapshots_are_warned_about() {
+        assert!(spec().warnings().is_empty());
+        let only = PolicySpec {
+            levels: vec!["vm-snapshot".into()],
+            ..spec()
+        };
+        assert_eq!(only.validate(), Ok(()));
+        let w = only.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("not a backup"));
+        let frequent = PolicySpec {
+            levels: vec!["file".into(), "vm-snapshot".into()],
+            rpo_secs: 6 * 3600,
+            window: None,
+            ..spec()
+        };
+        let w = frequent.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("every 6 h"));
+        // Stored policies without levels back up files.
+        let old: PolicySpec = serde_json::from_value(serde_json::json!({
+            "rpo_secs": 86400, "rto_secs": 3600, "retention": {"daily": 7}
+        }))
+        .unwrap();
+        assert_eq!(old.levels, ["file"]);
     }
 }

@@ -11,11 +11,13 @@
 
 use std::sync::Arc;
 
-use parapet_backup_server::{BackupService, PolicySpec, ReportInput, Retention};
+use parapet_backup_server::{
+    BackupService, JobSpec, PolicySpec, ReportInput, Retention, StepOutcome,
+};
 use parapet_iam::{IamConfig, IamError, IamService, PasswordCost, Principal, RequestMeta};
 use parapet_store::{AuditFilter, Page};
 use parapet_store_sql::testkit::{self, Backend};
-use parapet_types::{Env, ManualClock, OsEntropy, Role, TenantCtx, Timestamp};
+use parapet_types::{Clock, Env, ManualClock, OsEntropy, Role, TenantCtx, Timestamp};
 
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
@@ -26,7 +28,9 @@ macro_rules! on_both {
 
 on_both!(
     compliance_findings_follow_the_clock,
-    policies_are_validated_versioned_and_isolated
+    policies_are_validated_versioned_and_isolated,
+    jobs_are_due_leased_and_overdue_by_the_clock,
+    findings_raise_alerts_once_through_the_monitor
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -112,6 +116,7 @@ fn spec() -> PolicySpec {
         schedule_secs: 0,
         window: Some("01:00-05:00".into()),
         restore_test_secs: 7 * 24 * 3600,
+        levels: vec!["file".into(), "vm-image".into()],
     }
 }
 
@@ -405,4 +410,387 @@ async fn policies_are_validated_versioned_and_isolated(backend: Backend) {
             .await,
         Err(IamError::NotFound(_))
     ));
+}
+
+fn job() -> JobSpec {
+    JobSpec {
+        agent: "DB1".into(),
+        policy: "default".into(),
+        paths: vec!["/srv/data".into()],
+        vm_images: vec!["/var/lib/libvirt/images/db1.qcow2".into()],
+        onsite: Some("/srv/backup".into()),
+        offsite: Some("s3://bucket/db1".into()),
+    }
+}
+
+fn step(name: &str, ok: bool) -> StepOutcome {
+    StepOutcome {
+        step: name.into(),
+        ok,
+        snapshot: ok.then(|| "0123456789abcdef".to_string()),
+        duration_ms: 5,
+        error: (!ok).then(|| "disk full".to_string()),
+    }
+}
+
+/// The server decides when a job is due from the policy's schedule and window (injected clock);
+/// a lease keeps a second agent out until it expires; a stale lease cannot end a run; a job
+/// nobody runs past its grace opens a `job-overdue` finding, resolved once it runs.
+async fn jobs_are_due_leased_and_overdue_by_the_clock(backend: Backend) {
+    let w = world(backend).await;
+    w.svc
+        .set_policy(&w.admin, "acme", "default", spec(), None, &meta())
+        .await
+        .unwrap();
+    // Tenants do not assign jobs; jobs need a policy and the sites it requires.
+    assert!(matches!(
+        w.svc
+            .set_job(&w.alice, "acme", "db1", job(), None, &meta())
+            .await,
+        Err(IamError::Forbidden(_))
+    ));
+    let no_offsite = JobSpec {
+        offsite: None,
+        ..job()
+    };
+    assert!(matches!(
+        w.svc
+            .set_job(&w.admin, "acme", "db1", no_offsite, None, &meta())
+            .await,
+        Err(IamError::Invalid(_))
+    ));
+    let j = w
+        .svc
+        .set_job(&w.admin, "acme", "db1", job(), None, &meta())
+        .await
+        .unwrap();
+    assert_eq!(j.spec.agent, "db1");
+    // START is 08:00 UTC: outside the 01:00-05:00 window nothing is due until 01:00.
+    let d = j.due.clone().unwrap();
+    assert!(d.steps.is_empty());
+    assert_eq!(d.next_due_at, Timestamp(START + 17 * HOUR * 1000));
+    assert!(matches!(
+        w.svc
+            .claim_job(&w.alice, "acme", "db1", "db1", 600, &meta())
+            .await,
+        Err(IamError::Conflict(_))
+    ));
+    w.clock.advance_secs(17 * HOUR);
+    let polled = w
+        .svc
+        .agent_jobs(&w.alice, "acme", "db1", &meta())
+        .await
+        .unwrap();
+    assert_eq!(
+        polled[0].due.as_ref().unwrap().steps,
+        ["backup", "copy", "prune", "restore-test"]
+    );
+    assert!(
+        w.svc
+            .agent_jobs(&w.alice, "acme", "web9", &meta())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Other tenants' agents neither see nor claim it.
+    assert!(
+        w.svc
+            .agent_jobs(&w.bob, "acme", "db1", &meta())
+            .await
+            .is_err()
+    );
+    assert!(
+        w.svc
+            .claim_job(&w.bob, "acme", "db1", "db1", 600, &meta())
+            .await
+            .is_err()
+    );
+    // One claim at a time; another agent name is refused.
+    let first = w
+        .svc
+        .claim_job(&w.alice, "acme", "db1", "db1", 600, &meta())
+        .await
+        .unwrap();
+    assert_eq!(first.steps, ["backup", "copy", "prune", "restore-test"]);
+    assert_eq!(first.policy.retention.daily, 7);
+    assert!(matches!(
+        w.svc
+            .claim_job(&w.alice, "acme", "db1", "db1", 600, &meta())
+            .await,
+        Err(IamError::Conflict(_))
+    ));
+    assert!(matches!(
+        w.svc
+            .claim_job(&w.alice, "acme", "db1", "db2", 600, &meta())
+            .await,
+        Err(IamError::Conflict(_))
+    ));
+    // The lease expires: another run of the agent may claim it, and the stale lease is dead.
+    w.clock.advance_secs(601);
+    let second = w
+        .svc
+        .claim_job(&w.alice, "acme", "db1", "db1", 600, &meta())
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.svc
+            .finish_job(
+                &w.alice,
+                "acme",
+                "db1",
+                &first.lease,
+                vec![step("backup", true)],
+                &meta()
+            )
+            .await,
+        Err(IamError::Conflict(_))
+    ));
+    // A held lease is extended between steps; a stale one is not.
+    assert!(matches!(
+        w.svc
+            .renew_job(&w.alice, "acme", "db1", &first.lease, 600, &meta())
+            .await,
+        Err(IamError::Conflict(_))
+    ));
+    w.clock.advance_secs(500);
+    let until = w
+        .svc
+        .renew_job(&w.alice, "acme", "db1", &second.lease, 600, &meta())
+        .await
+        .unwrap();
+    assert_eq!(until.0, w.clock.now().0 + 600_000);
+    assert!(until.0 > second.lease_until.0);
+    w.clock.advance_secs(500);
+    assert!(matches!(
+        w.svc
+            .claim_job(&w.alice, "acme", "db1", "db1", 600, &meta())
+            .await,
+        Err(IamError::Conflict(_))
+    ));
+    assert!(matches!(
+        w.svc
+            .finish_job(
+                &w.alice,
+                "acme",
+                "db1",
+                &second.lease,
+                vec![step("reboot", true)],
+                &meta()
+            )
+            .await,
+        Err(IamError::Invalid(_))
+    ));
+    let done = w
+        .svc
+        .finish_job(
+            &w.alice,
+            "acme",
+            "db1",
+            &second.lease,
+            ["backup", "copy", "prune", "restore-test"]
+                .iter()
+                .map(|s| step(s, true))
+                .collect(),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.state.runs, 1);
+    assert_eq!(
+        done.state.last_snapshot.as_deref(),
+        Some("0123456789abcdef")
+    );
+    assert!(done.lease_until.is_none());
+    let next = done.due.clone().unwrap();
+    assert!(next.steps.is_empty());
+    assert_eq!(next.next_backup_at.0, w.clock.now().0 + 24 * HOUR * 1000);
+    // The agent falls silent: a day later plus the grace (an hour), the job is overdue.
+    w.clock.advance_secs(24 * HOUR + 30 * 60);
+    w.svc.sweep().await.unwrap();
+    assert!(!open_kinds(&w).await.contains(&"job-overdue".to_string()));
+    w.clock.advance_secs(31 * 60);
+    w.svc.sweep().await.unwrap();
+    assert!(open_kinds(&w).await.contains(&"job-overdue".to_string()));
+    let c = w.svc.compliance(&w.alice, "acme", &meta()).await.unwrap();
+    let f = c[0]
+        .findings
+        .iter()
+        .find(|f| f.kind == "job-overdue")
+        .unwrap();
+    assert!(f.detail.contains("db1"), "{}", f.detail);
+    // It runs again: the finding is resolved (and kept as evidence).
+    let third = w
+        .svc
+        .claim_job(&w.alice, "acme", "db1", "db1", 600, &meta())
+        .await
+        .unwrap();
+    assert_eq!(third.steps, ["backup", "copy", "prune"]);
+    w.svc
+        .finish_job(
+            &w.alice,
+            "acme",
+            "db1",
+            &third.lease,
+            vec![step("backup", false)],
+            &meta(),
+        )
+        .await
+        .unwrap();
+    w.svc.sweep().await.unwrap();
+    assert!(!open_kinds(&w).await.contains(&"job-overdue".to_string()));
+    let all = w
+        .svc
+        .findings(&w.alice, "acme", false, &meta())
+        .await
+        .unwrap();
+    assert!(
+        all.iter()
+            .any(|f| f.kind == "job-overdue" && f.resolved_at.is_some())
+    );
+    // A failed backup is retried 15 minutes later, not at once.
+    let again = w
+        .svc
+        .get_job(&w.alice, "acme", "db1", &meta())
+        .await
+        .unwrap();
+    assert_eq!(again.state.last_run_ok, Some(false));
+    assert_eq!(
+        again.due.unwrap().next_backup_at.0,
+        w.clock.now().0 + 15 * 60 * 1000
+    );
+    // Every tenant's jobs for the provider; removal is audited and refused to tenants.
+    assert_eq!(
+        w.svc.jobs_overview(&w.admin, &meta()).await.unwrap().len(),
+        1
+    );
+    assert!(
+        w.svc
+            .delete_job(&w.alice, "acme", "db1", &meta())
+            .await
+            .is_err()
+    );
+    w.svc
+        .delete_job(&w.admin, "acme", "db1", &meta())
+        .await
+        .unwrap();
+    assert!(
+        w.svc
+            .list_jobs(&w.alice, "acme", &meta())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Findings raise alerts through the monitor (`raise_internal`): one alert per finding however
+/// many sweeps see it, shown in the tenant's and the provider's alert lists, audited; resolved
+/// findings stay as evidence and their alerts stay listed; other tenants see none of them.
+async fn findings_raise_alerts_once_through_the_monitor(backend: Backend) {
+    let w = world(backend).await;
+    let monitor = Arc::new(parapet_monitor::Monitor::new(
+        w.iam.clone(),
+        parapet_monitor::MonitorConfig::default(),
+    ));
+    let svc = BackupService::new(w.iam.clone(), None).with_monitor(monitor.clone());
+    svc.set_policy(&w.admin, "acme", "default", spec(), None, &meta())
+        .await
+        .unwrap();
+    w.clock.advance_secs(25 * HOUR);
+    let s = svc.sweep().await.unwrap();
+    assert_eq!((s.opened, s.alerted), (3, 3));
+    // Later sweeps raise nothing twice.
+    let s = svc.sweep().await.unwrap();
+    assert_eq!((s.opened, s.alerted), (0, 0));
+    let alerts = |who: Principal, tenant: &'static str| {
+        let monitor = monitor.clone();
+        async move {
+            let (_, list) = monitor
+                .list_alerts(
+                    &who,
+                    tenant,
+                    &parapet_store::AlertFilter::default(),
+                    &Page {
+                        after: None,
+                        limit: 100,
+                    },
+                    &meta(),
+                )
+                .await
+                .unwrap();
+            let mut rules: Vec<String> = list.iter().map(|a| a.rule_id.clone()).collect();
+            rules.sort();
+            (rules, list)
+        }
+    };
+    let (rules, list) = alerts(w.alice.clone(), "acme").await;
+    assert_eq!(
+        rules,
+        [
+            "backup-offsite-missing",
+            "backup-onsite-missing",
+            "backup-rpo-exceeded"
+        ]
+    );
+    assert!(
+        list.iter()
+            .all(|a| a.severity == "high" && a.group_key == "default")
+    );
+    assert!(list[0].title.contains("Backup policy default of acme"));
+    let (provider_rules, _) = alerts(w.admin.clone(), "acme").await;
+    assert_eq!(provider_rules.len(), 3);
+    let (bob_rules, _) = alerts(w.bob.clone(), "globex").await;
+    assert!(bob_rules.is_empty());
+    // The raise is audited.
+    let t = w
+        .iam
+        .store()
+        .get_tenant(TenantCtx::new(w.admin.tenant.id), "acme")
+        .await
+        .unwrap();
+    let recs = w
+        .iam
+        .store()
+        .list_audit(
+            TenantCtx::new(t.id),
+            &AuditFilter {
+                action: Some("backup.finding.alert".into()),
+                ..AuditFilter::default()
+            },
+            &Page {
+                after: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(recs.len(), 3);
+    // Met again: the findings are resolved and kept; a later finding raises its own alert.
+    for (kind, repo) in [("backup", "/srv/backup/acme"), ("copy", "s3://bucket/acme")] {
+        svc.report(&w.alice, "acme", report(kind, true, repo, 1_000), &meta())
+            .await
+            .unwrap();
+    }
+    let s = svc.sweep().await.unwrap();
+    assert_eq!((s.resolved, s.alerted), (3, 0));
+    let all = svc
+        .findings(&w.alice, "acme", false, &meta())
+        .await
+        .unwrap();
+    assert_eq!(all.iter().filter(|f| f.resolved_at.is_some()).count(), 3);
+    svc.report(
+        &w.alice,
+        "acme",
+        report("restore-test", false, "/srv/backup/acme", 1_000),
+        &meta(),
+    )
+    .await
+    .unwrap();
+    let s = svc.sweep().await.unwrap();
+    assert_eq!(s.alerted, 1);
+    let (rules, _) = alerts(w.alice.clone(), "acme").await;
+    assert!(
+        rules.contains(&"backup-restore-test-failed".to_string()),
+        "{rules:?}"
+    );
+    assert_eq!(rules.len(), 4);
 }

@@ -7,6 +7,10 @@
 //! encrypts those; the calling thread appends them to the open pack; a writer thread stores
 //! finished packs. Every few packs an index file is written, so a run that is killed leaves
 //! indexed packs that the next run reuses instead of storing the data again.
+//!
+//! Memory is bounded: every hand-over between threads is a rendezvous (no queue), and pack
+//! buffers come from a pool of [`PACK_BUFFERS`] that the writer gives back once a pack is
+//! stored, so a run holds one pack being filled and one being written, whatever the data.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -27,6 +31,8 @@ use crate::tree::{Node, NodeKind, Piece, Tree};
 use crate::{Error, Progress, Result, SnapshotInfo};
 
 const PACK_TARGET: usize = 16 * 1024 * 1024;
+/// Pack buffers in use at once: one being filled, one being written.
+const PACK_BUFFERS: usize = 2;
 const BLOCK: usize = 4 * 1024 * 1024;
 /// Write an index file after this many packs (bounds what an interrupted run must redo).
 const INDEX_EVERY: usize = 4;
@@ -97,12 +103,18 @@ pub fn backup(
         None => None,
     };
 
-    let (pack_tx, pack_rx) = mpsc::sync_channel::<(Vec<u8>, Vec<PackEntry>)>(1);
+    // A rendezvous: a finished pack waits for the writer instead of queueing.
+    let (pack_tx, pack_rx) = mpsc::sync_channel::<(Vec<u8>, Vec<PackEntry>)>(0);
     let (done_tx, done_rx) = mpsc::channel::<Result<IndexPack>>();
+    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
+    let pack_capacity = pack_capacity(repo);
     let result = std::thread::scope(|s| {
         s.spawn(move || {
-            for (bytes, blobs) in pack_rx {
+            for (mut bytes, blobs) in pack_rx {
                 let r = repo.write_pack(&bytes).map(|id| IndexPack { id, blobs });
+                // The buffer goes back to the pool before the next pack is taken.
+                bytes.clear();
+                let _ = free_tx.send(bytes);
                 if done_tx.send(r).is_err() {
                     break;
                 }
@@ -111,7 +123,10 @@ pub fn backup(
         let mut saver = Saver {
             repo,
             claimed: Mutex::new(HashSet::new()),
-            pack: Vec::with_capacity(PACK_TARGET + 4 * 1024 * 1024),
+            pack: Vec::with_capacity(pack_capacity),
+            pack_capacity,
+            free_rx,
+            pack_buffers: 1,
             entries: Vec::new(),
             pack_tx: Some(pack_tx),
             done_rx,
@@ -156,6 +171,12 @@ pub fn backup(
     })
 }
 
+/// The most a pack can hold: the target, the largest sealed blob that may push it past the
+/// target, and its header.
+fn pack_capacity(repo: &Repository) -> usize {
+    PACK_TARGET + (repo.config.chunk_max as usize).max(BLOCK) + 1024 * 1024
+}
+
 pub(crate) fn load_tree(repo: &Repository, id: &BlobId) -> Result<Tree> {
     let bytes = repo.read_blob(id)?;
     serde_json::from_slice(&bytes)
@@ -170,6 +191,11 @@ struct Saver<'a> {
     /// Blobs stored by this run (not yet in the repository's index).
     claimed: Mutex<HashSet<BlobId>>,
     pack: Vec<u8>,
+    /// The capacity of a pack buffer: a pack never outgrows it (no reallocation).
+    pack_capacity: usize,
+    /// Pack buffers the writer gave back, and how many exist.
+    free_rx: mpsc::Receiver<Vec<u8>>,
+    pack_buffers: usize,
     entries: Vec<PackEntry>,
     pack_tx: Option<mpsc::SyncSender<(Vec<u8>, Vec<PackEntry>)>>,
     done_rx: mpsc::Receiver<Result<IndexPack>>,
@@ -344,19 +370,28 @@ impl Saver<'_> {
             return Ok(());
         }
         let header = self.repo.seal_pack_header(&self.entries)?;
-        let mut bytes = std::mem::replace(
-            &mut self.pack,
-            Vec::with_capacity(PACK_TARGET + 4 * 1024 * 1024),
-        );
+        let mut bytes = std::mem::take(&mut self.pack);
         bytes.extend_from_slice(&header);
         let entries = std::mem::take(&mut self.entries);
         let tx = self
             .pack_tx
             .as_ref()
             .ok_or_else(|| Error::Invalid("pack writer closed".into()))?;
+        // Blocks until the writer has stored the previous pack (and given its buffer back).
         tx.send((bytes, entries))
             .map_err(|_| Error::Invalid("the pack writer stopped".into()))?;
         self.packs_sent += 1;
+        self.pack = match self.free_rx.try_recv() {
+            Ok(b) => b,
+            Err(_) if self.pack_buffers < PACK_BUFFERS => {
+                self.pack_buffers += 1;
+                Vec::with_capacity(self.pack_capacity)
+            }
+            Err(_) => self
+                .free_rx
+                .recv()
+                .map_err(|_| Error::Invalid("the pack writer stopped".into()))?,
+        };
         self.collect_done(false)?;
         if self.done.len() >= INDEX_EVERY {
             self.write_partial_index()?;
@@ -514,7 +549,8 @@ fn chunk_range(
         let (chunks, _) = cut(&buf, true);
         return batch(chunks);
     }
-    let (tx, rx) = mpsc::sync_channel::<std::io::Result<Vec<Vec<u8>>>>(1);
+    // A rendezvous: the reader cuts the next block while this one is stored, no more.
+    let (tx, rx) = mpsc::sync_channel::<std::io::Result<Vec<Vec<u8>>>>(0);
     std::thread::scope(|s| {
         s.spawn(move || {
             let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + max);

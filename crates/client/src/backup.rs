@@ -33,6 +33,8 @@ pub struct BackupPolicyInput {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<String>,
     pub restore_test_secs: u64,
+    /// What is backed up: `file`, `vm-image`, `vm-snapshot`.
+    pub levels: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,
 }
@@ -60,7 +62,131 @@ pub struct BackupReportInput {
     pub error: Option<String>,
 }
 
+/// A backup job's definition.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BackupJobInput {
+    pub agent: String,
+    pub policy: String,
+    pub paths: Vec<String>,
+    pub vm_images: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub onsite: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offsite: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+}
+
+/// How a step of a job's run went.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BackupStepOutcome {
+    pub step: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 impl Client {
+    /// `GET /api/v1/tenants/{tenant}/backup/jobs`.
+    pub async fn backup_jobs(&self, tenant: &str) -> Result<Vec<Value>, ClientError> {
+        self.get(self.url(&["tenants", tenant, "backup", "jobs"], &[]))
+            .await
+    }
+
+    /// `GET /api/v1/backup/jobs` (provider staff: every tenant).
+    pub async fn backup_jobs_overview(&self) -> Result<Vec<Value>, ClientError> {
+        self.get(self.url(&["backup", "jobs"], &[])).await
+    }
+
+    /// `GET /api/v1/tenants/{tenant}/backup/jobs/{name}`.
+    pub async fn backup_job(&self, tenant: &str, name: &str) -> Result<Value, ClientError> {
+        self.get(self.url(&["tenants", tenant, "backup", "jobs", name], &[]))
+            .await
+    }
+
+    /// `PUT /api/v1/tenants/{tenant}/backup/jobs/{name}`.
+    pub async fn set_backup_job(
+        &self,
+        tenant: &str,
+        name: &str,
+        input: &BackupJobInput,
+    ) -> Result<Value, ClientError> {
+        self.json(
+            self.http
+                .put(self.url(&["tenants", tenant, "backup", "jobs", name], &[]))
+                .json(input),
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/tenants/{tenant}/backup/jobs/{name}`.
+    pub async fn delete_backup_job(&self, tenant: &str, name: &str) -> Result<(), ClientError> {
+        self.send(
+            self.http
+                .delete(self.url(&["tenants", tenant, "backup", "jobs", name], &[])),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `GET /api/v1/tenants/{tenant}/backup/agents/{agent}/jobs` (the agent's poll).
+    pub async fn backup_agent_jobs(
+        &self,
+        tenant: &str,
+        agent: &str,
+    ) -> Result<Vec<Value>, ClientError> {
+        self.get(self.url(&["tenants", tenant, "backup", "agents", agent, "jobs"], &[]))
+            .await
+    }
+
+    /// `POST /api/v1/tenants/{tenant}/backup/jobs/{name}/claim`.
+    pub async fn claim_backup_job(
+        &self,
+        tenant: &str,
+        name: &str,
+        agent: &str,
+        lease_secs: u64,
+    ) -> Result<Value, ClientError> {
+        self.post(
+            self.url(&["tenants", tenant, "backup", "jobs", name, "claim"], &[]),
+            &serde_json::json!({"agent": agent, "lease_secs": lease_secs}),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/tenants/{tenant}/backup/jobs/{name}/renew`.
+    pub async fn renew_backup_job(
+        &self,
+        tenant: &str,
+        name: &str,
+        lease: &str,
+        lease_secs: u64,
+    ) -> Result<Value, ClientError> {
+        self.post(
+            self.url(&["tenants", tenant, "backup", "jobs", name, "renew"], &[]),
+            &serde_json::json!({"lease": lease, "lease_secs": lease_secs}),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/tenants/{tenant}/backup/jobs/{name}/finish`.
+    pub async fn finish_backup_job(
+        &self,
+        tenant: &str,
+        name: &str,
+        lease: &str,
+        steps: &[BackupStepOutcome],
+    ) -> Result<Value, ClientError> {
+        self.post(
+            self.url(&["tenants", tenant, "backup", "jobs", name, "finish"], &[]),
+            &serde_json::json!({"lease": lease, "steps": steps}),
+        )
+        .await
+    }
+
     /// `GET /api/v1/tenants/{tenant}/backup/policies`.
     pub async fn backup_policies(&self, tenant: &str) -> Result<Vec<Value>, ClientError> {
         self.get(self.url(&["tenants", tenant, "backup", "policies"], &[]))

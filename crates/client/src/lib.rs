@@ -45,7 +45,9 @@ pub use oidc::{OidcClient, OidcKeyInfo};
 mod access;
 mod backup;
 pub use access::AccessGrant;
-pub use backup::{BackupPolicyInput, BackupReportInput, BackupRetention};
+pub use backup::{
+    BackupJobInput, BackupPolicyInput, BackupReportInput, BackupRetention, BackupStepOutcome,
+};
 mod group;
 pub use group::GroupInfo;
 mod ldap;

@@ -85,8 +85,8 @@ pub enum Action {
     BackupRead,
     /// Set and remove a tenant's backup policies (provider staff).
     BackupPolicyWrite,
-    /// Report backup runs, copies, verifications and restore tests of a tenant (API tokens need
-    /// the `backup` or `write` scope).
+    /// Report backup runs, copies, verifications and restore tests of a tenant, and run its backup
+    /// jobs as an agent (poll, claim, finish; API tokens need the `backup` or `write` scope).
     BackupReport,
     /// Read a tenant's LDAP directory settings (never the bind password).
     DirectoryRead,
@@ -371,7 +371,7 @@ fn describe(a: Action) -> String {
         Action::AlertHandle => "acknowledge, close or suppress alerts".into(),
         Action::BackupRead => "read backup policies and reports".into(),
         Action::BackupPolicyWrite => "set backup policies".into(),
-        Action::BackupReport => "report backups".into(),
+        Action::BackupReport => "report backups or run backup jobs".into(),
         Action::DirectoryRead => "read the LDAP directory settings".into(),
         Action::DirectoryManage => "manage the LDAP directory".into(),
         Action::GroupManage => "manage groups".into(),

@@ -9,6 +9,7 @@ mod approval;
 mod asset;
 mod audit;
 mod backup;
+mod backup_agent;
 mod backup_server;
 pub(crate) use backup_server::duration_secs;
 mod config;

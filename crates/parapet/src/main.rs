@@ -56,9 +56,38 @@ fn return_memory_promptly() {
     }
 }
 
+/// mimalloc reads its options from the environment when it starts, before `main`: set later
+/// ([`return_memory_promptly`]), they come too late for its first arena, and a 1 GiB backup's
+/// peak RSS stays ~55% higher (debug build: 172 MiB against 110 MiB with the options in the
+/// environment). So the command-line tools execute themselves again, once, with the options in
+/// the environment (a millisecond next to a backup; the process id, arguments, standard streams
+/// and the rest of the environment are kept). Options the user set are respected; if the exec
+/// fails, the run goes on with the options set at run time.
+fn with_allocator_options_from_start() {
+    const OPTIONS: [(&str, &str); 2] = [
+        ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
+        ("MIMALLOC_PURGE_DELAY", "0"),
+    ];
+    if OPTIONS.iter().any(|(k, _)| std::env::var_os(k).is_some()) {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let mut cmd = std::process::Command::new(exe);
+    if let Some(arg0) = args.next() {
+        std::os::unix::process::CommandExt::arg0(&mut cmd, arg0);
+    }
+    cmd.args(args).envs(OPTIONS);
+    // Returns only if the exec failed.
+    let _ = std::os::unix::process::CommandExt::exec(&mut cmd);
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve(_)) {
+        with_allocator_options_from_start();
         return_memory_promptly();
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()

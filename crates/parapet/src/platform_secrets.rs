@@ -20,7 +20,7 @@ use parapet_kms::platform::SecretHolder;
 use parapet_types::{Env, TenantCtx};
 
 /// The binding of the sealed audit signing key.
-const AUDIT_KEY_AAD: &str = "parapet-audit-signing-key";
+pub(crate) const AUDIT_KEY_AAD: &str = "parapet-audit-signing-key";
 
 /// Opens the audit log with its signing key, creating the key (in clear, mode 0600) on first
 /// start, named after the provider tenant so that every installation's log has its own origin.

@@ -191,6 +191,81 @@ pub struct RestoreServerArgs {
     /// A file whose first line is the repository password (else PARAPET_BACKUP_PASSWORD).
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+    /// The key service's root key file of the backed-up installation (key-file mode). Needed
+    /// when the snapshot's audit signing key is sealed by the key service (it is once the key
+    /// service was initialized): the root key is not in the backup, and without it the restored
+    /// server could never sign its audit log. restore-server opens the sealed key with it and
+    /// refuses (removing the restored SQLite database) if it cannot.
+    #[arg(long, value_name = "FILE", conflicts_with = "custodians_will_unseal")]
+    pub kms_key_file: Option<PathBuf>,
+    /// The snapshot's audit signing key is sealed by a key service whose custodians hold Shamir
+    /// shares: restore anyway; the restored server keeps audit records pending until the
+    /// custodians unseal it ('parapet kms unseal'), since restore-server cannot check the key.
+    #[arg(long)]
+    pub custodians_will_unseal: bool,
+}
+
+/// Opens the restored database's key service with the root key file and the sealed audit
+/// signing key with it: the restored server will be able to sign its audit log.
+async fn check_sealed_audit_key(
+    data_dir: Option<&Path>,
+    database_url: Option<&str>,
+    root_file: &Path,
+    sealed: &str,
+) -> anyhow::Result<()> {
+    if !root_file.is_file() {
+        bail!(
+            "the key service's root key file {} does not exist",
+            root_file.display()
+        );
+    }
+    let opts = parapet_store_sql::OpenOptions::default();
+    let store = match (data_dir, database_url) {
+        (Some(dir), _) => SqlStore::open_sqlite(dir, &opts).await,
+        (None, Some(url)) => SqlStore::open_postgres(url, &opts).await,
+        (None, None) => bail!("no target"),
+    }
+    .map_err(|e| anyhow!("cannot open the restored database: {e}"))?;
+    let store: Arc<dyn parapet_store::Store> = Arc::new(store);
+    let env = Env::system();
+    let iam = Arc::new(
+        parapet_iam::IamService::new(
+            store.clone(),
+            env.clone(),
+            parapet_iam::IamConfig::default(),
+        )
+        .context("cannot start the identity service on the restored database")?,
+    );
+    let provider = store
+        .provider_tenant()
+        .await
+        .map_err(|e| anyhow!("{e}"))?
+        .ok_or_else(|| anyhow!("the restored database has no provider tenant"))?;
+    let kms = parapet_kms::KmsService::open(
+        store,
+        iam,
+        env.clone(),
+        provider,
+        parapet_kms::KmsConfig::default(),
+    )
+    .await
+    .map_err(|e| anyhow!("cannot open the restored key service: {e}"))?;
+    let root = crate::serve::kms_root_key(root_file, &env)?;
+    kms.unseal_with_key_file(root).await.map_err(|e| {
+        anyhow!(
+            "{} does not unseal the restored key service ({e}): it is not this installation's \
+             root key file",
+            root_file.display()
+        )
+    })?;
+    let plain = kms
+        .open_platform_secret(crate::platform_secrets::AUDIT_KEY_AAD, sealed)
+        .map_err(|e| anyhow!("the key service cannot open the sealed audit signing key: {e}"))?;
+    let text = std::str::from_utf8(&plain)
+        .map_err(|_| anyhow!("the sealed audit signing key is not a signing key"))?;
+    parapet_audit::NoteSigner::from_skey(text)
+        .map_err(|e| anyhow!("the sealed audit signing key is not a signing key: {e}"))?;
+    Ok(())
 }
 
 /// `parapet restore-server`.
@@ -257,6 +332,20 @@ pub async fn restore_server(a: RestoreServerArgs) -> anyhow::Result<()> {
         if !state.is_dir() {
             bail!("snapshot {id} is not a backup of a Parapet server's state");
         }
+        // An audit signing key sealed by the key service opens only with the key service's root,
+        // which is not in the backup: say what is needed before anything is written.
+        let sealed = std::fs::read_to_string(state.join("keys").join("audit-signing.key"))
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| t.starts_with(parapet_iam::sealer::KMS_PREFIX));
+        if sealed.is_some() && a.kms_key_file.is_none() && !a.custodians_will_unseal {
+            bail!(
+                "the audit signing key in snapshot {id} is sealed by the key service, whose root \
+                 is not in the backup: give --kms-key-file FILE (the installation's root key \
+                 file) so that restore-server checks it opens, or --custodians-will-unseal if \
+                 key custodians will unseal the restored server"
+            );
+        }
         match (&a.data_dir, &target_db) {
             (Some(dir), _) => {
                 let db = state.join(SQLITE_FILE);
@@ -289,6 +378,26 @@ pub async fn restore_server(a: RestoreServerArgs) -> anyhow::Result<()> {
                 }
             }
             (None, None) => bail!("no target"),
+        }
+        if let (Some(text), Some(root)) = (&sealed, &a.kms_key_file) {
+            let checked =
+                check_sealed_audit_key(a.data_dir.as_deref(), target_db.as_deref(), root, text)
+                    .await;
+            if let Err(e) = checked {
+                match &a.data_dir {
+                    Some(dir) => {
+                        for suffix in ["", "-wal", "-shm"] {
+                            let _ =
+                                std::fs::remove_file(dir.join(format!("{SQLITE_FILE}{suffix}")));
+                        }
+                        bail!("{e:#}; nothing was restored");
+                    }
+                    None => bail!(
+                        "{e:#}; the database was restored but no key file was written: empty \
+                         the database before trying again"
+                    ),
+                }
+            }
         }
         let keys = state.join("keys");
         let secrets = audit_key.with_file_name("parapet-secrets.key");

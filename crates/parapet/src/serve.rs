@@ -620,10 +620,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None
     };
     // Backup compliance (X.1642 8.10): findings when a tenant's backups fall outside its policy.
-    let backup = Arc::new(parapet_backup_server::BackupService::new(
-        iam.clone(),
-        Some(notify.clone()),
-    ));
+    let backup = Arc::new(
+        parapet_backup_server::BackupService::new(iam.clone(), Some(notify.clone()))
+            .with_monitor(monitor.clone()),
+    );
     let self_backup = s
         .self_backup
         .clone()
@@ -988,7 +988,10 @@ async fn kms_change_feed(kms: Arc<KmsService>, mut stop: tokio::sync::watch::Rec
 }
 
 /// Reads the development root key (64 hex digits), or creates it (mode 0600) on first start.
-fn kms_root_key(path: &std::path::Path, env: &Env) -> anyhow::Result<parapet_kms::root::RootKey> {
+pub(crate) fn kms_root_key(
+    path: &std::path::Path,
+    env: &Env,
+) -> anyhow::Result<parapet_kms::root::RootKey> {
     let (key, created) = secret_file(
         path,
         "development root key",

@@ -24,7 +24,8 @@ use serde_json::{Value, json};
 on_both!(
     backup_policies_reports_and_compliance_end_to_end,
     the_server_backs_itself_up_and_restore_server_brings_it_back,
-    a_repository_under_a_kms_key_opens_only_through_the_key_service
+    a_repository_under_a_kms_key_opens_only_through_the_key_service,
+    restore_server_checks_an_audit_key_sealed_by_the_key_service
 );
 
 const PW: &str = "backup-server-test-password-1";
@@ -484,14 +485,30 @@ fn backup_policies_reports_and_compliance_end_to_end(backend: Backend) {
         loop {
             let (s, o) = api.get("/api/v1/tenants/acme/notify/outbox", &alice).await;
             assert_eq!(s, 200, "{o}");
-            let found = o["items"].as_array().unwrap().iter().any(|m| {
-                m["source"] == format!("alert:{}", finding["id"].as_str().unwrap()).as_str()
-                    && m["subject"]
-                        .as_str()
-                        .unwrap()
-                        .contains("restore test failed")
+            // The finding raised an alert (monitor's alert list, rule backup-<kind>), which the
+            // alert routes notified.
+            let (s, alerts) = api.get("/api/v1/tenants/acme/alerts", &alice).await;
+            assert_eq!(s, 200, "{alerts}");
+            let alert = alerts
+                .as_array()
+                .or_else(|| alerts["items"].as_array())
+                .unwrap()
+                .iter()
+                .find(|a| a["rule_id"] == "backup-restore-test-failed")
+                .cloned();
+            let found = alert.as_ref().is_some_and(|a| {
+                o["items"].as_array().unwrap().iter().any(|m| {
+                    m["source"] == format!("alert:{}", a["id"].as_str().unwrap()).as_str()
+                        && m["subject"]
+                            .as_str()
+                            .unwrap()
+                            .contains("restore test failed")
+                })
             });
             if found {
+                let (s, other) = api.get("/api/v1/tenants/globex/alerts", &gina).await;
+                assert_eq!(s, 200);
+                assert!(!other.to_string().contains("backup-restore-test-failed"));
                 break;
             }
             assert!(std::time::Instant::now() < deadline, "not queued: {o}");
@@ -991,4 +1008,122 @@ fn a_repository_under_a_kms_key_opens_only_through_the_key_service(backend: Back
     });
     drop(srv);
     let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// A server whose key service is unsealed by a root key file seals its audit signing key under
+/// it; its self-backup therefore holds a sealed key. `restore-server` says what else is needed
+/// (the root key file, not in the backup) and writes nothing without it, refuses a wrong root key
+/// (removing the restored SQLite database), and restores with the right one.
+fn restore_server_checks_an_audit_key_sealed_by_the_key_service(backend: Backend) {
+    let scratch = parapet_store_sql::testkit::temp_dir("bk-self-kms");
+    let repo = scratch.join("repo");
+    let key = scratch.join("operator.key");
+    let root = scratch.join("kms-root.key");
+    ok(&Command::new(common::bin())
+        .args([
+            "backup",
+            "init",
+            "--repo",
+            p(&repo),
+            "--operator-key",
+            p(&key),
+        ])
+        .env("PARAPET_BACKUP_PASSWORD", REPO_PW)
+        .output()
+        .unwrap());
+    let env = [("PARAPET_BACKUP_PASSWORD", REPO_PW)];
+    let first_db = common::fresh_database(backend);
+    let key1 = scratch.join("first/audit.key");
+    std::fs::create_dir_all(key1.parent().unwrap()).unwrap();
+    let mut extra = vec![
+        "--backup-repo",
+        p(&repo),
+        "--backup-every",
+        "1s",
+        "--backup-operator-key",
+        p(&key),
+        "--kms-key-file",
+        p(&root),
+    ];
+    if backend == Backend::Postgres {
+        extra.extend(["--audit-key", p(&key1)]);
+    }
+    let srv = start_on(backend, &first_db, &extra, &env);
+    let original_key = match backend {
+        Backend::Sqlite => Path::new(&first_db).join("audit-signing.key"),
+        Backend::Postgres => key1.clone(),
+    };
+    // The key service seals the audit key at start; wait for a snapshot holding the sealed key.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let sealed = std::fs::read_to_string(&original_key)
+            .unwrap_or_default()
+            .starts_with("kms:");
+        let o = Command::new(common::bin())
+            .args(["backup", "snapshots", "--repo", p(&repo), "--json"])
+            .env("PARAPET_BACKUP_PASSWORD", REPO_PW)
+            .output()
+            .unwrap();
+        let n = serde_json::from_str::<Value>(&ok(&o))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len();
+        if sealed && n >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no sealed-key snapshot after 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    drop(srv);
+    let restore = |db: &str, audit_key: &Path, extra: &[&str]| {
+        let mut args = vec!["restore-server", "--repo", p(&repo)];
+        match backend {
+            Backend::Sqlite => args.extend(["--data-dir", db]),
+            Backend::Postgres => args.extend(["--database-url", db, "--audit-key", p(audit_key)]),
+        }
+        args.extend_from_slice(extra);
+        Command::new(common::bin())
+            .args(&args)
+            .env("PARAPET_BACKUP_PASSWORD", REPO_PW)
+            .output()
+            .unwrap()
+    };
+    let restored_key = |db: &str, k: &Path| match backend {
+        Backend::Sqlite => Path::new(db).join("audit-signing.key"),
+        Backend::Postgres => k.to_path_buf(),
+    };
+    // Without the root key file: what is needed, and nothing written.
+    let db2 = common::fresh_database(backend);
+    let key2 = scratch.join("second/audit.key");
+    let err = fails(&restore(&db2, &key2, &[]));
+    assert!(
+        err.contains("sealed by the key service") && err.contains("--kms-key-file"),
+        "{err}"
+    );
+    assert!(!restored_key(&db2, &key2).exists());
+    if backend == Backend::Sqlite {
+        assert!(!Path::new(&db2).join("parapet.db").exists());
+    }
+    // A wrong root key file is refused.
+    let wrong = scratch.join("wrong-root.key");
+    std::fs::write(&wrong, format!("{}\n", "ab".repeat(32))).unwrap();
+    let err = fails(&restore(&db2, &key2, &["--kms-key-file", p(&wrong)]));
+    assert!(err.contains("wrong-root.key"), "{err}");
+    assert!(!restored_key(&db2, &key2).exists());
+    if backend == Backend::Sqlite {
+        assert!(!Path::new(&db2).join("parapet.db").exists(), "removed");
+    }
+    // The right one: the sealed key comes back and opens.
+    let db3 = common::fresh_database(backend);
+    let key3 = scratch.join("third/audit.key");
+    let o = restore(&db3, &key3, &["--kms-key-file", p(&root)]);
+    assert!(ok(&o).contains("restored the server's state"));
+    assert_eq!(
+        std::fs::read(restored_key(&db3, &key3)).unwrap(),
+        std::fs::read(&original_key).unwrap()
+    );
 }

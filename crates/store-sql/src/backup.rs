@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use parapet_store::{
-    AuditEvent, BackupFindingRow, BackupPolicyRow, BackupReportRow, BackupStore, StoreError,
-    StoreResult,
+    AuditEvent, BackupFindingRow, BackupJobRow, BackupPolicyRow, BackupReportRow, BackupStore,
+    StoreError, StoreResult,
 };
 use parapet_types::{TenantCtx, TenantId, Timestamp};
 use serde::Deserialize;
@@ -35,6 +35,58 @@ const FINDING_COLS: &[&str] = &[
     "opened_at",
     "resolved_at",
 ];
+
+const JOB_COLS: &[&str] = &[
+    "tenant_id",
+    "name",
+    "agent",
+    "policy",
+    "version",
+    "updated_at",
+    "body",
+    "state",
+    "lease_id",
+    "lease_agent",
+    "lease_until",
+];
+
+#[derive(Debug, Deserialize)]
+struct JobRow {
+    tenant_id: String,
+    name: String,
+    agent: String,
+    policy: String,
+    version: i64,
+    updated_at: i64,
+    body: String,
+    state: String,
+    lease_id: Option<String>,
+    lease_agent: Option<String>,
+    lease_until: Option<i64>,
+}
+
+impl TryFrom<JobRow> for BackupJobRow {
+    type Error = StoreError;
+    fn try_from(r: JobRow) -> StoreResult<BackupJobRow> {
+        Ok(BackupJobRow {
+            tenant: TenantId(uuid("tenant id", &r.tenant_id)?),
+            name: r.name,
+            agent: r.agent,
+            policy: r.policy,
+            version: r.version,
+            updated_at: Timestamp(r.updated_at),
+            body: json_of("backup job", &r.body)?,
+            state: json_of("backup job state", &r.state)?,
+            lease_id: r
+                .lease_id
+                .as_deref()
+                .map(|l| uuid("lease id", l))
+                .transpose()?,
+            lease_agent: r.lease_agent,
+            lease_until: r.lease_until.map(Timestamp),
+        })
+    }
+}
 
 #[derive(Debug, Deserialize)]
 struct PolicyRow {
@@ -374,5 +426,250 @@ impl BackupStore for SqlStore {
             &binds,
         )
         .await
+    }
+
+    async fn put_backup_job(
+        &self,
+        ctx: TenantCtx,
+        row: &BackupJobRow,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()> {
+        let body = text_of("backup job", &row.body)?;
+        let state = text_of("backup job state", &row.state)?;
+        with_tx!(self, |tx| {
+            if row.version == 1 {
+                sqlx::query(
+                    "INSERT INTO backup_jobs (tenant_id, name, agent, policy, version, updated_at, \
+                     body, state, lease_id, lease_agent, lease_until) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL)",
+                )
+                .bind(ctx.tenant.to_string())
+                .bind(&row.name)
+                .bind(&row.agent)
+                .bind(&row.policy)
+                .bind(row.version)
+                .bind(row.updated_at.0)
+                .bind(&body)
+                .bind(&state)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match crate::map_err(e) {
+                    StoreError::Conflict(_) => StoreError::Conflict(format!(
+                        "a backup job named {} exists; give the version you read to change it",
+                        row.name
+                    )),
+                    e => e,
+                })?;
+            } else {
+                let done = sqlx::query(
+                    "UPDATE backup_jobs SET version = $3, updated_at = $4, agent = $5, \
+                     policy = $6, body = $7 \
+                     WHERE tenant_id = $1 AND name = $2 AND version = $3 - 1",
+                )
+                .bind(ctx.tenant.to_string())
+                .bind(&row.name)
+                .bind(row.version)
+                .bind(row.updated_at.0)
+                .bind(&row.agent)
+                .bind(&row.policy)
+                .bind(&body)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Conflict(format!(
+                        "the backup job {} was changed by someone else meanwhile (or is gone); \
+                         reload and try again",
+                        row.name
+                    )));
+                }
+            }
+            for e in audit {
+                insert_audit!(&mut *tx, e);
+            }
+        });
+        Ok(())
+    }
+
+    async fn get_backup_job(&self, ctx: TenantCtx, name: &str) -> StoreResult<BackupJobRow> {
+        let sql = format!(
+            "SELECT {} FROM backup_jobs WHERE tenant_id = $1 AND name = $2",
+            JOB_COLS.join(", ")
+        );
+        let rows: Vec<BackupJobRow> = self
+            .records::<JobRow, BackupJobRow>(
+                &sql,
+                JOB_COLS,
+                "name",
+                &[
+                    Bind::Text(ctx.tenant.to_string()),
+                    Bind::Text(name.to_string()),
+                ],
+            )
+            .await?;
+        rows.into_iter().next().ok_or(StoreError::NotFound)
+    }
+
+    async fn delete_backup_job(
+        &self,
+        ctx: TenantCtx,
+        name: &str,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()> {
+        with_tx!(self, |tx| {
+            let done = sqlx::query("DELETE FROM backup_jobs WHERE tenant_id = $1 AND name = $2")
+                .bind(ctx.tenant.to_string())
+                .bind(name)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::NotFound);
+            }
+            for e in audit {
+                insert_audit!(&mut *tx, e);
+            }
+        });
+        Ok(())
+    }
+
+    async fn list_backup_jobs(
+        &self,
+        ctx: TenantCtx,
+        tenant: Option<TenantId>,
+        agent: Option<&str>,
+    ) -> StoreResult<Vec<BackupJobRow>> {
+        let mut sql = format!(
+            "SELECT {} FROM backup_jobs WHERE {VISIBLE}",
+            JOB_COLS.join(", ")
+        );
+        let mut binds = vec![Bind::Text(ctx.tenant.to_string())];
+        if let Some(t) = tenant {
+            binds.push(Bind::Text(t.to_string()));
+            sql.push_str(&format!(" AND tenant_id = ${}", binds.len()));
+        }
+        if let Some(a) = agent {
+            binds.push(Bind::Text(a.to_string()));
+            sql.push_str(&format!(" AND agent = ${}", binds.len()));
+        }
+        sql.push_str(" ORDER BY tenant_id, name LIMIT 10000");
+        self.records::<JobRow, BackupJobRow>(&sql, JOB_COLS, "tenant_id, name", &binds)
+            .await
+    }
+
+    async fn claim_backup_job(
+        &self,
+        ctx: TenantCtx,
+        name: &str,
+        lease_id: Uuid,
+        agent: &str,
+        now: Timestamp,
+        until: Timestamp,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()> {
+        with_tx!(self, |tx| {
+            let done = sqlx::query(
+                "UPDATE backup_jobs SET lease_id = $3, lease_agent = $4, lease_until = $6 \
+                 WHERE tenant_id = $1 AND name = $2 AND (lease_until IS NULL OR lease_until <= $5)",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(name)
+            .bind(lease_id.to_string())
+            .bind(agent)
+            .bind(now.0)
+            .bind(until.0)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+            if done.rows_affected() != 1 {
+                let exists: Option<(i64,)> = sqlx::query_as(
+                    "SELECT version FROM backup_jobs WHERE tenant_id = $1 AND name = $2",
+                )
+                .bind(ctx.tenant.to_string())
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+                return Err(match exists {
+                    None => StoreError::NotFound,
+                    Some(_) => StoreError::Conflict(format!(
+                        "the backup job {name} is being run by another agent"
+                    )),
+                });
+            }
+            for e in audit {
+                insert_audit!(&mut *tx, e);
+            }
+        });
+        Ok(())
+    }
+
+    async fn renew_backup_job(
+        &self,
+        ctx: TenantCtx,
+        name: &str,
+        lease_id: Uuid,
+        now: Timestamp,
+        until: Timestamp,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()> {
+        with_tx!(self, |tx| {
+            let done = sqlx::query(
+                "UPDATE backup_jobs SET lease_until = $5 WHERE tenant_id = $1 AND name = $2 \
+                 AND lease_id = $3 AND lease_until > $4",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(name)
+            .bind(lease_id.to_string())
+            .bind(now.0)
+            .bind(until.0)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict(format!(
+                    "the lease on the backup job {name} is no longer held (it expired, or the \
+                     job was removed)"
+                )));
+            }
+            for e in audit {
+                insert_audit!(&mut *tx, e);
+            }
+        });
+        Ok(())
+    }
+
+    async fn finish_backup_job(
+        &self,
+        ctx: TenantCtx,
+        name: &str,
+        lease_id: Uuid,
+        state: &serde_json::Value,
+        audit: &[AuditEvent],
+    ) -> StoreResult<()> {
+        let state = text_of("backup job state", state)?;
+        with_tx!(self, |tx| {
+            let done = sqlx::query(
+                "UPDATE backup_jobs SET state = $4, lease_id = NULL, lease_agent = NULL, \
+                 lease_until = NULL WHERE tenant_id = $1 AND name = $2 AND lease_id = $3",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(name)
+            .bind(lease_id.to_string())
+            .bind(&state)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict(format!(
+                    "the lease on the backup job {name} is no longer held (it expired, or the \
+                     job was removed)"
+                )));
+            }
+            for e in audit {
+                insert_audit!(&mut *tx, e);
+            }
+        });
+        Ok(())
     }
 }

@@ -54,6 +54,10 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0032_correlation_state.sql"),
     ),
     (50, include_str!("../migrations/sqlite/0050_backup.sql")),
+    (
+        51,
+        include_str!("../migrations/sqlite/0051_backup_jobs.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str)] = &[
     (
@@ -116,6 +120,10 @@ const POSTGRES: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0032_correlation_state.sql"),
     ),
     (50, include_str!("../migrations/postgres/0050_backup.sql")),
+    (
+        51,
+        include_str!("../migrations/postgres/0051_backup_jobs.sql"),
+    ),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS parapet_migrations \

@@ -44,7 +44,7 @@ pub use audit::{
     AuditEvent, AuditFilter, AuditLogStore, AuditOutcome, AuditRecord, Integration, LogHead,
     StoredCheckpoint, StoredTile,
 };
-pub use backup::{BackupFindingRow, BackupPolicyRow, BackupReportRow, BackupStore};
+pub use backup::{BackupFindingRow, BackupJobRow, BackupPolicyRow, BackupReportRow, BackupStore};
 pub use event::{EventFilter, EventStore, Ingested, Purged, StoredEvent};
 pub use group::{Group, GroupStore};
 pub use incident::{AlertLink, IncidentFilter, IncidentRow, IncidentStore, PlanRow, SlaPolicyRow};

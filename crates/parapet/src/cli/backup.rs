@@ -53,6 +53,14 @@ pub enum BackupCommand {
     Reports(super::backup_server::ReportsArgs),
     /// The findings the server's compliance job opened for a tenant.
     Findings(super::backup_server::FindingsArgs),
+    /// Backup jobs the server has agents carry out: a policy's sources and repositories
+    /// assigned to an agent (host).
+    #[command(subcommand)]
+    Job(super::backup_agent::JobCommand),
+    /// Run as a backup agent: poll the server for this host's due jobs and carry them out
+    /// (backup, off-site copy, prune by the policy's retention, restore tests), reporting each
+    /// step. Token (scope `backup`) from PARAPET_TOKEN; passwords from the agent's --config.
+    Agent(super::backup_agent::AgentArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -185,6 +193,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub window: super::backup_server::WindowArgs,
     #[command(flatten)]
+    pub policy_from: super::backup_server::PolicyFrom,
+    #[command(flatten)]
     pub report: super::backup_server::ReportTo,
 }
 
@@ -267,6 +277,16 @@ pub struct PruneArgs {
     /// Only say what would be removed.
     #[arg(long)]
     pub dry_run: bool,
+    /// Keep what the tenant's policy (--tenant, --policy) on this Parapet server says instead of
+    /// --keep-… (token from PARAPET_TOKEN, e.g. of scope `backup`).
+    #[arg(long, value_name = "URL", requires = "tenant")]
+    pub server: Option<String>,
+    /// The tenant whose policy gives the retention (with --server).
+    #[arg(long, value_name = "TENANT", requires = "server")]
+    pub tenant: Option<String>,
+    /// The policy that gives the retention (with --server).
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub policy: String,
 }
 
 pub async fn run(cmd: BackupCommand) -> anyhow::Result<()> {
@@ -276,6 +296,7 @@ pub async fn run(cmd: BackupCommand) -> anyhow::Result<()> {
         BackupCommand::Compliance(a) => return srv::compliance(a).await,
         BackupCommand::Reports(a) => return srv::reports(a).await,
         BackupCommand::Findings(a) => return srv::findings(a).await,
+        BackupCommand::Job(c) => return super::backup_agent::job(c).await,
         other => other,
     };
     tokio::task::spawn_blocking(move || run_blocking(cmd))
@@ -324,18 +345,20 @@ fn run_blocking(cmd: BackupCommand) -> anyhow::Result<()> {
         BackupCommand::Prune(a) => prune(a),
         BackupCommand::Copy(a) => copy(a),
         BackupCommand::RestoreTest(a) => restore_test(a),
-        BackupCommand::Policy(_)
+        BackupCommand::Agent(a) => super::backup_agent::agent(a),
+        BackupCommand::Job(_)
+        | BackupCommand::Policy(_)
         | BackupCommand::Compliance(_)
         | BackupCommand::Reports(_)
         | BackupCommand::Findings(_) => bail!("this command needs the server"),
     }
 }
 
-fn elapsed_ms(t: std::time::Instant) -> u64 {
+pub(super) fn elapsed_ms(t: std::time::Instant) -> u64 {
     u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-fn backend(
+pub(super) fn backend(
     repo: &str,
     limits: &Limits,
 ) -> anyhow::Result<std::sync::Arc<dyn parapet_backup::Backend>> {
@@ -373,7 +396,7 @@ fn password(r: &RepoOpts) -> anyhow::Result<Vec<u8>> {
     Ok(pw.into_bytes())
 }
 
-fn open(r: &RepoOpts) -> anyhow::Result<Repository> {
+pub(super) fn open(r: &RepoOpts) -> anyhow::Result<Repository> {
     let backend = backend(&r.repo, &r.limits)?;
     let pw = match password(r) {
         Ok(pw) => pw,
@@ -432,7 +455,7 @@ fn kms_password(backend: &dyn parapet_backup::Backend) -> anyhow::Result<Option<
     Err(last.unwrap_or_else(|| anyhow!("no key service record")))
 }
 
-fn read_operator_key(path: &Path) -> anyhow::Result<OperatorKey> {
+pub(super) fn read_operator_key(path: &Path) -> anyhow::Result<OperatorKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the operator key {}", path.display()))?;
     OperatorKey::from_file_text(&text).with_context(|| path.display().to_string())
@@ -544,10 +567,10 @@ fn trust(a: TrustArgs) -> anyhow::Result<()> {
 }
 
 /// A byte progress bar on standard error (hidden when it is not a terminal or with --json).
-struct Bar(ProgressBar);
+pub(super) struct Bar(pub(super) ProgressBar);
 
 impl Bar {
-    fn new(what: &str, hidden: bool) -> Bar {
+    pub(super) fn new(what: &str, hidden: bool) -> Bar {
         let target = if hidden {
             ProgressDrawTarget::hidden()
         } else {
@@ -620,7 +643,21 @@ fn mib(b: u64) -> String {
 }
 
 fn backup_run(a: RunArgs) -> anyhow::Result<()> {
-    a.window.enforce()?;
+    // The window (and the retention of a following prune) from the server's policy, if asked.
+    let policy = match (&a.policy_from.policy_server, &a.report.report_tenant) {
+        (Some(server), Some(tenant)) => Some(super::backup_server::fetch_policy(
+            server,
+            tenant,
+            &a.report.report_policy,
+        )?),
+        _ => None,
+    };
+    match &policy {
+        Some(p) => a
+            .window
+            .enforce_window(p.get("window").and_then(serde_json::Value::as_str))?,
+        None => a.window.enforce()?,
+    }
     let started = std::time::Instant::now();
     let key = read_operator_key(&a.operator_key)?;
     let done = open(&a.r).and_then(|mut repo| {
@@ -686,16 +723,41 @@ fn backup_run(a: RunArgs) -> anyhow::Result<()> {
     for w in &report.warnings {
         note(&format!("warning: {w}"));
     }
+    let pruned = match (&policy, a.policy_from.prune) {
+        (Some(p), true) => {
+            let keep = super::backup_server::keep_of(p);
+            let mut repo = open(&a.r)?;
+            Some(
+                parapet_backup::prune(
+                    &mut repo,
+                    &PruneOptions {
+                        policy: keep,
+                        dry_run: false,
+                    },
+                )
+                .with_context(|| {
+                    format!(
+                        "snapshot {} was saved, but the prune by the policy's retention failed",
+                        report.snapshot.id
+                    )
+                })?,
+            )
+        }
+        _ => None,
+    };
     let s = snapshot_out(&report.snapshot);
     if a.r.json {
         #[derive(Serialize)]
         struct Out {
             snapshot: SnapshotOut,
             warnings: Vec<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pruned: Option<parapet_backup::PruneReport>,
         }
         return json(&Out {
             snapshot: s,
             warnings: report.warnings,
+            pruned,
         });
     }
     let secs = (s.duration_ms as f64 / 1000.0).max(0.001);
@@ -913,9 +975,30 @@ fn verify_against(a: VerifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Restores into a fresh scratch directory, checks by hash, reports, removes the directory.
-fn restore_test(a: RestoreTestArgs) -> anyhow::Result<()> {
-    let base = a.scratch.clone().unwrap_or_else(std::env::temp_dir);
+/// What a restore test found.
+pub(super) struct RestoreTestOutcome {
+    pub ok: bool,
+    pub snapshot: Option<String>,
+    pub files: u64,
+    pub bytes: u64,
+    pub duration_ms: u64,
+    /// Why it failed (the differences, or the error).
+    pub error: Option<String>,
+    /// The error that stopped it before any comparison.
+    pub failure: Option<anyhow::Error>,
+}
+
+/// Restores `snapshot` of `r` into a fresh scratch directory under `scratch_base` (default: the
+/// system's temporary directory), checks every file against the signed manifest by hash,
+/// measures the time and removes the directory.
+pub(super) fn restore_test_core(
+    r: &RepoOpts,
+    snapshot: &str,
+    scratch_base: Option<&Path>,
+    trust: &[String],
+    hidden: bool,
+) -> RestoreTestOutcome {
+    let base = scratch_base.map_or_else(std::env::temp_dir, Path::to_path_buf);
     let scratch = base.join(format!(
         "parapet-restore-test-{}-{}",
         std::process::id(),
@@ -923,14 +1006,14 @@ fn restore_test(a: RestoreTestArgs) -> anyhow::Result<()> {
     ));
     let started = std::time::Instant::now();
     let outcome = (|| -> anyhow::Result<(String, u64, u64, Vec<String>)> {
-        let repo = open(&a.r)?;
-        let snap = repo.find_snapshot(&a.snapshot)?;
+        let repo = open(r)?;
+        let snap = repo.find_snapshot(snapshot)?;
         let mut trusted: BTreeSet<String> = repo.trusted_operators()?;
-        trusted.extend(a.trust.iter().cloned());
-        let bar = Bar::new("restoring", a.r.json);
+        trusted.extend(trust.iter().cloned());
+        let bar = Bar::new("restoring", hidden);
         let restored = parapet_backup::restore(&repo, &snap, &trusted, &scratch, &bar)?;
         bar.0.finish_and_clear();
-        let bar = Bar::new("checking", a.r.json);
+        let bar = Bar::new("checking", hidden);
         let cmp = parapet_backup::compare_restored(&repo, &snap, &trusted, &scratch, &bar)?;
         bar.0.finish_and_clear();
         let mut problems: Vec<String> = restored.warnings.clone();
@@ -951,16 +1034,23 @@ fn restore_test(a: RestoreTestArgs) -> anyhow::Result<()> {
             scratch.display()
         ));
     }
-    let (ok, snapshot, files, bytes, error) = match &outcome {
-        Ok((id, files, bytes, problems)) if problems.is_empty() => {
-            (true, Some(id.clone()), *files, *bytes, None)
-        }
-        Ok((id, files, bytes, problems)) => (
-            false,
-            Some(id.clone()),
-            *files,
-            *bytes,
-            Some(format!(
+    match outcome {
+        Ok((id, files, bytes, problems)) if problems.is_empty() => RestoreTestOutcome {
+            ok: true,
+            snapshot: Some(id),
+            files,
+            bytes,
+            duration_ms,
+            error: None,
+            failure: None,
+        },
+        Ok((id, files, bytes, problems)) => RestoreTestOutcome {
+            ok: false,
+            snapshot: Some(id),
+            files,
+            bytes,
+            duration_ms,
+            error: Some(format!(
                 "{} difference(s) from the manifest: {}",
                 problems.len(),
                 problems
@@ -970,49 +1060,63 @@ fn restore_test(a: RestoreTestArgs) -> anyhow::Result<()> {
                     .collect::<Vec<_>>()
                     .join("; ")
             )),
-        ),
-        Err(e) => (false, None, 0, 0, Some(format!("{e:#}"))),
-    };
+            failure: None,
+        },
+        Err(e) => RestoreTestOutcome {
+            ok: false,
+            snapshot: None,
+            files: 0,
+            bytes: 0,
+            duration_ms,
+            error: Some(format!("{e:#}")),
+            failure: Some(e),
+        },
+    }
+}
+
+/// Restores into a fresh scratch directory, checks by hash, reports, removes the directory.
+fn restore_test(a: RestoreTestArgs) -> anyhow::Result<()> {
+    let o = restore_test_core(&a.r, &a.snapshot, a.scratch.as_deref(), &a.trust, a.r.json);
     a.report.send(BackupReportInput {
         kind: "restore-test".into(),
-        ok,
-        snapshot: snapshot.clone(),
+        ok: o.ok,
+        snapshot: o.snapshot.clone(),
         repository: a.r.repo.clone(),
-        total_bytes: bytes,
-        files,
-        duration_ms,
+        total_bytes: o.bytes,
+        files: o.files,
+        duration_ms: o.duration_ms,
         encrypted: true,
-        error: error.clone(),
+        error: o.error.clone(),
         ..BackupReportInput::default()
     })?;
     if a.r.json {
         json(&serde_json::json!({
-            "ok": ok,
-            "snapshot": snapshot,
-            "files": files,
-            "bytes": bytes,
-            "duration_ms": duration_ms,
-            "error": error,
+            "ok": o.ok,
+            "snapshot": o.snapshot,
+            "files": o.files,
+            "bytes": o.bytes,
+            "duration_ms": o.duration_ms,
+            "error": o.error,
         }))?;
-    } else if ok {
+    } else if o.ok {
         out(&format!(
-            "restore test passed: snapshot {} restored and checked by hash, {files} files, {} in \
+            "restore test passed: snapshot {} restored and checked by hash, {} files, {} in \
              {:.2} s (achieved RTO)\n",
-            snapshot.as_deref().unwrap_or(""),
-            mib(bytes),
-            duration_ms as f64 / 1000.0
+            o.snapshot.as_deref().unwrap_or(""),
+            o.files,
+            mib(o.bytes),
+            o.duration_ms as f64 / 1000.0
         ))?;
     }
-    match (outcome, error) {
-        (Err(e), _) => Err(e.context("restore test failed")),
-        (Ok(_), Some(e)) => bail!("restore test failed: {e}"),
-        (Ok(_), None) => Ok(()),
+    match (o.failure, o.error) {
+        (Some(e), _) => Err(e.context("restore test failed")),
+        (None, Some(e)) => bail!("restore test failed: {e}"),
+        (None, None) => Ok(()),
     }
 }
 
 fn prune(a: PruneArgs) -> anyhow::Result<()> {
-    let mut repo = open(&a.r)?;
-    let policy = KeepPolicy {
+    let given = KeepPolicy {
         last: a.keep_last,
         hourly: a.keep_hourly,
         daily: a.keep_daily,
@@ -1021,6 +1125,27 @@ fn prune(a: PruneArgs) -> anyhow::Result<()> {
         yearly: a.keep_yearly,
         within_secs: a.keep_within_days.saturating_mul(86_400),
     };
+    let policy = match (&a.server, &a.tenant) {
+        (Some(server), Some(tenant)) => {
+            if !given.is_empty() {
+                bail!(
+                    "give either --keep-… options or --server (the policy's retention), not both"
+                );
+            }
+            let keep = super::backup_server::keep_of(&super::backup_server::fetch_policy(
+                server, tenant, &a.policy,
+            )?);
+            if keep.is_empty() {
+                bail!(
+                    "the policy {} of {tenant} keeps nothing; refusing to prune",
+                    a.policy
+                );
+            }
+            keep
+        }
+        _ => given,
+    };
+    let mut repo = open(&a.r)?;
     let report = parapet_backup::prune(
         &mut repo,
         &PruneOptions {

@@ -84,6 +84,11 @@ pub struct PolicySetArgs {
     /// A restore test is due this often, e.g. `30d`.
     #[arg(long, value_name = "DURATION")]
     pub restore_test_every: Option<String>,
+    /// What is backed up, repeatable: `file` (file trees, the default), `vm-image` (virtual
+    /// machines' disk images) and/or `vm-snapshot` (hypervisor snapshots: no backup on their
+    /// own, so a policy of snapshots only is accepted with a warning, X.1642 8.10-20).
+    #[arg(long = "level", value_name = "LEVEL", value_parser = ["file", "vm-image", "vm-snapshot"])]
+    pub levels: Vec<String>,
     /// The version you read (refused if someone changed it meanwhile; 0: must be new).
     #[arg(long, value_name = "N")]
     pub version: Option<i64>,
@@ -149,14 +154,71 @@ pub struct WindowArgs {
     #[arg(long, value_name = "HH:MM-HH:MM")]
     pub window: Option<String>,
     /// Outside the window, wait for it to open instead of refusing.
-    #[arg(long, requires = "window")]
+    #[arg(long)]
     pub wait_for_window: bool,
+}
+
+/// Taking the terms of a run from the tenant's policy on the server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyFrom {
+    /// Take the time window from the tenant's policy (--tenant, --policy) on this Parapet
+    /// server instead of --window (token from PARAPET_TOKEN, e.g. of scope `backup`).
+    #[arg(
+        long = "server",
+        value_name = "URL",
+        conflicts_with = "window",
+        requires = "report_tenant"
+    )]
+    pub policy_server: Option<String>,
+    /// After the backup, prune the repository by the policy's retention (needs --server).
+    #[arg(long, requires = "policy_server")]
+    pub prune: bool,
+}
+
+/// A policy of tenant `tenant` read from `server` with the token of PARAPET_TOKEN.
+pub fn fetch_policy(server: &str, tenant: &str, policy: &str) -> anyhow::Result<Value> {
+    let token = std::env::var("PARAPET_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| anyhow!("--server needs a token in PARAPET_TOKEN"))?;
+    let client = Client::new(server)?.with_token(token.trim().to_string());
+    tokio::runtime::Handle::current()
+        .block_on(client.backup_policy(tenant, policy))
+        .with_context(|| {
+            format!("cannot read the backup policy {policy} of {tenant} from {server}")
+        })
+}
+
+/// The `prune` retention of a policy as the server shows it.
+pub fn keep_of(policy: &Value) -> parapet_backup::KeepPolicy {
+    let n = |k: &str| {
+        policy
+            .get("retention")
+            .and_then(|r| r.get(k))
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0)
+    };
+    parapet_backup::KeepPolicy {
+        last: n("last"),
+        hourly: n("hourly"),
+        daily: n("daily"),
+        weekly: n("weekly"),
+        monthly: n("monthly"),
+        yearly: n("yearly"),
+        within_secs: 0,
+    }
 }
 
 impl WindowArgs {
     /// Refuses, or waits, when outside the window.
     pub fn enforce(&self) -> anyhow::Result<()> {
-        let Some(w) = &self.window else {
+        self.enforce_window(self.window.as_deref())
+    }
+
+    /// Refuses, or waits, when outside `window` (none: any time).
+    pub fn enforce_window(&self, window: Option<&str>) -> anyhow::Result<()> {
+        let Some(w) = window else {
             return Ok(());
         };
         let w = parapet_backup_server::Window::parse(w).map_err(|e| anyhow!(e))?;
@@ -249,6 +311,18 @@ fn policy_fields(p: &Value) -> String {
         ("every", format!("{} s", s(p, "schedule_secs"))),
         ("window (UTC)", s(p, "window")),
         (
+            "levels",
+            p.get("levels")
+                .and_then(Value::as_array)
+                .map(|l| {
+                    l.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default(),
+        ),
+        (
             "restore test every",
             format!("{} s", s(p, "restore_test_secs")),
         ),
@@ -257,6 +331,19 @@ fn policy_fields(p: &Value) -> String {
             format!("{} by {}", s(p, "updated_at"), s(p, "updated_by")),
         ),
     ])
+}
+
+/// The policy's warnings on standard error (they stay in the JSON too).
+fn warn_policy(p: &Value) {
+    for w in p
+        .get("warnings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        note(&format!("warning: {w}"));
+    }
 }
 
 pub async fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
@@ -294,12 +381,18 @@ pub async fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
                     .map(duration_secs)
                     .transpose()?
                     .unwrap_or(0),
+                levels: if a.levels.is_empty() {
+                    vec!["file".into()]
+                } else {
+                    a.levels.clone()
+                },
                 version: a.version,
             };
             let p = sess
                 .client
                 .set_backup_policy(&a.tenant, &a.name, &input)
                 .await?;
+            warn_policy(&p);
             if a.common.json {
                 return json(&p);
             }
@@ -308,6 +401,7 @@ pub async fn policy(cmd: PolicyCommand) -> anyhow::Result<()> {
         PolicyCommand::Show(a) => {
             let sess = Session::open(&a.common)?;
             let p = sess.client.backup_policy(&a.tenant, &a.name).await?;
+            warn_policy(&p);
             if a.common.json {
                 return json(&p);
             }
@@ -390,6 +484,10 @@ pub async fn compliance(a: ComplianceArgs) -> anyhow::Result<()> {
                     s(c, "last_backup_at"),
                     s(c, "achieved_rto_ms"),
                     kinds.join(","),
+                    c.get("warnings")
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len)
+                        .to_string(),
                 ]
             })
             .collect();
@@ -401,9 +499,25 @@ pub async fn compliance(a: ComplianceArgs) -> anyhow::Result<()> {
                 "LAST_BACKUP",
                 "ACHIEVED_RTO_MS",
                 "FINDINGS",
+                "WARNINGS",
             ],
             &rows,
         ))?;
+        for c in &list {
+            for w in c
+                .get("warnings")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                out(&format!(
+                    "warning ({}/{}): {w}\n",
+                    s(c, "tenant"),
+                    s(c, "policy")
+                ))?;
+            }
+        }
     }
     Ok(())
 }
