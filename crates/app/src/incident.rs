@@ -33,6 +33,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/incidents/stats", get(stats))
         .route("/incidents/{id}", get(show))
         .route("/incidents/{id}/report", get(report_doc))
+        .route("/incidents/{id}/response-report", get(response_report_doc))
         .route("/incidents/{id}/{verb}", post(command))
         .route("/incidents/{id}/tasks/{n}/done", post(task_done))
         .merge(plan_routes())
@@ -65,7 +66,16 @@ pub fn console_routes() -> Router<AppState> {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(list, open, stats, show, report_doc, command, task_done),
+    paths(
+        list,
+        open,
+        stats,
+        show,
+        report_doc,
+        response_report_doc,
+        command,
+        task_done
+    ),
     components(schemas(IncidentSummary, OpenIncident, CommandBody, IncidentView))
 )]
 pub struct IncidentApi;
@@ -390,6 +400,16 @@ fn to_command(verb: &str, b: CommandBody) -> ApiResult<Command> {
         "run-playbook" => Command::RunPlaybook {
             playbook: b.playbook.filter(|p| !p.trim().is_empty()),
         },
+        "ack-page" => Command::AcknowledgePage {
+            plan: b.plan.filter(|p| !p.trim().is_empty()),
+        },
+        "operations" => Command::LogOperation {
+            plan: b.plan.unwrap_or_default(),
+            text: need(b.text, "text (the operation)")?,
+        },
+        "response-report" => Command::SendResponseReport {
+            plan: b.plan.filter(|p| !p.trim().is_empty()),
+        },
         _ => return Err(ApiError::not_found("no such API endpoint")),
     })
 }
@@ -398,8 +418,11 @@ fn to_command(verb: &str, b: CommandBody) -> ApiResult<Command> {
 /// `assign` (step, responsible), `severity` (severity, reason), `classify` (category, type,
 /// cause), `notes` (text, internal), `tasks` (title, owner), `observables` (kind, value),
 /// `alerts` (alerts), `pause` (reason) and `resume` of the SLA clock, `notify` (message: inform
-/// the tenant), `issue-report`, `activate-plan` (plan: its checklist becomes tasks),
-/// `run-playbook` (playbook, else the first that applies: its steps become tasks).
+/// the tenant), `issue-report`, `activate-plan` (plan: its checklist becomes tasks and its
+/// response team is paged), `ack-page` (plan: the caller acknowledges their page),
+/// `operations` (plan, text: an entry of the plan's operation log), `response-report` (plan:
+/// send the response report to the tenant), `run-playbook` (playbook, else the first that
+/// applies: its steps become tasks).
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/{verb}", tag = "incidents",
     params(("id" = String, Path), ("verb" = String, Path)), request_body = CommandBody,
     responses((status = 200, body = IncidentView), (status = 409, body = Problem),
@@ -501,6 +524,60 @@ pub async fn report_doc(
     ApiQuery(q): ApiQuery<ReportParams>,
 ) -> ApiResult<Response> {
     render_report(&st, &p, &id, q.format.as_deref().unwrap_or("html"), &meta).await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseReportParams {
+    /// The activated plan (the latest activated when absent).
+    pub plan: Option<String>,
+    /// `html` (default) or `pdf`.
+    pub format: Option<String>,
+}
+
+/// The response report of an emergency response plan's activation (8.9.2): the plan, the team
+/// by role, the recovery steps with their times and the operation log; never internal notes
+/// or another tenant's data.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/response-report", tag = "incidents",
+    params(("id" = String, Path), ResponseReportParams),
+    responses((status = 200, content_type = "text/html"), (status = 404, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn response_report_doc(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<ResponseReportParams>,
+) -> ApiResult<Response> {
+    let (_, r) = st
+        .incident
+        .response_report(&p, &id, q.plan.as_deref(), &meta)
+        .await?;
+    let file = format!("response-report-{}", id.trim());
+    Ok(match q.format.as_deref().unwrap_or("html") {
+        "html" => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8".to_string())],
+            report::to_html(&r),
+        )
+            .into_response(),
+        "pdf" => (
+            [
+                (header::CONTENT_TYPE, "application/pdf".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{file}.pdf\""),
+                ),
+            ],
+            report::to_pdf(&r),
+        )
+            .into_response(),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown format {other:?}; expected html or pdf"
+            )));
+        }
+    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -156,6 +156,28 @@ impl Client {
             .map_err(|e| ClientError::Transport(e.to_string()))
     }
 
+    /// `GET /api/v1/incidents/{id}/response-report`: the response report of an activated plan.
+    pub async fn incident_response_report(
+        &self,
+        id: &str,
+        plan: Option<&str>,
+        format: &str,
+    ) -> Result<Vec<u8>, ClientError> {
+        let resp = self
+            .send(self.http.get(self.url(
+                &["incidents", id, "response-report"],
+                &[
+                    ("plan", plan.map(str::to_string)),
+                    ("format", Some(format.to_string())),
+                ],
+            )))
+            .await?;
+        resp.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| ClientError::Transport(e.to_string()))
+    }
+
     /// `GET /api/v1/incidents/stats`: MTTA/MTTR per tenant and month.
     pub async fn incident_stats(
         &self,

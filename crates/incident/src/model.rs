@@ -270,6 +270,31 @@ pub enum Change {
         version: u32,
         tasks: Vec<u32>,
     },
+    /// The plan's response team was paged.
+    TeamPaged {
+        plan: String,
+        members: Vec<String>,
+    },
+    /// A member (or their deputy) acknowledged the page.
+    PageAcknowledged {
+        plan: String,
+        member: String,
+    },
+    /// A page was not acknowledged in time: the member's deputy was paged.
+    PageEscalated {
+        plan: String,
+        member: String,
+        deputy: String,
+    },
+    /// An operation entered into the plan's operation log.
+    PlanOperation {
+        plan: String,
+        operation: String,
+    },
+    /// The response report of the plan's activation went to the tenant.
+    ResponseReportSent {
+        plan: String,
+    },
 }
 
 impl Change {
@@ -319,6 +344,11 @@ impl Change {
             Change::TenantNotified { .. } => "tenant-notified",
             Change::ReportIssued => "report-issued",
             Change::PlanActivated { .. } => "plan-activated",
+            Change::TeamPaged { .. } => "team-paged",
+            Change::PageAcknowledged { .. } => "page-acknowledged",
+            Change::PageEscalated { .. } => "page-escalated",
+            Change::PlanOperation { .. } => "plan-operation",
+            Change::ResponseReportSent { .. } => "response-report-sent",
         }
     }
 
@@ -418,6 +448,21 @@ impl Change {
                 "emergency response plan {plan} (version {version}) activated: {} tasks",
                 tasks.len()
             ),
+            Change::TeamPaged { plan, members } => {
+                format!("plan {plan}: response team paged ({})", members.join(", "))
+            }
+            Change::PageAcknowledged { plan, member } => {
+                format!("plan {plan}: page of {member} acknowledged")
+            }
+            Change::PageEscalated {
+                plan,
+                member,
+                deputy,
+            } => format!("plan {plan}: {member} did not acknowledge, deputy {deputy} paged"),
+            Change::PlanOperation { plan, operation } => format!("plan {plan}: {operation}"),
+            Change::ResponseReportSent { plan } => {
+                format!("plan {plan}: response report sent to the tenant")
+            }
         }
     }
 }
@@ -545,6 +590,9 @@ pub struct Incident {
     pub tasks: Vec<Task>,
     pub notes: Vec<Note>,
     pub history: Vec<HistoryEntry>,
+    /// The response team members paged by plan activations, with their acknowledgements.
+    #[serde(default)]
+    pub pages: Vec<crate::activation::TeamPage>,
 }
 
 impl Incident {
@@ -587,6 +635,7 @@ impl Incident {
             tasks: Vec::new(),
             notes: Vec::new(),
             history: Vec::new(),
+            pages: Vec::new(),
         };
         i.push(
             o.at,
@@ -1112,6 +1161,7 @@ impl Incident {
                 tasks: tasks.clone(),
             },
         );
+        self.page_team(plan, actor, at);
         Ok(tasks)
     }
 

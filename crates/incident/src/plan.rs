@@ -17,6 +17,9 @@ pub struct Member {
     pub name: String,
     pub role: String,
     pub contact: String,
+    /// Paged when the member does not acknowledge within the plan's delay (provider staff).
+    #[serde(default)]
+    pub deputy: String,
 }
 
 /// A component of the business impact analysis, with what it depends on.
@@ -59,6 +62,9 @@ pub struct PlanContent {
     /// Tenant data is accessed only with the tenant's recorded authorization (8.9.1(6)).
     #[serde(default)]
     pub tenant_data_access: String,
+    /// How long a paged member has to acknowledge before the deputy is paged (0: 15 min).
+    #[serde(default)]
+    pub ack_within_secs: i64,
 }
 
 /// One step of a drill and how it went.
@@ -106,6 +112,24 @@ fn check(c: &PlanContent) -> Result<(), Refused> {
     }
     if c.team.is_empty() {
         return Err(Refused::Invalid("a plan names its response team".into()));
+    }
+    for m in &c.team {
+        if m.name.trim().is_empty() || m.role.trim().is_empty() {
+            return Err(Refused::Invalid(
+                "every team member has a name and a role".into(),
+            ));
+        }
+        if m.deputy.trim().eq_ignore_ascii_case(m.name.trim()) {
+            return Err(Refused::Invalid(format!(
+                "{} cannot be their own deputy",
+                m.name
+            )));
+        }
+    }
+    if !(0..=7 * 24 * 3600).contains(&c.ack_within_secs) {
+        return Err(Refused::Invalid(
+            "the acknowledgement delay is between 0 and 7 days".into(),
+        ));
     }
     if c.checklist.iter().all(|i| i.trim().is_empty()) {
         return Err(Refused::Invalid("a plan has a recovery checklist".into()));

@@ -12,9 +12,10 @@
 use std::sync::{Arc, Mutex};
 
 use parapet_iam::{IamConfig, IamService, PasswordCost, Principal, RequestMeta};
+use parapet_incident::plan::{LaunchConditions, Member, PlanContent};
 use parapet_incident::{
-    Command, EscalationLevel, EscalationPolicy, IncidentService, NewIncident, Severity, SlaPolicy,
-    SlaTargets, Step,
+    Change, Command, EscalationLevel, EscalationPolicy, IncidentService, NewIncident, Severity,
+    SlaPolicy, SlaTargets, Step,
 };
 use parapet_notify::{Caller, ChannelSpec, Delivery, NotifyConfig, NotifyService, Transport};
 use parapet_store::{OutboxStatus, Page};
@@ -28,7 +29,10 @@ macro_rules! on_both {
     };
 }
 
-on_both!(escalations_page_people_and_the_tenant_is_told);
+on_both!(
+    escalations_page_people_and_the_tenant_is_told,
+    plan_activation_pages_the_team_escalates_to_deputies_and_reports_to_the_tenant,
+);
 
 const PW: &str = "a-long-enough-password-42";
 /// 2027-01-15T08:00:00Z, a Friday, an hour before office hours.
@@ -276,4 +280,363 @@ async fn escalations_page_people_and_the_tenant_is_told(backend: Backend) {
         panic!("{last:?}")
     };
     assert!(body.contains("Mitigation is active"), "{body}");
+}
+
+fn deliveries_to(rec: &Recorder, to: &str) -> Vec<(String, String)> {
+    rec.sent
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|d| recipients(d) == to)
+        .map(|d| match d {
+            Delivery::Email { subject, body, .. } => (subject.clone(), body.clone()),
+            Delivery::Sms { text, .. } => (String::new(), text.clone()),
+            Delivery::Webhook { body, .. } => (String::new(), body.clone()),
+        })
+        .collect()
+}
+
+async fn plan_activation_pages_the_team_escalates_to_deputies_and_reports_to_the_tenant(
+    backend: Backend,
+) {
+    let (store, _) = testkit::fresh(backend).await.unwrap();
+    let store = Arc::new(store);
+    let clock = Arc::new(ManualClock::new(Timestamp(START)));
+    let env = Env {
+        clock: clock.clone(),
+        entropy: Arc::new(OsEntropy),
+    };
+    let config = IamConfig {
+        password_cost: PasswordCost {
+            memory_kib: 256,
+            iterations: 1,
+            lanes: 1,
+        },
+        session_ttl_secs: 30 * 24 * 3600,
+        session_idle_secs: 30 * 24 * 3600,
+        provider_mfa_required: false,
+        ..IamConfig::default()
+    };
+    let iam = Arc::new(IamService::new(store.clone(), env.clone(), config).unwrap());
+    let boot = iam.bootstrap(Some(PW.into())).await.unwrap();
+    let admin: Principal = iam.login("admin", PW, &meta()).await.unwrap().principal;
+    for u in ["oncall", "dora", "responder"] {
+        iam.create_user(&admin, "provider", u, PW, Role::IncidentResponder, &meta())
+            .await
+            .unwrap();
+    }
+    let acme = iam.create_tenant(&admin, "acme", &meta()).await.unwrap();
+    let globex = iam.create_tenant(&admin, "globex", &meta()).await.unwrap();
+    for t in ["acme", "globex"] {
+        iam.create_user(&admin, t, "alice", PW, Role::TenantAdmin, &meta())
+            .await
+            .unwrap();
+    }
+    let rec = Arc::new(Recorder::default());
+    let notify = Arc::new(NotifyService::new(
+        store.clone(),
+        env.clone(),
+        NotifyConfig::new([3; 32]),
+        rec.clone(),
+    ));
+    let svc = IncidentService::new(iam.clone(), SlaPolicy::default()).with_notify(notify.clone());
+    let provider = boot.provider.clone();
+    let sys = Caller::system();
+    for u in ["oncall", "dora", "responder"] {
+        let mut s = spec(
+            &format!("{u}-mail"),
+            "email",
+            &format!("{u}@provider.example"),
+        );
+        s.person = Some(u.into());
+        notify.add_channel(&provider, &sys, &s).await.unwrap();
+    }
+    let mut s = spec("security", "webhook", "https://acme.example/hook");
+    s.security_contact = true;
+    notify.add_channel(&acme, &sys, &s).await.unwrap();
+    let mut s = spec("security", "webhook", "https://globex.example/hook");
+    s.security_contact = true;
+    notify.add_channel(&globex, &sys, &s).await.unwrap();
+
+    let plan = PlanContent {
+        scenario: "web tier outage".into(),
+        notification: "page the team, then tell the tenant".into(),
+        launch: LaunchConditions {
+            min_severity: Severity::High,
+            categories: vec![],
+        },
+        team: vec![
+            Member {
+                name: "oncall".into(),
+                role: "incident lead".into(),
+                contact: "+1 555 0100".into(),
+                deputy: "dora".into(),
+            },
+            Member {
+                name: "responder".into(),
+                role: "network engineer".into(),
+                contact: "responder@provider.example".into(),
+                deputy: String::new(),
+            },
+        ],
+        bia: vec![],
+        checklist: vec![
+            "Fail over to the second site".into(),
+            "Check the TLS certificates".into(),
+        ],
+        post_disposal_review: "review within five working days".into(),
+        tenant_data_access: String::new(),
+        ack_within_secs: 600,
+    };
+    svc.create_plan(&admin, "web-outage", plan, &meta())
+        .await
+        .unwrap();
+    let i = svc
+        .open(
+            &admin,
+            "acme",
+            NewIncident {
+                title: "Web tier down at acme".into(),
+                description: "HTTP 502 everywhere".into(),
+                severity: Some(Severity::High),
+                category: "outage".into(),
+                responsible: Some("oncall".into()),
+                source: "api".into(),
+                alerts: vec![],
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let id = i.id.to_string();
+    svc.apply(
+        &admin,
+        &id,
+        Command::Note {
+            text: "internal: blame the load balancer vendor".into(),
+            internal: true,
+        },
+        &meta(),
+    )
+    .await
+    .unwrap();
+
+    // Activation pages each member through their own channels, in the provider's outbox.
+    let i = svc
+        .apply(
+            &admin,
+            &id,
+            Command::ActivatePlan {
+                plan: "web-outage".into(),
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(i.pages.len(), 2);
+    assert!(i.history.iter().any(|h| matches!(&h.change,
+        Change::TeamPaged { members, .. } if *members == vec!["oncall".to_string(), "responder".into()])));
+    notify.deliver_due(100).await.unwrap();
+    let pages = deliveries_to(&rec, "oncall@provider.example");
+    assert_eq!(pages.len(), 1, "{pages:?}");
+    assert!(pages[0].0.contains("paged as incident lead"), "{pages:?}");
+    assert_eq!(deliveries_to(&rec, "responder@provider.example").len(), 1);
+    assert!(deliveries_to(&rec, "dora@provider.example").is_empty());
+    let page = Page {
+        after: None,
+        limit: 100,
+    };
+    assert_eq!(
+        notify.outbox(&provider, None, &page).await.unwrap().len(),
+        2
+    );
+
+    // Each member acknowledges their own page; a tenant cannot.
+    let responder = iam.login("responder", PW, &meta()).await.unwrap().principal;
+    let i = svc
+        .apply(
+            &responder,
+            &id,
+            Command::AcknowledgePage { plan: None },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let r = i.pages.iter().find(|p| p.member == "responder").unwrap();
+    assert_eq!(r.acknowledged_by.as_deref(), Some("responder"));
+    let again = svc
+        .apply(
+            &responder,
+            &id,
+            Command::AcknowledgePage { plan: None },
+            &meta(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, parapet_iam::IamError::Invalid(_)),
+        "{again:?}"
+    );
+    let dora = iam.login("dora", PW, &meta()).await.unwrap().principal;
+    let early = svc
+        .apply(&dora, &id, Command::AcknowledgePage { plan: None }, &meta())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(early, parapet_iam::IamError::Invalid(_)),
+        "the deputy is not paged yet: {early:?}"
+    );
+
+    // oncall stays silent: one second before the delay nothing happens, at the delay dora is
+    // paged (and nobody else).
+    clock.advance_secs(599);
+    svc.fire_due(100).await.unwrap();
+    notify.deliver_due(100).await.unwrap();
+    assert!(deliveries_to(&rec, "dora@provider.example").is_empty());
+    clock.advance_secs(1);
+    svc.fire_due(100).await.unwrap();
+    notify.deliver_due(100).await.unwrap();
+    let d = deliveries_to(&rec, "dora@provider.example");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(d[0].1.contains("you are their deputy"), "{d:?}");
+    assert_eq!(deliveries_to(&rec, "responder@provider.example").len(), 1);
+    // Fired once only.
+    clock.advance_secs(3600);
+    svc.fire_due(100).await.unwrap();
+    notify.deliver_due(100).await.unwrap();
+    assert_eq!(deliveries_to(&rec, "dora@provider.example").len(), 1);
+    let i = svc
+        .apply(&dora, &id, Command::AcknowledgePage { plan: None }, &meta())
+        .await
+        .unwrap();
+    let o = i.pages.iter().find(|p| p.member == "oncall").unwrap();
+    assert_eq!(o.acknowledged_by.as_deref(), Some("dora"));
+    assert!(o.escalated_at.is_some());
+
+    // The operation log takes entries; finishing the plan's tasks sends the response report to
+    // acme only, without internal notes.
+    svc.apply(
+        &dora,
+        &id,
+        Command::LogOperation {
+            plan: String::new(),
+            text: "traffic moved to site B at the load balancer".into(),
+        },
+        &meta(),
+    )
+    .await
+    .unwrap();
+    let tasks: Vec<u32> = i.tasks.iter().map(|t| t.number).collect();
+    assert_eq!(tasks.len(), 2);
+    let before = deliveries_to(&rec, "https://acme.example/hook").len();
+    svc.apply(
+        &dora,
+        &id,
+        Command::CompleteTask { number: tasks[0] },
+        &meta(),
+    )
+    .await
+    .unwrap();
+    notify.deliver_due(100).await.unwrap();
+    assert_eq!(
+        deliveries_to(&rec, "https://acme.example/hook").len(),
+        before,
+        "no report while a step is open"
+    );
+    let i = svc
+        .apply(
+            &dora,
+            &id,
+            Command::CompleteTask { number: tasks[1] },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        i.history.iter().any(
+            |h| matches!(&h.change, Change::ResponseReportSent { plan } if plan == "web-outage")
+        )
+    );
+    notify.deliver_due(100).await.unwrap();
+    let acme_msgs = deliveries_to(&rec, "https://acme.example/hook");
+    assert_eq!(acme_msgs.len(), before + 1, "{acme_msgs:?}");
+    let report = &acme_msgs.last().unwrap().1;
+    for want in [
+        "Emergency response report",
+        "web-outage (version 1)",
+        "Web tier down at acme",
+        "Operation log",
+        "traffic moved to site B",
+        "did not acknowledge, deputy dora paged",
+        "Fail over to the second site",
+        "review within five working days",
+    ] {
+        assert!(report.contains(want), "{want:?} in {report}");
+    }
+    for never in ["blame the load balancer", "globex", "+1 555 0100"] {
+        assert!(!report.contains(never), "{never:?} leaked: {report}");
+    }
+    assert!(deliveries_to(&rec, "https://globex.example/hook").is_empty());
+    assert!(
+        notify
+            .outbox(&globex, None, &page)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Not sent twice when nothing changes.
+    svc.apply(
+        &dora,
+        &id,
+        Command::Note {
+            text: "all good".into(),
+            internal: false,
+        },
+        &meta(),
+    )
+    .await
+    .unwrap();
+    notify.deliver_due(100).await.unwrap();
+    assert_eq!(
+        deliveries_to(&rec, "https://acme.example/hook").len(),
+        before + 1
+    );
+
+    // The tenant reads the report; another tenant cannot.
+    let alice = iam
+        .login("alice@acme", PW, &meta())
+        .await
+        .unwrap()
+        .principal;
+    let (_, r) = svc
+        .response_report(&alice, &id, None, &meta())
+        .await
+        .unwrap();
+    let html = parapet_incident::report::to_html(&r);
+    assert!(html.contains("traffic moved to site B"), "{html}");
+    assert!(!html.contains("blame the load balancer"), "{html}");
+    let gx = iam
+        .login("alice@globex", PW, &meta())
+        .await
+        .unwrap()
+        .principal;
+    let e = svc
+        .response_report(&gx, &id, None, &meta())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, parapet_iam::IamError::NotFound(_)), "{e:?}");
+
+    // The audit trail has the escalation.
+    let trail = parapet_store::AuditStore::list_audit(
+        store.as_ref(),
+        parapet_types::TenantCtx::new(provider.id),
+        &parapet_store::AuditFilter {
+            action: Some("incident.page-escalated".into()),
+            ..Default::default()
+        },
+        &page,
+    )
+    .await
+    .unwrap();
+    assert_eq!(trail.len(), 1);
 }

@@ -1,0 +1,319 @@
+//! Emergency response plans end to end (issue 7, X.1642 8.9): the real server on SQLite and
+//! PostgreSQL with real webhook deliveries. Activating a plan pages each member of its response
+//! team through their own channels, each acknowledges for themself (CLI `incident ack-page`),
+//! the operation log takes entries (CLI `incident operation`), and when the plan's last task is
+//! done the response report goes to the incident's tenant only; the report is readable by that
+//! tenant (API, CLI) and by no other.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[macro_use]
+mod common;
+
+use common::api::Api;
+use common::webhook::receiver;
+use common::{ADMIN_PASSWORD, Backend, Server, start_with};
+use serde_json::{Value, json};
+
+on_both!(plan_activation_pages_the_team_and_reports_to_the_tenant);
+
+const PW: &str = "incident-plans-password-1";
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn cli(srv: &Server, token: &str, args: &[&str]) -> (i32, String, String) {
+    let o = common::run_cli(&srv.url, token, args, b"");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn cli_json(srv: &Server, token: &str, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    let (code, out, err) = cli(srv, token, &a);
+    assert_eq!(code, 0, "parapet {args:?} failed: {err}{out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+fn cli_err(srv: &Server, token: &str, args: &[&str]) -> String {
+    let (code, out, err) = cli(srv, token, args);
+    assert_ne!(code, 0, "parapet {args:?} should fail: {out}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr: {err}");
+    lines[0].to_string()
+}
+
+/// Waits (at most 20 s) until `ok` holds.
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn plan_activation_pages_the_team_and_reports_to_the_tenant(backend: Backend) {
+    let hooks = receiver();
+    let dir = parapet_store_sql::testkit::temp_dir("incident-plans");
+    let config = dir.join("parapet.toml");
+    std::fs::write(
+        &config,
+        "[notify]\npoll_ms = 50\nallow_private_webhooks = true\n",
+    )
+    .unwrap();
+    let srv = start_with(backend, &["--config", config.to_str().unwrap()], &[]);
+    let api = Api {
+        base: srv.url.clone(),
+        http: reqwest::Client::new(),
+    };
+    let hook = |path: &str| format!("http://127.0.0.1:{}{path}", hooks.port);
+    let got = |path: &str| -> Vec<String> {
+        hooks
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.target == path)
+            .map(|r| r.body.clone())
+            .collect()
+    };
+    let (admin, oncall, dora, acme, globex, id) = rt().block_on(async {
+        let admin = api.login("admin", ADMIN_PASSWORD).await;
+        for u in ["oncall", "dora"] {
+            let (s, b) = api
+                .post(
+                    "/api/v1/tenants/provider/users",
+                    &admin,
+                    json!({"username": u, "password": PW, "role": "incident-responder"}),
+                )
+                .await;
+            assert_eq!(s, 201, "{b}");
+            let (s, b) = api
+                .post(
+                    "/api/v1/tenants/provider/notify/channels",
+                    &admin,
+                    json!({"name": format!("{u}-pager"), "kind": "webhook", "person": u,
+                           "url": hook(&format!("/p/{u}"))}),
+                )
+                .await;
+            assert_eq!(s, 201, "{b}");
+        }
+        let mut tokens = Vec::new();
+        for t in ["acme", "globex"] {
+            let (s, b) = api
+                .post("/api/v1/tenants", &admin, json!({"name": t}))
+                .await;
+            assert_eq!(s, 201, "{b}");
+            let (s, b) = api
+                .post(
+                    &format!("/api/v1/tenants/{t}/users"),
+                    &admin,
+                    json!({"username": "sec", "password": PW, "role": "tenant-admin"}),
+                )
+                .await;
+            assert_eq!(s, 201, "{b}");
+            let tok = api.login(&format!("sec@{t}"), PW).await;
+            let (s, b) = api
+                .post(
+                    &format!("/api/v1/tenants/{t}/notify/channels"),
+                    &tok,
+                    json!({"name": "security", "kind": "webhook", "security_contact": true,
+                           "url": hook(&format!("/t/{t}"))}),
+                )
+                .await;
+            assert_eq!(s, 201, "{b}");
+            tokens.push(tok);
+        }
+        let (s, b) = api
+            .post(
+                "/api/v1/plans",
+                &admin,
+                json!({"name": "web-outage", "content": {
+                    "scenario": "web tier outage",
+                    "notification": "page the team, then tell the tenant",
+                    "launch": {"min_severity": "high", "categories": []},
+                    "team": [
+                        {"name": "oncall", "role": "incident lead", "contact": "+1 555 0100",
+                         "deputy": "dora"},
+                        {"name": "dora", "role": "network engineer", "contact": "+1 555 0101"}
+                    ],
+                    "checklist": ["Fail over to site B", "Check the certificates"],
+                    "post_disposal_review": "within five working days",
+                    "ack_within_secs": 3600
+                }}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let (s, i) = api
+            .post(
+                "/api/v1/incidents",
+                &admin,
+                json!({"tenant": "acme", "title": "Web tier down at acme", "severity": "high",
+                       "category": "outage"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{i}");
+        let (s, b) = api
+            .post(
+                &format!("/api/v1/incidents/{}/notes", i["id"].as_str().unwrap()),
+                &admin,
+                json!({"text": "internal: the vendor's fault", "internal": true}),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        let [acme, globex]: [String; 2] = tokens.try_into().unwrap();
+        (
+            admin,
+            api.login("oncall", PW).await,
+            api.login("dora", PW).await,
+            acme,
+            globex,
+            i["id"].as_str().unwrap().to_string(),
+        )
+    });
+
+    // Activation by the CLI pages both members through their own channels.
+    let i = cli_json(
+        &srv,
+        &admin,
+        &["incident", "activate", &id, "--plan", "web-outage"],
+    );
+    assert_eq!(i["pages"].as_array().unwrap().len(), 2, "{i}");
+    wait_for("the pages", || {
+        got("/p/oncall").len() == 1 && got("/p/dora").len() == 1
+    });
+    assert!(got("/p/oncall")[0].contains("paged as incident lead"));
+    assert!(got("/p/dora")[0].contains("paged as network engineer"));
+
+    // Each acknowledges their own page; tenants cannot; twice is refused.
+    let e = cli_err(&srv, &acme, &["incident", "ack-page", &id]);
+    assert!(
+        e.contains("handle incidents") || e.contains("response team"),
+        "{e}"
+    );
+    let i = cli_json(
+        &srv,
+        &oncall,
+        &["incident", "ack-page", &id, "--plan", "web-outage"],
+    );
+    let page = |i: &Value, m: &str| {
+        i["pages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["member"] == m)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(page(&i, "oncall")["acknowledged_by"], "oncall");
+    assert!(page(&i, "dora")["acknowledged_at"].is_null());
+    let e = cli_err(&srv, &oncall, &["incident", "ack-page", &id]);
+    assert!(e.contains("no unacknowledged page"), "{e}");
+    let i = cli_json(&srv, &dora, &["incident", "ack-page", &id]);
+    assert_eq!(page(&i, "dora")["acknowledged_by"], "dora");
+
+    // The operation log; an empty entry is refused.
+    cli_json(
+        &srv,
+        &dora,
+        &[
+            "incident",
+            "operation",
+            &id,
+            "--text",
+            "traffic moved to site B",
+        ],
+    );
+    let e = cli_err(&srv, &dora, &["incident", "operation", &id, "--text", " "]);
+    assert!(e.contains("say what was done"), "{e}");
+
+    // The last task done sends the response report to acme only.
+    rt().block_on(async {
+        for n in [1, 2] {
+            let (s, b) = api
+                .post(
+                    &format!("/api/v1/incidents/{id}/tasks/{n}/done"),
+                    &dora,
+                    json!({}),
+                )
+                .await;
+            assert_eq!(s, 200, "{b}");
+        }
+    });
+    wait_for("the response report", || {
+        got("/t/acme")
+            .iter()
+            .any(|b| b.contains("Emergency response report"))
+    });
+    let report = got("/t/acme")
+        .into_iter()
+        .find(|b| b.contains("Emergency response report"))
+        .unwrap();
+    for want in [
+        "web-outage (version 1)",
+        "traffic moved to site B",
+        "Fail over to site B",
+    ] {
+        assert!(report.contains(want), "{want:?} in {report}");
+    }
+    for never in ["the vendor's fault", "globex", "+1 555 0100"] {
+        assert!(!report.contains(never), "{never:?} leaked: {report}");
+    }
+    assert!(got("/t/globex").is_empty(), "globex is told nothing");
+
+    // The tenant reads the report by the CLI; another tenant gets 404 from the API.
+    let (code, html, err) = cli(&srv, &acme, &["incident", "response-report", &id]);
+    assert_eq!(code, 0, "{err}");
+    assert!(html.contains("<h1>Emergency response report"), "{html}");
+    assert!(html.contains("traffic moved to site B"), "{html}");
+    assert!(!html.contains("the vendor&#39;s fault"), "{html}");
+    rt().block_on(async {
+        let (s, b) = api
+            .get(&format!("/api/v1/incidents/{id}/response-report"), &globex)
+            .await;
+        assert_eq!(s, 404, "{b}");
+        let (s, b) = api
+            .get(
+                &format!("/api/v1/incidents/{id}/response-report?plan=nope"),
+                &admin,
+            )
+            .await;
+        assert_eq!(s, 422, "{b}");
+        assert!(
+            b["detail"].as_str().unwrap().contains("not activated"),
+            "{b}"
+        );
+    });
+    // The history shows the whole activation.
+    let shown = cli_json(&srv, &admin, &["incident", "show", &id]);
+    let kinds: Vec<&str> = shown["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "plan-activated",
+        "team-paged",
+        "page-acknowledged",
+        "plan-operation",
+        "response-report-sent",
+    ] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
+}
