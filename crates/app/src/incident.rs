@@ -925,6 +925,12 @@ struct IncidentPage {
     can_handle: bool,
     can_note: bool,
     is_staff: bool,
+    /// Response team pages: (plan, member, role, paged, acknowledged, deputy state).
+    pages: Vec<(String, String, String, String, String, String)>,
+    /// The caller has an unacknowledged page.
+    my_page: bool,
+    /// Activated plans (for the response report links).
+    plans: Vec<String>,
 }
 
 async fn page_view(
@@ -1021,6 +1027,48 @@ async fn page_view(
         can_handle,
         can_note,
         is_staff: u.p.tenant.kind == TenantKind::Provider,
+        pages: i
+            .pages
+            .iter()
+            .map(|pg| {
+                (
+                    pg.plan.clone(),
+                    pg.member.clone(),
+                    pg.role.clone(),
+                    pg.paged_at.rfc3339(),
+                    match (&pg.acknowledged_at, &pg.acknowledged_by) {
+                        (Some(t), Some(by)) => format!("{} by {by}", t.rfc3339()),
+                        _ => "not yet".into(),
+                    },
+                    match (&pg.escalated_at, pg.deputy.is_empty(), pg.escalate_at) {
+                        (Some(t), _, _) => format!("{} paged at {}", pg.deputy, t.rfc3339()),
+                        (None, false, Some(at)) => {
+                            format!("{} at {} unless acknowledged", pg.deputy, at.rfc3339())
+                        }
+                        (None, false, None) => pg.deputy.clone(),
+                        (None, true, _) => "-".into(),
+                    },
+                )
+            })
+            .collect(),
+        my_page: u.p.tenant.kind == TenantKind::Provider
+            && i.pages.iter().any(|pg| {
+                pg.acknowledged_at.is_none()
+                    && (pg.member == u.p.user.username
+                        || (pg.escalated_at.is_some() && pg.deputy == u.p.user.username))
+            }),
+        plans: {
+            let mut v: Vec<String> = i
+                .history
+                .iter()
+                .filter_map(|h| match &h.change {
+                    parapet_incident::Change::PlanActivated { plan, .. } => Some(plan.clone()),
+                    _ => None,
+                })
+                .collect();
+            v.dedup();
+            v
+        },
     };
     render(status, &page, u.set_csrf.clone())
 }
@@ -1142,6 +1190,10 @@ pub fn plan_routes() -> Router<AppState> {
         .route("/plans/{name}/drills", post(plan_drill))
         .route("/plans/{name}/review", post(plan_review))
         .route("/plans/{name}/changes", post(plan_change))
+        .route(
+            "/plans/{name}/diff",
+            get(crate::incident_plans::plan_diff_api),
+        )
 }
 
 /// A plan: every revision (the last is current), drills, and whether its review is due.
@@ -1333,7 +1385,14 @@ async fn plans_page(State(st): State<AppState>, u: ConsoleUser) -> Response {
                     .map(|c| {
                         c.team
                             .iter()
-                            .map(|m| format!("{} ({}, {})", m.name, m.role, m.contact))
+                            .map(|m| {
+                                let deputy = if m.deputy.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(", deputy {}", m.deputy)
+                                };
+                                format!("{} ({}, {}{deputy})", m.name, m.role, m.contact)
+                            })
                             .collect()
                     })
                     .unwrap_or_default(),

@@ -218,6 +218,23 @@ impl Client {
             .await
     }
 
+    /// `GET /api/v1/plans/{name}/diff`: two versions compared line by line.
+    pub async fn plan_diff(
+        &self,
+        name: &str,
+        from: Option<u32>,
+        to: Option<u32>,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.get(self.url(
+            &["plans", name, "diff"],
+            &[
+                ("from", from.map(|v| v.to_string())),
+                ("to", to.map(|v| v.to_string())),
+            ],
+        ))
+        .await
+    }
+
     /// `POST /api/v1/plans/{name}/{verb}` (`drills`, `review`, `changes`).
     pub async fn plan_action(
         &self,

@@ -273,3 +273,140 @@ impl Plan {
                     .any(|x| x.eq_ignore_ascii_case(category)))
     }
 }
+
+/// One line of a comparison between two plan versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", content = "line", rename_all = "kebab-case")]
+pub enum DiffLine {
+    Same(String),
+    Removed(String),
+    Added(String),
+}
+
+fn mins(secs: i64) -> String {
+    if secs % 60 == 0 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
+    }
+}
+
+/// A plan version as labelled lines, one per field or list item, for comparisons.
+pub fn lines(c: &PlanContent) -> Vec<String> {
+    let mut l = vec![
+        format!("scenario: {}", c.scenario),
+        format!("notification: {}", c.notification),
+        format!(
+            "launch: severity {} or worse; categories {}",
+            c.launch.min_severity,
+            if c.launch.categories.is_empty() {
+                "any".into()
+            } else {
+                c.launch.categories.join(", ")
+            }
+        ),
+        format!(
+            "acknowledgement delay: {}",
+            mins(if c.ack_within_secs > 0 {
+                c.ack_within_secs
+            } else {
+                crate::activation::DEFAULT_ACK_WITHIN_SECS
+            })
+        ),
+    ];
+    for m in &c.team {
+        l.push(format!(
+            "team: {} as {}, contact {}{}",
+            m.name,
+            m.role,
+            m.contact,
+            if m.deputy.is_empty() {
+                String::new()
+            } else {
+                format!(", deputy {}", m.deputy)
+            }
+        ));
+    }
+    for b in &c.bia {
+        l.push(format!(
+            "component: {} priority {}, RTO {}, RPO {}{}",
+            b.name,
+            b.priority,
+            mins(b.rto_secs),
+            mins(b.rpo_secs),
+            if b.depends_on.is_empty() {
+                String::new()
+            } else {
+                format!(", depends on {}", b.depends_on.join(", "))
+            }
+        ));
+    }
+    for (n, i) in c.checklist.iter().enumerate() {
+        l.push(format!("checklist {}: {i}", n + 1));
+    }
+    l.push(format!("post-disposal review: {}", c.post_disposal_review));
+    l.push(format!("tenant data access: {}", c.tenant_data_access));
+    l
+}
+
+/// The line diff (longest common subsequence) of two plan versions.
+pub fn diff(a: &PlanContent, b: &PlanContent) -> Vec<DiffLine> {
+    let (x, y) = (lines(a), lines(b));
+    let (n, m) = (x.len(), y.len());
+    // lcs[i][j]: the LCS length of x[i..] and y[j..].
+    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            let v = if x.get(i) == y.get(j) {
+                lcs.get(i + 1)
+                    .and_then(|r| r.get(j + 1))
+                    .copied()
+                    .unwrap_or(0)
+                    + 1
+            } else {
+                let down = lcs.get(i + 1).and_then(|r| r.get(j)).copied().unwrap_or(0);
+                let right = lcs.get(i).and_then(|r| r.get(j + 1)).copied().unwrap_or(0);
+                down.max(right)
+            };
+            if let Some(c) = lcs.get_mut(i).and_then(|r| r.get_mut(j)) {
+                *c = v;
+            }
+        }
+    }
+    let at = |i: usize, j: usize| lcs.get(i).and_then(|r| r.get(j)).copied().unwrap_or(0);
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while i < n || j < m {
+        match (x.get(i), y.get(j)) {
+            (Some(p), Some(q)) if p == q => {
+                out.push(DiffLine::Same(p.clone()));
+                i += 1;
+                j += 1;
+            }
+            (Some(p), Some(_)) if at(i + 1, j) >= at(i, j + 1) => {
+                out.push(DiffLine::Removed(p.clone()));
+                i += 1;
+            }
+            (_, Some(q)) => {
+                out.push(DiffLine::Added(q.clone()));
+                j += 1;
+            }
+            (Some(p), None) => {
+                out.push(DiffLine::Removed(p.clone()));
+                i += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
+}
+
+impl Plan {
+    /// The content of `version`.
+    pub fn at_version(&self, version: u32) -> Option<&PlanContent> {
+        self.revisions
+            .iter()
+            .find(|r| r.version == version)
+            .map(|r| &r.content)
+    }
+}

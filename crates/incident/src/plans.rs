@@ -180,6 +180,33 @@ impl IncidentService {
         })
     }
 
+    /// The comparison of two versions of a plan (default: the current one against the one
+    /// before), with the two version numbers.
+    pub async fn plan_diff(
+        &self,
+        p: &Principal,
+        name: &str,
+        from: Option<u32>,
+        to: Option<u32>,
+        meta: &RequestMeta,
+    ) -> IamResult<(u32, u32, Vec<crate::plan::DiffLine>)> {
+        let v = self.get_plan(p, name, meta).await?;
+        let to = to.unwrap_or_else(|| v.plan.version());
+        let from = from.unwrap_or_else(|| to.saturating_sub(1).max(1));
+        let version = |n: u32| {
+            v.plan.at_version(n).ok_or_else(|| {
+                IamError::NotFound(format!(
+                    "plan {} has no version {n} (versions 1 to {})",
+                    v.plan.name,
+                    v.plan.version()
+                ))
+            })
+        };
+        let b = version(to)?;
+        let a = version(from)?;
+        Ok((from, to, crate::plan::diff(a, b)))
+    }
+
     /// A new version of a plan (the older ones are kept).
     pub async fn revise_plan(
         &self,

@@ -16,10 +16,13 @@ mod common;
 
 use common::api::Api;
 use common::webhook::receiver;
-use common::{ADMIN_PASSWORD, Backend, Server, start_with};
+use common::{ADMIN_PASSWORD, Backend, Server, start, start_with};
 use serde_json::{Value, json};
 
-on_both!(plan_activation_pages_the_team_and_reports_to_the_tenant);
+on_both!(
+    plan_activation_pages_the_team_and_reports_to_the_tenant,
+    the_console_plan_editor_saves_field_by_field_and_compares_versions,
+);
 
 const PW: &str = "incident-plans-password-1";
 
@@ -200,6 +203,33 @@ fn plan_activation_pages_the_team_and_reports_to_the_tenant(backend: Backend) {
     assert!(got("/p/oncall")[0].contains("paged as incident lead"));
     assert!(got("/p/dora")[0].contains("paged as network engineer"));
 
+    // The console shows the team's pages, and oncall the button to acknowledge theirs.
+    let console = |path: &str, token: &str| -> (u16, String) {
+        rt().block_on(async {
+            let r = api
+                .http
+                .get(format!("{}{path}", api.base))
+                .header(
+                    "cookie",
+                    format!("parapet_session={token}; parapet_csrf={}", "c".repeat(43)),
+                )
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    let (s, html) = console(&format!("/console/incidents/{id}"), &oncall);
+    assert_eq!(s, 200);
+    assert!(html.contains("id=\"incident-pages\""), "{html}");
+    assert!(html.contains("dora at "), "the deputy's deadline: {html}");
+    assert!(html.contains("id=\"incident-ack-page-form\""), "{html}");
+    let (_, html) = console(&format!("/console/incidents/{id}"), &admin);
+    assert!(
+        !html.contains("id=\"incident-ack-page-form\""),
+        "admin was not paged: {html}"
+    );
+
     // Each acknowledges their own page; tenants cannot; twice is refused.
     let e = cli_err(&srv, &acme, &["incident", "ack-page", &id]);
     assert!(
@@ -299,6 +329,17 @@ fn plan_activation_pages_the_team_and_reports_to_the_tenant(backend: Backend) {
             "{b}"
         );
     });
+    let (s, html) = console(
+        &format!("/console/incidents/{id}/response-report.html?plan=web-outage"),
+        &acme,
+    );
+    assert_eq!(s, 200);
+    assert!(html.contains("traffic moved to site B"), "{html}");
+    let (s, _) = console(
+        &format!("/console/incidents/{id}/response-report.html"),
+        &globex,
+    );
+    assert_eq!(s, 404);
     // The history shows the whole activation.
     let shown = cli_json(&srv, &admin, &["incident", "show", &id]);
     let kinds: Vec<&str> = shown["history"]
@@ -316,4 +357,244 @@ fn plan_activation_pages_the_team_and_reports_to_the_tenant(backend: Backend) {
     ] {
         assert!(kinds.contains(&k), "{k} in {kinds:?}");
     }
+}
+
+fn the_console_plan_editor_saves_field_by_field_and_compares_versions(backend: Backend) {
+    let srv = start(backend);
+    let api = Api {
+        base: srv.url.clone(),
+        http: reqwest::Client::new(),
+    };
+    let forms = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let csrf = "c".repeat(43);
+    let (admin, alice) = rt().block_on(async {
+        let admin = api.login("admin", ADMIN_PASSWORD).await;
+        let (s, b) = api
+            .post("/api/v1/tenants", &admin, json!({"name": "acme"}))
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let (s, b) = api
+            .post(
+                "/api/v1/tenants/acme/users",
+                &admin,
+                json!({"username": "alice", "password": PW, "role": "tenant-admin"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        (admin.clone(), api.login("alice@acme", PW).await)
+    });
+    let cookie = |t: &str| format!("parapet_session={t}; parapet_csrf={csrf}");
+    let page = |path: &str, token: &str| -> (u16, String) {
+        rt().block_on(async {
+            let r = forms
+                .get(format!("{}{path}", api.base))
+                .header("cookie", cookie(token))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    let submit = |path: &str, token: &str, fields: &[(&str, &str)]| -> (u16, String, String) {
+        rt().block_on(async {
+            let r = forms
+                .post(format!("{}{path}", api.base))
+                .header("cookie", cookie(token))
+                .form(fields)
+                .send()
+                .await
+                .unwrap();
+            let to = r
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            (r.status().as_u16(), to, r.text().await.unwrap())
+        })
+    };
+
+    // A real form: one input per field and per row, no JSON.
+    let (s, html) = page("/console/plans/new", &admin);
+    assert_eq!(s, 200, "{html}");
+    for want in [
+        "id=\"plan-edit-form\"",
+        "name=\"scenario\"",
+        "name=\"min_severity\"",
+        "name=\"team_deputy_0\"",
+        "name=\"bia_depends_0\"",
+        "name=\"check_0\"",
+        "name=\"review\"",
+    ] {
+        assert!(html.contains(want), "{want} in {html}");
+    }
+    assert!(
+        !html.contains("name=\"content\""),
+        "no JSON textarea: {html}"
+    );
+    let base: Vec<(&str, &str)> = vec![
+        ("csrf", &csrf),
+        ("name", "db-outage"),
+        ("scenario", "database outage"),
+        ("notification", "page the DBA, then tell the tenants"),
+        ("min_severity", "high"),
+        ("categories", "outage, ddos"),
+        ("ack_min", "10"),
+        ("team_name_0", "oncall"),
+        ("team_role_0", "lead"),
+        ("team_contact_0", "+1 555 0100"),
+        ("team_deputy_0", "dora"),
+        ("team_name_1", ""),
+        ("team_role_1", ""),
+        ("bia_name_0", "web"),
+        ("bia_priority_0", "1"),
+        ("bia_depends_0", "db"),
+        ("bia_rto_0", "30"),
+        ("bia_rpo_0", "0"),
+        ("bia_name_1", "db"),
+        ("bia_priority_1", "2"),
+        ("bia_depends_1", ""),
+        ("bia_rto_1", "60"),
+        ("bia_rpo_1", "5"),
+        ("check_0", "Fail over"),
+        ("check_1", "Inform tenants"),
+        ("check_2", ""),
+        ("review", "within five working days"),
+        (
+            "data_access",
+            "only with the tenant's recorded authorization",
+        ),
+    ];
+    // Bad input re-renders the form with what was typed and the reason, nothing stored.
+    let mut bad = base.clone();
+    bad.retain(|(k, _)| *k != "bia_priority_1");
+    bad.push(("bia_priority_1", "first"));
+    let (s, _, html) = submit("/console/plans/new", &admin, &bad);
+    assert_eq!(s, 422, "{html}");
+    assert!(html.contains("priority of component db"), "{html}");
+    assert!(html.contains("value=\"database outage\""), "{html}");
+    let mut bad = base.clone();
+    bad.retain(|(k, _)| *k != "bia_depends_0");
+    bad.push(("bia_depends_0", "cache"));
+    let (s, _, html) = submit("/console/plans/new", &admin, &bad);
+    assert_eq!(s, 422, "{html}");
+    assert!(html.contains("depends on cache"), "{html}");
+    rt().block_on(async {
+        assert_eq!(api.get("/api/v1/plans/db-outage", &admin).await.0, 404);
+    });
+    let mut expired = base.clone();
+    expired[0] = ("csrf", "wrong");
+    assert_eq!(submit("/console/plans/new", &admin, &expired).0, 403);
+
+    let (s, to, body) = submit("/console/plans/new", &admin, &base);
+    assert_eq!(
+        (s, to.as_str()),
+        (303, "/console/plans#plan-db-outage"),
+        "{body}"
+    );
+    let plan = rt().block_on(async {
+        let (s, b) = api.get("/api/v1/plans/db-outage", &admin).await;
+        assert_eq!(s, 200, "{b}");
+        b["revisions"][0]["content"].clone()
+    });
+    assert_eq!(
+        plan["launch"],
+        json!({"min_severity": "high", "categories": ["outage", "ddos"]})
+    );
+    assert_eq!(plan["ack_within_secs"], 600);
+    assert_eq!(
+        plan["team"],
+        json!([{"name": "oncall", "role": "lead", "contact": "+1 555 0100", "deputy": "dora"}])
+    );
+    assert_eq!(plan["bia"][0]["depends_on"], json!(["db"]));
+    assert_eq!(plan["bia"][0]["rto_secs"], 1800);
+    assert_eq!(plan["bia"][1]["rpo_secs"], 300);
+    assert_eq!(plan["checklist"], json!(["Fail over", "Inform tenants"]));
+
+    // The editor shows the current version in its fields; saving writes version 2 and leads
+    // to the comparison.
+    let (s, html) = page("/console/plans/db-outage/edit", &admin);
+    assert_eq!(s, 200);
+    assert!(
+        html.contains("value=\"dora\"") && html.contains("value=\"Fail over\""),
+        "{html}"
+    );
+    let mut v2 = base.clone();
+    v2.retain(|(k, _)| !k.starts_with("check_") && *k != "name" && *k != "team_deputy_0");
+    v2.extend([
+        ("check_0", "Fail over"),
+        ("check_1", "Check replication"),
+        ("check_2", "Inform tenants"),
+        ("team_deputy_0", "olivia"),
+        ("reason", "after the drill"),
+    ]);
+    let (s, to, body) = submit("/console/plans/db-outage/edit", &admin, &v2);
+    assert_eq!(
+        (s, to.as_str()),
+        (303, "/console/plans/db-outage/diff?to=2"),
+        "{body}"
+    );
+    let (s, html) = page(&to, &admin);
+    assert_eq!(s, 200, "{html}");
+    assert!(
+        html.contains("<tr class=\"added\"><td>+</td><td>checklist 2: Check replication</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<tr class=\"removed\"><td>−</td><td>checklist 2: Inform tenants</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("deputy olivia") && html.contains("deputy dora"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<tr class=\"same\"><td> </td><td>checklist 1: Fail over</td>"),
+        "{html}"
+    );
+    assert!(html.contains("after the drill"), "{html}");
+    // The same comparison from the CLI and the API.
+    let d = cli_json(&srv, &admin, &["plan", "diff", "db-outage"]);
+    assert_eq!((d["from"].clone(), d["to"].clone()), (json!(1), json!(2)));
+    let added: Vec<&str> = d["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["op"] == "added")
+        .map(|l| l["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        added,
+        [
+            "team: oncall as lead, contact +1 555 0100, deputy olivia",
+            "checklist 2: Check replication",
+            "checklist 3: Inform tenants"
+        ]
+    );
+    let (code, out, err) = cli(
+        &srv,
+        &admin,
+        &["plan", "diff", "db-outage", "--from", "2", "--to", "1"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("- checklist 2: Check replication"), "{out}");
+    let e = cli_err(&srv, &admin, &["plan", "diff", "db-outage", "--to", "7"]);
+    assert!(e.contains("no version 7"), "{e}");
+    // Tenants reach neither the editor nor the comparison.
+    for path in [
+        "/console/plans/new",
+        "/console/plans/db-outage/edit",
+        "/console/plans/db-outage/diff",
+    ] {
+        let (s, _) = page(path, &alice);
+        assert!(matches!(s, 403 | 404), "{path}: {s}");
+    }
+    let (s, _, _) = submit("/console/plans/db-outage/edit", &alice, &v2);
+    assert!(matches!(s, 403 | 404), "{s}");
+    rt().block_on(async {
+        let (s, _) = api.get("/api/v1/plans/db-outage/diff", &alice).await;
+        assert!(matches!(s, 403 | 404), "{s}");
+    });
 }

@@ -10,9 +10,9 @@ use super::{CommonArgs, Session};
 #[derive(Debug, clap::Subcommand)]
 pub enum PlanCommand {
     /// Create a plan from a JSON file: {"scenario", "notification", "launch":
-    /// {"min_severity", "categories"}, "team": [{"name", "role", "contact"}], "bia":
+    /// {"min_severity", "categories"}, "team": [{"name", "role", "contact", "deputy"}], "bia":
     /// [{"name", "priority", "depends_on", "rto_secs", "rpo_secs"}], "checklist": [..],
-    /// "post_disposal_review", "tenant_data_access"}.
+    /// "post_disposal_review", "tenant_data_access", "ack_within_secs"}.
     Create(FileArgs),
     /// List the plans, with their version and whether a review is due.
     List(Plain),
@@ -27,6 +27,23 @@ pub enum PlanCommand {
     /// Record a change that calls for a review (SLA, critical configuration, significant patch,
     /// team member): the review falls due at once.
     Change(ChangeArgs),
+    /// Compare two versions of a plan field by field (default: the current one against the
+    /// one before).
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DiffArgs {
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The older version (default: the one before --to).
+    #[arg(long, value_name = "VERSION")]
+    pub from: Option<u32>,
+    /// The newer version (default: the current one).
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<u32>,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -219,6 +236,35 @@ pub async fn run(cmd: PlanCommand) -> anyhow::Result<()> {
             let s = Session::open(&a.common)?;
             let r = s.client.plan_action(&a.name, "review", &json!({})).await;
             done(&a.common, r, &s).await
+        }
+        PlanCommand::Diff(a) => {
+            let s = Session::open(&a.common)?;
+            let d = s
+                .client
+                .plan_diff(&a.name, a.from, a.to)
+                .await
+                .map_err(|e| s.fail(e))?;
+            if s.json {
+                return json(&d);
+            }
+            let mut o = format!(
+                "plan {}: version {} -> {}\n",
+                clean(field(&d, "plan").as_str().unwrap_or("-")),
+                field(&d, "from"),
+                field(&d, "to")
+            );
+            for l in field(&d, "lines").as_array().into_iter().flatten() {
+                let sign = match field(l, "op").as_str() {
+                    Some("added") => "+",
+                    Some("removed") => "-",
+                    _ => " ",
+                };
+                o.push_str(&format!(
+                    "{sign} {}\n",
+                    clean(field(l, "line").as_str().unwrap_or(""))
+                ));
+            }
+            out(&o)
         }
         PlanCommand::Change(a) => {
             let s = Session::open(&a.common)?;
