@@ -1187,7 +1187,7 @@ pub fn plan_routes() -> Router<AppState> {
     Router::new()
         .route("/plans", get(plans_list).post(plan_create))
         .route("/plans/{name}", get(plan_show).put(plan_revise))
-        .route("/plans/{name}/drills", post(plan_drill))
+        .merge(crate::incident_drills::api_routes())
         .route("/plans/{name}/review", post(plan_review))
         .route("/plans/{name}/changes", post(plan_change))
         .route(
@@ -1205,7 +1205,7 @@ pub struct PlanOut {
     pub plan: parapet_incident::plan::Plan,
 }
 
-fn plan_out(v: parapet_incident::PlanView) -> PlanOut {
+pub(crate) fn plan_out(v: parapet_incident::PlanView) -> PlanOut {
     PlanOut {
         review_due: v.review_due,
         version: v.plan.version(),
@@ -1225,14 +1225,6 @@ pub struct NewPlan {
 pub struct RevisePlan {
     pub content: parapet_incident::plan::PlanContent,
     pub reason: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewDrill {
-    pub steps: Vec<parapet_incident::plan::DrillStep>,
-    #[serde(default)]
-    pub report: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1288,20 +1280,6 @@ async fn plan_revise(
     Ok(Json(plan_out(v)))
 }
 
-async fn plan_drill(
-    State(st): State<AppState>,
-    Auth(p): Auth,
-    Meta(meta): Meta,
-    Path(name): Path<String>,
-    ApiJson(req): ApiJson<NewDrill>,
-) -> ApiResult<Json<PlanOut>> {
-    let v = st
-        .incident
-        .record_drill(&p, &name, req.steps, &req.report, &meta)
-        .await?;
-    Ok(Json(plan_out(v)))
-}
-
 async fn plan_review(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -1340,6 +1318,11 @@ struct PlanCard {
     bia_svg: String,
     drills: Vec<String>,
     revisions: Vec<String>,
+    /// The drill schedule, and whether a drill is due now.
+    schedule: String,
+    drill_due: bool,
+    /// Review tasks: (number, title, drill, done).
+    review_tasks: Vec<(u32, String, u32, String)>,
 }
 
 #[derive(Template)]
@@ -1446,6 +1429,38 @@ async fn plans_page(State(st): State<AppState>, u: ConsoleUser) -> Response {
                             r.at.rfc3339(),
                             r.by,
                             r.reason
+                        )
+                    })
+                    .collect(),
+                schedule: p
+                    .schedule
+                    .as_ref()
+                    .map(|sc| {
+                        format!(
+                            "every {} days, next at {}",
+                            sc.every_days,
+                            sc.next_at.rfc3339()
+                        )
+                    })
+                    .unwrap_or_else(|| "not scheduled".into()),
+                drill_due: p.drill_due(st.incident.env().now()).is_some(),
+                review_tasks: p
+                    .review_tasks
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.number,
+                            t.title.clone(),
+                            t.drill,
+                            t.done_at
+                                .map(|d| {
+                                    format!(
+                                        "done {} by {}",
+                                        d.rfc3339(),
+                                        t.done_by.clone().unwrap_or_default()
+                                    )
+                                })
+                                .unwrap_or_default(),
                         )
                     })
                     .collect(),

@@ -27,6 +27,7 @@ pub fn console_routes() -> Router<AppState> {
         .route("/console/plans/new", get(new_page).post(create_form))
         .route("/console/plans/{name}/edit", get(edit_page).post(edit_form))
         .route("/console/plans/{name}/diff", get(diff_page))
+        .merge(crate::incident_drills::console_routes())
         .route(
             "/console/incidents/{id}/response-report.html",
             get(console_response_report),

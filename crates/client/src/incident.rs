@@ -235,7 +235,47 @@ impl Client {
         .await
     }
 
-    /// `POST /api/v1/plans/{name}/{verb}` (`drills`, `review`, `changes`).
+    /// `POST /api/v1/plans/{name}/review-tasks/{n}/done`.
+    pub async fn plan_review_task_done(
+        &self,
+        name: &str,
+        n: u32,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post(
+            self.url(
+                &["plans", name, "review-tasks", &n.to_string(), "done"],
+                &[],
+            ),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/drills/due`: drills and reviews due now.
+    pub async fn drills_due(&self) -> Result<Vec<serde_json::Value>, ClientError> {
+        self.get(self.url(&["drills", "due"], &[])).await
+    }
+
+    /// `GET /api/v1/plans/{name}/drills/{n}/report`: a drill report.
+    pub async fn drill_report(
+        &self,
+        name: &str,
+        n: u32,
+        format: &str,
+    ) -> Result<Vec<u8>, ClientError> {
+        let resp = self
+            .send(self.http.get(self.url(
+                &["plans", name, "drills", &n.to_string(), "report"],
+                &[("format", Some(format.to_string()))],
+            )))
+            .await?;
+        resp.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| ClientError::Transport(e.to_string()))
+    }
+
+    /// `POST /api/v1/plans/{name}/{verb}` (`drills`, `review`, `changes`, `schedule`).
     pub async fn plan_action(
         &self,
         name: &str,

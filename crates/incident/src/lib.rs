@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 pub mod activation;
 mod alerts;
+pub mod drill;
 pub mod model;
 mod notify;
 pub mod pdf;
@@ -884,7 +885,15 @@ impl IncidentService {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         const BATCH: u32 = 500;
+        // Drill and review reminders need no sub-second precision: once a minute.
+        let mut plans_checked: Option<std::time::Instant> = None;
         loop {
+            if plans_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                plans_checked = Some(std::time::Instant::now());
+                if let Err(e) = self.remind_plans().await {
+                    tracing::error!("plan reminders failed: {e}");
+                }
+            }
             let pause = match self.fire_due(BATCH).await {
                 Ok(f) if f.len() >= BATCH as usize => Duration::ZERO,
                 Ok(_) => tick,

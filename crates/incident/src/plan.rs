@@ -74,6 +74,9 @@ pub struct DrillStep {
     pub ok: bool,
     #[serde(default)]
     pub note: String,
+    /// When the step was carried out.
+    #[serde(default)]
+    pub at: Option<Timestamp>,
 }
 
 /// A drill or test of the plan (8.9.2).
@@ -84,6 +87,14 @@ pub struct Drill {
     pub version: u32,
     pub steps: Vec<DrillStep>,
     pub report: String,
+    /// `drill`, `test` or `training`.
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub participants: Vec<crate::drill::Participant>,
+    /// What went wrong or should change: each became a review task of the plan.
+    #[serde(default)]
+    pub findings: Vec<String>,
 }
 
 /// A revision of the plan, kept with its reason.
@@ -104,6 +115,18 @@ pub struct Plan {
     pub drills: Vec<Drill>,
     pub reviewed_at: Timestamp,
     pub review_due_at: Timestamp,
+    /// When drills are held (none: unscheduled).
+    #[serde(default)]
+    pub schedule: Option<crate::drill::DrillSchedule>,
+    /// Review tasks, from drill findings.
+    #[serde(default)]
+    pub review_tasks: Vec<crate::drill::ReviewTask>,
+    /// The review due time the team was last reminded of.
+    #[serde(default)]
+    pub review_reminded_for: Option<Timestamp>,
+    /// Team members found no longer active (each made the review due once).
+    #[serde(default)]
+    pub gone_members: Vec<String>,
 }
 
 fn check(c: &PlanContent) -> Result<(), Refused> {
@@ -183,6 +206,10 @@ impl Plan {
             drills: Vec::new(),
             reviewed_at: at,
             review_due_at: at.plus_secs(REVIEW_EVERY_SECS),
+            schedule: None,
+            review_tasks: Vec::new(),
+            review_reminded_for: None,
+            gone_members: Vec::new(),
         })
     }
 
@@ -232,6 +259,8 @@ impl Plan {
         if self.review_due_at > at {
             self.review_due_at = at;
         }
+        // A new cause: the team is reminded again.
+        self.review_reminded_for = None;
     }
 
     pub fn review_due(&self, now: Timestamp) -> bool {
@@ -245,18 +274,18 @@ impl Plan {
         by: &str,
         at: Timestamp,
     ) -> Result<(), Refused> {
-        if steps.is_empty() {
-            return Err(Refused::Invalid("a drill records its steps".into()));
-        }
-        let report = text("the report", report, crate::model::MAX_TEXT)?;
-        self.drills.push(Drill {
+        self.record(
+            crate::drill::DrillRecord {
+                kind: String::new(),
+                participants: Vec::new(),
+                steps,
+                findings: Vec::new(),
+                report: report.into(),
+            },
+            by,
             at,
-            by: by.into(),
-            version: self.version(),
-            steps,
-            report,
-        });
-        Ok(())
+        )
+        .map(drop)
     }
 
     /// Whether an incident of `severity` and `category` meets the launch conditions.

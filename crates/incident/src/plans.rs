@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::plan::{DrillStep, Plan, PlanContent, valid_name};
 use crate::{IncidentService, refused};
 
-fn plan_row(
+pub(crate) fn plan_row(
     t: &Tenant,
     p: &Plan,
     version: i64,
@@ -25,7 +25,7 @@ fn plan_row(
     })
 }
 
-fn from_plan_row(r: &PlanRow) -> IamResult<Plan> {
+pub(crate) fn from_plan_row(r: &PlanRow) -> IamResult<Plan> {
     serde_json::from_value(r.body.clone())
         .map_err(|e| IamError::Internal(format!("corrupt plan {}: {e}", r.name)))
 }
@@ -151,7 +151,7 @@ impl IncidentService {
     }
 
     /// Changes a plan: `f` applies the change and names the audit action.
-    async fn change_plan(
+    pub(crate) async fn change_plan(
         &self,
         p: &Principal,
         name: &str,

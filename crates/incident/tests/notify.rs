@@ -32,6 +32,7 @@ macro_rules! on_both {
 on_both!(
     escalations_page_people_and_the_tenant_is_told,
     plan_activation_pages_the_team_escalates_to_deputies_and_reports_to_the_tenant,
+    drills_are_scheduled_reminded_once_and_findings_become_review_tasks,
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -639,4 +640,296 @@ async fn plan_activation_pages_the_team_escalates_to_deputies_and_reports_to_the
     .await
     .unwrap();
     assert_eq!(trail.len(), 1);
+}
+
+async fn drills_are_scheduled_reminded_once_and_findings_become_review_tasks(backend: Backend) {
+    use parapet_incident::drill::{DrillRecord, Participant};
+    use parapet_incident::plan::DrillStep;
+    const DAY: i64 = 24 * 3600;
+    let (store, _) = testkit::fresh(backend).await.unwrap();
+    let store = Arc::new(store);
+    let clock = Arc::new(ManualClock::new(Timestamp(START)));
+    let env = Env {
+        clock: clock.clone(),
+        entropy: Arc::new(OsEntropy),
+    };
+    let config = IamConfig {
+        password_cost: PasswordCost {
+            memory_kib: 256,
+            iterations: 1,
+            lanes: 1,
+        },
+        session_ttl_secs: 3 * 365 * 24 * 3600,
+        session_idle_secs: 3 * 365 * 24 * 3600,
+        max_token_ttl_secs: 3 * 365 * 24 * 3600,
+        provider_mfa_required: false,
+        ..IamConfig::default()
+    };
+    let iam = Arc::new(IamService::new(store.clone(), env.clone(), config).unwrap());
+    let boot = iam.bootstrap(Some(PW.into())).await.unwrap();
+    let admin: Principal = iam.login("admin", PW, &meta()).await.unwrap().principal;
+    for u in ["oncall", "dora"] {
+        iam.create_user(&admin, "provider", u, PW, Role::IncidentResponder, &meta())
+            .await
+            .unwrap();
+    }
+    let rec = Arc::new(Recorder::default());
+    let notify = Arc::new(NotifyService::new(
+        store.clone(),
+        env.clone(),
+        NotifyConfig::new([3; 32]),
+        rec.clone(),
+    ));
+    let svc = IncidentService::new(iam.clone(), SlaPolicy::default()).with_notify(notify.clone());
+    let provider = boot.provider.clone();
+    for u in ["oncall", "dora"] {
+        let mut s = spec(
+            &format!("{u}-mail"),
+            "email",
+            &format!("{u}@provider.example"),
+        );
+        s.person = Some(u.into());
+        notify
+            .add_channel(&provider, &Caller::system(), &s)
+            .await
+            .unwrap();
+    }
+    let member = |name: &str, role: &str| Member {
+        name: name.into(),
+        role: role.into(),
+        contact: format!("{name}@provider.example"),
+        deputy: String::new(),
+    };
+    svc.create_plan(
+        &admin,
+        "ddos",
+        PlanContent {
+            scenario: "DDoS on the edge".into(),
+            notification: "page the team".into(),
+            launch: LaunchConditions {
+                min_severity: Severity::High,
+                categories: vec![],
+            },
+            team: vec![member("oncall", "lead"), member("dora", "network")],
+            bia: vec![],
+            checklist: vec!["Enable scrubbing".into(), "Inform tenants".into()],
+            post_disposal_review: String::new(),
+            tenant_data_access: String::new(),
+            ack_within_secs: 0,
+        },
+        &meta(),
+    )
+    .await
+    .unwrap();
+    let mails = |to: &str| deliveries_to(&rec, to);
+    let tick = || async {
+        let r = svc.remind_plans().await.unwrap();
+        notify.deliver_due(100).await.unwrap();
+        r
+    };
+
+    // Drills every 30 days from tomorrow: nothing due today, nothing sent.
+    svc.schedule_drills(
+        &admin,
+        "ddos",
+        30,
+        Some(Timestamp(START + DAY * 1000)),
+        &meta(),
+    )
+    .await
+    .unwrap();
+    assert!(tick().await.is_empty());
+    assert!(svc.due_plans(&admin, &meta()).await.unwrap().is_empty());
+    assert!(mails("oncall@provider.example").is_empty());
+    let e = svc
+        .schedule_drills(&admin, "ddos", 0, None, &meta())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, parapet_iam::IamError::Invalid(_)), "{e:?}");
+
+    // A day later the drill is due: listed, and each member is reminded once.
+    clock.advance_secs(DAY);
+    let due = svc.due_plans(&admin, &meta()).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].plan.as_str(), due[0].what), ("ddos", "drill"));
+    assert_eq!(tick().await.len(), 1);
+    assert_eq!(mails("oncall@provider.example").len(), 1);
+    assert!(mails("oncall@provider.example")[0].0.contains("Drill due"));
+    assert_eq!(mails("dora@provider.example").len(), 1);
+    clock.advance_secs(3600);
+    assert!(tick().await.is_empty(), "once per due drill");
+    assert_eq!(mails("oncall@provider.example").len(), 1);
+
+    // The drill: participants with attendance, timed steps, findings that become review tasks
+    // (and make the review due); the next drill falls due 30 days later.
+    clock.advance_secs(3600);
+    let at = |mins: i64| Some(Timestamp(START + DAY * 1000 + 3_600_000 + mins * 60_000));
+    let v = svc
+        .record_drill_full(
+            &admin,
+            "ddos",
+            DrillRecord {
+                kind: "drill".into(),
+                participants: vec![
+                    Participant {
+                        name: "oncall".into(),
+                        role: "lead".into(),
+                        attended: true,
+                    },
+                    Participant {
+                        name: "dora".into(),
+                        role: "network".into(),
+                        attended: false,
+                    },
+                ],
+                steps: vec![
+                    DrillStep {
+                        step: "Enable scrubbing".into(),
+                        ok: true,
+                        note: "4 min".into(),
+                        at: at(5),
+                    },
+                    DrillStep {
+                        step: "Inform tenants".into(),
+                        ok: false,
+                        note: "list outdated".into(),
+                        at: at(20),
+                    },
+                ],
+                findings: vec![
+                    "Update the tenant contact list".into(),
+                    "Train a second network engineer".into(),
+                ],
+                report: "scrubbing works; contacts do not".into(),
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v.plan.drills.len(), 1);
+    assert_eq!(v.plan.review_tasks.len(), 2);
+    assert!(v.review_due, "findings make the review due");
+    let next = v.plan.schedule.as_ref().unwrap().next_at;
+    assert_eq!(
+        next,
+        Timestamp(START + DAY * 1000 + 7_200_000 + 30 * DAY * 1000)
+    );
+    // A step timed in the future is refused.
+    let e = svc
+        .record_drill_full(
+            &admin,
+            "ddos",
+            DrillRecord {
+                steps: vec![DrillStep {
+                    step: "x".into(),
+                    ok: true,
+                    note: String::new(),
+                    at: Some(Timestamp(START + 400 * DAY * 1000)),
+                }],
+                ..DrillRecord::default()
+            },
+            &meta(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, parapet_iam::IamError::Invalid(_)), "{e:?}");
+    // The review reminder goes once.
+    let sent = tick().await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].what, "review");
+    assert!(
+        mails("dora@provider.example")
+            .last()
+            .unwrap()
+            .0
+            .contains("Review due")
+    );
+    assert!(tick().await.is_empty());
+    // The drill report.
+    let r = svc.drill_report(&admin, "ddos", 1, &meta()).await.unwrap();
+    let html = parapet_incident::report::to_html(&r);
+    for want in [
+        "Drill 1 of plan ddos",
+        "absent",
+        "FAILED",
+        "list outdated",
+        "Update the tenant contact list",
+        "1 of 2",
+    ] {
+        assert!(html.contains(want), "{want:?} in {html}");
+    }
+    assert!(matches!(
+        svc.drill_report(&admin, "ddos", 2, &meta())
+            .await
+            .unwrap_err(),
+        parapet_iam::IamError::NotFound(_)
+    ));
+    // Review tasks are done one by one.
+    let v = svc
+        .review_task_done(&admin, "ddos", 1, &meta())
+        .await
+        .unwrap();
+    assert!(v.plan.review_tasks[0].done_at.is_some());
+    assert!(
+        svc.review_task_done(&admin, "ddos", 1, &meta())
+            .await
+            .is_err()
+    );
+    svc.review_plan(&admin, "ddos", &meta()).await.unwrap();
+
+    // A team member leaving makes the review due at once, and the rest of the team is told.
+    iam.set_user_status(
+        &admin,
+        "provider",
+        "dora",
+        parapet_store::UserStatus::Disabled,
+        &meta(),
+    )
+    .await
+    .unwrap();
+    let before_dora = mails("dora@provider.example").len();
+    let sent = tick().await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].what, "review");
+    assert!(
+        mails("oncall@provider.example")
+            .last()
+            .unwrap()
+            .0
+            .contains("Review due")
+    );
+    assert_eq!(
+        mails("dora@provider.example").len(),
+        before_dora,
+        "not the one who left"
+    );
+    let v = svc.get_plan(&admin, "ddos", &meta()).await.unwrap();
+    assert_eq!(v.plan.gone_members, vec!["dora".to_string()]);
+    assert!(tick().await.is_empty(), "once");
+
+    // The yearly review: reviewed now, reminded a year later, not before.
+    svc.review_plan(&admin, "ddos", &meta()).await.unwrap();
+    clock.advance_secs(364 * DAY);
+    let sent = tick().await;
+    assert!(sent.iter().all(|d| d.what != "review"), "{sent:?}");
+    clock.advance_secs(DAY);
+    let sent = tick().await;
+    assert!(sent.iter().any(|d| d.what == "review"), "{sent:?}");
+
+    // Reminders are audited.
+    let trail = parapet_store::AuditStore::list_audit(
+        store.as_ref(),
+        parapet_types::TenantCtx::new(provider.id),
+        &parapet_store::AuditFilter {
+            action: Some("plan.review-reminder".into()),
+            ..Default::default()
+        },
+        &Page {
+            after: None,
+            limit: 100,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(trail.len(), 3);
 }

@@ -286,11 +286,13 @@ async fn drills_and_review_reminders_follow_the_clock(backend: Backend) {
                     step: "Enable scrubbing".into(),
                     ok: true,
                     note: "4 min".into(),
+                    at: None,
                 },
                 DrillStep {
                     step: "Inform tenants".into(),
                     ok: false,
                     note: "contact list outdated".into(),
+                    at: None,
                 },
             ],
             "contact list to be updated",

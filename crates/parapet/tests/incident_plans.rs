@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 on_both!(
     plan_activation_pages_the_team_and_reports_to_the_tenant,
     the_console_plan_editor_saves_field_by_field_and_compares_versions,
+    drills_are_scheduled_recorded_with_participants_and_reported,
 );
 
 const PW: &str = "incident-plans-password-1";
@@ -597,4 +598,283 @@ fn the_console_plan_editor_saves_field_by_field_and_compares_versions(backend: B
         let (s, _) = api.get("/api/v1/plans/db-outage/diff", &alice).await;
         assert!(matches!(s, 403 | 404), "{s}");
     });
+}
+
+fn drills_are_scheduled_recorded_with_participants_and_reported(backend: Backend) {
+    let srv = start(backend);
+    let api = Api {
+        base: srv.url.clone(),
+        http: reqwest::Client::new(),
+    };
+    let forms = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let csrf = "c".repeat(43);
+    let (admin, alice) = rt().block_on(async {
+        let admin = api.login("admin", ADMIN_PASSWORD).await;
+        let (s, b) = api
+            .post(
+                "/api/v1/tenants/provider/users",
+                &admin,
+                json!({"username": "oncall", "password": PW, "role": "incident-responder"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let (s, b) = api
+            .post("/api/v1/tenants", &admin, json!({"name": "acme"}))
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let (s, b) = api
+            .post(
+                "/api/v1/tenants/acme/users",
+                &admin,
+                json!({"username": "alice", "password": PW, "role": "tenant-admin"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let (s, b) = api
+            .post(
+                "/api/v1/plans",
+                &admin,
+                json!({"name": "ddos", "content": {
+                    "scenario": "DDoS on the edge",
+                    "notification": "page the team",
+                    "launch": {"min_severity": "high", "categories": []},
+                    "team": [{"name": "oncall", "role": "lead", "contact": "+1 555 0100"},
+                             {"name": "admin", "role": "manager", "contact": "+1 555 0101"}],
+                    "checklist": ["Enable scrubbing", "Inform tenants"]
+                }}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        (admin.clone(), api.login("alice@acme", PW).await)
+    });
+    let cookie = |t: &str| format!("parapet_session={t}; parapet_csrf={csrf}");
+    let page = |path: &str, token: &str| -> (u16, String) {
+        rt().block_on(async {
+            let r = forms
+                .get(format!("{}{path}", api.base))
+                .header("cookie", cookie(token))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+
+    // A schedule whose first drill is past: the drill is due.
+    let e = cli_err(
+        &srv,
+        &admin,
+        &["drill", "schedule", "ddos", "--every-days", "0"],
+    );
+    assert!(e.contains("every 1 to 3650 days"), "{e}");
+    let e = cli_err(
+        &srv,
+        &admin,
+        &[
+            "drill",
+            "schedule",
+            "ddos",
+            "--every-days",
+            "30",
+            "--first",
+            "yesterday",
+        ],
+    );
+    assert!(e.contains("RFC 3339"), "{e}");
+    let p = cli_json(
+        &srv,
+        &admin,
+        &[
+            "drill",
+            "schedule",
+            "ddos",
+            "--every-days",
+            "30",
+            "--first",
+            "2026-01-01T09:00:00Z",
+        ],
+    );
+    assert_eq!(p["schedule"]["every_days"], 30);
+    let due = cli_json(&srv, &admin, &["drill", "due"]);
+    assert_eq!(due.as_array().unwrap().len(), 1, "{due}");
+    assert_eq!(
+        (due[0]["plan"].clone(), due[0]["what"].clone()),
+        (json!("ddos"), json!("drill"))
+    );
+    let (_, html) = page("/console/plans", &admin);
+    assert!(
+        html.contains("DRILL DUE") && html.contains("every 30 days"),
+        "{html}"
+    );
+
+    // The console's drill form starts from the team and the checklist.
+    let (s, html) = page("/console/plans/ddos/drills/new", &admin);
+    assert_eq!(s, 200, "{html}");
+    assert!(
+        html.contains("name=\"person_name_0\" value=\"oncall\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("name=\"step_name_1\" size=\"40\" value=\"Inform tenants\""),
+        "{html}"
+    );
+    let submit = |fields: &[(&str, &str)]| -> (u16, String, String) {
+        rt().block_on(async {
+            let r = forms
+                .post(format!("{}/console/plans/ddos/drills/new", api.base))
+                .header("cookie", cookie(&admin))
+                .form(fields)
+                .send()
+                .await
+                .unwrap();
+            let to = r
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            (r.status().as_u16(), to, r.text().await.unwrap())
+        })
+    };
+    let mut fields: Vec<(&str, &str)> = vec![
+        ("csrf", &csrf),
+        ("kind", "drill"),
+        ("person_name_0", "oncall"),
+        ("person_role_0", "lead"),
+        ("person_attended_0", "1"),
+        ("person_name_1", "admin"),
+        ("person_role_1", "manager"),
+        ("step_name_0", "Enable scrubbing"),
+        ("step_at_0", "2026-01-01T09:05"),
+        ("step_ok_0", "1"),
+        ("step_note_0", "4 min"),
+        ("step_name_1", "Inform tenants"),
+        ("step_at_1", "2026-01-01T09:20"),
+        ("step_note_1", "contact list outdated"),
+        ("finding_0", "Update the tenant contact list"),
+        ("finding_1", ""),
+        ("report", "scrubbing works; contacts do not"),
+    ];
+    fields.push(("step_name_2", "Bad time"));
+    fields.push(("step_at_2", "at nine"));
+    let (s, _, html) = submit(&fields);
+    assert_eq!(s, 422, "{html}");
+    assert!(html.contains("must be an RFC 3339 time"), "{html}");
+    assert!(
+        html.contains("value=\"Update the tenant contact list\""),
+        "kept: {html}"
+    );
+    fields.truncate(fields.len() - 2);
+    let (s, to, html) = submit(&fields);
+    assert_eq!(
+        (s, to.as_str()),
+        (303, "/console/plans/ddos/drills/1/report.html"),
+        "{html}"
+    );
+    let (s, report) = page(&to, &admin);
+    assert_eq!(s, 200);
+    for want in [
+        "Drill 1 of plan ddos",
+        "<td>admin</td><td>manager</td><td>absent</td>",
+        "<td>oncall</td><td>lead</td><td>present</td>",
+        "2026-01-01T09:20:00",
+        "FAILED",
+        "contact list outdated",
+        "Update the tenant contact list",
+        "1 of 2",
+    ] {
+        assert!(report.contains(want), "{want:?} in {report}");
+    }
+
+    // The CLI records a test from a JSON object with a finding; both became review tasks.
+    let dir = parapet_store_sql::testkit::temp_dir("incident-drills");
+    let file = dir.join("drill.json");
+    std::fs::write(
+        &file,
+        json!({"kind": "test", "participants": [{"name": "oncall", "role": "lead", "attended": true}],
+               "steps": [{"step": "Restore the edge config", "ok": true, "at": "2026-01-02T10:00:00Z"}],
+               "findings": ["Automate the config restore"]})
+        .to_string(),
+    )
+    .unwrap();
+    let p = cli_json(
+        &srv,
+        &admin,
+        &[
+            "drill",
+            "record",
+            "ddos",
+            "--steps",
+            file.to_str().unwrap(),
+            "--report",
+            "fine",
+        ],
+    );
+    assert_eq!(p["drills"].as_array().unwrap().len(), 2);
+    assert_eq!(p["drills"][1]["kind"], "test");
+    let tasks: Vec<&str> = p["review_tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tasks,
+        [
+            "Update the tenant contact list",
+            "Automate the config restore"
+        ]
+    );
+    assert_eq!(p["review_due"], true, "findings make the review due");
+    // The drill is no longer due (next in 30 days); the review is.
+    let due = cli_json(&srv, &admin, &["drill", "due"]);
+    let whats: Vec<&str> = due
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(whats, ["review"], "{due}");
+    // Review tasks are done one by one; the console shows who did them.
+    let p = cli_json(&srv, &admin, &["plan", "review-task-done", "ddos", "1"]);
+    assert!(p["review_tasks"][0]["done_at"].is_number(), "{p}");
+    let e = cli_err(&srv, &admin, &["plan", "review-task-done", "ddos", "1"]);
+    assert!(e.contains("already done"), "{e}");
+    let (_, html) = page("/console/plans", &admin);
+    assert!(html.contains("id=\"review-task-ddos-1\""), "{html}");
+    assert!(
+        html.contains("done ") && html.contains("by admin"),
+        "{html}"
+    );
+    // The report from the CLI, in PDF.
+    let pdf = dir.join("drill.pdf");
+    cli_json(
+        &srv,
+        &admin,
+        &[
+            "drill",
+            "report",
+            "ddos",
+            "2",
+            "--format",
+            "pdf",
+            "-o",
+            pdf.to_str().unwrap(),
+        ],
+    );
+    assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF-"));
+    let e = cli_err(&srv, &admin, &["drill", "report", "ddos", "3"]);
+    assert!(e.contains("no drill 3"), "{e}");
+    // Tenants reach none of it.
+    let (code, _, _) = cli(&srv, &alice, &["drill", "due"]);
+    assert_ne!(code, 0);
+    for path in [
+        "/console/plans/ddos/drills/new",
+        "/console/plans/ddos/drills/1/report.html",
+    ] {
+        let (s, _) = page(path, &alice);
+        assert!(matches!(s, 403 | 404), "{path}: {s}");
+    }
 }
