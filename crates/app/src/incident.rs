@@ -143,6 +143,8 @@ async fn tenant_names(st: &AppState, p: &Principal) -> HashMap<String, String> {
 pub struct IncidentView {
     /// The tenant's name.
     pub tenant_name: String,
+    /// What a person should know (e.g. remediation actions still open on a closed incident).
+    pub warnings: Vec<String>,
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub incident: Incident,
@@ -242,9 +244,10 @@ pub struct OpenIncident {
     pub alerts: Vec<String>,
 }
 
-fn view(tenant_name: &str, i: Incident) -> IncidentView {
+pub(crate) fn view(tenant_name: &str, i: Incident) -> IncidentView {
     IncidentView {
         tenant_name: tenant_name.to_string(),
+        warnings: i.action_warning().into_iter().collect(),
         incident: i,
     }
 }
@@ -335,6 +338,19 @@ pub struct CommandBody {
     pub plan: Option<String>,
     /// run-playbook: the playbook (the first that applies to the incident when absent).
     pub playbook: Option<String>,
+    /// patch-action: the vulnerable package (or OS with `os`) and version.
+    pub package: Option<String>,
+    pub version: Option<String>,
+    #[serde(default)]
+    pub os: bool,
+    /// config-fix: what is fixed, and the assets (default: the asset observables).
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub assets: Vec<String>,
+    /// action-asset: the action's number, the asset, done (true) or not done (false).
+    pub action: Option<u32>,
+    pub asset: Option<String>,
+    pub done: Option<bool>,
 }
 
 fn need(v: Option<String>, what: &str) -> ApiResult<String> {
@@ -410,6 +426,26 @@ fn to_command(verb: &str, b: CommandBody) -> ApiResult<Command> {
         "response-report" => Command::SendResponseReport {
             plan: b.plan.filter(|p| !p.trim().is_empty()),
         },
+        "patch-action" => Command::PatchAction {
+            package: need(b.package, "package")?,
+            version: need(b.version, "version")?,
+            os: b.os,
+        },
+        "config-fix" => Command::ConfigFix {
+            subject: need(b.subject.or(b.title), "subject")?,
+            assets: b.assets,
+        },
+        "action-asset" => Command::ActionAsset {
+            action: b.action.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    "action (its number) is required",
+                )
+            })?,
+            asset: need(b.asset, "asset")?,
+            done: b.done.unwrap_or(true),
+        },
         _ => return Err(ApiError::not_found("no such API endpoint")),
     })
 }
@@ -422,7 +458,8 @@ fn to_command(verb: &str, b: CommandBody) -> ApiResult<Command> {
 /// response team is paged), `ack-page` (plan: the caller acknowledges their page),
 /// `operations` (plan, text: an entry of the plan's operation log), `response-report` (plan:
 /// send the response report to the tenant), `run-playbook` (playbook, else the first that
-/// applies: its steps become tasks).
+/// applies: its steps become tasks), `patch-action` (package, version, os: the tenant's assets
+/// running it), `config-fix` (subject, assets), `action-asset` (action, asset, done).
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/{verb}", tag = "incidents",
     params(("id" = String, Path), ("verb" = String, Path)), request_body = CommandBody,
     responses((status = 200, body = IncidentView), (status = 409, body = Problem),
@@ -902,6 +939,9 @@ struct TaskLine {
     done: bool,
 }
 
+/// A remediation action on the incident page: number, kind, subject, (asset, status, done).
+type ActionLine = (u32, String, String, Vec<(String, String, bool)>);
+
 #[derive(Template)]
 #[template(path = "incident_page.html")]
 struct IncidentPage {
@@ -931,6 +971,9 @@ struct IncidentPage {
     my_page: bool,
     /// Activated plans (for the response report links).
     plans: Vec<String>,
+    /// Remediation actions: (number, kind, subject, [(asset, status, done)]).
+    actions: Vec<ActionLine>,
+    warning: String,
 }
 
 async fn page_view(
@@ -1069,6 +1112,33 @@ async fn page_view(
             v.dedup();
             v
         },
+        actions: i
+            .actions
+            .iter()
+            .map(|a| {
+                (
+                    a.number,
+                    a.kind.clone(),
+                    a.subject.clone(),
+                    a.assets
+                        .iter()
+                        .map(|x| {
+                            (
+                                x.asset.clone(),
+                                match (&x.done_at, &x.done_by) {
+                                    (Some(t), Some(by)) => {
+                                        format!("done {} by {by}", t.rfc3339())
+                                    }
+                                    _ => "not done".into(),
+                                },
+                                x.done_at.is_some(),
+                            )
+                        })
+                        .collect(),
+                )
+            })
+            .collect(),
+        warning: i.action_warning().unwrap_or_default(),
     };
     render(status, &page, u.set_csrf.clone())
 }
@@ -1092,6 +1162,16 @@ struct CommandForm {
     value: Option<String>,
     message: Option<String>,
     playbook: Option<String>,
+    package: Option<String>,
+    version: Option<String>,
+    os: Option<String>,
+    subject: Option<String>,
+    /// config-fix: asset names, comma-separated.
+    assets: Option<String>,
+    action: Option<u32>,
+    asset: Option<String>,
+    /// action-asset: `yes` (done) or `no`.
+    done: Option<String>,
 }
 
 async fn console_command(
@@ -1116,6 +1196,21 @@ async fn console_command(
         value: f.value,
         message: f.message,
         playbook: f.playbook,
+        package: f.package,
+        version: f.version,
+        os: f.os.is_some(),
+        subject: f.subject,
+        assets: f
+            .assets
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect(),
+        action: f.action,
+        asset: f.asset,
+        done: f.done.map(|d| d != "no"),
         ..CommandBody::default()
     };
     let cmd = match to_command(&verb, body) {

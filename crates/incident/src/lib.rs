@@ -23,6 +23,7 @@ use parapet_types::{Actor, Env, TenantCtx, TenantKind, Timestamp};
 use serde_json::json;
 use uuid::Uuid;
 
+pub mod action;
 pub mod activation;
 mod alerts;
 pub mod drill;
@@ -167,13 +168,31 @@ pub enum Command {
     SendResponseReport {
         plan: Option<String>,
     },
+    /// Opens a patch action over the tenant's assets running `package` at `version` (its OS
+    /// when `os`).
+    PatchAction {
+        package: String,
+        version: String,
+        os: bool,
+    },
+    /// Opens a configuration fix over `assets` (default: the incident's asset observables).
+    ConfigFix {
+        subject: String,
+        assets: Vec<String>,
+    },
+    /// Marks an asset of an action done or not done (the tenant may too).
+    ActionAsset {
+        action: u32,
+        asset: String,
+        done: bool,
+    },
 }
 
 impl Command {
     /// The permission the command needs.
     pub fn action(&self) -> Action {
         match self {
-            Command::Note { .. } => Action::IncidentNote,
+            Command::Note { .. } | Command::ActionAsset { .. } => Action::IncidentNote,
             _ => Action::IncidentHandle,
         }
     }
@@ -530,8 +549,82 @@ impl IncidentService {
             Command::RunPlaybook { playbook } => {
                 let (pb, plans) = self.choose_playbook(&i, playbook.as_deref()).await?;
                 let owner = i.current_responsible().to_string();
-                i.run_playbook(&pb, &plans, &owner, &actor, now).map(drop)
+                match i.run_playbook(&pb, &plans, &owner, &actor, now) {
+                    Ok(_) => {
+                        // Patch and configuration-fix steps open their actions over the
+                        // inventory: the incident's package observables, its asset observables.
+                        for step in &pb.steps {
+                            match step.kind {
+                                playbook::StepKind::Patch => {
+                                    let packages: Vec<(String, String)> = i
+                                        .observables
+                                        .iter()
+                                        .filter(|o| o.kind == "package")
+                                        .filter_map(|o| action::package_of(&o.value))
+                                        .collect();
+                                    for (n, v) in packages {
+                                        let assets = self.assets_running(&t, &n, &v, false).await?;
+                                        if !assets.is_empty() {
+                                            let subject = format!("{n} {v}");
+                                            // Already open from an earlier run: kept.
+                                            let _ = i.open_action(
+                                                "patch", &subject, assets, &actor, now,
+                                            );
+                                        }
+                                    }
+                                }
+                                playbook::StepKind::ConfigFix => {
+                                    let assets = self.assets_named(&t, &i, &[]).await?;
+                                    if !assets.is_empty() {
+                                        let _ = i.open_action(
+                                            "config-fix",
+                                            &step.title,
+                                            assets,
+                                            &actor,
+                                            now,
+                                        );
+                                    }
+                                }
+                                _ => {}
+                            }
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
             }
+            Command::PatchAction {
+                package,
+                version,
+                os,
+            } => {
+                let (package, version) = (package.trim().to_string(), version.trim().to_string());
+                if package.is_empty() || version.is_empty() {
+                    return Err(IamError::Invalid(
+                        "a patch action names the package (or OS) and its vulnerable version"
+                            .into(),
+                    ));
+                }
+                let assets = self.assets_running(&t, &package, &version, os).await?;
+                i.open_action(
+                    "patch",
+                    &format!("{package} {version}"),
+                    assets,
+                    &actor,
+                    now,
+                )
+                .map(drop)
+            }
+            Command::ConfigFix { subject, assets } => {
+                let assets = self.assets_named(&t, &i, &assets).await?;
+                i.open_action("config-fix", &subject, assets, &actor, now)
+                    .map(drop)
+            }
+            Command::ActionAsset {
+                action,
+                asset,
+                done,
+            } => i.set_action_asset(action, &asset, done, &actor, now),
             Command::AcknowledgePage { plan } => {
                 if p.tenant.kind != TenantKind::Provider {
                     return Err(IamError::Forbidden(
@@ -549,6 +642,17 @@ impl IncidentService {
             }
         }
         .map_err(refused)?;
+        if i.step == Step::Recorded && row.step != Step::Recorded.as_str() {
+            let (actions, assets) = i.open_actions();
+            if actions > 0 {
+                i.push(
+                    now,
+                    &actor,
+                    None,
+                    Change::ClosedWithOpenActions { actions, assets },
+                );
+            }
+        }
         // When the last task of an activated plan is done, its response report goes out.
         let activated_plans: Vec<String> = i
             .history

@@ -122,8 +122,9 @@ pub struct Observable {
     pub added_by: String,
 }
 
-pub const OBSERVABLE_KINDS: [&str; 11] = [
-    "ip", "domain", "url", "hash", "account", "asset", "email", "host", "alert", "rule", "other",
+pub const OBSERVABLE_KINDS: [&str; 12] = [
+    "ip", "domain", "url", "hash", "account", "asset", "email", "host", "alert", "rule", "package",
+    "other",
 ];
 
 /// A monitoring alert joining an incident: what its timeline and observables keep of it.
@@ -295,6 +296,24 @@ pub enum Change {
     ResponseReportSent {
         plan: String,
     },
+    /// A patch action or configuration fix was opened over these assets.
+    ActionOpened {
+        action: u32,
+        action_kind: String,
+        subject: String,
+        assets: usize,
+    },
+    /// An asset of an action was marked done (or not done again).
+    ActionAssetDone {
+        action: u32,
+        asset: String,
+        done: bool,
+    },
+    /// The incident was closed while actions still had assets not done.
+    ClosedWithOpenActions {
+        actions: usize,
+        assets: usize,
+    },
 }
 
 impl Change {
@@ -349,6 +368,9 @@ impl Change {
             Change::PageEscalated { .. } => "page-escalated",
             Change::PlanOperation { .. } => "plan-operation",
             Change::ResponseReportSent { .. } => "response-report-sent",
+            Change::ActionOpened { .. } => "action-opened",
+            Change::ActionAssetDone { .. } => "action-asset-done",
+            Change::ClosedWithOpenActions { .. } => "closed-with-open-actions",
         }
     }
 
@@ -463,6 +485,23 @@ impl Change {
             Change::ResponseReportSent { plan } => {
                 format!("plan {plan}: response report sent to the tenant")
             }
+            Change::ActionOpened {
+                action,
+                action_kind,
+                subject,
+                assets,
+            } => format!("{action_kind} action {action} opened: {subject} on {assets} asset(s)"),
+            Change::ActionAssetDone {
+                action,
+                asset,
+                done,
+            } => format!(
+                "action {action}: {asset} {}",
+                if *done { "done" } else { "not done after all" }
+            ),
+            Change::ClosedWithOpenActions { actions, assets } => format!(
+                "WARNING: closed while {actions} action(s) still have {assets} asset(s) not done"
+            ),
         }
     }
 }
@@ -593,6 +632,9 @@ pub struct Incident {
     /// The response team members paged by plan activations, with their acknowledgements.
     #[serde(default)]
     pub pages: Vec<crate::activation::TeamPage>,
+    /// Patch actions and configuration fixes with their per-asset status.
+    #[serde(default)]
+    pub actions: Vec<crate::action::RemediationAction>,
 }
 
 impl Incident {
@@ -636,6 +678,7 @@ impl Incident {
             notes: Vec::new(),
             history: Vec::new(),
             pages: Vec::new(),
+            actions: Vec::new(),
         };
         i.push(
             o.at,

@@ -52,6 +52,13 @@ pub enum IncidentCommand {
     AckPage(PlanRefArgs),
     /// Enter an operation into the operation log of an activated plan.
     Operation(OperationArgs),
+    /// Open a patch action: the tenant's assets running the vulnerable package (or OS) version,
+    /// each to be marked done.
+    Patch(PatchArgs),
+    /// Open a configuration fix over assets (default: the incident's asset observables).
+    ConfigFix(ConfigFixArgs),
+    /// Mark an asset of a patch action or configuration fix done (--undo: not done).
+    ActionDone(ActionDoneArgs),
     /// Show the response report of an activated plan (--send: send it to the tenant now; it
     /// goes by itself when the plan's last task is done).
     ResponseReport(ResponseReportArgs),
@@ -253,6 +260,53 @@ pub struct PlanRefArgs {
     /// The plan (the latest activated when not given).
     #[arg(long, value_name = "NAME")]
     pub plan: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PatchArgs {
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The vulnerable package (or operating system with --os).
+    #[arg(long, value_name = "NAME")]
+    pub package: String,
+    /// Its vulnerable version.
+    #[arg(long, value_name = "VERSION")]
+    pub version: String,
+    #[arg(long)]
+    pub os: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigFixArgs {
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// What is fixed.
+    #[arg(long, value_name = "TEXT")]
+    pub subject: String,
+    /// An affected asset (repeatable; default: the incident's asset observables).
+    #[arg(long = "asset", value_name = "ASSET")]
+    pub assets: Vec<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ActionDoneArgs {
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The action's number.
+    #[arg(value_name = "ACTION")]
+    pub action: u32,
+    /// The asset.
+    #[arg(value_name = "ASSET")]
+    pub asset: String,
+    /// Mark it not done again.
+    #[arg(long)]
+    pub undo: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -475,6 +529,9 @@ async fn command(
         .map_err(|e| sess.fail(e))?;
     if sess.json {
         return json(&i);
+    }
+    for w in at(&i, &["warnings"]).as_array().into_iter().flatten() {
+        eprintln!("warning: {}", clean(w.as_str().unwrap_or("")));
     }
     out(&format!(
         "{done}: incident {} is in step {} (responsible {})\n",
@@ -699,6 +756,36 @@ pub async fn run(cmd: IncidentCommand) -> anyhow::Result<()> {
                 "operations",
                 json!({"plan": a.plan, "text": a.text}),
                 "Operation logged",
+            )
+            .await
+        }
+        IncidentCommand::Patch(a) => {
+            command(
+                &a.common,
+                &a.id,
+                "patch-action",
+                json!({"package": a.package, "version": a.version, "os": a.os}),
+                "Patch action opened",
+            )
+            .await
+        }
+        IncidentCommand::ConfigFix(a) => {
+            command(
+                &a.common,
+                &a.id,
+                "config-fix",
+                json!({"subject": a.subject, "assets": a.assets}),
+                "Configuration fix opened",
+            )
+            .await
+        }
+        IncidentCommand::ActionDone(a) => {
+            command(
+                &a.common,
+                &a.id,
+                "action-asset",
+                json!({"action": a.action, "asset": a.asset, "done": !a.undo}),
+                "Action updated",
             )
             .await
         }
