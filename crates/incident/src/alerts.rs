@@ -353,7 +353,8 @@ impl IncidentService {
                 Err(StoreError::NotFound) => continue,
                 Err(e) => return Err(e.into()),
             };
-            if severity_of_alert(&a.severity) > least {
+            // Alerts about incidents themselves (SLA breaches) never open incidents.
+            if severity_of_alert(&a.severity) > least || a.rule_id == crate::SLA_BREACH_RULE {
                 continue;
             }
             let responsible = self.staff("admin").await?;

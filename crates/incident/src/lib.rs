@@ -206,7 +206,12 @@ pub struct IncidentService {
     policy: SlaPolicy,
     /// Where escalation pages and tenant notices go (none: they are only recorded).
     notify: Option<Arc<parapet_notify::NotifyService>>,
+    /// Where SLA breaches are raised as alerts (set once the monitor exists).
+    monitor: std::sync::OnceLock<Arc<parapet_monitor::Monitor>>,
 }
+
+/// The rule id of the alerts SLA breaches raise.
+pub const SLA_BREACH_RULE: &str = "parapet-incident-sla-breach";
 
 impl std::fmt::Debug for IncidentService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -261,7 +266,13 @@ impl IncidentService {
             iam,
             policy,
             notify: None,
+            monitor: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Raises SLA breaches as alerts through `monitor` (from then on; set once).
+    pub fn set_monitor(&self, monitor: Arc<parapet_monitor::Monitor>) {
+        let _ = self.monitor.set(monitor);
     }
 
     /// Sends escalation pages and tenant notices through `notify`.
@@ -949,6 +960,42 @@ impl IncidentService {
                     details: json!({"automatic": true, "messages": outbox.iter()
                         .filter(|m| m.tenant == tenant).count()}),
                 });
+            }
+            // Each breach is also an alert of the incident's tenant (idempotent by its key, so
+            // raising before the incident is stored never makes two).
+            if let Some(m) = self.monitor.get() {
+                for f in fired.iter().filter(|f| f.escalation.is_none()) {
+                    let alert = parapet_monitor::internal::InternalAlert {
+                        source: "parapet-incident".into(),
+                        rule_id: SLA_BREACH_RULE.into(),
+                        title: format!(
+                            "SLA breached: {} of incident {}",
+                            f.timer.as_str(),
+                            i.title
+                        ),
+                        severity: i.severity.as_str().into(),
+                        group_key: format!("{id}:{}", f.timer.as_str()),
+                        asset: None,
+                        host: None,
+                        message: format!(
+                            "The {} target of incident {id} (severity {}, step {}, responsible \
+                             {}) was due at {}.",
+                            f.timer.as_str(),
+                            i.severity.as_str(),
+                            i.step.as_str(),
+                            i.current_responsible(),
+                            f.due_at.rfc3339()
+                        ),
+                        details: json!({"incident": id, "timer": f.timer.as_str(),
+                                        "due_at": f.due_at}),
+                        dedup_key: format!("incident-sla:{id}:{}:{}", f.timer.as_str(), f.due_at.0),
+                        audit_action: "incident.sla-breach-alert".into(),
+                        audit_target: format!("incident:{tenant_name}/{id}"),
+                    };
+                    if let Err(e) = m.raise_internal(&tenant_record, &alert).await {
+                        tracing::error!(incident = %id, "cannot raise the SLA breach alert: {e}");
+                    }
+                }
             }
             let new_row = to_row(&i, row.version + 1, now)?;
             // Pages go to the provider's channels: written within the provider's view.
