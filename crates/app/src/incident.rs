@@ -33,6 +33,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/incidents/stats", get(stats))
         .route("/incidents/{id}", get(show))
         .route("/incidents/{id}/report", get(report_doc))
+        .route("/incidents/{id}/response-report", get(response_report_doc))
         .route("/incidents/{id}/{verb}", post(command))
         .route("/incidents/{id}/tasks/{n}/done", post(task_done))
         .merge(plan_routes())
@@ -65,7 +66,16 @@ pub fn console_routes() -> Router<AppState> {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(list, open, stats, show, report_doc, command, task_done),
+    paths(
+        list,
+        open,
+        stats,
+        show,
+        report_doc,
+        response_report_doc,
+        command,
+        task_done
+    ),
     components(schemas(IncidentSummary, OpenIncident, CommandBody, IncidentView))
 )]
 pub struct IncidentApi;
@@ -133,6 +143,8 @@ async fn tenant_names(st: &AppState, p: &Principal) -> HashMap<String, String> {
 pub struct IncidentView {
     /// The tenant's name.
     pub tenant_name: String,
+    /// What a person should know (e.g. remediation actions still open on a closed incident).
+    pub warnings: Vec<String>,
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub incident: Incident,
@@ -232,9 +244,10 @@ pub struct OpenIncident {
     pub alerts: Vec<String>,
 }
 
-fn view(tenant_name: &str, i: Incident) -> IncidentView {
+pub(crate) fn view(tenant_name: &str, i: Incident) -> IncidentView {
     IncidentView {
         tenant_name: tenant_name.to_string(),
+        warnings: i.action_warning().into_iter().collect(),
         incident: i,
     }
 }
@@ -325,6 +338,19 @@ pub struct CommandBody {
     pub plan: Option<String>,
     /// run-playbook: the playbook (the first that applies to the incident when absent).
     pub playbook: Option<String>,
+    /// patch-action: the vulnerable package (or OS with `os`) and version.
+    pub package: Option<String>,
+    pub version: Option<String>,
+    #[serde(default)]
+    pub os: bool,
+    /// config-fix: what is fixed, and the assets (default: the asset observables).
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub assets: Vec<String>,
+    /// action-asset: the action's number, the asset, done (true) or not done (false).
+    pub action: Option<u32>,
+    pub asset: Option<String>,
+    pub done: Option<bool>,
 }
 
 fn need(v: Option<String>, what: &str) -> ApiResult<String> {
@@ -390,6 +416,36 @@ fn to_command(verb: &str, b: CommandBody) -> ApiResult<Command> {
         "run-playbook" => Command::RunPlaybook {
             playbook: b.playbook.filter(|p| !p.trim().is_empty()),
         },
+        "ack-page" => Command::AcknowledgePage {
+            plan: b.plan.filter(|p| !p.trim().is_empty()),
+        },
+        "operations" => Command::LogOperation {
+            plan: b.plan.unwrap_or_default(),
+            text: need(b.text, "text (the operation)")?,
+        },
+        "response-report" => Command::SendResponseReport {
+            plan: b.plan.filter(|p| !p.trim().is_empty()),
+        },
+        "patch-action" => Command::PatchAction {
+            package: need(b.package, "package")?,
+            version: need(b.version, "version")?,
+            os: b.os,
+        },
+        "config-fix" => Command::ConfigFix {
+            subject: need(b.subject.or(b.title), "subject")?,
+            assets: b.assets,
+        },
+        "action-asset" => Command::ActionAsset {
+            action: b.action.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    "action (its number) is required",
+                )
+            })?,
+            asset: need(b.asset, "asset")?,
+            done: b.done.unwrap_or(true),
+        },
         _ => return Err(ApiError::not_found("no such API endpoint")),
     })
 }
@@ -398,8 +454,12 @@ fn to_command(verb: &str, b: CommandBody) -> ApiResult<Command> {
 /// `assign` (step, responsible), `severity` (severity, reason), `classify` (category, type,
 /// cause), `notes` (text, internal), `tasks` (title, owner), `observables` (kind, value),
 /// `alerts` (alerts), `pause` (reason) and `resume` of the SLA clock, `notify` (message: inform
-/// the tenant), `issue-report`, `activate-plan` (plan: its checklist becomes tasks),
-/// `run-playbook` (playbook, else the first that applies: its steps become tasks).
+/// the tenant), `issue-report`, `activate-plan` (plan: its checklist becomes tasks and its
+/// response team is paged), `ack-page` (plan: the caller acknowledges their page),
+/// `operations` (plan, text: an entry of the plan's operation log), `response-report` (plan:
+/// send the response report to the tenant), `run-playbook` (playbook, else the first that
+/// applies: its steps become tasks), `patch-action` (package, version, os: the tenant's assets
+/// running it), `config-fix` (subject, assets), `action-asset` (action, asset, done).
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/{verb}", tag = "incidents",
     params(("id" = String, Path), ("verb" = String, Path)), request_body = CommandBody,
     responses((status = 200, body = IncidentView), (status = 409, body = Problem),
@@ -501,6 +561,60 @@ pub async fn report_doc(
     ApiQuery(q): ApiQuery<ReportParams>,
 ) -> ApiResult<Response> {
     render_report(&st, &p, &id, q.format.as_deref().unwrap_or("html"), &meta).await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseReportParams {
+    /// The activated plan (the latest activated when absent).
+    pub plan: Option<String>,
+    /// `html` (default) or `pdf`.
+    pub format: Option<String>,
+}
+
+/// The response report of an emergency response plan's activation (8.9.2): the plan, the team
+/// by role, the recovery steps with their times and the operation log; never internal notes
+/// or another tenant's data.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/response-report", tag = "incidents",
+    params(("id" = String, Path), ResponseReportParams),
+    responses((status = 200, content_type = "text/html"), (status = 404, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn response_report_doc(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<ResponseReportParams>,
+) -> ApiResult<Response> {
+    let (_, r) = st
+        .incident
+        .response_report(&p, &id, q.plan.as_deref(), &meta)
+        .await?;
+    let file = format!("response-report-{}", id.trim());
+    Ok(match q.format.as_deref().unwrap_or("html") {
+        "html" => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8".to_string())],
+            report::to_html(&r),
+        )
+            .into_response(),
+        "pdf" => (
+            [
+                (header::CONTENT_TYPE, "application/pdf".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{file}.pdf\""),
+                ),
+            ],
+            report::to_pdf(&r),
+        )
+            .into_response(),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown format {other:?}; expected html or pdf"
+            )));
+        }
+    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -825,6 +939,9 @@ struct TaskLine {
     done: bool,
 }
 
+/// A remediation action on the incident page: number, kind, subject, (asset, status, done).
+type ActionLine = (u32, String, String, Vec<(String, String, bool)>);
+
 #[derive(Template)]
 #[template(path = "incident_page.html")]
 struct IncidentPage {
@@ -848,6 +965,15 @@ struct IncidentPage {
     can_handle: bool,
     can_note: bool,
     is_staff: bool,
+    /// Response team pages: (plan, member, role, paged, acknowledged, deputy state).
+    pages: Vec<(String, String, String, String, String, String)>,
+    /// The caller has an unacknowledged page.
+    my_page: bool,
+    /// Activated plans (for the response report links).
+    plans: Vec<String>,
+    /// Remediation actions: (number, kind, subject, [(asset, status, done)]).
+    actions: Vec<ActionLine>,
+    warning: String,
 }
 
 async fn page_view(
@@ -944,6 +1070,75 @@ async fn page_view(
         can_handle,
         can_note,
         is_staff: u.p.tenant.kind == TenantKind::Provider,
+        pages: i
+            .pages
+            .iter()
+            .map(|pg| {
+                (
+                    pg.plan.clone(),
+                    pg.member.clone(),
+                    pg.role.clone(),
+                    pg.paged_at.rfc3339(),
+                    match (&pg.acknowledged_at, &pg.acknowledged_by) {
+                        (Some(t), Some(by)) => format!("{} by {by}", t.rfc3339()),
+                        _ => "not yet".into(),
+                    },
+                    match (&pg.escalated_at, pg.deputy.is_empty(), pg.escalate_at) {
+                        (Some(t), _, _) => format!("{} paged at {}", pg.deputy, t.rfc3339()),
+                        (None, false, Some(at)) => {
+                            format!("{} at {} unless acknowledged", pg.deputy, at.rfc3339())
+                        }
+                        (None, false, None) => pg.deputy.clone(),
+                        (None, true, _) => "-".into(),
+                    },
+                )
+            })
+            .collect(),
+        my_page: u.p.tenant.kind == TenantKind::Provider
+            && i.pages.iter().any(|pg| {
+                pg.acknowledged_at.is_none()
+                    && (pg.member == u.p.user.username
+                        || (pg.escalated_at.is_some() && pg.deputy == u.p.user.username))
+            }),
+        plans: {
+            let mut v: Vec<String> = i
+                .history
+                .iter()
+                .filter_map(|h| match &h.change {
+                    parapet_incident::Change::PlanActivated { plan, .. } => Some(plan.clone()),
+                    _ => None,
+                })
+                .collect();
+            v.dedup();
+            v
+        },
+        actions: i
+            .actions
+            .iter()
+            .map(|a| {
+                (
+                    a.number,
+                    a.kind.clone(),
+                    a.subject.clone(),
+                    a.assets
+                        .iter()
+                        .map(|x| {
+                            (
+                                x.asset.clone(),
+                                match (&x.done_at, &x.done_by) {
+                                    (Some(t), Some(by)) => {
+                                        format!("done {} by {by}", t.rfc3339())
+                                    }
+                                    _ => "not done".into(),
+                                },
+                                x.done_at.is_some(),
+                            )
+                        })
+                        .collect(),
+                )
+            })
+            .collect(),
+        warning: i.action_warning().unwrap_or_default(),
     };
     render(status, &page, u.set_csrf.clone())
 }
@@ -967,6 +1162,16 @@ struct CommandForm {
     value: Option<String>,
     message: Option<String>,
     playbook: Option<String>,
+    package: Option<String>,
+    version: Option<String>,
+    os: Option<String>,
+    subject: Option<String>,
+    /// config-fix: asset names, comma-separated.
+    assets: Option<String>,
+    action: Option<u32>,
+    asset: Option<String>,
+    /// action-asset: `yes` (done) or `no`.
+    done: Option<String>,
 }
 
 async fn console_command(
@@ -991,6 +1196,21 @@ async fn console_command(
         value: f.value,
         message: f.message,
         playbook: f.playbook,
+        package: f.package,
+        version: f.version,
+        os: f.os.is_some(),
+        subject: f.subject,
+        assets: f
+            .assets
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect(),
+        action: f.action,
+        asset: f.asset,
+        done: f.done.map(|d| d != "no"),
         ..CommandBody::default()
     };
     let cmd = match to_command(&verb, body) {
@@ -1062,9 +1282,13 @@ pub fn plan_routes() -> Router<AppState> {
     Router::new()
         .route("/plans", get(plans_list).post(plan_create))
         .route("/plans/{name}", get(plan_show).put(plan_revise))
-        .route("/plans/{name}/drills", post(plan_drill))
+        .merge(crate::incident_drills::api_routes())
         .route("/plans/{name}/review", post(plan_review))
         .route("/plans/{name}/changes", post(plan_change))
+        .route(
+            "/plans/{name}/diff",
+            get(crate::incident_plans::plan_diff_api),
+        )
 }
 
 /// A plan: every revision (the last is current), drills, and whether its review is due.
@@ -1076,7 +1300,7 @@ pub struct PlanOut {
     pub plan: parapet_incident::plan::Plan,
 }
 
-fn plan_out(v: parapet_incident::PlanView) -> PlanOut {
+pub(crate) fn plan_out(v: parapet_incident::PlanView) -> PlanOut {
     PlanOut {
         review_due: v.review_due,
         version: v.plan.version(),
@@ -1096,14 +1320,6 @@ pub struct NewPlan {
 pub struct RevisePlan {
     pub content: parapet_incident::plan::PlanContent,
     pub reason: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewDrill {
-    pub steps: Vec<parapet_incident::plan::DrillStep>,
-    #[serde(default)]
-    pub report: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1159,20 +1375,6 @@ async fn plan_revise(
     Ok(Json(plan_out(v)))
 }
 
-async fn plan_drill(
-    State(st): State<AppState>,
-    Auth(p): Auth,
-    Meta(meta): Meta,
-    Path(name): Path<String>,
-    ApiJson(req): ApiJson<NewDrill>,
-) -> ApiResult<Json<PlanOut>> {
-    let v = st
-        .incident
-        .record_drill(&p, &name, req.steps, &req.report, &meta)
-        .await?;
-    Ok(Json(plan_out(v)))
-}
-
 async fn plan_review(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -1211,6 +1413,11 @@ struct PlanCard {
     bia_svg: String,
     drills: Vec<String>,
     revisions: Vec<String>,
+    /// The drill schedule, and whether a drill is due now.
+    schedule: String,
+    drill_due: bool,
+    /// Review tasks: (number, title, drill, done).
+    review_tasks: Vec<(u32, String, u32, String)>,
 }
 
 #[derive(Template)]
@@ -1256,7 +1463,14 @@ async fn plans_page(State(st): State<AppState>, u: ConsoleUser) -> Response {
                     .map(|c| {
                         c.team
                             .iter()
-                            .map(|m| format!("{} ({}, {})", m.name, m.role, m.contact))
+                            .map(|m| {
+                                let deputy = if m.deputy.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(", deputy {}", m.deputy)
+                                };
+                                format!("{} ({}, {}{deputy})", m.name, m.role, m.contact)
+                            })
                             .collect()
                     })
                     .unwrap_or_default(),
@@ -1310,6 +1524,38 @@ async fn plans_page(State(st): State<AppState>, u: ConsoleUser) -> Response {
                             r.at.rfc3339(),
                             r.by,
                             r.reason
+                        )
+                    })
+                    .collect(),
+                schedule: p
+                    .schedule
+                    .as_ref()
+                    .map(|sc| {
+                        format!(
+                            "every {} days, next at {}",
+                            sc.every_days,
+                            sc.next_at.rfc3339()
+                        )
+                    })
+                    .unwrap_or_else(|| "not scheduled".into()),
+                drill_due: p.drill_due(st.incident.env().now()).is_some(),
+                review_tasks: p
+                    .review_tasks
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.number,
+                            t.title.clone(),
+                            t.drill,
+                            t.done_at
+                                .map(|d| {
+                                    format!(
+                                        "done {} by {}",
+                                        d.rfc3339(),
+                                        t.done_by.clone().unwrap_or_default()
+                                    )
+                                })
+                                .unwrap_or_default(),
                         )
                     })
                     .collect(),

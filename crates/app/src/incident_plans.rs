@@ -4,24 +4,34 @@
 
 use askama::Template;
 use axum::Form;
+use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post};
-use parapet_incident::plan::{Component, PlanContent};
+use axum::routing::get;
+use parapet_incident::Severity;
+use parapet_incident::plan::{Component, DiffLine, LaunchConditions, Member, PlanContent};
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::console::{
     Chrome, ConsoleUser, csrf_ok, escape, failure, forbidden_form, form_error, render, see_other,
 };
+use crate::error::ApiResult;
+use crate::extract::{ApiQuery, Auth, Meta};
 
 /// The console routes.
 pub fn console_routes() -> Router<AppState> {
     Router::new()
-        .route("/console/plans/new", post(create_form))
+        .route("/console/plans/new", get(new_page).post(create_form))
         .route("/console/plans/{name}/edit", get(edit_page).post(edit_form))
+        .route("/console/plans/{name}/diff", get(diff_page))
+        .merge(crate::incident_drills::console_routes())
+        .route(
+            "/console/incidents/{id}/response-report.html",
+            get(console_response_report),
+        )
 }
 
 /// The business impact analysis as an SVG graph: one column per priority (1 = most critical,
@@ -105,33 +115,279 @@ pub fn bia_svg(components: &[Component]) -> String {
     s
 }
 
+/// Blank rows offered below the filled ones in each table of the editor.
+const BLANK_ROWS: usize = 3;
+
+/// A team row of the editor.
+#[derive(Debug, Clone, Default)]
+struct TeamRow {
+    name: String,
+    role: String,
+    contact: String,
+    deputy: String,
+}
+
+/// A business impact analysis row of the editor (times in minutes).
+#[derive(Debug, Clone, Default)]
+struct BiaRow {
+    name: String,
+    priority: String,
+    depends_on: String,
+    rto_min: String,
+    rpo_min: String,
+}
+
+/// The editor's fields, as shown and as typed.
+#[derive(Debug, Clone, Default)]
+struct Fields {
+    scenario: String,
+    notification: String,
+    min_severity: String,
+    categories: String,
+    ack_min: String,
+    team: Vec<TeamRow>,
+    bia: Vec<BiaRow>,
+    checklist: Vec<String>,
+    review: String,
+    data_access: String,
+}
+
+fn minutes(secs: i64) -> String {
+    if secs % 60 == 0 {
+        (secs / 60).to_string()
+    } else {
+        format!("{:.2}", secs as f64 / 60.0)
+    }
+}
+
+impl Fields {
+    fn of(c: &PlanContent) -> Fields {
+        Fields {
+            scenario: c.scenario.clone(),
+            notification: c.notification.clone(),
+            min_severity: c.launch.min_severity.as_str().into(),
+            categories: c.launch.categories.join(", "),
+            ack_min: if c.ack_within_secs > 0 {
+                minutes(c.ack_within_secs)
+            } else {
+                String::new()
+            },
+            team: c
+                .team
+                .iter()
+                .map(|m| TeamRow {
+                    name: m.name.clone(),
+                    role: m.role.clone(),
+                    contact: m.contact.clone(),
+                    deputy: m.deputy.clone(),
+                })
+                .collect(),
+            bia: c
+                .bia
+                .iter()
+                .map(|b| BiaRow {
+                    name: b.name.clone(),
+                    priority: b.priority.to_string(),
+                    depends_on: b.depends_on.join(", "),
+                    rto_min: minutes(b.rto_secs),
+                    rpo_min: minutes(b.rpo_secs),
+                })
+                .collect(),
+            checklist: c.checklist.clone(),
+            review: c.post_disposal_review.clone(),
+            data_access: c.tenant_data_access.clone(),
+        }
+    }
+
+    fn blank() -> Fields {
+        Fields {
+            min_severity: "high".into(),
+            data_access: "only with the tenant's recorded authorization".into(),
+            ..Fields::default()
+        }
+    }
+
+    /// The fields of a submitted form: `team_name_3`, `bia_rto_0`, `check_2`, ….
+    fn from_form(pairs: &[(String, String)]) -> Fields {
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let rows = |prefix: &str| {
+            pairs
+                .iter()
+                .filter_map(|(k, _)| k.strip_prefix(prefix))
+                .filter_map(|n| n.rsplit('_').next())
+                .filter_map(|n| n.parse::<usize>().ok())
+                .max()
+                .map(|m| m + 1)
+                .unwrap_or(0)
+                .min(200)
+        };
+        let team = (0..rows("team_"))
+            .map(|i| TeamRow {
+                name: get(&format!("team_name_{i}")),
+                role: get(&format!("team_role_{i}")),
+                contact: get(&format!("team_contact_{i}")),
+                deputy: get(&format!("team_deputy_{i}")),
+            })
+            .collect();
+        let bia = (0..rows("bia_"))
+            .map(|i| BiaRow {
+                name: get(&format!("bia_name_{i}")),
+                priority: get(&format!("bia_priority_{i}")),
+                depends_on: get(&format!("bia_depends_{i}")),
+                rto_min: get(&format!("bia_rto_{i}")),
+                rpo_min: get(&format!("bia_rpo_{i}")),
+            })
+            .collect();
+        let checklist = (0..rows("check_"))
+            .map(|i| get(&format!("check_{i}")))
+            .collect();
+        Fields {
+            scenario: get("scenario"),
+            notification: get("notification"),
+            min_severity: get("min_severity"),
+            categories: get("categories"),
+            ack_min: get("ack_min"),
+            team,
+            bia,
+            checklist,
+            review: get("review"),
+            data_access: get("data_access"),
+        }
+    }
+
+    /// The plan content the fields describe; rows left blank are dropped.
+    fn content(&self) -> Result<PlanContent, String> {
+        let list = |s: &str| -> Vec<String> {
+            s.split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let secs = |what: &str, v: &str| -> Result<i64, String> {
+            let v = v.trim();
+            if v.is_empty() {
+                return Ok(0);
+            }
+            v.parse::<f64>()
+                .ok()
+                .filter(|m| m.is_finite() && *m >= 0.0 && *m <= 1.0e7)
+                .map(|m| (m * 60.0).round() as i64)
+                .ok_or_else(|| format!("{what} must be a number of minutes, not {v:?}"))
+        };
+        let min_severity = Severity::parse(&self.min_severity).ok_or_else(|| {
+            format!(
+                "unknown severity {:?}; expected critical, high, medium or low",
+                self.min_severity
+            )
+        })?;
+        let team = self
+            .team
+            .iter()
+            .filter(|m| !(m.name.trim().is_empty() && m.role.trim().is_empty()))
+            .map(|m| Member {
+                name: m.name.trim().into(),
+                role: m.role.trim().into(),
+                contact: m.contact.trim().into(),
+                deputy: m.deputy.trim().into(),
+            })
+            .collect();
+        let mut bia = Vec::new();
+        for b in self.bia.iter().filter(|b| !b.name.trim().is_empty()) {
+            let name = b.name.trim().to_string();
+            let priority = b.priority.trim().parse::<u32>().map_err(|_| {
+                format!(
+                    "the priority of component {name} must be a whole number (1 = most critical)"
+                )
+            })?;
+            bia.push(Component {
+                rto_secs: secs(&format!("the RTO of {name}"), &b.rto_min)?,
+                rpo_secs: secs(&format!("the RPO of {name}"), &b.rpo_min)?,
+                depends_on: list(&b.depends_on),
+                priority,
+                name,
+            });
+        }
+        Ok(PlanContent {
+            scenario: self.scenario.trim().into(),
+            notification: self.notification.trim().into(),
+            launch: LaunchConditions {
+                min_severity,
+                categories: list(&self.categories),
+            },
+            team,
+            bia,
+            checklist: self
+                .checklist
+                .iter()
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect(),
+            post_disposal_review: self.review.trim().into(),
+            tenant_data_access: self.data_access.trim().into(),
+            ack_within_secs: secs("the acknowledgement delay", &self.ack_min)?,
+        })
+    }
+
+    /// With blank rows to add more.
+    fn padded(mut self) -> Fields {
+        self.team
+            .extend(std::iter::repeat_n(TeamRow::default(), BLANK_ROWS));
+        self.bia
+            .extend(std::iter::repeat_n(BiaRow::default(), BLANK_ROWS));
+        self.checklist
+            .extend(std::iter::repeat_n(String::new(), BLANK_ROWS));
+        self
+    }
+}
+
 #[derive(Template)]
 #[template(path = "incident_plan_edit.html")]
 struct EditPage {
     c: Chrome,
+    /// Empty for a new plan.
     name: String,
     version: u32,
-    content: String,
+    f: Fields,
     reason: String,
+    new_name: String,
+    severities: [&'static str; 4],
 }
 
 async fn edit_view(
     st: &AppState,
     u: &ConsoleUser,
-    name: &str,
-    draft: Option<(String, String)>,
+    name: Option<&str>,
+    draft: Option<(Fields, String, String)>,
     error: Option<(StatusCode, String)>,
 ) -> Response {
-    let v = match st.incident.get_plan(&u.p, name, &u.meta).await {
-        Ok(v) => v,
-        Err(e) => return failure(e),
+    let (plan_name, version, current) = match name {
+        Some(name) => match st.incident.get_plan(&u.p, name, &u.meta).await {
+            Ok(v) => (
+                v.plan.name.clone(),
+                v.plan.version(),
+                v.plan
+                    .current()
+                    .map(Fields::of)
+                    .unwrap_or_else(Fields::blank),
+            ),
+            Err(e) => return failure(e),
+        },
+        None => {
+            // Only those who may manage plans get the form.
+            if let Err(e) = st.incident.list_plans(&u.p, &u.meta).await {
+                return failure(e);
+            }
+            (String::new(), 0, Fields::blank())
+        }
     };
-    let current = v
-        .plan
-        .current()
-        .and_then(|c| serde_json::to_string_pretty(c).ok())
-        .unwrap_or_default();
-    let (content, reason) = draft.unwrap_or((current, String::new()));
+    let (f, reason, new_name) = draft.unwrap_or((current, String::new(), String::new()));
     let mut c = u.chrome("Incidents");
     let status = match error {
         Some((s, m)) => {
@@ -142,10 +398,12 @@ async fn edit_view(
     };
     let page = EditPage {
         c,
-        name: v.plan.name.clone(),
-        version: v.plan.version(),
-        content,
+        name: plan_name,
+        version,
+        f: f.padded(),
         reason,
+        new_name,
+        severities: ["critical", "high", "medium", "low"],
     };
     render(status, &page, u.set_csrf.clone())
 }
@@ -155,19 +413,19 @@ async fn edit_page(
     u: ConsoleUser,
     Path(name): Path<String>,
 ) -> Response {
-    edit_view(&st, &u, &name, None, None).await
+    edit_view(&st, &u, Some(&name), None, None).await
 }
 
-#[derive(Debug, Deserialize)]
-struct EditForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    content: String,
-    #[serde(default)]
-    reason: String,
+async fn new_page(State(st): State<AppState>, u: ConsoleUser) -> Response {
+    edit_view(&st, &u, None, None, None).await
+}
+
+fn field(pairs: &[(String, String)], k: &str) -> String {
+    pairs
+        .iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
 }
 
 fn parse_content(text: &str) -> Result<PlanContent, (StatusCode, String)> {
@@ -179,29 +437,52 @@ fn parse_content(text: &str) -> Result<PlanContent, (StatusCode, String)> {
     })
 }
 
+/// The content a form gives: the fields, or (from scripts) a JSON `content`.
+fn submitted(pairs: &[(String, String)]) -> (Fields, Result<PlanContent, (StatusCode, String)>) {
+    let json = field(pairs, "content");
+    if !json.trim().is_empty() {
+        let c = parse_content(&json);
+        let f = c
+            .as_ref()
+            .map(Fields::of)
+            .unwrap_or_else(|_| Fields::blank());
+        return (f, c);
+    }
+    let f = Fields::from_form(pairs);
+    let c = f
+        .content()
+        .map_err(|m| (StatusCode::UNPROCESSABLE_ENTITY, m));
+    (f, c)
+}
+
 async fn edit_form(
     State(st): State<AppState>,
     headers: HeaderMap,
     u: ConsoleUser,
     Path(name): Path<String>,
-    Form(f): Form<EditForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    if !csrf_ok(&headers, &f.csrf) {
+    if !csrf_ok(&headers, &field(&pairs, "csrf")) {
         return forbidden_form();
     }
-    let draft = Some((f.content.clone(), f.reason.clone()));
-    let content = match parse_content(&f.content) {
+    let reason = field(&pairs, "reason");
+    let (f, content) = submitted(&pairs);
+    let draft = Some((f, reason.clone(), String::new()));
+    let content = match content {
         Ok(c) => c,
-        Err(err) => return edit_view(&st, &u, &name, draft, Some(err)).await,
+        Err(err) => return edit_view(&st, &u, Some(&name), draft, Some(err)).await,
     };
     match st
         .incident
-        .revise_plan(&u.p, &name, content, &f.reason, &u.meta)
+        .revise_plan(&u.p, &name, content, &reason, &u.meta)
         .await
     {
-        Ok(_) => see_other(&format!("/console/plans#plan-{name}")),
+        Ok(v) => see_other(&format!(
+            "/console/plans/{name}/diff?to={}",
+            v.plan.version()
+        )),
         Err(e) => match form_error(&e) {
-            Some(err) => edit_view(&st, &u, &name, draft, Some(err)).await,
+            Some(err) => edit_view(&st, &u, Some(&name), draft, Some(err)).await,
             None => failure(e),
         },
     }
@@ -211,28 +492,145 @@ async fn create_form(
     State(st): State<AppState>,
     headers: HeaderMap,
     u: ConsoleUser,
-    Form(f): Form<EditForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    if !csrf_ok(&headers, &f.csrf) {
+    if !csrf_ok(&headers, &field(&pairs, "csrf")) {
         return forbidden_form();
     }
-    let result = match parse_content(&f.content) {
+    let name = field(&pairs, "name");
+    let (f, content) = submitted(&pairs);
+    let from_json = !field(&pairs, "content").trim().is_empty();
+    let result = match content {
         Ok(content) => st
             .incident
-            .create_plan(&u.p, &f.name, content, &u.meta)
+            .create_plan(&u.p, &name, content, &u.meta)
             .await
             .map_err(|e| form_error(&e).ok_or(e)),
         Err(err) => Err(Ok(err)),
     };
     match result {
         Ok(v) => see_other(&format!("/console/plans#plan-{}", v.plan.name)),
-        Err(Ok((status, msg))) => {
+        Err(Ok((status, msg))) if from_json => {
             let mut c = u.chrome("Incidents");
             c.error = Some(msg);
             render(status, &PlanError { c }, u.set_csrf.clone())
         }
+        Err(Ok(err)) => edit_view(&st, &u, None, Some((f, String::new(), name)), Some(err)).await,
         Err(Err(e)) => failure(e),
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DiffParams {
+    from: Option<u32>,
+    to: Option<u32>,
+}
+
+#[derive(Template)]
+#[template(path = "incident_plan_diff.html")]
+struct DiffPage {
+    c: Chrome,
+    name: String,
+    from: u32,
+    to: u32,
+    versions: Vec<(u32, String)>,
+    /// (class, sign, text)
+    lines: Vec<(&'static str, &'static str, String)>,
+    changed: usize,
+}
+
+async fn diff_page(
+    State(st): State<AppState>,
+    u: ConsoleUser,
+    Path(name): Path<String>,
+    Query(q): Query<DiffParams>,
+) -> Response {
+    let (from, to, d) = match st
+        .incident
+        .plan_diff(&u.p, &name, q.from, q.to, &u.meta)
+        .await
+    {
+        Ok(x) => x,
+        Err(e) => return failure(e),
+    };
+    let versions = match st.incident.get_plan(&u.p, &name, &u.meta).await {
+        Ok(v) => v
+            .plan
+            .revisions
+            .iter()
+            .map(|r| {
+                (
+                    r.version,
+                    format!("{} by {} ({})", r.at.rfc3339(), r.by, r.reason),
+                )
+            })
+            .collect(),
+        Err(e) => return failure(e),
+    };
+    let lines: Vec<(&'static str, &'static str, String)> = d
+        .into_iter()
+        .map(|l| match l {
+            DiffLine::Same(t) => ("same", " ", t),
+            DiffLine::Removed(t) => ("removed", "−", t),
+            DiffLine::Added(t) => ("added", "+", t),
+        })
+        .collect();
+    let changed = lines.iter().filter(|l| l.0 != "same").count();
+    let page = DiffPage {
+        c: u.chrome("Incidents"),
+        name,
+        from,
+        to,
+        versions,
+        lines,
+        changed,
+    };
+    render(StatusCode::OK, &page, u.set_csrf.clone())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReportQuery {
+    plan: Option<String>,
+}
+
+/// The response report of an activated plan, in the console.
+async fn console_response_report(
+    State(st): State<AppState>,
+    u: ConsoleUser,
+    Path(id): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Response {
+    match st
+        .incident
+        .response_report(&u.p, &id, q.plan.as_deref(), &u.meta)
+        .await
+    {
+        Ok((_, r)) => crate::console::html_page(
+            StatusCode::OK,
+            parapet_incident::report::to_html(&r),
+            u.set_csrf.clone(),
+        ),
+        Err(e) => failure(e),
+    }
+}
+
+/// `GET /api/v1/plans/{name}/diff?from=&to=`: two versions compared line by line.
+pub(crate) async fn plan_diff_api(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Meta(meta): Meta,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<DiffParams>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let (from, to, lines) = st
+        .incident
+        .plan_diff(&p, &name, q.from, q.to, &meta)
+        .await?;
+    Ok(Json(
+        serde_json::json!({"plan": name, "from": from, "to": to, "lines": lines}),
+    ))
 }
 
 #[derive(Template)]

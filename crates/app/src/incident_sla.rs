@@ -108,13 +108,7 @@ pub async fn from_alerts(
         )
         .await?;
     let (t, i) = st.incident.get(&p, &i.id.to_string(), &meta).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(IncidentView {
-            tenant_name: t.name,
-            incident: i,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(crate::incident::view(&t.name, i))))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

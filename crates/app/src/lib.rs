@@ -30,6 +30,7 @@ pub mod error;
 pub mod extract;
 pub mod group;
 pub mod incident;
+pub mod incident_drills;
 pub mod incident_plans;
 pub mod incident_sla;
 pub mod kms;

@@ -156,6 +156,28 @@ impl Client {
             .map_err(|e| ClientError::Transport(e.to_string()))
     }
 
+    /// `GET /api/v1/incidents/{id}/response-report`: the response report of an activated plan.
+    pub async fn incident_response_report(
+        &self,
+        id: &str,
+        plan: Option<&str>,
+        format: &str,
+    ) -> Result<Vec<u8>, ClientError> {
+        let resp = self
+            .send(self.http.get(self.url(
+                &["incidents", id, "response-report"],
+                &[
+                    ("plan", plan.map(str::to_string)),
+                    ("format", Some(format.to_string())),
+                ],
+            )))
+            .await?;
+        resp.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| ClientError::Transport(e.to_string()))
+    }
+
     /// `GET /api/v1/incidents/stats`: MTTA/MTTR per tenant and month.
     pub async fn incident_stats(
         &self,
@@ -196,7 +218,64 @@ impl Client {
             .await
     }
 
-    /// `POST /api/v1/plans/{name}/{verb}` (`drills`, `review`, `changes`).
+    /// `GET /api/v1/plans/{name}/diff`: two versions compared line by line.
+    pub async fn plan_diff(
+        &self,
+        name: &str,
+        from: Option<u32>,
+        to: Option<u32>,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.get(self.url(
+            &["plans", name, "diff"],
+            &[
+                ("from", from.map(|v| v.to_string())),
+                ("to", to.map(|v| v.to_string())),
+            ],
+        ))
+        .await
+    }
+
+    /// `POST /api/v1/plans/{name}/review-tasks/{n}/done`.
+    pub async fn plan_review_task_done(
+        &self,
+        name: &str,
+        n: u32,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post(
+            self.url(
+                &["plans", name, "review-tasks", &n.to_string(), "done"],
+                &[],
+            ),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/drills/due`: drills and reviews due now.
+    pub async fn drills_due(&self) -> Result<Vec<serde_json::Value>, ClientError> {
+        self.get(self.url(&["drills", "due"], &[])).await
+    }
+
+    /// `GET /api/v1/plans/{name}/drills/{n}/report`: a drill report.
+    pub async fn drill_report(
+        &self,
+        name: &str,
+        n: u32,
+        format: &str,
+    ) -> Result<Vec<u8>, ClientError> {
+        let resp = self
+            .send(self.http.get(self.url(
+                &["plans", name, "drills", &n.to_string(), "report"],
+                &[("format", Some(format.to_string()))],
+            )))
+            .await?;
+        resp.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| ClientError::Transport(e.to_string()))
+    }
+
+    /// `POST /api/v1/plans/{name}/{verb}` (`drills`, `review`, `changes`, `schedule`).
     pub async fn plan_action(
         &self,
         name: &str,

@@ -150,6 +150,43 @@ impl IncidentService {
             .await
     }
 
+    /// `POST /incidents` with `source: "alerts"` (or alert ids): the alerts must exist, be of
+    /// tenant `t` and be in no incident yet, as for [`Self::open_from_alerts`].
+    pub(crate) async fn open_with_alerts(
+        &self,
+        p: &Principal,
+        t: &Tenant,
+        n: crate::NewIncident,
+        responsible: String,
+        meta: &RequestMeta,
+    ) -> IamResult<Incident> {
+        if n.alerts.iter().all(|a| a.trim().is_empty()) {
+            return Err(IamError::Invalid(
+                "an incident with source \"alerts\" needs the ids of its alerts (alerts)".into(),
+            ));
+        }
+        let ids = parse_alert_ids(&n.alerts)?;
+        let (at, alerts) = self
+            .free_alerts(p, &ids, Action::IncidentOpen, meta)
+            .await?;
+        if at.id != t.id {
+            return Err(IamError::Invalid(format!(
+                "the alerts are not of tenant {}",
+                t.name
+            )));
+        }
+        let f = FromAlerts {
+            alerts: n.alerts,
+            title: Some(n.title),
+            description: n.description,
+            severity: n.severity,
+            category: n.category,
+            responsible: None,
+        };
+        self.open_linked(t, alerts, f, responsible, p.login_name(), p.actor(), meta)
+            .await
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn open_linked(
         &self,
@@ -316,7 +353,8 @@ impl IncidentService {
                 Err(StoreError::NotFound) => continue,
                 Err(e) => return Err(e.into()),
             };
-            if severity_of_alert(&a.severity) > least {
+            // Alerts about incidents themselves (SLA breaches) never open incidents.
+            if severity_of_alert(&a.severity) > least || a.rule_id == crate::SLA_BREACH_RULE {
                 continue;
             }
             let responsible = self.staff("admin").await?;

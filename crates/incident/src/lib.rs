@@ -23,7 +23,10 @@ use parapet_types::{Actor, Env, TenantCtx, TenantKind, Timestamp};
 use serde_json::json;
 use uuid::Uuid;
 
+pub mod action;
+pub mod activation;
 mod alerts;
+pub mod drill;
 pub mod model;
 mod notify;
 pub mod pdf;
@@ -151,13 +154,45 @@ pub enum Command {
     RunPlaybook {
         playbook: Option<String>,
     },
+    /// The caller acknowledges their page of an activated plan (the latest when `None`), as
+    /// the member or as the deputy the page escalated to.
+    AcknowledgePage {
+        plan: Option<String>,
+    },
+    /// Enters an operation into the operation log of an activated plan (the latest when empty).
+    LogOperation {
+        plan: String,
+        text: String,
+    },
+    /// Sends the response report of an activated plan (the latest when `None`) to the tenant.
+    SendResponseReport {
+        plan: Option<String>,
+    },
+    /// Opens a patch action over the tenant's assets running `package` at `version` (its OS
+    /// when `os`).
+    PatchAction {
+        package: String,
+        version: String,
+        os: bool,
+    },
+    /// Opens a configuration fix over `assets` (default: the incident's asset observables).
+    ConfigFix {
+        subject: String,
+        assets: Vec<String>,
+    },
+    /// Marks an asset of an action done or not done (the tenant may too).
+    ActionAsset {
+        action: u32,
+        asset: String,
+        done: bool,
+    },
 }
 
 impl Command {
     /// The permission the command needs.
     pub fn action(&self) -> Action {
         match self {
-            Command::Note { .. } => Action::IncidentNote,
+            Command::Note { .. } | Command::ActionAsset { .. } => Action::IncidentNote,
             _ => Action::IncidentHandle,
         }
     }
@@ -171,7 +206,12 @@ pub struct IncidentService {
     policy: SlaPolicy,
     /// Where escalation pages and tenant notices go (none: they are only recorded).
     notify: Option<Arc<parapet_notify::NotifyService>>,
+    /// Where SLA breaches are raised as alerts (set once the monitor exists).
+    monitor: std::sync::OnceLock<Arc<parapet_monitor::Monitor>>,
 }
+
+/// The rule id of the alerts SLA breaches raise.
+pub const SLA_BREACH_RULE: &str = "parapet-incident-sla-breach";
 
 impl std::fmt::Debug for IncidentService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -194,7 +234,7 @@ pub fn to_row(i: &Incident, version: i64, now: Timestamp) -> IamResult<IncidentR
         acknowledged_at: i.acknowledged_at,
         resolved_at: i.resolved_at,
         closed_at: i.closed_at,
-        next_due_at: i.next_due(),
+        next_due_at: i.next_due().into_iter().chain(i.next_page_due()).min(),
         breaches: i64::try_from(i.breaches()).unwrap_or(i64::MAX),
         version,
         body: serde_json::to_value(i).map_err(|e| IamError::Internal(e.to_string()))?,
@@ -226,7 +266,13 @@ impl IncidentService {
             iam,
             policy,
             notify: None,
+            monitor: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Raises SLA breaches as alerts through `monitor` (from then on; set once).
+    pub fn set_monitor(&self, monitor: Arc<parapet_monitor::Monitor>) {
+        let _ = self.monitor.set(monitor);
     }
 
     /// Sends escalation pages and tenant notices through `notify`.
@@ -335,6 +381,11 @@ impl IncidentService {
                 self.staff("admin").await?
             }
         };
+        if n.source.trim() == "alerts" || !n.alerts.is_empty() {
+            // Alerts are checked (they exist, are of this tenant and in no other incident)
+            // and linked exactly as `from-alerts` does it.
+            return self.open_with_alerts(p, &t, n, responsible, meta).await;
+        }
         let severity = n.severity.unwrap_or(Severity::Medium);
         let now = self.env.now();
         let source = match n.source.trim() {
@@ -415,6 +466,21 @@ impl IncidentService {
         Ok((t, view_for(p, i)))
     }
 
+    /// The response report of an activated plan (the latest when `None`) as `p` may see it.
+    pub async fn response_report(
+        &self,
+        p: &Principal,
+        id: &str,
+        plan: Option<&str>,
+        meta: &RequestMeta,
+    ) -> IamResult<(Tenant, report::Report)> {
+        let (t, i) = self.get(p, id, meta).await?;
+        let name = i.active_plan(plan.unwrap_or("")).map_err(refused)?;
+        let (_, pl) = self.load_plan(&name).await?;
+        let r = activation::response_report(&i, &pl, &t.name, self.env.now());
+        Ok((t, r))
+    }
+
     /// Applies `cmd` to incident `id` and stores it with its audit record.
     pub async fn apply(
         &self,
@@ -436,6 +502,7 @@ impl IncidentService {
             Command::NotifyTenant { message } => Some(message.clone()),
             _ => None,
         };
+        let mut reports: Vec<String> = Vec::new();
         match cmd {
             Command::Advance {
                 to,
@@ -493,10 +560,124 @@ impl IncidentService {
             Command::RunPlaybook { playbook } => {
                 let (pb, plans) = self.choose_playbook(&i, playbook.as_deref()).await?;
                 let owner = i.current_responsible().to_string();
-                i.run_playbook(&pb, &plans, &owner, &actor, now).map(drop)
+                match i.run_playbook(&pb, &plans, &owner, &actor, now) {
+                    Ok(_) => {
+                        // Patch and configuration-fix steps open their actions over the
+                        // inventory: the incident's package observables, its asset observables.
+                        for step in &pb.steps {
+                            match step.kind {
+                                playbook::StepKind::Patch => {
+                                    let packages: Vec<(String, String)> = i
+                                        .observables
+                                        .iter()
+                                        .filter(|o| o.kind == "package")
+                                        .filter_map(|o| action::package_of(&o.value))
+                                        .collect();
+                                    for (n, v) in packages {
+                                        let assets = self.assets_running(&t, &n, &v, false).await?;
+                                        if !assets.is_empty() {
+                                            let subject = format!("{n} {v}");
+                                            // Already open from an earlier run: kept.
+                                            let _ = i.open_action(
+                                                "patch", &subject, assets, &actor, now,
+                                            );
+                                        }
+                                    }
+                                }
+                                playbook::StepKind::ConfigFix => {
+                                    let assets = self.assets_named(&t, &i, &[]).await?;
+                                    if !assets.is_empty() {
+                                        let _ = i.open_action(
+                                            "config-fix",
+                                            &step.title,
+                                            assets,
+                                            &actor,
+                                            now,
+                                        );
+                                    }
+                                }
+                                _ => {}
+                            }
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Command::PatchAction {
+                package,
+                version,
+                os,
+            } => {
+                let (package, version) = (package.trim().to_string(), version.trim().to_string());
+                if package.is_empty() || version.is_empty() {
+                    return Err(IamError::Invalid(
+                        "a patch action names the package (or OS) and its vulnerable version"
+                            .into(),
+                    ));
+                }
+                let assets = self.assets_running(&t, &package, &version, os).await?;
+                i.open_action(
+                    "patch",
+                    &format!("{package} {version}"),
+                    assets,
+                    &actor,
+                    now,
+                )
+                .map(drop)
+            }
+            Command::ConfigFix { subject, assets } => {
+                let assets = self.assets_named(&t, &i, &assets).await?;
+                i.open_action("config-fix", &subject, assets, &actor, now)
+                    .map(drop)
+            }
+            Command::ActionAsset {
+                action,
+                asset,
+                done,
+            } => i.set_action_asset(action, &asset, done, &actor, now),
+            Command::AcknowledgePage { plan } => {
+                if p.tenant.kind != TenantKind::Provider {
+                    return Err(IamError::Forbidden(
+                        "only the provider's response team acknowledges pages".into(),
+                    ));
+                }
+                i.acknowledge_page(plan.as_deref(), &p.user.username, now)
+                    .map(drop)
+            }
+            Command::LogOperation { plan, text } => i.log_operation(&plan, &text, &actor, now),
+            Command::SendResponseReport { plan } => {
+                i.active_plan(plan.as_deref().unwrap_or("")).map(|name| {
+                    reports.push(name);
+                })
             }
         }
         .map_err(refused)?;
+        if i.step == Step::Recorded && row.step != Step::Recorded.as_str() {
+            let (actions, assets) = i.open_actions();
+            if actions > 0 {
+                i.push(
+                    now,
+                    &actor,
+                    None,
+                    Change::ClosedWithOpenActions { actions, assets },
+                );
+            }
+        }
+        // When the last task of an activated plan is done, its response report goes out.
+        let activated_plans: Vec<String> = i
+            .history
+            .iter()
+            .filter_map(|h| match &h.change {
+                Change::PlanActivated { plan, .. } => Some(plan.clone()),
+                _ => None,
+            })
+            .collect();
+        for plan in activated_plans {
+            if !reports.contains(&plan) && i.response_report_due(&plan) {
+                reports.push(plan);
+            }
+        }
         // An activated emergency response plan is announced to the tenant at once (8.9.1(3)):
         // the plan's name and how many recovery steps are under way, nothing of the team.
         let activated: Vec<(String, u32, usize)> = i
@@ -521,6 +702,45 @@ impl IncidentService {
             i.notify_tenant(&text, &actor, now).map_err(refused)?;
             notice = Some(text);
         }
+        // The response team is paged (provider channels of each member); the tenant gets the
+        // response reports due.
+        let mut outbox = Vec::new();
+        let new_pages: Vec<activation::TeamPage> = i
+            .pages
+            .iter()
+            .filter(|pg| pg.paged_at == now && pg.acknowledged_at.is_none())
+            .filter(|pg| {
+                i.history.iter().skip(before).any(
+                    |h| matches!(&h.change, Change::TeamPaged { plan, .. } if *plan == pg.plan),
+                )
+            })
+            .cloned()
+            .collect();
+        if let Some(n) = self.notify.as_ref() {
+            let provider = self.provider().await?;
+            for pg in &new_pages {
+                let msg = notify::page_message(&i, &t.name, pg, &pg.member, false);
+                outbox.extend(
+                    n.page_persons(&provider, std::slice::from_ref(&pg.member), &msg)
+                        .await?,
+                );
+            }
+        }
+        for plan in &reports {
+            let (_, pl) = self.load_plan(plan).await?;
+            let r = activation::response_report(&i, &pl, &t.name, now);
+            if let Some(n) = self.notify.as_ref() {
+                let msg = parapet_notify::Message {
+                    source: format!("incident:{}", i.id),
+                    severity: Some(i.severity.as_str().into()),
+                    subject: r.title.clone(),
+                    body: report::to_text(&r),
+                    event_at: now,
+                };
+                outbox.extend(n.tell_tenant_of_incident(&t, &msg).await?);
+            }
+            i.response_report_sent(plan, &actor, now);
+        }
         let added: Vec<&HistoryEntry> = i.history.iter().skip(before).collect();
         let name = added.first().map(|h| h.change.name()).unwrap_or("changed");
         let e = self.event(
@@ -532,16 +752,21 @@ impl IncidentService {
             json!({"history": added, "step": i.step}),
         );
         // Telling the tenant queues the notice to its security contact in the same transaction.
-        let outbox = match (&notice, self.notify.as_ref()) {
-            (Some(text), Some(n)) => {
+        if let (Some(text), Some(n)) = (&notice, self.notify.as_ref()) {
+            outbox.extend(
                 n.tell_tenant_of_incident(&t, &notify::tenant_notice(&i, text))
-                    .await?
-            }
-            _ => Vec::new(),
+                    .await?,
+            );
+        }
+        // Pages live in the provider's outbox: written within the provider's view.
+        let ctx = if outbox.iter().any(|m| m.tenant != t.id) {
+            TenantCtx::new(self.provider().await?.id)
+        } else {
+            TenantCtx::new(t.id)
         };
         let new_row = to_row(&i, row.version + 1, now)?;
         self.store
-            .update_incident_with_outbox(TenantCtx::new(t.id), &new_row, &[e], &outbox)
+            .update_incident_with_outbox(ctx, &new_row, &[e], &outbox)
             .await
             .map_err(|e| store_err(e, id))?;
         Ok(view_for(p, i))
@@ -666,6 +891,7 @@ impl IncidentService {
             let mut i = from_row(&row)?;
             let now = self.env.now();
             let fired = i.fire(now);
+            let escalated = i.escalate_pages(now);
             let tenant_record = match self
                 .store
                 .get_tenant(TenantCtx::new(provider.id), &tenant.to_string())
@@ -675,9 +901,13 @@ impl IncidentService {
                 Err(StoreError::NotFound) => continue,
                 Err(e) => return Err(e.into()),
             };
-            let outbox = self
+            let mut outbox = self
                 .messages_for_fired(&provider, &tenant_record, &mut i, &fired, now)
                 .await?;
+            outbox.extend(
+                self.messages_for_escalated_pages(&provider, &tenant_record, &i, &escalated)
+                    .await?,
+            );
             let told_now =
                 row.body.get("notified_at").is_none_or(|v| v.is_null()) && i.notified_at.is_some();
             let mut events: Vec<AuditEvent> = fired
@@ -703,6 +933,20 @@ impl IncidentService {
                     }),
                 })
                 .collect();
+            for e in &escalated {
+                events.push(AuditEvent {
+                    time: now,
+                    tenant: Some(tenant),
+                    actor: Actor::System,
+                    action: "incident.page-escalated".into(),
+                    target: format!("incident:{tenant_name}/{id}"),
+                    source_ip: None,
+                    user_agent: None,
+                    outcome: AuditOutcome::Success,
+                    details: json!({"plan": e.plan, "member": e.member, "deputy": e.deputy,
+                                    "due_at": e.due_at}),
+                });
+            }
             if told_now {
                 events.push(AuditEvent {
                     time: now,
@@ -716,6 +960,42 @@ impl IncidentService {
                     details: json!({"automatic": true, "messages": outbox.iter()
                         .filter(|m| m.tenant == tenant).count()}),
                 });
+            }
+            // Each breach is also an alert of the incident's tenant (idempotent by its key, so
+            // raising before the incident is stored never makes two).
+            if let Some(m) = self.monitor.get() {
+                for f in fired.iter().filter(|f| f.escalation.is_none()) {
+                    let alert = parapet_monitor::internal::InternalAlert {
+                        source: "parapet-incident".into(),
+                        rule_id: SLA_BREACH_RULE.into(),
+                        title: format!(
+                            "SLA breached: {} of incident {}",
+                            f.timer.as_str(),
+                            i.title
+                        ),
+                        severity: i.severity.as_str().into(),
+                        group_key: format!("{id}:{}", f.timer.as_str()),
+                        asset: None,
+                        host: None,
+                        message: format!(
+                            "The {} target of incident {id} (severity {}, step {}, responsible \
+                             {}) was due at {}.",
+                            f.timer.as_str(),
+                            i.severity.as_str(),
+                            i.step.as_str(),
+                            i.current_responsible(),
+                            f.due_at.rfc3339()
+                        ),
+                        details: json!({"incident": id, "timer": f.timer.as_str(),
+                                        "due_at": f.due_at}),
+                        dedup_key: format!("incident-sla:{id}:{}:{}", f.timer.as_str(), f.due_at.0),
+                        audit_action: "incident.sla-breach-alert".into(),
+                        audit_target: format!("incident:{tenant_name}/{id}"),
+                    };
+                    if let Err(e) = m.raise_internal(&tenant_record, &alert).await {
+                        tracing::error!(incident = %id, "cannot raise the SLA breach alert: {e}");
+                    }
+                }
             }
             let new_row = to_row(&i, row.version + 1, now)?;
             // Pages go to the provider's channels: written within the provider's view.
@@ -756,7 +1036,15 @@ impl IncidentService {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         const BATCH: u32 = 500;
+        // Drill and review reminders need no sub-second precision: once a minute.
+        let mut plans_checked: Option<std::time::Instant> = None;
         loop {
+            if plans_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                plans_checked = Some(std::time::Instant::now());
+                if let Err(e) = self.remind_plans().await {
+                    tracing::error!("plan reminders failed: {e}");
+                }
+            }
             let pause = match self.fire_due(BATCH).await {
                 Ok(f) if f.len() >= BATCH as usize => Duration::ZERO,
                 Ok(_) => tick,

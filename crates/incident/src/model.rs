@@ -122,8 +122,9 @@ pub struct Observable {
     pub added_by: String,
 }
 
-pub const OBSERVABLE_KINDS: [&str; 11] = [
-    "ip", "domain", "url", "hash", "account", "asset", "email", "host", "alert", "rule", "other",
+pub const OBSERVABLE_KINDS: [&str; 12] = [
+    "ip", "domain", "url", "hash", "account", "asset", "email", "host", "alert", "rule", "package",
+    "other",
 ];
 
 /// A monitoring alert joining an incident: what its timeline and observables keep of it.
@@ -270,6 +271,49 @@ pub enum Change {
         version: u32,
         tasks: Vec<u32>,
     },
+    /// The plan's response team was paged.
+    TeamPaged {
+        plan: String,
+        members: Vec<String>,
+    },
+    /// A member (or their deputy) acknowledged the page.
+    PageAcknowledged {
+        plan: String,
+        member: String,
+    },
+    /// A page was not acknowledged in time: the member's deputy was paged.
+    PageEscalated {
+        plan: String,
+        member: String,
+        deputy: String,
+    },
+    /// An operation entered into the plan's operation log.
+    PlanOperation {
+        plan: String,
+        operation: String,
+    },
+    /// The response report of the plan's activation went to the tenant.
+    ResponseReportSent {
+        plan: String,
+    },
+    /// A patch action or configuration fix was opened over these assets.
+    ActionOpened {
+        action: u32,
+        action_kind: String,
+        subject: String,
+        assets: usize,
+    },
+    /// An asset of an action was marked done (or not done again).
+    ActionAssetDone {
+        action: u32,
+        asset: String,
+        done: bool,
+    },
+    /// The incident was closed while actions still had assets not done.
+    ClosedWithOpenActions {
+        actions: usize,
+        assets: usize,
+    },
 }
 
 impl Change {
@@ -319,6 +363,14 @@ impl Change {
             Change::TenantNotified { .. } => "tenant-notified",
             Change::ReportIssued => "report-issued",
             Change::PlanActivated { .. } => "plan-activated",
+            Change::TeamPaged { .. } => "team-paged",
+            Change::PageAcknowledged { .. } => "page-acknowledged",
+            Change::PageEscalated { .. } => "page-escalated",
+            Change::PlanOperation { .. } => "plan-operation",
+            Change::ResponseReportSent { .. } => "response-report-sent",
+            Change::ActionOpened { .. } => "action-opened",
+            Change::ActionAssetDone { .. } => "action-asset-done",
+            Change::ClosedWithOpenActions { .. } => "closed-with-open-actions",
         }
     }
 
@@ -417,6 +469,38 @@ impl Change {
             } => format!(
                 "emergency response plan {plan} (version {version}) activated: {} tasks",
                 tasks.len()
+            ),
+            Change::TeamPaged { plan, members } => {
+                format!("plan {plan}: response team paged ({})", members.join(", "))
+            }
+            Change::PageAcknowledged { plan, member } => {
+                format!("plan {plan}: page of {member} acknowledged")
+            }
+            Change::PageEscalated {
+                plan,
+                member,
+                deputy,
+            } => format!("plan {plan}: {member} did not acknowledge, deputy {deputy} paged"),
+            Change::PlanOperation { plan, operation } => format!("plan {plan}: {operation}"),
+            Change::ResponseReportSent { plan } => {
+                format!("plan {plan}: response report sent to the tenant")
+            }
+            Change::ActionOpened {
+                action,
+                action_kind,
+                subject,
+                assets,
+            } => format!("{action_kind} action {action} opened: {subject} on {assets} asset(s)"),
+            Change::ActionAssetDone {
+                action,
+                asset,
+                done,
+            } => format!(
+                "action {action}: {asset} {}",
+                if *done { "done" } else { "not done after all" }
+            ),
+            Change::ClosedWithOpenActions { actions, assets } => format!(
+                "WARNING: closed while {actions} action(s) still have {assets} asset(s) not done"
             ),
         }
     }
@@ -545,6 +629,12 @@ pub struct Incident {
     pub tasks: Vec<Task>,
     pub notes: Vec<Note>,
     pub history: Vec<HistoryEntry>,
+    /// The response team members paged by plan activations, with their acknowledgements.
+    #[serde(default)]
+    pub pages: Vec<crate::activation::TeamPage>,
+    /// Patch actions and configuration fixes with their per-asset status.
+    #[serde(default)]
+    pub actions: Vec<crate::action::RemediationAction>,
 }
 
 impl Incident {
@@ -587,6 +677,8 @@ impl Incident {
             tasks: Vec::new(),
             notes: Vec::new(),
             history: Vec::new(),
+            pages: Vec::new(),
+            actions: Vec::new(),
         };
         i.push(
             o.at,
@@ -1112,6 +1204,7 @@ impl Incident {
                 tasks: tasks.clone(),
             },
         );
+        self.page_team(plan, actor, at);
         Ok(tasks)
     }
 

@@ -77,7 +77,74 @@ pub(crate) fn tenant_notice(i: &Incident, text: &str) -> Message {
     }
 }
 
+/// The page of a response team member (or, escalated, of their deputy).
+pub(crate) fn page_message(
+    i: &Incident,
+    tenant_name: &str,
+    pg: &crate::activation::TeamPage,
+    to: &str,
+    escalated: bool,
+) -> Message {
+    let why = if escalated {
+        format!(
+            "{} did not acknowledge their page as {} in time: you are their deputy. ",
+            pg.member, pg.role
+        )
+    } else {
+        String::new()
+    };
+    Message {
+        source: format!("incident:{}", i.id),
+        severity: Some(i.severity.as_str().into()),
+        subject: format!(
+            "[plan {}] {to}: you are paged as {} for incident {} ({tenant_name})",
+            pg.plan, pg.role, i.title
+        ),
+        body: format!(
+            "{why}The emergency response plan {} was activated for incident {} of tenant \
+             {tenant_name} (severity {}, step {}). Acknowledge with: parapet incident ack-page \
+             {} --plan {}",
+            pg.plan,
+            i.id,
+            i.severity.as_str(),
+            i.step.as_str(),
+            i.id,
+            pg.plan
+        ),
+        event_at: pg.paged_at,
+    }
+}
+
 impl IncidentService {
+    /// Pages the deputies of the pages that escalated.
+    pub(crate) async fn messages_for_escalated_pages(
+        &self,
+        provider: &Tenant,
+        tenant: &Tenant,
+        i: &Incident,
+        escalated: &[crate::activation::PageEscalation],
+    ) -> IamResult<Vec<OutboxItem>> {
+        let Some(n) = self.notifier() else {
+            return Ok(Vec::new());
+        };
+        let mut items = Vec::new();
+        for e in escalated {
+            let Some(pg) = i
+                .pages
+                .iter()
+                .find(|p| p.plan == e.plan && p.member == e.member)
+            else {
+                continue;
+            };
+            let msg = page_message(i, &tenant.name, pg, &e.deputy, true);
+            items.extend(
+                n.page_persons(provider, std::slice::from_ref(&e.deputy), &msg)
+                    .await?,
+            );
+        }
+        Ok(items)
+    }
+
     pub(crate) fn notifier(&self) -> Option<&std::sync::Arc<NotifyService>> {
         self.notify.as_ref()
     }

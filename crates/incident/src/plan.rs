@@ -17,6 +17,9 @@ pub struct Member {
     pub name: String,
     pub role: String,
     pub contact: String,
+    /// Paged when the member does not acknowledge within the plan's delay (provider staff).
+    #[serde(default)]
+    pub deputy: String,
 }
 
 /// A component of the business impact analysis, with what it depends on.
@@ -59,6 +62,9 @@ pub struct PlanContent {
     /// Tenant data is accessed only with the tenant's recorded authorization (8.9.1(6)).
     #[serde(default)]
     pub tenant_data_access: String,
+    /// How long a paged member has to acknowledge before the deputy is paged (0: 15 min).
+    #[serde(default)]
+    pub ack_within_secs: i64,
 }
 
 /// One step of a drill and how it went.
@@ -68,6 +74,9 @@ pub struct DrillStep {
     pub ok: bool,
     #[serde(default)]
     pub note: String,
+    /// When the step was carried out.
+    #[serde(default)]
+    pub at: Option<Timestamp>,
 }
 
 /// A drill or test of the plan (8.9.2).
@@ -78,6 +87,14 @@ pub struct Drill {
     pub version: u32,
     pub steps: Vec<DrillStep>,
     pub report: String,
+    /// `drill`, `test` or `training`.
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub participants: Vec<crate::drill::Participant>,
+    /// What went wrong or should change: each became a review task of the plan.
+    #[serde(default)]
+    pub findings: Vec<String>,
 }
 
 /// A revision of the plan, kept with its reason.
@@ -98,6 +115,18 @@ pub struct Plan {
     pub drills: Vec<Drill>,
     pub reviewed_at: Timestamp,
     pub review_due_at: Timestamp,
+    /// When drills are held (none: unscheduled).
+    #[serde(default)]
+    pub schedule: Option<crate::drill::DrillSchedule>,
+    /// Review tasks, from drill findings.
+    #[serde(default)]
+    pub review_tasks: Vec<crate::drill::ReviewTask>,
+    /// The review due time the team was last reminded of.
+    #[serde(default)]
+    pub review_reminded_for: Option<Timestamp>,
+    /// Team members found no longer active (each made the review due once).
+    #[serde(default)]
+    pub gone_members: Vec<String>,
 }
 
 fn check(c: &PlanContent) -> Result<(), Refused> {
@@ -106,6 +135,24 @@ fn check(c: &PlanContent) -> Result<(), Refused> {
     }
     if c.team.is_empty() {
         return Err(Refused::Invalid("a plan names its response team".into()));
+    }
+    for m in &c.team {
+        if m.name.trim().is_empty() || m.role.trim().is_empty() {
+            return Err(Refused::Invalid(
+                "every team member has a name and a role".into(),
+            ));
+        }
+        if m.deputy.trim().eq_ignore_ascii_case(m.name.trim()) {
+            return Err(Refused::Invalid(format!(
+                "{} cannot be their own deputy",
+                m.name
+            )));
+        }
+    }
+    if !(0..=7 * 24 * 3600).contains(&c.ack_within_secs) {
+        return Err(Refused::Invalid(
+            "the acknowledgement delay is between 0 and 7 days".into(),
+        ));
     }
     if c.checklist.iter().all(|i| i.trim().is_empty()) {
         return Err(Refused::Invalid("a plan has a recovery checklist".into()));
@@ -159,6 +206,10 @@ impl Plan {
             drills: Vec::new(),
             reviewed_at: at,
             review_due_at: at.plus_secs(REVIEW_EVERY_SECS),
+            schedule: None,
+            review_tasks: Vec::new(),
+            review_reminded_for: None,
+            gone_members: Vec::new(),
         })
     }
 
@@ -208,6 +259,8 @@ impl Plan {
         if self.review_due_at > at {
             self.review_due_at = at;
         }
+        // A new cause: the team is reminded again.
+        self.review_reminded_for = None;
     }
 
     pub fn review_due(&self, now: Timestamp) -> bool {
@@ -221,18 +274,18 @@ impl Plan {
         by: &str,
         at: Timestamp,
     ) -> Result<(), Refused> {
-        if steps.is_empty() {
-            return Err(Refused::Invalid("a drill records its steps".into()));
-        }
-        let report = text("the report", report, crate::model::MAX_TEXT)?;
-        self.drills.push(Drill {
+        self.record(
+            crate::drill::DrillRecord {
+                kind: String::new(),
+                participants: Vec::new(),
+                steps,
+                findings: Vec::new(),
+                report: report.into(),
+            },
+            by,
             at,
-            by: by.into(),
-            version: self.version(),
-            steps,
-            report,
-        });
-        Ok(())
+        )
+        .map(drop)
     }
 
     /// Whether an incident of `severity` and `category` meets the launch conditions.
@@ -247,5 +300,142 @@ impl Plan {
                     .categories
                     .iter()
                     .any(|x| x.eq_ignore_ascii_case(category)))
+    }
+}
+
+/// One line of a comparison between two plan versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", content = "line", rename_all = "kebab-case")]
+pub enum DiffLine {
+    Same(String),
+    Removed(String),
+    Added(String),
+}
+
+fn mins(secs: i64) -> String {
+    if secs % 60 == 0 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
+    }
+}
+
+/// A plan version as labelled lines, one per field or list item, for comparisons.
+pub fn lines(c: &PlanContent) -> Vec<String> {
+    let mut l = vec![
+        format!("scenario: {}", c.scenario),
+        format!("notification: {}", c.notification),
+        format!(
+            "launch: severity {} or worse; categories {}",
+            c.launch.min_severity,
+            if c.launch.categories.is_empty() {
+                "any".into()
+            } else {
+                c.launch.categories.join(", ")
+            }
+        ),
+        format!(
+            "acknowledgement delay: {}",
+            mins(if c.ack_within_secs > 0 {
+                c.ack_within_secs
+            } else {
+                crate::activation::DEFAULT_ACK_WITHIN_SECS
+            })
+        ),
+    ];
+    for m in &c.team {
+        l.push(format!(
+            "team: {} as {}, contact {}{}",
+            m.name,
+            m.role,
+            m.contact,
+            if m.deputy.is_empty() {
+                String::new()
+            } else {
+                format!(", deputy {}", m.deputy)
+            }
+        ));
+    }
+    for b in &c.bia {
+        l.push(format!(
+            "component: {} priority {}, RTO {}, RPO {}{}",
+            b.name,
+            b.priority,
+            mins(b.rto_secs),
+            mins(b.rpo_secs),
+            if b.depends_on.is_empty() {
+                String::new()
+            } else {
+                format!(", depends on {}", b.depends_on.join(", "))
+            }
+        ));
+    }
+    for (n, i) in c.checklist.iter().enumerate() {
+        l.push(format!("checklist {}: {i}", n + 1));
+    }
+    l.push(format!("post-disposal review: {}", c.post_disposal_review));
+    l.push(format!("tenant data access: {}", c.tenant_data_access));
+    l
+}
+
+/// The line diff (longest common subsequence) of two plan versions.
+pub fn diff(a: &PlanContent, b: &PlanContent) -> Vec<DiffLine> {
+    let (x, y) = (lines(a), lines(b));
+    let (n, m) = (x.len(), y.len());
+    // lcs[i][j]: the LCS length of x[i..] and y[j..].
+    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            let v = if x.get(i) == y.get(j) {
+                lcs.get(i + 1)
+                    .and_then(|r| r.get(j + 1))
+                    .copied()
+                    .unwrap_or(0)
+                    + 1
+            } else {
+                let down = lcs.get(i + 1).and_then(|r| r.get(j)).copied().unwrap_or(0);
+                let right = lcs.get(i).and_then(|r| r.get(j + 1)).copied().unwrap_or(0);
+                down.max(right)
+            };
+            if let Some(c) = lcs.get_mut(i).and_then(|r| r.get_mut(j)) {
+                *c = v;
+            }
+        }
+    }
+    let at = |i: usize, j: usize| lcs.get(i).and_then(|r| r.get(j)).copied().unwrap_or(0);
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while i < n || j < m {
+        match (x.get(i), y.get(j)) {
+            (Some(p), Some(q)) if p == q => {
+                out.push(DiffLine::Same(p.clone()));
+                i += 1;
+                j += 1;
+            }
+            (Some(p), Some(_)) if at(i + 1, j) >= at(i, j + 1) => {
+                out.push(DiffLine::Removed(p.clone()));
+                i += 1;
+            }
+            (_, Some(q)) => {
+                out.push(DiffLine::Added(q.clone()));
+                j += 1;
+            }
+            (Some(p), None) => {
+                out.push(DiffLine::Removed(p.clone()));
+                i += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
+}
+
+impl Plan {
+    /// The content of `version`.
+    pub fn at_version(&self, version: u32) -> Option<&PlanContent> {
+        self.revisions
+            .iter()
+            .find(|r| r.version == version)
+            .map(|r| &r.content)
     }
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::plan::{DrillStep, Plan, PlanContent, valid_name};
 use crate::{IncidentService, refused};
 
-fn plan_row(
+pub(crate) fn plan_row(
     t: &Tenant,
     p: &Plan,
     version: i64,
@@ -25,7 +25,7 @@ fn plan_row(
     })
 }
 
-fn from_plan_row(r: &PlanRow) -> IamResult<Plan> {
+pub(crate) fn from_plan_row(r: &PlanRow) -> IamResult<Plan> {
     serde_json::from_value(r.body.clone())
         .map_err(|e| IamError::Internal(format!("corrupt plan {}: {e}", r.name)))
 }
@@ -151,7 +151,7 @@ impl IncidentService {
     }
 
     /// Changes a plan: `f` applies the change and names the audit action.
-    async fn change_plan(
+    pub(crate) async fn change_plan(
         &self,
         p: &Principal,
         name: &str,
@@ -178,6 +178,33 @@ impl IncidentService {
             review_due: plan.review_due(now),
             plan,
         })
+    }
+
+    /// The comparison of two versions of a plan (default: the current one against the one
+    /// before), with the two version numbers.
+    pub async fn plan_diff(
+        &self,
+        p: &Principal,
+        name: &str,
+        from: Option<u32>,
+        to: Option<u32>,
+        meta: &RequestMeta,
+    ) -> IamResult<(u32, u32, Vec<crate::plan::DiffLine>)> {
+        let v = self.get_plan(p, name, meta).await?;
+        let to = to.unwrap_or_else(|| v.plan.version());
+        let from = from.unwrap_or_else(|| to.saturating_sub(1).max(1));
+        let version = |n: u32| {
+            v.plan.at_version(n).ok_or_else(|| {
+                IamError::NotFound(format!(
+                    "plan {} has no version {n} (versions 1 to {})",
+                    v.plan.name,
+                    v.plan.version()
+                ))
+            })
+        };
+        let b = version(to)?;
+        let a = version(from)?;
+        Ok((from, to, crate::plan::diff(a, b)))
     }
 
     /// A new version of a plan (the older ones are kept).

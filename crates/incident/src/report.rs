@@ -281,3 +281,27 @@ pub fn to_pdf(r: &Report) -> Vec<u8> {
     }
     doc.finish()
 }
+
+/// The report as plain text (for e-mail and webhook bodies).
+pub fn to_text(r: &Report) -> String {
+    let mut t = format!("{}\n\n", r.title);
+    for b in &r.blocks {
+        match b {
+            Block::Heading(s) => t.push_str(&format!("{s}\n")),
+            Block::Para(s) => t.push_str(&format!("{s}\n")),
+            Block::Fields(f) => {
+                for (k, v) in f {
+                    t.push_str(&format!("{k}: {v}\n"));
+                }
+            }
+            Block::Table { headers, rows } => {
+                t.push_str(&format!("{}\n", headers.join(" | ")));
+                for row in rows {
+                    t.push_str(&format!("{}\n", row.join(" | ")));
+                }
+            }
+        }
+        t.push('\n');
+    }
+    t
+}

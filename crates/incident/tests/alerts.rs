@@ -30,6 +30,7 @@ on_both!(
     alerts_stay_within_their_tenant,
     a_tenant_sla_policy_with_office_hours_drives_the_timers,
     severe_alerts_open_incidents_by_themselves,
+    sla_breaches_raise_alerts_once_in_the_tenants_alert_list,
 );
 
 fn from(alerts: &[uuid::Uuid]) -> FromAlerts {
@@ -498,4 +499,79 @@ async fn severe_alerts_open_incidents_by_themselves(backend: Backend) {
     // Once linked, an alert opens nothing more.
     assert!(w.svc.auto_open(&acme, &[high]).await.unwrap().is_empty());
     let _: &World = &w;
+}
+
+async fn sla_breaches_raise_alerts_once_in_the_tenants_alert_list(backend: Backend) {
+    use parapet_store::{AlertFilter, AlertStore};
+    let w = world(backend).await;
+    let monitor = std::sync::Arc::new(parapet_monitor::Monitor::new(
+        w.iam.clone(),
+        parapet_monitor::MonitorConfig::default(),
+    ));
+    w.svc.set_monitor(monitor);
+    let responder = login(&w, "responder").await;
+    let i = w
+        .svc
+        .open(
+            &responder,
+            "acme",
+            NewIncident {
+                title: "Ransomware on acme-fs".into(),
+                severity: Some(Severity::Critical),
+                category: "malware".into(),
+                source: "api".into(),
+                ..NewIncident::default()
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let acme = common::tenant_id(&w, "acme").await;
+    let globex = common::tenant_id(&w, "globex").await;
+    let sla_alerts = |t| {
+        let store = w.store.clone();
+        async move {
+            store
+                .list_alerts(
+                    TenantCtx::new(t),
+                    &AlertFilter {
+                        rule_id: Some(parapet_incident::SLA_BREACH_RULE.into()),
+                        ..AlertFilter::default()
+                    },
+                    &Page {
+                        after: None,
+                        limit: 100,
+                    },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // Nothing before the deadline.
+    w.svc.fire_due(100).await.unwrap();
+    assert!(sla_alerts(acme).await.is_empty());
+    // Past the acknowledgement target: one alert for acme, of the incident's severity.
+    w.clock.advance_secs(24 * 3600);
+    let fired = w.svc.fire_due(100).await.unwrap();
+    assert!(
+        fired.iter().any(|f| f.incident == i.id
+            && f.timer == SlaTimer::Acknowledge
+            && f.escalation.is_none()),
+        "{fired:?}"
+    );
+    let breaches = fired.iter().filter(|f| f.escalation.is_none()).count();
+    let alerts = sla_alerts(acme).await;
+    assert_eq!(alerts.len(), breaches, "{alerts:?}");
+    assert!(alerts.iter().all(|a| a.severity == "critical"));
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.title == "SLA breached: acknowledge of incident Ransomware on acme-fs"),
+        "{alerts:?}"
+    );
+    // Firing again raises nothing new; other tenants see nothing.
+    w.clock.advance_secs(3600);
+    w.svc.fire_due(100).await.unwrap();
+    assert_eq!(sla_alerts(acme).await.len(), breaches);
+    assert!(sla_alerts(globex).await.is_empty());
 }

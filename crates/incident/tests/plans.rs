@@ -47,11 +47,13 @@ fn content(checklist: &[&str]) -> PlanContent {
                 name: "oncall".into(),
                 role: "lead".into(),
                 contact: "+1 555 0100".into(),
+                deputy: String::new(),
             },
             Member {
                 name: "responder".into(),
                 role: "dba".into(),
                 contact: "dba@example.net".into(),
+                deputy: String::new(),
             },
         ],
         bia: vec![
@@ -73,6 +75,7 @@ fn content(checklist: &[&str]) -> PlanContent {
         checklist: checklist.iter().map(|s| s.to_string()).collect(),
         post_disposal_review: "within 5 working days".into(),
         tenant_data_access: "only with the tenant's written authorization".into(),
+        ack_within_secs: 0,
     }
 }
 
@@ -203,8 +206,13 @@ async fn activating_a_plan_turns_its_checklist_into_tasks(backend: Backend) {
         && t.status == TaskStatus::Open));
     let n = i.history.len();
     assert!(matches!(
-        &i.history[n - 2].change,
+        &i.history[n - 3].change,
         Change::PlanActivated { plan, version: 2, tasks } if plan == "db-outage" && tasks.len() == 4
+    ));
+    // The response team is paged.
+    assert!(matches!(
+        &i.history[n - 2].change,
+        Change::TeamPaged { plan, members } if plan == "db-outage" && members.len() == 2
     ));
     // Then the tenant is told of the activation.
     assert!(
@@ -278,11 +286,13 @@ async fn drills_and_review_reminders_follow_the_clock(backend: Backend) {
                     step: "Enable scrubbing".into(),
                     ok: true,
                     note: "4 min".into(),
+                    at: None,
                 },
                 DrillStep {
                     step: "Inform tenants".into(),
                     ok: false,
                     note: "contact list outdated".into(),
+                    at: None,
                 },
             ],
             "contact list to be updated",

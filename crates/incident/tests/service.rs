@@ -43,7 +43,7 @@ fn new(title: &str, severity: Severity) -> NewIncident {
         category: "intrusion".into(),
         responsible: Some("responder".into()),
         source: "api".into(),
-        alerts: vec!["alert-1".into(), "alert-2".into(), "alert-1".into()],
+        alerts: vec![],
     }
 }
 
@@ -69,10 +69,18 @@ async fn an_incident_goes_through_every_step_with_its_responsible_persons(backen
         .await
         .unwrap();
     assert_eq!(i.step, Step::Detecting);
-    assert_eq!(
-        i.alerts,
-        vec!["alert-1", "alert-2"],
-        "alerts merged once each"
+    assert!(i.alerts.is_empty());
+    // Alert ids are checked against the monitoring store: made-up ones are refused.
+    let mut made_up = new("Made-up alerts", Severity::High);
+    made_up.alerts = vec!["alert-1".into()];
+    let e = w
+        .svc
+        .open(&responder, "acme", made_up, &meta())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, parapet_iam::IamError::Invalid(m) if m.contains("not an alert id")),
+        "{e:?}"
     );
     let id = i.id.to_string();
 

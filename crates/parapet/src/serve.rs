@@ -547,6 +547,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         iam.clone(),
         parapet_monitor::MonitorConfig::default(),
     ));
+    incident.set_monitor(monitor.clone());
     // New alerts go to the tenant's notification routes (X.1642 8.6.1); the outbox makes the
     // delivery durable from there on.
     {

@@ -212,14 +212,12 @@ fn an_incident_from_a_simulated_attack_goes_through_every_step_by_cli(backend: B
             "intrusion",
             "--description",
             "Five failed log-ins in a row from one address.",
-            "--alert",
-            "auth-failures-1",
         ],
     );
     let id = opened["id"].as_str().unwrap().to_string();
     assert_eq!(opened["step"], "detecting");
     assert_eq!(opened["responsible"]["detecting"], "responder");
-    assert_eq!(opened["source"], "alerts");
+    assert_eq!(opened["source"], "manual");
     assert_eq!(opened["tenant_name"], "acme");
 
     let steps = [

@@ -283,6 +283,66 @@ fn incidents_open_from_alerts_by_api_cli_and_console(backend: Backend) {
             "problem+json: {b}"
         );
 
+        // POST /incidents with source "alerts" checks its alerts exactly as from-alerts does:
+        // another tenant's alert is unknown to the caller, an alert of another tenant than the
+        // incident's is refused, a linked one conflicts, none or an unknown id is refused.
+        let open = |tenant: &str, alerts: Value| {
+            json!({"tenant": tenant, "title": "by API", "source": "alerts", "alerts": alerts})
+        };
+        let (s, b) = api
+            .post("/api/v1/incidents", &gina, open("globex", json!([db])))
+            .await;
+        assert_eq!(s, 404, "globex cannot name acme's alert: {b}");
+        assert!(!b.to_string().contains("acme"), "nothing of acme: {b}");
+        let (s, b) = api
+            .post("/api/v1/incidents", &responder, open("acme", json!([gx])))
+            .await;
+        assert_eq!(s, 422, "{b}");
+        assert!(b["detail"].as_str().unwrap().contains("not of tenant acme"), "{b}");
+        let (s, b) = api
+            .post("/api/v1/incidents", &responder, open("acme", json!([web])))
+            .await;
+        assert_eq!(s, 409, "{b}");
+        assert!(b["detail"].as_str().unwrap().contains(&id), "{b}");
+        let (s, b) = api
+            .post("/api/v1/incidents", &responder, open("acme", json!([])))
+            .await;
+        assert_eq!(s, 422, "{b}");
+        let (s, b) = api
+            .post(
+                "/api/v1/incidents",
+                &responder,
+                open("acme", json!(["0190a0a0-0000-7000-8000-000000000001"])),
+            )
+            .await;
+        assert_eq!(s, 404, "{b}");
+        let (s, b) = api
+            .post(
+                "/api/v1/incidents",
+                &responder,
+                json!({"tenant": "acme", "title": "manual with ids", "alerts": ["nope"]}),
+            )
+            .await;
+        assert_eq!(s, 422, "alert ids are checked whatever the source: {b}");
+        // A free alert of the tenant's own: opened and linked like from-alerts.
+        assert_eq!(
+            attack(&api, "globex", &gina, "gx-2", 1, "2026-11-30T10:30:00Z").await,
+            1
+        );
+        let gx2 = alert_id(&api, "globex", &gina, "gx-2").await;
+        let (s, b) = api
+            .post("/api/v1/incidents", &gina, open("globex", json!([gx2])))
+            .await;
+        assert_eq!(s, 201, "{b}");
+        assert_eq!(
+            (b["source"].clone(), b["alerts"].clone(), b["title"].clone()),
+            (json!("alerts"), json!([gx2]), json!("by API"))
+        );
+        let (s, b) = api
+            .post("/api/v1/incidents", &gina, open("globex", json!([gx2])))
+            .await;
+        assert_eq!(s, 409, "linked now: {b}");
+
         // A later alert is attached by the CLI; the tenant sees its incident with the alerts.
         assert_eq!(
             attack(&api, "acme", &alice, "app-1", 1, "2026-11-30T11:00:00Z").await,

@@ -156,7 +156,7 @@ impl TryFrom<PlanSqlRow> for PlanRow {
     }
 }
 
-fn plan_body(row: &PlanRow) -> StoreResult<String> {
+pub(crate) fn plan_body(row: &PlanRow) -> StoreResult<String> {
     serde_json::to_string(&row.body)
         .map_err(|e| StoreError::Other(format!("cannot encode the plan: {e}")))
 }

@@ -474,4 +474,46 @@ impl NotifyStore for SqlStore {
         });
         Ok(())
     }
+
+    async fn update_plan_with_outbox(
+        &self,
+        ctx: TenantCtx,
+        row: &parapet_store::PlanRow,
+        audit: &[AuditEvent],
+        outbox: &[OutboxItem],
+    ) -> StoreResult<()> {
+        if outbox.iter().any(|i| i.tenant != ctx.tenant) {
+            return Err(StoreError::Other(
+                "a plan's messages belong to the plan's tenant".into(),
+            ));
+        }
+        let body = crate::incident::plan_body(row)?;
+        with_tx!(self, |tx| {
+            let done = sqlx::query(
+                "UPDATE emergency_plans SET version = $3, review_due_at = $4, updated_at = $5, \
+                 body = $6 WHERE tenant_id = $1 AND name = $2 AND version = $3 - 1",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(&row.name)
+            .bind(row.version)
+            .bind(row.review_due_at.0)
+            .bind(row.updated_at.0)
+            .bind(&body)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict(
+                    "the plan was changed by someone else meanwhile; reload and try again".into(),
+                ));
+            }
+            for i in outbox {
+                insert_outbox!(tx, i);
+            }
+            for e in audit {
+                insert_audit!(&mut *tx, e);
+            }
+        });
+        Ok(())
+    }
 }

@@ -183,4 +183,14 @@ pub trait NotifyStore: Send + Sync {
         audit: &[AuditEvent],
         outbox: &[OutboxItem],
     ) -> StoreResult<()>;
+
+    /// Replaces an emergency response plan (as [`crate::IncidentStore::update_plan`]) and adds
+    /// `outbox` messages of `ctx`'s tenant in the same transaction (drill and review reminders).
+    async fn update_plan_with_outbox(
+        &self,
+        ctx: TenantCtx,
+        row: &crate::PlanRow,
+        audit: &[AuditEvent],
+        outbox: &[OutboxItem],
+    ) -> StoreResult<()>;
 }

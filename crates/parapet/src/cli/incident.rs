@@ -43,8 +43,25 @@ pub enum IncidentCommand {
     Notify(NotifyArgs),
     /// Download the incident report as HTML or PDF.
     Report(ReportArgs),
-    /// Activate an emergency response plan for the incident: its checklist becomes tasks.
+    /// Activate an emergency response plan for the incident: its checklist becomes tasks and
+    /// its response team is paged (each member acknowledges; the deputy is paged after the
+    /// plan's delay).
     Activate(ActivateArgs),
+    /// Acknowledge your page of an activated plan (as the member, or as the deputy it
+    /// escalated to).
+    AckPage(PlanRefArgs),
+    /// Enter an operation into the operation log of an activated plan.
+    Operation(OperationArgs),
+    /// Open a patch action: the tenant's assets running the vulnerable package (or OS) version,
+    /// each to be marked done.
+    Patch(PatchArgs),
+    /// Open a configuration fix over assets (default: the incident's asset observables).
+    ConfigFix(ConfigFixArgs),
+    /// Mark an asset of a patch action or configuration fix done (--undo: not done).
+    ActionDone(ActionDoneArgs),
+    /// Show the response report of an activated plan (--send: send it to the tenant now; it
+    /// goes by itself when the plan's last task is done).
+    ResponseReport(ResponseReportArgs),
     /// Run a playbook on the incident (the first that applies to its category/type unless
     /// --name): its steps become linked tasks.
     Playbook(PlaybookArgs),
@@ -79,11 +96,8 @@ pub struct OpenArgs {
     /// Responsible person of the detecting step (provider staff); you when not given.
     #[arg(long, value_name = "USER")]
     pub responsible: Option<String>,
-    /// Alert ids recorded with a hand-made incident (not checked: use --from-alert).
-    #[arg(long = "alert", value_name = "ID", hide = true)]
-    pub alerts: Vec<String>,
     /// Monitoring alerts (of one tenant) to open the incident from; they are linked to it.
-    #[arg(long = "from-alert", value_name = "ID", num_args = 1.., conflicts_with = "alerts")]
+    #[arg(long = "from-alert", visible_alias = "alert", value_name = "ID", num_args = 1..)]
     pub from_alert: Vec<String>,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -240,6 +254,99 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+pub struct PlanRefArgs {
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The plan (the latest activated when not given).
+    #[arg(long, value_name = "NAME")]
+    pub plan: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PatchArgs {
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The vulnerable package (or operating system with --os).
+    #[arg(long, value_name = "NAME")]
+    pub package: String,
+    /// Its vulnerable version.
+    #[arg(long, value_name = "VERSION")]
+    pub version: String,
+    #[arg(long)]
+    pub os: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigFixArgs {
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// What is fixed.
+    #[arg(long, value_name = "TEXT")]
+    pub subject: String,
+    /// An affected asset (repeatable; default: the incident's asset observables).
+    #[arg(long = "asset", value_name = "ASSET")]
+    pub assets: Vec<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ActionDoneArgs {
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The action's number.
+    #[arg(value_name = "ACTION")]
+    pub action: u32,
+    /// The asset.
+    #[arg(value_name = "ASSET")]
+    pub asset: String,
+    /// Mark it not done again.
+    #[arg(long)]
+    pub undo: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct OperationArgs {
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The plan (the latest activated when not given).
+    #[arg(long, value_name = "NAME")]
+    pub plan: Option<String>,
+    /// What was done.
+    #[arg(long, value_name = "TEXT")]
+    pub text: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResponseReportArgs {
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The plan (the latest activated when not given).
+    #[arg(long, value_name = "NAME")]
+    pub plan: Option<String>,
+    /// Send it to the tenant's security contact now instead of showing it.
+    #[arg(long)]
+    pub send: bool,
+    /// html or pdf.
+    #[arg(long, value_name = "FORMAT", default_value = "html",
+          value_parser = ["html", "pdf"])]
+    pub format: String,
+    /// Where to write it (standard output when not given).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct ActivateArgs {
     #[arg(value_name = "ID")]
     pub id: String,
@@ -375,6 +482,38 @@ fn render(i: &Value) -> String {
     o
 }
 
+/// Writes a document to `output`, else to standard output.
+fn write_doc(
+    as_json: bool,
+    bytes: &[u8],
+    output: Option<&std::path::Path>,
+    format: &str,
+    what: &str,
+) -> anyhow::Result<()> {
+    match output {
+        Some(path) => {
+            std::fs::write(path, bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            if as_json {
+                return json(&json!({"written": path, "bytes": bytes.len()}));
+            }
+            out(&format!(
+                "Wrote the {format} {what} ({} bytes) to {}\n",
+                bytes.len(),
+                path.display()
+            ))
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                Err(e) => Err(e).context("cannot write to standard output"),
+            }
+        }
+    }
+}
+
 async fn command(
     common: &CommonArgs,
     id: &str,
@@ -390,6 +529,9 @@ async fn command(
         .map_err(|e| sess.fail(e))?;
     if sess.json {
         return json(&i);
+    }
+    for w in at(&i, &["warnings"]).as_array().into_iter().flatten() {
+        eprintln!("warning: {}", clean(w.as_str().unwrap_or("")));
     }
     out(&format!(
         "{done}: incident {} is in step {} (responsible {})\n",
@@ -472,15 +614,8 @@ pub async fn run(cmd: IncidentCommand) -> anyhow::Result<()> {
                     severity: Some(a.severity.unwrap_or_else(|| "medium".into())),
                     category: a.category,
                     responsible: a.responsible,
-                    source: Some(
-                        if a.alerts.is_empty() {
-                            "manual"
-                        } else {
-                            "alerts"
-                        }
-                        .into(),
-                    ),
-                    alerts: a.alerts,
+                    source: Some("manual".into()),
+                    alerts: Vec::new(),
                 })
                 .await
                 .map_err(|e| sess.fail(e))?;
@@ -603,6 +738,81 @@ pub async fn run(cmd: IncidentCommand) -> anyhow::Result<()> {
         IncidentCommand::Notify(a) => {
             let body = json!({"message": a.message});
             command(&a.common, &a.id, "notify", body, "Tenant notified").await
+        }
+        IncidentCommand::AckPage(a) => {
+            command(
+                &a.common,
+                &a.id,
+                "ack-page",
+                json!({"plan": a.plan}),
+                "Page acknowledged",
+            )
+            .await
+        }
+        IncidentCommand::Operation(a) => {
+            command(
+                &a.common,
+                &a.id,
+                "operations",
+                json!({"plan": a.plan, "text": a.text}),
+                "Operation logged",
+            )
+            .await
+        }
+        IncidentCommand::Patch(a) => {
+            command(
+                &a.common,
+                &a.id,
+                "patch-action",
+                json!({"package": a.package, "version": a.version, "os": a.os}),
+                "Patch action opened",
+            )
+            .await
+        }
+        IncidentCommand::ConfigFix(a) => {
+            command(
+                &a.common,
+                &a.id,
+                "config-fix",
+                json!({"subject": a.subject, "assets": a.assets}),
+                "Configuration fix opened",
+            )
+            .await
+        }
+        IncidentCommand::ActionDone(a) => {
+            command(
+                &a.common,
+                &a.id,
+                "action-asset",
+                json!({"action": a.action, "asset": a.asset, "done": !a.undo}),
+                "Action updated",
+            )
+            .await
+        }
+        IncidentCommand::ResponseReport(a) if a.send => {
+            command(
+                &a.common,
+                &a.id,
+                "response-report",
+                json!({"plan": a.plan}),
+                "Response report sent",
+            )
+            .await
+        }
+        IncidentCommand::ResponseReport(a) => {
+            let sess = Session::open(&a.common)?;
+            let bytes = sess
+                .client
+                .incident_response_report(&a.id, a.plan.as_deref(), &a.format)
+                .await
+                .map_err(|e| sess.fail(e))?;
+            write_doc(
+                sess.json,
+                &bytes,
+                a.output.as_deref(),
+                &a.format,
+                "response report",
+            )
         }
         IncidentCommand::Report(a) => {
             let sess = Session::open(&a.common)?;

@@ -1,7 +1,8 @@
-//! `parapet plan create | list | show | revise | drill | review | change`: emergency response
-//! plans (X.1642 8.9). Plans are JSON documents (see `parapet plan create --help`).
+//! `parapet plan create | list | show | revise | drill | review | change | diff |
+//! review-task-done` and `parapet drill record | list | schedule | due | report`: emergency
+//! response plans (X.1642 8.9). Plans are JSON documents (see `parapet plan create --help`).
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use super::output::{clean, json, out, rfc3339_millis, table};
@@ -10,9 +11,9 @@ use super::{CommonArgs, Session};
 #[derive(Debug, clap::Subcommand)]
 pub enum PlanCommand {
     /// Create a plan from a JSON file: {"scenario", "notification", "launch":
-    /// {"min_severity", "categories"}, "team": [{"name", "role", "contact"}], "bia":
+    /// {"min_severity", "categories"}, "team": [{"name", "role", "contact", "deputy"}], "bia":
     /// [{"name", "priority", "depends_on", "rto_secs", "rpo_secs"}], "checklist": [..],
-    /// "post_disposal_review", "tenant_data_access"}.
+    /// "post_disposal_review", "tenant_data_access", "ack_within_secs"}.
     Create(FileArgs),
     /// List the plans, with their version and whether a review is due.
     List(Plain),
@@ -27,6 +28,35 @@ pub enum PlanCommand {
     /// Record a change that calls for a review (SLA, critical configuration, significant patch,
     /// team member): the review falls due at once.
     Change(ChangeArgs),
+    /// Compare two versions of a plan field by field (default: the current one against the
+    /// one before).
+    Diff(DiffArgs),
+    /// Mark a review task (from a drill finding) done.
+    ReviewTaskDone(TaskArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TaskArgs {
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[arg(value_name = "TASK")]
+    pub task: u32,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DiffArgs {
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The older version (default: the one before --to).
+    #[arg(long, value_name = "VERSION")]
+    pub from: Option<u32>,
+    /// The newer version (default: the current one).
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<u32>,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -70,7 +100,9 @@ pub struct ReviseArgs {
 pub struct DrillArgs {
     #[arg(value_name = "NAME")]
     pub name: String,
-    /// The steps (JSON list of {"step", "ok", "note"}).
+    /// The drill: a JSON list of steps [{"step", "ok", "note", "at"}], or an object
+    /// {"kind", "participants": [{"name", "role", "attended"}], "steps", "findings", "report"}
+    /// (times RFC 3339; each finding becomes a review task of the plan).
     #[arg(long, value_name = "FILE")]
     pub steps: std::path::PathBuf,
     #[arg(long, value_name = "TEXT", default_value = "")]
@@ -204,20 +236,60 @@ pub async fn run(cmd: PlanCommand) -> anyhow::Result<()> {
         }
         PlanCommand::Drill(a) => {
             let s = Session::open(&a.common)?;
-            let steps = read_json(&a.steps)?;
-            let r = s
-                .client
-                .plan_action(
-                    &a.name,
-                    "drills",
-                    &json!({"steps": steps, "report": a.report}),
-                )
-                .await;
+            let given = read_json(&a.steps)?;
+            let body = match given {
+                Value::Array(_) => json!({"steps": given, "report": a.report}),
+                Value::Object(mut o) => {
+                    if !a.report.is_empty() {
+                        o.insert("report".into(), a.report.clone().into());
+                    }
+                    Value::Object(o)
+                }
+                _ => bail!(
+                    "{} holds neither a list of steps nor a drill",
+                    a.steps.display()
+                ),
+            };
+            let r = s.client.plan_action(&a.name, "drills", &body).await;
             done(&a.common, r, &s).await
         }
         PlanCommand::Review(a) => {
             let s = Session::open(&a.common)?;
             let r = s.client.plan_action(&a.name, "review", &json!({})).await;
+            done(&a.common, r, &s).await
+        }
+        PlanCommand::Diff(a) => {
+            let s = Session::open(&a.common)?;
+            let d = s
+                .client
+                .plan_diff(&a.name, a.from, a.to)
+                .await
+                .map_err(|e| s.fail(e))?;
+            if s.json {
+                return json(&d);
+            }
+            let mut o = format!(
+                "plan {}: version {} -> {}\n",
+                clean(field(&d, "plan").as_str().unwrap_or("-")),
+                field(&d, "from"),
+                field(&d, "to")
+            );
+            for l in field(&d, "lines").as_array().into_iter().flatten() {
+                let sign = match field(l, "op").as_str() {
+                    Some("added") => "+",
+                    Some("removed") => "-",
+                    _ => " ",
+                };
+                o.push_str(&format!(
+                    "{sign} {}\n",
+                    clean(field(l, "line").as_str().unwrap_or(""))
+                ));
+            }
+            out(&o)
+        }
+        PlanCommand::ReviewTaskDone(a) => {
+            let s = Session::open(&a.common)?;
+            let r = s.client.plan_review_task_done(&a.name, a.task).await;
             done(&a.common, r, &s).await
         }
         PlanCommand::Change(a) => {
@@ -239,6 +311,42 @@ pub enum DrillCommand {
     Record(DrillArgs),
     /// List the drills of every plan (or of one), newest first, with how many steps went well.
     List(DrillList),
+    /// Hold drills of a plan every N days (the team is reminded when one falls due).
+    Schedule(ScheduleArgs),
+    /// Drills and plan reviews due now.
+    Due(Plain),
+    /// A drill's report (participants, timed steps, findings) as HTML or PDF.
+    Report(DrillReportArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScheduleArgs {
+    /// The plan.
+    #[arg(value_name = "PLAN")]
+    pub plan: String,
+    #[arg(long, value_name = "DAYS")]
+    pub every_days: u32,
+    /// The first drill (RFC 3339; now when not given).
+    #[arg(long, value_name = "TIME")]
+    pub first: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DrillReportArgs {
+    #[arg(value_name = "PLAN")]
+    pub plan: String,
+    /// The drill's number (1 is the first recorded).
+    #[arg(value_name = "N")]
+    pub number: u32,
+    #[arg(long, value_name = "FORMAT", default_value = "html", value_parser = ["html", "pdf"])]
+    pub format: String,
+    /// Where to write it (standard output when not given).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -253,6 +361,70 @@ pub struct DrillList {
 pub async fn run_drill(cmd: DrillCommand) -> anyhow::Result<()> {
     match cmd {
         DrillCommand::Record(a) => run(PlanCommand::Drill(a)).await,
+        DrillCommand::Schedule(a) => {
+            let s = Session::open(&a.common)?;
+            let r = s
+                .client
+                .plan_action(
+                    &a.plan,
+                    "schedule",
+                    &json!({"every_days": a.every_days, "first_at": a.first}),
+                )
+                .await;
+            done(&a.common, r, &s).await
+        }
+        DrillCommand::Due(a) => {
+            let s = Session::open(&a.common)?;
+            let due = s.client.drills_due().await.map_err(|e| s.fail(e))?;
+            if s.json {
+                return json(&due);
+            }
+            let rows: Vec<Vec<String>> = due
+                .iter()
+                .map(|d| {
+                    vec![
+                        clean(field(d, "plan").as_str().unwrap_or("-")),
+                        clean(field(d, "what").as_str().unwrap_or("-")),
+                        field(d, "due_at")
+                            .as_i64()
+                            .map(rfc3339_millis)
+                            .unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            out(&table(&["PLAN", "DUE", "SINCE"], &rows))
+        }
+        DrillCommand::Report(a) => {
+            let s = Session::open(&a.common)?;
+            let bytes = s
+                .client
+                .drill_report(&a.plan, a.number, &a.format)
+                .await
+                .map_err(|e| s.fail(e))?;
+            match &a.output {
+                Some(path) => {
+                    std::fs::write(path, &bytes)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    if s.json {
+                        return json(&json!({"written": path, "bytes": bytes.len()}));
+                    }
+                    out(&format!(
+                        "Wrote the drill report ({} bytes) to {}\n",
+                        bytes.len(),
+                        path.display()
+                    ))
+                }
+                None => {
+                    use std::io::Write;
+                    let mut stdout = std::io::stdout().lock();
+                    match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
+                        Ok(()) => Ok(()),
+                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                        Err(e) => Err(e).context("cannot write to standard output"),
+                    }
+                }
+            }
+        }
         DrillCommand::List(a) => {
             let s = Session::open(&a.common)?;
             let plans = s.client.list_plans().await.map_err(|e| s.fail(e))?;
