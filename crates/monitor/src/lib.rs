@@ -29,7 +29,9 @@ use serde_json::{Value, json};
 pub mod alerts;
 pub mod audit_source;
 pub mod health;
+pub mod exposition;
 pub mod internal;
+pub mod metric;
 pub mod normalize;
 pub mod syslog;
 pub use alerts::{SampleMatch, parse_rule_file};
@@ -88,6 +90,16 @@ pub struct MonitorConfig {
     /// Minutes without data after which an asset that sent data before is silent (an asset's
     /// tag `silent_after_minutes` overrides it).
     pub silent_after_minutes: u32,
+    /// Metrics scrapes run at once by the background job.
+    pub scrape_concurrency: usize,
+    /// How long a scrape may take, in milliseconds.
+    pub scrape_timeout_ms: u64,
+    /// Largest exposition page read.
+    pub scrape_max_bytes: usize,
+    /// Series kept per scrape target; more are dropped and counted.
+    pub max_series_per_target: usize,
+    /// Hours raw metric samples are kept before they are folded into hourly roll-ups.
+    pub metrics_raw_hours: u32,
 }
 
 impl Default for MonitorConfig {
@@ -102,6 +114,11 @@ impl Default for MonitorConfig {
             correlation_max_keys: 1_000_000,
             tenant_correlation_max_keys: 100_000,
             silent_after_minutes: 30,
+            scrape_concurrency: 8,
+            scrape_timeout_ms: 10_000,
+            scrape_max_bytes: 8 * 1024 * 1024,
+            max_series_per_target: 10_000,
+            metrics_raw_hours: 48,
         }
     }
 }
@@ -180,6 +197,9 @@ pub struct Monitor {
     provider: Mutex<Option<TenantId>>,
     global: Mutex<Option<Arc<GlobalIndex>>>,
     alert_sink: Mutex<Option<AlertSink>>,
+    fetcher: Mutex<Option<Arc<dyn metric::MetricsFetcher>>>,
+    /// Series already stored, per asset (so a scrape inserts only new ones).
+    known_series: Mutex<HashMap<AssetId, std::collections::HashSet<i64>>>,
 }
 
 /// Called after a batch that raised alerts committed, with the tenant and the new alerts' ids
@@ -215,6 +235,12 @@ impl Monitor {
             provider: Mutex::new(None),
             global: Mutex::new(None),
             alert_sink: Mutex::new(None),
+            fetcher: Mutex::new(
+                metric::HttpFetcher::new()
+                    .ok()
+                    .map(|f| Arc::new(f) as Arc<dyn metric::MetricsFetcher>),
+            ),
+            known_series: Mutex::new(HashMap::new()),
         }
     }
 
@@ -696,6 +722,11 @@ impl Monitor {
                 .purge_events(ctx, before, keys_before, &audit)
                 .await
                 .map_err(store_err)?;
+            let m = self.purge_metrics(t, days).await?;
+            if m != parapet_store::MetricsPurged::default() {
+                metrics::counter!("parapet_metric_samples_rolled_up_total")
+                    .increment(m.rolled_up);
+            }
             if purged != Purged::default() {
                 metrics::counter!("parapet_events_purged_total").increment(purged.events);
                 out.push((t.name.clone(), purged));

@@ -28,6 +28,7 @@ mod iam;
 mod incident;
 mod kms;
 mod ldap;
+mod metric;
 mod mfa;
 mod migrate;
 mod notify;

@@ -49,6 +49,7 @@ const SQLITE: &[(i64, &str)] = &[
         32,
         include_str!("../migrations/sqlite/0032_correlation_state.sql"),
     ),
+    (33, include_str!("../migrations/sqlite/0033_metrics.sql")),
     (50, include_str!("../migrations/sqlite/0050_backup.sql")),
 ];
 const POSTGRES: &[(i64, &str)] = &[
@@ -107,6 +108,7 @@ const POSTGRES: &[(i64, &str)] = &[
         32,
         include_str!("../migrations/postgres/0032_correlation_state.sql"),
     ),
+    (33, include_str!("../migrations/postgres/0033_metrics.sql")),
     (50, include_str!("../migrations/postgres/0050_backup.sql")),
 ];
 

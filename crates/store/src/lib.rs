@@ -25,6 +25,7 @@ pub mod group;
 pub mod incident;
 pub mod kms;
 pub mod ldap;
+pub mod metric;
 pub mod mfa;
 pub mod notify;
 pub mod oidc;
@@ -50,6 +51,10 @@ pub use group::{Group, GroupStore};
 pub use incident::{AlertLink, IncidentFilter, IncidentRow, IncidentStore, PlanRow, SlaPolicyRow};
 pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore, LocalSecret};
 pub use ldap::{LdapDirectory, LdapRoleMapping, LdapSettings, LdapStore};
+pub use metric::{
+    MetricPoint, MetricRule, MetricRuleKind, MetricRuleState, MetricSample, MetricSeries,
+    MetricStore, MetricTarget, MetricsPurged,
+};
 pub use mfa::{MfaStore, TotpRecord};
 pub use notify::{AttemptResult, ChannelRecord, NotifyStore, OutboxItem, OutboxStatus};
 pub use oidc::{CodeRedemption, OidcClient, OidcCode, OidcKey, OidcStore, OidcToken};
@@ -333,6 +338,7 @@ pub trait Store:
     + EventStore
     + AlertStore
     + BackupStore
+    + MetricStore
     + Health
 {
 }
@@ -356,6 +362,7 @@ impl<T> Store for T where
         + EventStore
         + AlertStore
         + BackupStore
+        + MetricStore
         + Health
 {
 }
