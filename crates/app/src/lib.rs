@@ -39,6 +39,7 @@ pub mod mfa;
 pub mod monitor;
 pub mod monitor_alerts;
 pub mod monitor_health;
+pub mod monitor_metrics;
 pub mod notify;
 pub mod oidc;
 mod openapi;
@@ -240,6 +241,7 @@ pub fn router(state: AppState) -> Router {
         .merge(monitor::api_routes())
         .merge(monitor_health::api_routes())
         .merge(monitor_alerts::api_routes())
+        .merge(monitor_metrics::api_routes())
         .merge(backup::api_routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
@@ -257,6 +259,7 @@ pub fn router(state: AppState) -> Router {
         .merge(monitor::console_routes())
         .merge(monitor_health::console_routes())
         .merge(monitor_alerts::console_routes())
+        .merge(monitor_metrics::console_routes())
         .merge(backup::console_routes())
         .route(
             "/",
@@ -288,6 +291,7 @@ async fn openapi_json() -> Response {
     doc.merge(monitor::MonitorApi::openapi());
     doc.merge(monitor_health::HealthApi::openapi());
     doc.merge(monitor_alerts::AlertApi::openapi());
+    doc.merge(monitor_metrics::MetricsApi::openapi());
     doc.merge(backup::BackupApi::openapi());
     match doc.to_json() {
         Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),

@@ -49,6 +49,7 @@ pub use backup::{BackupPolicyInput, BackupReportInput, BackupRetention};
 mod group;
 pub use group::GroupInfo;
 mod ldap;
+mod metrics;
 pub use ldap::{LdapDirectory, LdapMapping, LdapSettings, LdapTest};
 
 mod notify;

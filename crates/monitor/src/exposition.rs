@@ -124,7 +124,9 @@ fn parse_labels<'a>(mut s: &'a str, labels: &mut BTreeMap<String, String>) -> Op
         let eq = s.find('=')?;
         let key = s.get(..eq)?.trim();
         let mut kc = key.chars();
-        if !kc.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        if !kc
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             || !kc.all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
             return None;

@@ -28,8 +28,8 @@ use serde_json::{Value, json};
 
 pub mod alerts;
 pub mod audit_source;
-pub mod health;
 pub mod exposition;
+pub mod health;
 pub mod internal;
 pub mod metric;
 pub mod normalize;
@@ -724,8 +724,7 @@ impl Monitor {
                 .map_err(store_err)?;
             let m = self.purge_metrics(t, days).await?;
             if m != parapet_store::MetricsPurged::default() {
-                metrics::counter!("parapet_metric_samples_rolled_up_total")
-                    .increment(m.rolled_up);
+                metrics::counter!("parapet_metric_samples_rolled_up_total").increment(m.rolled_up);
             }
             if purged != Purged::default() {
                 metrics::counter!("parapet_events_purged_total").increment(purged.events);

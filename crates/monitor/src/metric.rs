@@ -35,7 +35,8 @@ use crate::{Monitor, MonitorError, MonitorResult, SEVERITIES, store_err};
 #[async_trait::async_trait]
 pub trait MetricsFetcher: Send + Sync {
     /// The body of `url`, or why not (one line).
-    async fn fetch(&self, url: &str, timeout: Duration, max_bytes: usize) -> Result<String, String>;
+    async fn fetch(&self, url: &str, timeout: Duration, max_bytes: usize)
+    -> Result<String, String>;
 }
 
 /// [`MetricsFetcher`] over HTTP(S) with reqwest (no redirects, no compression).
@@ -56,7 +57,12 @@ impl HttpFetcher {
 
 #[async_trait::async_trait]
 impl MetricsFetcher for HttpFetcher {
-    async fn fetch(&self, url: &str, timeout: Duration, max_bytes: usize) -> Result<String, String> {
+    async fn fetch(
+        &self,
+        url: &str,
+        timeout: Duration,
+        max_bytes: usize,
+    ) -> Result<String, String> {
         let mut res = self
             .client
             .get(url)
@@ -66,7 +72,10 @@ impl MetricsFetcher for HttpFetcher {
             .await
             .map_err(|e| fetch_error(&e))?;
         if !res.status().is_success() {
-            return Err(format!("the endpoint answered HTTP {}", res.status().as_u16()));
+            return Err(format!(
+                "the endpoint answered HTTP {}",
+                res.status().as_u16()
+            ));
         }
         let mut body = Vec::new();
         while let Some(chunk) = res.chunk().await.map_err(|e| fetch_error(&e))? {
@@ -213,7 +222,8 @@ fn valid_metric_name(s: &str) -> bool {
 
 fn valid_label_name(s: &str) -> bool {
     let mut c = s.chars();
-    c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
         && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
         && s.len() <= 100
 }
@@ -279,16 +289,19 @@ fn target_view(a: &Asset, t: &MetricTarget) -> TargetView {
 }
 
 impl Monitor {
+    /// The service's (injected) clock.
+    pub fn now(&self) -> Timestamp {
+        self.env.now()
+    }
+
     async fn asset_of(&self, t: &Tenant, asset: &str) -> MonitorResult<Asset> {
         self.store
             .get_asset(TenantCtx::new(t.id), asset)
             .await
             .map_err(|e| match e {
-                parapet_store::StoreError::NotFound => {
-                    MonitorError::Iam(parapet_iam::IamError::NotFound(format!(
-                        "asset {asset:?} not found"
-                    )))
-                }
+                parapet_store::StoreError::NotFound => MonitorError::Iam(
+                    parapet_iam::IamError::NotFound(format!("asset {asset:?} not found")),
+                ),
                 e => store_err(e),
             })
     }
@@ -303,7 +316,10 @@ impl Monitor {
         interval_secs: u32,
         meta: &RequestMeta,
     ) -> MonitorResult<TargetView> {
-        let t = self.iam.resolve(p, tenant, Action::AssetWrite, meta).await?;
+        let t = self
+            .iam
+            .resolve(p, tenant, Action::AssetWrite, meta)
+            .await?;
         let a = self.asset_of(&t, asset).await?;
         if !(5..=86_400).contains(&interval_secs) {
             return Err(bad("the interval must be between 5 and 86400 seconds"));
@@ -377,7 +393,10 @@ impl Monitor {
         asset: &str,
         meta: &RequestMeta,
     ) -> MonitorResult<()> {
-        let t = self.iam.resolve(p, tenant, Action::AssetWrite, meta).await?;
+        let t = self
+            .iam
+            .resolve(p, tenant, Action::AssetWrite, meta)
+            .await?;
         let a = self.asset_of(&t, asset).await?;
         let audit = self.audit(
             &t,
@@ -406,7 +425,10 @@ impl Monitor {
         asset: &str,
         meta: &RequestMeta,
     ) -> MonitorResult<ScrapeReport> {
-        let t = self.iam.resolve(p, tenant, Action::AssetWrite, meta).await?;
+        let t = self
+            .iam
+            .resolve(p, tenant, Action::AssetWrite, meta)
+            .await?;
         let a = self.asset_of(&t, asset).await?;
         let target = self
             .store
@@ -579,7 +601,8 @@ impl Monitor {
                 .collect();
             for r in &rules {
                 for (s, id) in &kept {
-                    if s.name != r.metric || r.labels.iter().any(|(k, v)| s.labels.get(k) != Some(v))
+                    if s.name != r.metric
+                        || r.labels.iter().any(|(k, v)| s.labels.get(k) != Some(v))
                     {
                         continue;
                     }
@@ -881,7 +904,10 @@ impl Monitor {
         }
         let severity = input.severity.clone().unwrap_or_else(|| "medium".into());
         if !SEVERITIES.contains(&severity.as_str()) {
-            return Err(bad(format!("the severity is one of {}", SEVERITIES.join(", "))));
+            return Err(bad(format!(
+                "the severity is one of {}",
+                SEVERITIES.join(", ")
+            )));
         }
         Ok(MetricRule {
             id,
@@ -976,7 +1002,10 @@ impl Monitor {
         input: &RuleInput,
         meta: &RequestMeta,
     ) -> MonitorResult<RuleView> {
-        let t = self.iam.resolve(p, tenant, Action::RuleManage, meta).await?;
+        let t = self
+            .iam
+            .resolve(p, tenant, Action::RuleManage, meta)
+            .await?;
         let asset = match &input.asset {
             Some(a) => Some(self.asset_of(&t, a).await?.id),
             None => None,
@@ -999,12 +1028,12 @@ impl Monitor {
             .create_metric_rule(TenantCtx::new(t.id), &rule, &audit)
             .await
             .map_err(|e| match e {
-                parapet_store::StoreError::Conflict(_) => MonitorError::Iam(
-                    parapet_iam::IamError::Conflict(format!(
+                parapet_store::StoreError::Conflict(_) => {
+                    MonitorError::Iam(parapet_iam::IamError::Conflict(format!(
                         "a metric rule named {:?} exists",
                         rule.name
-                    )),
-                ),
+                    )))
+                }
                 e => store_err(e),
             })?;
         self.rule_view(&t, &rule).await
@@ -1019,7 +1048,10 @@ impl Monitor {
         input: &RuleInput,
         meta: &RequestMeta,
     ) -> MonitorResult<RuleView> {
-        let t = self.iam.resolve(p, tenant, Action::RuleManage, meta).await?;
+        let t = self
+            .iam
+            .resolve(p, tenant, Action::RuleManage, meta)
+            .await?;
         let old = self.find_rule(&t, name).await?;
         let asset = match &input.asset {
             Some(a) => Some(self.asset_of(&t, a).await?.id),
@@ -1051,7 +1083,10 @@ impl Monitor {
         name: &str,
         meta: &RequestMeta,
     ) -> MonitorResult<()> {
-        let t = self.iam.resolve(p, tenant, Action::RuleManage, meta).await?;
+        let t = self
+            .iam
+            .resolve(p, tenant, Action::RuleManage, meta)
+            .await?;
         let old = self.find_rule(&t, name).await?;
         let audit = self.audit(
             &t,
@@ -1239,7 +1274,13 @@ mod tests {
         let (st, b) = evaluate(&r, st, 12.0, Timestamp(59_000));
         assert!(b.is_none());
         let (st, b) = evaluate(&r, st, 12.0, Timestamp(60_000));
-        assert!(matches!(b, Some(Breach::Threshold { since: Timestamp(0), .. })));
+        assert!(matches!(
+            b,
+            Some(Breach::Threshold {
+                since: Timestamp(0),
+                ..
+            })
+        ));
         let (st, b) = evaluate(&r, st, 9.0, Timestamp(75_000));
         assert!(b.is_none() && st.pending_since.is_none());
     }

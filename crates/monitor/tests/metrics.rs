@@ -319,7 +319,11 @@ async fn targets_scrape_on_schedule_and_thresholds_wait_for_their_duration(backe
         w.pages.set(&page(9.0, 160.0 + f64::from(i) * 30.0));
         m.scrape_due().await.unwrap();
     }
-    assert!(metric_alerts(&w, "parapet-metric-load-high").await.is_empty());
+    assert!(
+        metric_alerts(&w, "parapet-metric-load-high")
+            .await
+            .is_empty()
+    );
     // 60 s after the breach began: one alert; later scrapes of the same breach add nothing new.
     w.clock.advance_secs(15);
     w.pages.set(&page(9.0, 250.0));
@@ -332,7 +336,11 @@ async fn targets_scrape_on_schedule_and_thresholds_wait_for_their_duration(backe
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0].severity, "high");
     assert!(alerts[0].asset.is_some());
-    assert!(metric_alerts(&w, "parapet-metric-cpu-busy").await.is_empty());
+    assert!(
+        metric_alerts(&w, "parapet-metric-cpu-busy")
+            .await
+            .is_empty()
+    );
     // Idle grows 3 s in 15 s (0.2/s < 0.5): busy at once.
     w.clock.advance_secs(15);
     w.pages.set(&page(1.0, 283.0));
@@ -372,7 +380,10 @@ async fn targets_scrape_on_schedule_and_thresholds_wait_for_their_duration(backe
         .await
         .unwrap();
     assert_eq!(
-        q.series.iter().map(|s| s.labels.as_str()).collect::<Vec<_>>(),
+        q.series
+            .iter()
+            .map(|s| s.labels.as_str())
+            .collect::<Vec<_>>(),
         vec!["cpu=\"0\",mode=\"idle\"", "cpu=\"0\",mode=\"user\""]
     );
     let names = m
@@ -404,7 +415,10 @@ async fn targets_scrape_on_schedule_and_thresholds_wait_for_their_duration(backe
     *w.pages.page.lock().unwrap() = Err("cannot connect to the endpoint".into());
     w.clock.advance_secs(15);
     let r = m.scrape_due().await.unwrap();
-    assert_eq!(r[0].error.as_deref(), Some("cannot connect to the endpoint"));
+    assert_eq!(
+        r[0].error.as_deref(),
+        Some("cannot connect to the endpoint")
+    );
     let t = m
         .metrics_target(&w.alice, "acme", "web-1", &meta())
         .await

@@ -595,6 +595,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         monitor.clone(),
         stop_rx.clone(),
     ));
+    let metrics_scrape = tokio::spawn(parapet_monitor_jobs::metrics_scrape(
+        monitor.clone(),
+        stop_rx.clone(),
+    ));
     let audit_source = if s.monitor_audit_log {
         match monitor.install_builtin_rules().await {
             Ok(0) => {}
@@ -662,6 +666,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = retention.await;
     let _ = correlations.await;
     let _ = silent_assets.await;
+    let _ = metrics_scrape.await;
     let _ = backup_job.await;
     if let Some(h) = self_backup {
         let _ = h.await;
@@ -772,6 +777,27 @@ mod parapet_monitor_jobs {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "silent-asset check failed"),
+            }
+        }
+    }
+
+    /// Scrapes the metrics targets that are due, every 2 s, until `stop` turns true.
+    pub async fn metrics_scrape(
+        monitor: Arc<parapet_monitor::Monitor>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                _ = stop.changed() => return,
+            }
+            match monitor.scrape_due().await {
+                Ok(done) => {
+                    for r in done.iter().filter(|r| r.error.is_some()) {
+                        tracing::debug!(tenant = %r.tenant, asset = %r.asset, error = ?r.error, "metrics scrape failed");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "metrics scrape job failed"),
             }
         }
     }

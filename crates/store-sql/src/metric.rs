@@ -405,7 +405,11 @@ impl MetricStore for SqlStore {
                 );
                 let mut q = sqlx::query(AssertSqlSafe(sql));
                 for s in chunk {
-                    q = q.bind(s.series).bind(tenant.clone()).bind(s.t.0).bind(s.value);
+                    q = q
+                        .bind(s.series)
+                        .bind(tenant.clone())
+                        .bind(s.t.0)
+                        .bind(s.value);
                 }
                 q.execute(&mut *tx).await.db()?;
             }
