@@ -16,7 +16,7 @@ use crate::{Monitor, MonitorError, MonitorResult, store_err};
 
 /// The built-in rules: (file name, YAML). Correlations refer to rules of other files by id or
 /// name: the provider's rules are compiled together.
-pub const BUILTIN_RULES: [(&str, &str); 7] = [
+pub const BUILTIN_RULES: [(&str, &str); 8] = [
     (
         "parapet_login_failure.yml",
         include_str!("../rules/parapet_login_failure.yml"),
@@ -44,6 +44,10 @@ pub const BUILTIN_RULES: [(&str, &str); 7] = [
     (
         "parapet_mass_deletion.yml",
         include_str!("../rules/parapet_mass_deletion.yml"),
+    ),
+    (
+        "parapet_config_change.yml",
+        include_str!("../rules/parapet_config_change.yml"),
     ),
 ];
 
@@ -330,7 +334,7 @@ mod tests {
             clock,
         );
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(c.correlation_count(), 5);
+        assert_eq!(c.correlation_count(), 6);
         assert!(!c.generates("7f1c2b9e-6a55-4d0e-9a51-5b0f7e2d0004"));
         assert!(c.generates("7f1c2b9e-6a55-4d0e-9a51-5b0f7e2d0001"));
     }

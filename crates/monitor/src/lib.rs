@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 
 pub mod alerts;
 pub mod audit_source;
+pub mod config_change;
 pub mod exposition;
 pub mod health;
 pub mod internal;
@@ -171,6 +172,8 @@ pub struct Found {
 struct AssetIndex {
     loaded: Timestamp,
     by_key: HashMap<String, AssetId>,
+    /// Change policies of the assets that set one (tags `maintenance_window`, `change_accounts`).
+    policies: HashMap<AssetId, config_change::ChangePolicy>,
 }
 
 /// Bytes reserved against the ingestion budget; given back on drop.
@@ -304,6 +307,7 @@ impl Monitor {
             return Ok(ix.clone());
         }
         let mut by_key = HashMap::new();
+        let mut policies = HashMap::new();
         let mut after: Option<String> = None;
         loop {
             let page = self
@@ -319,6 +323,9 @@ impl Monitor {
                 .await
                 .map_err(store_err)?;
             for a in &page {
+                if let Some(p) = config_change::ChangePolicy::from_tags(&a.tags) {
+                    policies.insert(a.id, p);
+                }
                 by_key.entry(a.name.to_lowercase()).or_insert(a.id);
                 for addr in &a.addresses {
                     by_key.entry(addr.to_lowercase()).or_insert(a.id);
@@ -332,6 +339,7 @@ impl Monitor {
         let ix = Arc::new(AssetIndex {
             loaded: now,
             by_key,
+            policies,
         });
         if let Ok(mut cache) = self.assets.lock() {
             if cache.len() > 10_000 {
@@ -886,7 +894,7 @@ fn evaluate_batch(
     let mut hits = Vec::new();
     let mut fed = Vec::new();
     let mut attributed = 0u64;
-    for p in parsed {
+    for mut p in parsed {
         let n = normalize::normalize(&p.value);
         let asset = attribute(index, n.host.as_deref(), &n.addresses);
         if asset.is_some() {
@@ -896,6 +904,12 @@ fn evaluate_batch(
             .new_id()
             .map_err(|e| MonitorError::Iam(IamError::Internal(e.to_string())))?;
         let time = n.time.unwrap_or(now);
+        // Configuration changes are marked against the asset's change policy for the rules.
+        config_change::mark(
+            &mut p.value,
+            asset.and_then(|a| index.policies.get(&a)),
+            time,
+        );
         alerts::hits_of(
             env,
             detectors,
