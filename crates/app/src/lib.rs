@@ -38,6 +38,7 @@ pub mod ldap;
 pub mod mfa;
 pub mod monitor;
 pub mod monitor_alerts;
+pub mod monitor_escalation;
 pub mod monitor_health;
 pub mod monitor_metrics;
 pub mod notify;
@@ -242,6 +243,7 @@ pub fn router(state: AppState) -> Router {
         .merge(monitor_health::api_routes())
         .merge(monitor_alerts::api_routes())
         .merge(monitor_metrics::api_routes())
+        .merge(monitor_escalation::api_routes())
         .merge(backup::api_routes())
         .fallback(api_not_found)
         .method_not_allowed_fallback(api_method_not_allowed);
@@ -292,6 +294,7 @@ async fn openapi_json() -> Response {
     doc.merge(monitor_health::HealthApi::openapi());
     doc.merge(monitor_alerts::AlertApi::openapi());
     doc.merge(monitor_metrics::MetricsApi::openapi());
+    doc.merge(monitor_escalation::EscalationApi::openapi());
     doc.merge(backup::BackupApi::openapi());
     match doc.to_json() {
         Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),

@@ -126,4 +126,34 @@ impl Client {
         .await
         .map(|_| ())
     }
+
+    /// `GET …/alert-escalation`.
+    pub async fn alert_escalation(&self, tenant: &str) -> Result<Value, ClientError> {
+        self.get(self.url(&["tenants", tenant, "alert-escalation"], &[]))
+            .await
+    }
+
+    /// `PUT …/alert-escalation` (`policy` as in the schema `EscalationBody`).
+    pub async fn set_alert_escalation(
+        &self,
+        tenant: &str,
+        policy: &Value,
+    ) -> Result<Value, ClientError> {
+        self.json(
+            self.http
+                .put(self.url(&["tenants", tenant, "alert-escalation"], &[]))
+                .json(policy),
+        )
+        .await
+    }
+
+    /// `DELETE …/alert-escalation`.
+    pub async fn remove_alert_escalation(&self, tenant: &str) -> Result<(), ClientError> {
+        self.send(
+            self.http
+                .delete(self.url(&["tenants", tenant, "alert-escalation"], &[])),
+        )
+        .await
+        .map(|_| ())
+    }
 }

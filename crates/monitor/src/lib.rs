@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 pub mod alerts;
 pub mod audit_source;
 pub mod config_change;
+pub mod escalation;
 pub mod exposition;
 pub mod health;
 pub mod internal;

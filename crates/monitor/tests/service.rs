@@ -31,6 +31,7 @@ on_both!(
     silent_assets_raise_one_alert_per_silence,
     closed_alerts_expire_with_the_retention,
     configuration_changes_outside_the_window_or_by_unusual_accounts_alert,
+    unacknowledged_alerts_escalate_level_by_level_until_acknowledged,
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -832,4 +833,135 @@ async fn configuration_changes_outside_the_window_or_by_unusual_accounts_alert(b
         .await
         .unwrap();
     assert!(theirs.is_empty(), "{theirs:?}");
+}
+
+/// Escalation (X.1642 8.6.1) with the injected clock: an open alert reaches each level after its
+/// delay, the levels repeat, acknowledging stops it, and each step is claimed once.
+async fn unacknowledged_alerts_escalate_level_by_level_until_acknowledged(backend: Backend) {
+    use parapet_monitor::escalation::{Level, Policy};
+    use parapet_monitor::internal::InternalAlert;
+    let w = world(backend).await;
+    let m = &w.monitor;
+    let acme = m.ingest_tenant(&w.alice, "acme", &meta()).await.unwrap();
+    let policy = Policy {
+        levels: vec![
+            Level {
+                after_secs: 60,
+                channels: vec!["oncall".into()],
+            },
+            Level {
+                after_secs: 120,
+                channels: vec!["manager".into(), "sms".into()],
+            },
+        ],
+        repeat: 1,
+        min_severity: Some("medium".into()),
+    };
+    let mut bad = policy.clone();
+    bad.levels.clear();
+    assert!(matches!(
+        m.set_escalation(&w.alice, "acme", Some(&bad), &meta())
+            .await,
+        Err(MonitorError::Invalid(_))
+    ));
+    m.set_escalation(&w.alice, "acme", Some(&policy), &meta())
+        .await
+        .unwrap();
+    assert_eq!(
+        m.escalation(&w.alice, "acme", &meta()).await.unwrap(),
+        Some(policy.clone())
+    );
+    assert!(m.escalation(&w.gina, "acme", &meta()).await.is_err());
+    assert_eq!(
+        m.escalation(&w.gina, "globex", &meta()).await.unwrap(),
+        None
+    );
+    let raise = |name: &str, severity: &str| InternalAlert {
+        source: "test".into(),
+        rule_id: format!("test-{name}"),
+        title: format!("alert {name}"),
+        severity: severity.into(),
+        group_key: name.into(),
+        asset: None,
+        host: None,
+        message: name.into(),
+        details: serde_json::json!({}),
+        dedup_key: format!("test:{name}"),
+        audit_action: "test.alert".into(),
+        audit_target: format!("test:{name}"),
+    };
+    let a = m
+        .raise_internal(&acme, &raise("a", "high"))
+        .await
+        .unwrap()
+        .unwrap()[0];
+    let b = m
+        .raise_internal(&acme, &raise("b", "high"))
+        .await
+        .unwrap()
+        .unwrap()[0];
+    m.raise_internal(&acme, &raise("low", "low")).await.unwrap();
+    let pages =
+        |v: Vec<parapet_monitor::escalation::Page>| -> Vec<(uuid::Uuid, usize, u32, Vec<String>)> {
+            v.into_iter()
+                .map(|p| (p.alert.id, p.level, p.round, p.channels))
+                .collect()
+        };
+    w.clock.advance_secs(59);
+    assert!(m.escalate_due().await.unwrap().is_empty());
+    w.clock.advance_secs(1);
+    let mut got = pages(m.escalate_due().await.unwrap());
+    got.sort();
+    let mut want = vec![
+        (a, 0, 0, vec!["oncall".to_string()]),
+        (b, 0, 0, vec!["oncall".to_string()]),
+    ];
+    want.sort();
+    assert_eq!(got, want, "the low alert is below the policy's severity");
+    assert!(m.escalate_due().await.unwrap().is_empty(), "claimed once");
+    // b is acknowledged: it stops; a goes on to the next level 120 s later.
+    m.handle_alert(
+        &w.alice,
+        "acme",
+        &b.to_string(),
+        parapet_store::AlertStatus::Acknowledged,
+        None,
+        &meta(),
+    )
+    .await
+    .unwrap();
+    w.clock.advance_secs(119);
+    assert!(m.escalate_due().await.unwrap().is_empty());
+    w.clock.advance_secs(1);
+    assert_eq!(
+        pages(m.escalate_due().await.unwrap()),
+        vec![(a, 1, 0, vec!["manager".to_string(), "sms".to_string()])]
+    );
+    // The second round, then nothing more.
+    w.clock.advance_secs(60);
+    assert_eq!(
+        pages(m.escalate_due().await.unwrap()),
+        vec![(a, 0, 1, vec!["oncall".to_string()])]
+    );
+    w.clock.advance_secs(120);
+    assert_eq!(pages(m.escalate_due().await.unwrap()).len(), 1);
+    w.clock.advance_secs(86_400);
+    assert!(m.escalate_due().await.unwrap().is_empty());
+    // Every step has its audit record.
+    let steps = w
+        .store
+        .list_audit(
+            TenantCtx::new(acme.id),
+            &AuditFilter {
+                action: Some("alert.escalate".into()),
+                ..AuditFilter::default()
+            },
+            &Page {
+                after: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(steps.len(), 6, "5 pages and the low alert's skip");
 }

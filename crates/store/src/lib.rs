@@ -20,11 +20,13 @@ pub mod approval;
 pub mod asset;
 pub mod audit;
 pub mod backup;
+pub mod escalation;
 pub mod event;
 pub mod group;
 pub mod incident;
 pub mod kms;
 pub mod ldap;
+pub mod login_profile;
 pub mod metric;
 pub mod mfa;
 pub mod notify;
@@ -46,11 +48,13 @@ pub use audit::{
     StoredCheckpoint, StoredTile,
 };
 pub use backup::{BackupFindingRow, BackupPolicyRow, BackupReportRow, BackupStore};
+pub use escalation::{EscalationCandidate, EscalationStore};
 pub use event::{EventFilter, EventStore, Ingested, Purged, StoredEvent};
 pub use group::{Group, GroupStore};
 pub use incident::{AlertLink, IncidentFilter, IncidentRow, IncidentStore, PlanRow, SlaPolicyRow};
 pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore, LocalSecret};
 pub use ldap::{LdapDirectory, LdapRoleMapping, LdapSettings, LdapStore};
+pub use login_profile::{LoginProfile, LoginProfileStore};
 pub use metric::{
     MetricPoint, MetricRule, MetricRuleKind, MetricRuleState, MetricSample, MetricSeries,
     MetricStore, MetricTarget, MetricsPurged,
@@ -339,6 +343,8 @@ pub trait Store:
     + AlertStore
     + BackupStore
     + MetricStore
+    + EscalationStore
+    + LoginProfileStore
     + Health
 {
 }
@@ -363,6 +369,8 @@ impl<T> Store for T where
         + AlertStore
         + BackupStore
         + MetricStore
+        + EscalationStore
+        + LoginProfileStore
         + Health
 {
 }

@@ -445,3 +445,112 @@ pub async fn run(c: MetricsCommand) -> anyhow::Result<()> {
         }
     }
 }
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EscalationCommand {
+    Show(TenantArgs),
+    /// Set the policy: `--level 300:oncall --level 900:manager,sms --repeat 1` pages the channel
+    /// `oncall` 300 s after an alert is raised, then `manager` and `sms` 900 s later, and goes
+    /// through the levels once more, while the alert stays unacknowledged.
+    Set(EscalationSetArgs),
+    /// Remove the policy (alerts no longer escalate).
+    Rm(TenantArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EscalationSetArgs {
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: String,
+    /// SECONDS:CHANNEL[,CHANNEL…] (repeatable, in order).
+    #[arg(long = "level", value_name = "SECONDS:CHANNELS", required = true)]
+    pub levels: Vec<String>,
+    #[arg(long, default_value_t = 0)]
+    pub repeat: u32,
+    /// Only alerts at or above this severity escalate.
+    #[arg(long)]
+    pub min_severity: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+fn policy_text(p: &Value) -> String {
+    let mut lines = Vec::new();
+    for (i, l) in g(p, "levels").as_array().into_iter().flatten().enumerate() {
+        let chans: Vec<String> = g(l, "channels")
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s)
+            .collect();
+        lines.push(format!(
+            "level {}: after {} s -> {}",
+            i + 1,
+            s(g(l, "after_secs")),
+            chans.join(", ")
+        ));
+    }
+    lines.push(format!(
+        "repeat {} time(s); severity at least {}",
+        s(g(p, "repeat")),
+        g(p, "min_severity").as_str().unwrap_or("any")
+    ));
+    lines.join("\n")
+}
+
+pub async fn escalation(c: EscalationCommand) -> anyhow::Result<()> {
+    match c {
+        EscalationCommand::Show(a) => {
+            let ses = Session::open(&a.common)?;
+            let p = ses
+                .client
+                .alert_escalation(&a.tenant)
+                .await
+                .map_err(|e| ses.fail(e))?;
+            if ses.json {
+                return print_json(&p);
+            }
+            out(&policy_text(&p))
+        }
+        EscalationCommand::Set(a) => {
+            let mut levels = Vec::new();
+            for l in &a.levels {
+                let Some((secs, chans)) = l.split_once(':') else {
+                    bail!("--level {l:?} is not SECONDS:CHANNEL[,CHANNEL...]");
+                };
+                let Ok(secs) = secs.trim().parse::<u32>() else {
+                    bail!("--level {l:?}: {secs:?} is not a number of seconds");
+                };
+                let channels: Vec<&str> = chans
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                levels.push(json!({"after_secs": secs, "channels": channels}));
+            }
+            let ses = Session::open(&a.common)?;
+            let p = ses
+                .client
+                .set_alert_escalation(
+                    &a.tenant,
+                    &json!({"levels": levels, "repeat": a.repeat, "min_severity": a.min_severity}),
+                )
+                .await
+                .map_err(|e| ses.fail(e))?;
+            if ses.json {
+                return print_json(&p);
+            }
+            out(&policy_text(&p))
+        }
+        EscalationCommand::Rm(a) => {
+            let ses = Session::open(&a.common)?;
+            ses.client
+                .remove_alert_escalation(&a.tenant)
+                .await
+                .map_err(|e| ses.fail(e))?;
+            if ses.json {
+                return print_json(&json!({"removed": true}));
+            }
+            out("escalation policy removed")
+        }
+    }
+}
