@@ -40,7 +40,9 @@ pub mod ldap;
 pub mod mfa;
 pub mod monitor;
 pub mod monitor_alerts;
+pub mod monitor_escalation;
 pub mod monitor_health;
+pub mod monitor_metrics;
 pub mod notify;
 pub mod oidc;
 mod openapi;
@@ -242,6 +244,8 @@ pub fn router(state: AppState) -> Router {
         .merge(monitor::api_routes())
         .merge(monitor_health::api_routes())
         .merge(monitor_alerts::api_routes())
+        .merge(monitor_metrics::api_routes())
+        .merge(monitor_escalation::api_routes())
         .merge(backup::api_routes())
         .merge(backup_jobs::api_routes())
         .fallback(api_not_found)
@@ -260,6 +264,7 @@ pub fn router(state: AppState) -> Router {
         .merge(monitor::console_routes())
         .merge(monitor_health::console_routes())
         .merge(monitor_alerts::console_routes())
+        .merge(monitor_metrics::console_routes())
         .merge(backup::console_routes())
         .route(
             "/",
@@ -291,6 +296,8 @@ async fn openapi_json() -> Response {
     doc.merge(monitor::MonitorApi::openapi());
     doc.merge(monitor_health::HealthApi::openapi());
     doc.merge(monitor_alerts::AlertApi::openapi());
+    doc.merge(monitor_metrics::MetricsApi::openapi());
+    doc.merge(monitor_escalation::EscalationApi::openapi());
     doc.merge(backup::BackupApi::openapi());
     doc.merge(backup_jobs::BackupJobsApi::openapi());
     match doc.to_json() {

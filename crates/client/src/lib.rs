@@ -51,6 +51,7 @@ pub use backup::{
 mod group;
 pub use group::GroupInfo;
 mod ldap;
+mod metrics;
 pub use ldap::{LdapDirectory, LdapMapping, LdapSettings, LdapTest};
 
 mod notify;

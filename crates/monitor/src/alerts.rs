@@ -188,7 +188,7 @@ fn compile(
 }
 
 impl Monitor {
-    fn audit(
+    pub(crate) fn audit(
         &self,
         t: &Tenant,
         p: &Principal,

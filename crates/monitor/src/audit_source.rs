@@ -16,7 +16,7 @@ use crate::{Monitor, MonitorError, MonitorResult, store_err};
 
 /// The built-in rules: (file name, YAML). Correlations refer to rules of other files by id or
 /// name: the provider's rules are compiled together.
-pub const BUILTIN_RULES: [(&str, &str); 7] = [
+pub const BUILTIN_RULES: [(&str, &str); 8] = [
     (
         "parapet_login_failure.yml",
         include_str!("../rules/parapet_login_failure.yml"),
@@ -44,6 +44,10 @@ pub const BUILTIN_RULES: [(&str, &str); 7] = [
     (
         "parapet_mass_deletion.yml",
         include_str!("../rules/parapet_mass_deletion.yml"),
+    ),
+    (
+        "parapet_config_change.yml",
+        include_str!("../rules/parapet_config_change.yml"),
     ),
 ];
 
@@ -148,6 +152,7 @@ impl Monitor {
         let mut body = Vec::new();
         let mut last = from;
         let mut logins: Vec<PastLogin> = Vec::new();
+        let mut profiles = std::collections::HashMap::new();
         let mut names = std::collections::HashMap::new();
         for r in &records {
             last = last.max(u64::try_from(r.id).unwrap_or(0));
@@ -188,7 +193,14 @@ impl Monitor {
             if e.action == "auth.login" && e.outcome == AuditOutcome::Success {
                 let hour = hour_of(e.time);
                 let (new_source, unusual_hour) = self
-                    .login_marks(&provider, &e.target, e.source_ip.as_deref(), hour, &logins)
+                    .login_marks(
+                        &provider,
+                        &e.target,
+                        e.source_ip.as_deref(),
+                        hour,
+                        &logins,
+                        &mut profiles,
+                    )
                     .await?;
                 if let Some(o) = ev.as_object_mut() {
                     o.insert("new_source".into(), new_source.into());
@@ -217,6 +229,10 @@ impl Monitor {
         let r = self
             .ingest(&provider, Actor::System, &meta, &body, Some(&key))
             .await?;
+        // Learned once the step is stored (a replayed step was learned the first time).
+        if !r.replayed {
+            self.learn_logins(&provider, &logins, profiles).await?;
+        }
         Ok(r.accepted)
     }
 }
@@ -233,16 +249,17 @@ fn hour_of(t: parapet_types::Timestamp) -> i64 {
     t.0.div_euclid(3_600_000).rem_euclid(24)
 }
 
-/// Earlier successful log-ins an account's marks are learned from (newest first).
-const LOGIN_HISTORY: u32 = 500;
 /// Earlier log-ins an account needs before an hour can be unusual.
 const MIN_LOGINS_FOR_HOURS: usize = 10;
 
+/// Source addresses kept per account profile.
+const PROFILE_SOURCES: usize = 64;
+
 impl Monitor {
-    /// Marks of a successful log-in of `target` learned from the account's earlier successful
-    /// log-ins (the stored audit events, then those of this step): `new_source` when it logged
-    /// in before but never from `source_ip`; `unusual_hour` when it has at least ten earlier
-    /// log-ins and none within an hour (UTC, on the clock face) of `hour`.
+    /// Marks of a successful log-in of `target` learned from the account's profile (earlier
+    /// steps) and the log-ins of this step: `new_source` when it logged in before but never from
+    /// `source_ip`; `unusual_hour` when it has at least ten earlier log-ins and none within an
+    /// hour (UTC, on the clock face) of `hour`. One keyed read per account per step.
     async fn login_marks(
         &self,
         provider: &parapet_store::Tenant,
@@ -250,57 +267,94 @@ impl Monitor {
         source_ip: Option<&str>,
         hour: i64,
         this_step: &[PastLogin],
+        profiles: &mut std::collections::HashMap<String, parapet_store::LoginProfile>,
     ) -> MonitorResult<(bool, bool)> {
         let target = target.to_lowercase();
-        let found = self
-            .store
-            .search_events(
-                TenantCtx::new(provider.id),
-                &EventFilter {
-                    source: Some("parapet-audit".into()),
-                    contains: vec![
-                        "\"action\":\"auth.login\"".into(),
-                        "\"outcome\":\"success\"".into(),
-                        target.clone(),
-                    ],
-                    ..EventFilter::default()
-                },
-                &Page {
-                    after: None,
-                    limit: LOGIN_HISTORY,
-                },
-            )
-            .await
-            .map_err(store_err)?;
-        let mut sources: Vec<Option<String>> = Vec::new();
-        let mut hours: Vec<i64> = Vec::new();
-        for e in &found {
-            let Ok(v) = serde_json::from_str::<Value>(&e.raw) else {
-                continue;
-            };
-            if v.get("target")
-                .and_then(Value::as_str)
-                .map(str::to_lowercase)
-                != Some(target.clone())
-            {
-                continue;
-            }
-            sources.push(v.get("source_ip").and_then(Value::as_str).map(String::from));
-            hours.push(hour_of(e.time));
+        if !profiles.contains_key(&target) {
+            let found = self
+                .store
+                .login_profiles(TenantCtx::new(provider.id), std::slice::from_ref(&target))
+                .await
+                .map_err(store_err)?;
+            let p = found
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| parapet_store::LoginProfile {
+                    account: target.clone(),
+                    sources: Vec::new(),
+                    hours: vec![0; 24],
+                    logins: 0,
+                });
+            profiles.insert(target.clone(), p);
         }
+        let Some(p) = profiles.get(&target) else {
+            return Ok((false, false));
+        };
+        let mut hours = p.hours.clone();
+        hours.resize(24, 0);
+        let mut logins = p.logins;
+        let mut seen_source = source_ip.is_some_and(|ip| p.sources.iter().any(|s| s == ip));
         for l in this_step.iter().filter(|l| l.target == target) {
-            sources.push(l.source_ip.clone());
-            hours.push(l.hour);
+            logins += 1;
+            if let Some(h) = usize::try_from(l.hour).ok().and_then(|h| hours.get_mut(h)) {
+                *h += 1;
+            }
+            seen_source |= source_ip.is_some() && l.source_ip.as_deref() == source_ip;
         }
-        let new_source = source_ip.is_some()
-            && !sources.is_empty()
-            && !sources.iter().any(|s| s.as_deref() == source_ip);
-        let unusual_hour = hours.len() >= MIN_LOGINS_FOR_HOURS
-            && hours.iter().all(|h| {
+        let new_source = source_ip.is_some() && logins > 0 && !seen_source;
+        let unusual_hour = logins >= MIN_LOGINS_FOR_HOURS as u64
+            && (0..24i64).all(|h| {
                 let d = (h - hour).rem_euclid(24);
-                d.min(24 - d) > 1
+                d.min(24 - d) > 1 || hours.get(usize::try_from(h).unwrap_or(0)).copied() == Some(0)
             });
         Ok((new_source, unusual_hour))
+    }
+
+    /// Adds the log-ins of a stored step to their accounts' profiles.
+    async fn learn_logins(
+        &self,
+        provider: &parapet_store::Tenant,
+        logins: &[PastLogin],
+        mut profiles: std::collections::HashMap<String, parapet_store::LoginProfile>,
+    ) -> MonitorResult<()> {
+        if logins.is_empty() {
+            return Ok(());
+        }
+        for l in logins {
+            let p =
+                profiles
+                    .entry(l.target.clone())
+                    .or_insert_with(|| parapet_store::LoginProfile {
+                        account: l.target.clone(),
+                        sources: Vec::new(),
+                        hours: vec![0; 24],
+                        logins: 0,
+                    });
+            p.hours.resize(24, 0);
+            p.logins += 1;
+            if let Some(h) = usize::try_from(l.hour)
+                .ok()
+                .and_then(|h| p.hours.get_mut(h))
+            {
+                *h += 1;
+            }
+            if let Some(ip) = &l.source_ip {
+                p.sources.retain(|s| s != ip);
+                p.sources.push(ip.clone());
+                if p.sources.len() > PROFILE_SOURCES {
+                    let extra = p.sources.len() - PROFILE_SOURCES;
+                    p.sources.drain(..extra);
+                }
+            }
+        }
+        let touched: Vec<parapet_store::LoginProfile> = profiles
+            .into_values()
+            .filter(|p| logins.iter().any(|l| l.target == p.account))
+            .collect();
+        self.store
+            .put_login_profiles(TenantCtx::new(provider.id), &touched, self.env.now())
+            .await
+            .map_err(store_err)
     }
 }
 
@@ -330,7 +384,7 @@ mod tests {
             clock,
         );
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(c.correlation_count(), 5);
+        assert_eq!(c.correlation_count(), 6);
         assert!(!c.generates("7f1c2b9e-6a55-4d0e-9a51-5b0f7e2d0004"));
         assert!(c.generates("7f1c2b9e-6a55-4d0e-9a51-5b0f7e2d0001"));
     }

@@ -28,8 +28,12 @@ use serde_json::{Value, json};
 
 pub mod alerts;
 pub mod audit_source;
+pub mod config_change;
+pub mod escalation;
+pub mod exposition;
 pub mod health;
 pub mod internal;
+pub mod metric;
 pub mod normalize;
 pub mod syslog;
 pub use alerts::{SampleMatch, parse_rule_file};
@@ -88,6 +92,16 @@ pub struct MonitorConfig {
     /// Minutes without data after which an asset that sent data before is silent (an asset's
     /// tag `silent_after_minutes` overrides it).
     pub silent_after_minutes: u32,
+    /// Metrics scrapes run at once by the background job.
+    pub scrape_concurrency: usize,
+    /// How long a scrape may take, in milliseconds.
+    pub scrape_timeout_ms: u64,
+    /// Largest exposition page read.
+    pub scrape_max_bytes: usize,
+    /// Series kept per scrape target; more are dropped and counted.
+    pub max_series_per_target: usize,
+    /// Hours raw metric samples are kept before they are folded into hourly roll-ups.
+    pub metrics_raw_hours: u32,
 }
 
 impl Default for MonitorConfig {
@@ -102,6 +116,11 @@ impl Default for MonitorConfig {
             correlation_max_keys: 1_000_000,
             tenant_correlation_max_keys: 100_000,
             silent_after_minutes: 30,
+            scrape_concurrency: 8,
+            scrape_timeout_ms: 10_000,
+            scrape_max_bytes: 8 * 1024 * 1024,
+            max_series_per_target: 10_000,
+            metrics_raw_hours: 48,
         }
     }
 }
@@ -154,6 +173,8 @@ pub struct Found {
 struct AssetIndex {
     loaded: Timestamp,
     by_key: HashMap<String, AssetId>,
+    /// Change policies of the assets that set one (tags `maintenance_window`, `change_accounts`).
+    policies: HashMap<AssetId, config_change::ChangePolicy>,
 }
 
 /// Bytes reserved against the ingestion budget; given back on drop.
@@ -180,6 +201,9 @@ pub struct Monitor {
     provider: Mutex<Option<TenantId>>,
     global: Mutex<Option<Arc<GlobalIndex>>>,
     alert_sink: Mutex<Option<AlertSink>>,
+    fetcher: Mutex<Option<Arc<dyn metric::MetricsFetcher>>>,
+    /// Series already stored, per asset (so a scrape inserts only new ones).
+    known_series: Mutex<HashMap<AssetId, std::collections::HashSet<i64>>>,
 }
 
 /// Called after a batch that raised alerts committed, with the tenant and the new alerts' ids
@@ -215,6 +239,12 @@ impl Monitor {
             provider: Mutex::new(None),
             global: Mutex::new(None),
             alert_sink: Mutex::new(None),
+            fetcher: Mutex::new(
+                metric::HttpFetcher::new()
+                    .ok()
+                    .map(|f| Arc::new(f) as Arc<dyn metric::MetricsFetcher>),
+            ),
+            known_series: Mutex::new(HashMap::new()),
         }
     }
 
@@ -278,6 +308,7 @@ impl Monitor {
             return Ok(ix.clone());
         }
         let mut by_key = HashMap::new();
+        let mut policies = HashMap::new();
         let mut after: Option<String> = None;
         loop {
             let page = self
@@ -293,6 +324,9 @@ impl Monitor {
                 .await
                 .map_err(store_err)?;
             for a in &page {
+                if let Some(p) = config_change::ChangePolicy::from_tags(&a.tags) {
+                    policies.insert(a.id, p);
+                }
                 by_key.entry(a.name.to_lowercase()).or_insert(a.id);
                 for addr in &a.addresses {
                     by_key.entry(addr.to_lowercase()).or_insert(a.id);
@@ -306,6 +340,7 @@ impl Monitor {
         let ix = Arc::new(AssetIndex {
             loaded: now,
             by_key,
+            policies,
         });
         if let Ok(mut cache) = self.assets.lock() {
             if cache.len() > 10_000 {
@@ -696,6 +731,10 @@ impl Monitor {
                 .purge_events(ctx, before, keys_before, &audit)
                 .await
                 .map_err(store_err)?;
+            let m = self.purge_metrics(t, days).await?;
+            if m != parapet_store::MetricsPurged::default() {
+                metrics::counter!("parapet_metric_samples_rolled_up_total").increment(m.rolled_up);
+            }
             if purged != Purged::default() {
                 metrics::counter!("parapet_events_purged_total").increment(purged.events);
                 out.push((t.name.clone(), purged));
@@ -856,7 +895,7 @@ fn evaluate_batch(
     let mut hits = Vec::new();
     let mut fed = Vec::new();
     let mut attributed = 0u64;
-    for p in parsed {
+    for mut p in parsed {
         let n = normalize::normalize(&p.value);
         let asset = attribute(index, n.host.as_deref(), &n.addresses);
         if asset.is_some() {
@@ -866,6 +905,12 @@ fn evaluate_batch(
             .new_id()
             .map_err(|e| MonitorError::Iam(IamError::Internal(e.to_string())))?;
         let time = n.time.unwrap_or(now);
+        // Configuration changes are marked against the asset's change policy for the rules.
+        config_change::mark(
+            &mut p.value,
+            asset.and_then(|a| index.policies.get(&a)),
+            time,
+        );
         alerts::hits_of(
             env,
             detectors,

@@ -30,6 +30,8 @@ on_both!(
     logins_outside_learned_hours_or_from_new_sources_alert,
     silent_assets_raise_one_alert_per_silence,
     closed_alerts_expire_with_the_retention,
+    configuration_changes_outside_the_window_or_by_unusual_accounts_alert,
+    unacknowledged_alerts_escalate_level_by_level_until_acknowledged,
 );
 
 const PW: &str = "a-long-enough-password-42";
@@ -720,4 +722,246 @@ async fn closed_alerts_expire_with_the_retention(backend: Backend) {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].group_key, "web-2");
     assert_eq!(left[0].status, AlertStatus::Open);
+}
+
+/// Built-in configuration-change rules (X.1642 8.3(2)) over syslog-shaped events of network
+/// devices, auditd and libvirt: every change is a low alert; a change outside the asset's
+/// maintenance window or by an account not among its change accounts is a high one; ten changes
+/// on one host within ten minutes are a burst.
+async fn configuration_changes_outside_the_window_or_by_unusual_accounts_alert(backend: Backend) {
+    let w = world(backend).await;
+    w.monitor.install_builtin_rules().await.unwrap();
+    let acme = w
+        .monitor
+        .ingest_tenant(&w.alice, "acme", &meta())
+        .await
+        .unwrap();
+    new_asset(
+        &w,
+        &acme,
+        "edge-1",
+        &[
+            ("maintenance_window", "22:00-02:00"),
+            ("change_accounts", "netadmin,ops"),
+        ],
+    )
+    .await;
+    let send = |lines: Vec<serde_json::Value>| {
+        let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let (m, acme, alice) = (&w.monitor, acme.clone(), w.alice.clone());
+        async move {
+            m.ingest(&acme, alice.actor(), &meta(), body.as_bytes(), None)
+                .await
+                .unwrap()
+        }
+    };
+    let count = |titles: &[String], t: &str| titles.iter().filter(|x| x.contains(t)).count();
+    // 08:00 UTC: outside edge-1's window, by a usual account.
+    send(vec![serde_json::json!({"host": "edge-1", "message":
+        "%SYS-5-CONFIG_I: Configured from console by netadmin on vty0 (10.0.0.9)"})])
+    .await;
+    let titles = provider_alert_titles(&w).await;
+    assert_eq!(
+        count(&titles, "Network device configuration changed"),
+        1,
+        "{titles:?}"
+    );
+    assert_eq!(
+        count(&titles, "outside the maintenance window"),
+        1,
+        "{titles:?}"
+    );
+    assert_eq!(count(&titles, "unusual account"), 0, "{titles:?}");
+    // Inside the window (23:00), by an unusual account (Juniper).
+    w.clock.advance_secs(15 * 3600);
+    send(vec![serde_json::json!({"host": "edge-1", "message":
+        "UI_COMMIT: User 'mallory' requested 'commit' operation (comment: none)"})])
+    .await;
+    let titles = provider_alert_titles(&w).await;
+    assert_eq!(count(&titles, "unusual account"), 1, "{titles:?}");
+    assert_eq!(
+        count(&titles, "outside the maintenance window"),
+        1,
+        "{titles:?}"
+    );
+    // A host's /etc (auditd) and a VM's definition (libvirt); an unrelated message raises none.
+    send(vec![
+        serde_json::json!({"host": "web-9", "message": "type=PATH msg=audit(1.0:2): item=0 name=\"/etc/ssh/sshd_config\" nametype=NORMAL",
+            "audit": {"type": "PATH", "name": "/etc/ssh/sshd_config", "nametype": "NORMAL"}}),
+        serde_json::json!({"host": "kvm-1", "message": "event 'lifecycle' for domain 'web-1': Defined Updated"}),
+        serde_json::json!({"host": "kvm-1", "message": "event 'lifecycle' for domain 'web-1': Started Booted"}),
+    ])
+    .await;
+    let titles = provider_alert_titles(&w).await;
+    assert_eq!(
+        count(&titles, "Host configuration under /etc written"),
+        1,
+        "{titles:?}"
+    );
+    assert_eq!(
+        count(&titles, "Virtual machine definition changed"),
+        1,
+        "{titles:?}"
+    );
+    // Ten changes on one switch within ten minutes: a burst.
+    assert_eq!(count(&titles, "Burst of configuration changes"), 0);
+    for i in 0..10 {
+        w.clock.advance_secs(30);
+        send(vec![serde_json::json!({"host": "sw-3", "message":
+            format!("%SYS-5-CONFIG_I: Configured from console by ops on vty{i}")})])
+        .await;
+    }
+    let titles = provider_alert_titles(&w).await;
+    assert_eq!(
+        count(&titles, "Burst of configuration changes"),
+        1,
+        "{titles:?}"
+    );
+    // Another tenant sees none of acme's alerts.
+    let (_, theirs) = w
+        .monitor
+        .list_alerts(
+            &w.gina,
+            "globex",
+            &parapet_store::AlertFilter::default(),
+            &Page {
+                after: None,
+                limit: 100,
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    assert!(theirs.is_empty(), "{theirs:?}");
+}
+
+/// Escalation (X.1642 8.6.1) with the injected clock: an open alert reaches each level after its
+/// delay, the levels repeat, acknowledging stops it, and each step is claimed once.
+async fn unacknowledged_alerts_escalate_level_by_level_until_acknowledged(backend: Backend) {
+    use parapet_monitor::escalation::{Level, Policy};
+    use parapet_monitor::internal::InternalAlert;
+    let w = world(backend).await;
+    let m = &w.monitor;
+    let acme = m.ingest_tenant(&w.alice, "acme", &meta()).await.unwrap();
+    let policy = Policy {
+        levels: vec![
+            Level {
+                after_secs: 60,
+                channels: vec!["oncall".into()],
+            },
+            Level {
+                after_secs: 120,
+                channels: vec!["manager".into(), "sms".into()],
+            },
+        ],
+        repeat: 1,
+        min_severity: Some("medium".into()),
+    };
+    let mut bad = policy.clone();
+    bad.levels.clear();
+    assert!(matches!(
+        m.set_escalation(&w.alice, "acme", Some(&bad), &meta())
+            .await,
+        Err(MonitorError::Invalid(_))
+    ));
+    m.set_escalation(&w.alice, "acme", Some(&policy), &meta())
+        .await
+        .unwrap();
+    assert_eq!(
+        m.escalation(&w.alice, "acme", &meta()).await.unwrap(),
+        Some(policy.clone())
+    );
+    assert!(m.escalation(&w.gina, "acme", &meta()).await.is_err());
+    assert_eq!(
+        m.escalation(&w.gina, "globex", &meta()).await.unwrap(),
+        None
+    );
+    let raise = |name: &str, severity: &str| InternalAlert {
+        source: "test".into(),
+        rule_id: format!("test-{name}"),
+        title: format!("alert {name}"),
+        severity: severity.into(),
+        group_key: name.into(),
+        asset: None,
+        host: None,
+        message: name.into(),
+        details: serde_json::json!({}),
+        dedup_key: format!("test:{name}"),
+        audit_action: "test.alert".into(),
+        audit_target: format!("test:{name}"),
+    };
+    let a = m
+        .raise_internal(&acme, &raise("a", "high"))
+        .await
+        .unwrap()
+        .unwrap()[0];
+    let b = m
+        .raise_internal(&acme, &raise("b", "high"))
+        .await
+        .unwrap()
+        .unwrap()[0];
+    m.raise_internal(&acme, &raise("low", "low")).await.unwrap();
+    let pages =
+        |v: Vec<parapet_monitor::escalation::Page>| -> Vec<(uuid::Uuid, usize, u32, Vec<String>)> {
+            v.into_iter()
+                .map(|p| (p.alert.id, p.level, p.round, p.channels))
+                .collect()
+        };
+    w.clock.advance_secs(59);
+    assert!(m.escalate_due().await.unwrap().is_empty());
+    w.clock.advance_secs(1);
+    let mut got = pages(m.escalate_due().await.unwrap());
+    got.sort();
+    let mut want = vec![
+        (a, 0, 0, vec!["oncall".to_string()]),
+        (b, 0, 0, vec!["oncall".to_string()]),
+    ];
+    want.sort();
+    assert_eq!(got, want, "the low alert is below the policy's severity");
+    assert!(m.escalate_due().await.unwrap().is_empty(), "claimed once");
+    // b is acknowledged: it stops; a goes on to the next level 120 s later.
+    m.handle_alert(
+        &w.alice,
+        "acme",
+        &b.to_string(),
+        parapet_store::AlertStatus::Acknowledged,
+        None,
+        &meta(),
+    )
+    .await
+    .unwrap();
+    w.clock.advance_secs(119);
+    assert!(m.escalate_due().await.unwrap().is_empty());
+    w.clock.advance_secs(1);
+    assert_eq!(
+        pages(m.escalate_due().await.unwrap()),
+        vec![(a, 1, 0, vec!["manager".to_string(), "sms".to_string()])]
+    );
+    // The second round, then nothing more.
+    w.clock.advance_secs(60);
+    assert_eq!(
+        pages(m.escalate_due().await.unwrap()),
+        vec![(a, 0, 1, vec!["oncall".to_string()])]
+    );
+    w.clock.advance_secs(120);
+    assert_eq!(pages(m.escalate_due().await.unwrap()).len(), 1);
+    w.clock.advance_secs(86_400);
+    assert!(m.escalate_due().await.unwrap().is_empty());
+    // Every step has its audit record.
+    let steps = w
+        .store
+        .list_audit(
+            TenantCtx::new(acme.id),
+            &AuditFilter {
+                action: Some("alert.escalate".into()),
+                ..AuditFilter::default()
+            },
+            &Page {
+                after: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(steps.len(), 6, "5 pages and the low alert's skip");
 }

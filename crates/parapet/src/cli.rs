@@ -20,6 +20,7 @@ mod group;
 mod incident;
 mod kms;
 mod ldap;
+mod metrics;
 mod mfa;
 mod notify;
 mod oidc;
@@ -142,6 +143,10 @@ pub enum ClientCommand {
     /// Alerts raised by the detection rules: list, show, ack, close, suppress.
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// Metrics scraped from Prometheus exposition endpoints: targets, queries, threshold and
+    /// baseline rules.
+    #[command(subcommand)]
+    Metrics(metrics::MetricsCommand),
     /// Key management: seal and unseal, keys, encrypt/decrypt, data keys, signatures, MACs.
     #[command(subcommand)]
     Kms(kms::KmsCommand),
@@ -414,6 +419,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Ingest(a) => events::ingest(a).await,
         ClientCommand::Rules(c) => alerts::rules(c).await,
         ClientCommand::Alerts(c) => alerts::alerts(c).await,
+        ClientCommand::Metrics(c) => metrics::run(c).await,
         ClientCommand::Kms(c) => kms::run(c).await,
         ClientCommand::Approval(c) => approval::run(c).await,
         ClientCommand::Oidc(c) => oidc::run(c).await,

@@ -607,6 +607,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         monitor.clone(),
         stop_rx.clone(),
     ));
+    let metrics_scrape = tokio::spawn(parapet_monitor_jobs::metrics_scrape(
+        monitor.clone(),
+        stop_rx.clone(),
+    ));
+    let escalations = tokio::spawn(parapet_monitor_jobs::escalations(
+        monitor.clone(),
+        notify.clone(),
+        stop_rx.clone(),
+    ));
     let audit_source = if s.monitor_audit_log {
         match monitor.install_builtin_rules().await {
             Ok(0) => {}
@@ -675,6 +684,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = retention.await;
     let _ = correlations.await;
     let _ = silent_assets.await;
+    let _ = metrics_scrape.await;
+    let _ = escalations.await;
     let _ = backup_job.await;
     if let Some(h) = self_backup {
         let _ = h.await;
@@ -785,6 +796,95 @@ mod parapet_monitor_jobs {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "silent-asset check failed"),
+            }
+        }
+    }
+
+    /// Scrapes the metrics targets that are due, every 2 s, until `stop` turns true.
+    pub async fn metrics_scrape(
+        monitor: Arc<parapet_monitor::Monitor>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                _ = stop.changed() => return,
+            }
+            match monitor.scrape_due().await {
+                Ok(done) => {
+                    for r in done.iter().filter(|r| r.error.is_some()) {
+                        tracing::debug!(tenant = %r.tenant, asset = %r.asset, error = ?r.error, "metrics scrape failed");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "metrics scrape job failed"),
+            }
+        }
+    }
+
+    /// Escalates unacknowledged alerts every second: each due step is claimed, then its page is
+    /// queued on the named channels of the tenant (the durable outbox delivers it), until
+    /// `stop` turns true.
+    pub async fn escalations(
+        monitor: Arc<parapet_monitor::Monitor>,
+        notify: Arc<parapet_notify::NotifyService>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = stop.changed() => return,
+            }
+            let pages = match monitor.escalate_due().await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "alert escalation job failed");
+                    continue;
+                }
+            };
+            for p in pages {
+                let channels = match notify.list_channels(&p.tenant).await {
+                    Ok(all) => all
+                        .into_iter()
+                        .filter(|c| p.channels.iter().any(|n| n.eq_ignore_ascii_case(&c.name)))
+                        .collect::<Vec<_>>(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the channels of an escalation");
+                        continue;
+                    }
+                };
+                if channels.len() < p.channels.len() {
+                    tracing::warn!(tenant = %p.tenant.name, wanted = ?p.channels, "an escalation names channels that do not exist");
+                }
+                if channels.is_empty() {
+                    continue;
+                }
+                let a = &p.alert;
+                let msg = parapet_notify::Message {
+                    source: format!("alert:{}", a.id),
+                    severity: Some(a.severity.clone()),
+                    subject: format!(
+                        "[escalation level {}] [{}] {}",
+                        p.level + 1,
+                        a.severity,
+                        a.title
+                    ),
+                    body: format!(
+                        "Alert {} of tenant {} is still not acknowledged: {} (rule {}, severity {}, \
+                         first event {}). Escalation level {}, round {}.",
+                        a.id,
+                        p.tenant.name,
+                        a.title,
+                        a.rule_id,
+                        a.severity,
+                        a.first_event_at.rfc3339(),
+                        p.level + 1,
+                        p.round + 1
+                    ),
+                    event_at: a.first_event_at,
+                };
+                if let Err(e) = notify.enqueue(&p.tenant, &channels, &msg, &[]).await {
+                    tracing::warn!(error = %e, alert = %a.id, "cannot queue an escalation page");
+                }
             }
         }
     }

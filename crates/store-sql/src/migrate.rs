@@ -53,6 +53,15 @@ const SQLITE: &[(i64, &str)] = &[
         32,
         include_str!("../migrations/sqlite/0032_correlation_state.sql"),
     ),
+    (33, include_str!("../migrations/sqlite/0033_metrics.sql")),
+    (
+        34,
+        include_str!("../migrations/sqlite/0034_alert_escalation.sql"),
+    ),
+    (
+        35,
+        include_str!("../migrations/sqlite/0035_login_profiles.sql"),
+    ),
     (50, include_str!("../migrations/sqlite/0050_backup.sql")),
     (
         51,
@@ -118,6 +127,15 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         32,
         include_str!("../migrations/postgres/0032_correlation_state.sql"),
+    ),
+    (33, include_str!("../migrations/postgres/0033_metrics.sql")),
+    (
+        34,
+        include_str!("../migrations/postgres/0034_alert_escalation.sql"),
+    ),
+    (
+        35,
+        include_str!("../migrations/postgres/0035_login_profiles.sql"),
     ),
     (50, include_str!("../migrations/postgres/0050_backup.sql")),
     (

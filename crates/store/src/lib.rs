@@ -20,11 +20,14 @@ pub mod approval;
 pub mod asset;
 pub mod audit;
 pub mod backup;
+pub mod escalation;
 pub mod event;
 pub mod group;
 pub mod incident;
 pub mod kms;
 pub mod ldap;
+pub mod login_profile;
+pub mod metric;
 pub mod mfa;
 pub mod notify;
 pub mod oidc;
@@ -45,11 +48,17 @@ pub use audit::{
     StoredCheckpoint, StoredTile,
 };
 pub use backup::{BackupFindingRow, BackupJobRow, BackupPolicyRow, BackupReportRow, BackupStore};
+pub use escalation::{EscalationCandidate, EscalationStore};
 pub use event::{EventFilter, EventStore, Ingested, Purged, StoredEvent};
 pub use group::{Group, GroupStore};
 pub use incident::{AlertLink, IncidentFilter, IncidentRow, IncidentStore, PlanRow, SlaPolicyRow};
 pub use kms::{KeyPolicy, KmsKey, KmsKeyVersion, KmsRoot, KmsStore, LocalSecret};
 pub use ldap::{LdapDirectory, LdapRoleMapping, LdapSettings, LdapStore};
+pub use login_profile::{LoginProfile, LoginProfileStore};
+pub use metric::{
+    MetricPoint, MetricRule, MetricRuleKind, MetricRuleState, MetricSample, MetricSeries,
+    MetricStore, MetricTarget, MetricsPurged,
+};
 pub use mfa::{MfaStore, TotpRecord};
 pub use notify::{AttemptResult, ChannelRecord, NotifyStore, OutboxItem, OutboxStatus};
 pub use oidc::{CodeRedemption, OidcClient, OidcCode, OidcKey, OidcStore, OidcToken};
@@ -333,6 +342,9 @@ pub trait Store:
     + EventStore
     + AlertStore
     + BackupStore
+    + MetricStore
+    + EscalationStore
+    + LoginProfileStore
     + Health
 {
 }
@@ -356,6 +368,9 @@ impl<T> Store for T where
         + EventStore
         + AlertStore
         + BackupStore
+        + MetricStore
+        + EscalationStore
+        + LoginProfileStore
         + Health
 {
 }

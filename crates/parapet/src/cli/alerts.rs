@@ -90,6 +90,10 @@ pub enum AlertsCommand {
     /// A tenant's monitoring health: per asset when data last arrived, whether it is silent
     /// (no data for longer than its interval) and its open alerts.
     Health(HealthArgs),
+    /// The tenant's escalation policy: who is paged, level after level, while an alert stays
+    /// unacknowledged.
+    #[command(subcommand)]
+    Escalation(super::metrics::EscalationCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -446,6 +450,7 @@ pub async fn alerts(cmd: AlertsCommand) -> anyhow::Result<()> {
         }
         AlertsCommand::Ack(a) | AlertsCommand::Close(a) if a.id.is_empty() => bail!("give the id"),
         AlertsCommand::Ack(a) => verb(a, "ack").await,
+        AlertsCommand::Escalation(c) => super::metrics::escalation(c).await,
         AlertsCommand::Health(a) => {
             let s = Session::open(&a.common)?;
             let h = s
