@@ -312,6 +312,8 @@ pub enum AuditActor {
     },
     /// Parapet itself.
     System,
+    /// A registered client acting for itself (e.g. an OIDC client's own grants).
+    Service { client: String },
     /// A kind this client does not know yet.
     #[serde(other)]
     Other,
@@ -325,6 +327,7 @@ impl AuditActor {
             AuditActor::Anonymous { claimed: Some(c) } => format!("anonymous({c})"),
             AuditActor::Anonymous { claimed: None } => "anonymous".to_string(),
             AuditActor::System => "system".to_string(),
+            AuditActor::Service { client } => format!("service({client})"),
             AuditActor::Other => "other".to_string(),
         }
     }

@@ -194,10 +194,8 @@ pub struct IamService {
     /// Tenants resolved by (viewer, id or name), kept as long as authentications: ids and names
     /// never change, and a status change clears the entry on this replica.
     tenant_cache: RwLock<HashMap<(parapet_types::TenantId, String), (Tenant, Timestamp)>>,
-    /// Seals second-factor secrets (see [`IamConfig::secrets_key`]).
-    secrets_key: [u8; 32],
     /// Seals platform secrets: under the key service once it is in use, else with
-    /// `secrets_key` (`sealer.rs`).
+    /// [`IamConfig::secrets_key`] (`sealer.rs`).
     secrets: sealer::SecretBox,
     /// Each tenant's OIDC signing keys, kept as long as authentications.
     oidc_keys: RwLock<oidc::KeyCache>,
@@ -263,7 +261,6 @@ impl IamService {
         };
         Ok(IamService {
             secrets: sealer::SecretBox::new(secrets_key, env.clone()),
-            secrets_key,
             store,
             env,
             config,

@@ -33,6 +33,7 @@ const SQLITE: &[(i64, &str)] = &[
         17,
         include_str!("../migrations/sqlite/0017_sub_accounts.sql"),
     ),
+    (18, include_str!("../migrations/sqlite/0018_oidc_rs256.sql")),
     (40, include_str!("../migrations/sqlite/0040_incidents.sql")),
     (
         41,
@@ -87,6 +88,10 @@ const POSTGRES: &[(i64, &str)] = &[
     (
         17,
         include_str!("../migrations/postgres/0017_sub_accounts.sql"),
+    ),
+    (
+        18,
+        include_str!("../migrations/postgres/0018_oidc_rs256.sql"),
     ),
     (
         40,
