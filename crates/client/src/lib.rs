@@ -23,9 +23,11 @@ pub use assets::{
 mod account;
 mod approval;
 mod mfa;
+mod webauthn;
 pub use account::{AccountInfo, AccountPolicyView, AccountReport, FlaggedAccount, SweepResult};
 pub use approval::Approval;
 pub use mfa::{MfaStatus, TotpEnrolment};
+pub use webauthn::SecurityKey;
 
 mod kms;
 pub use kms::{DataKey, KmsInit, KmsKey, KmsKeyVersion, KmsStatus, NewKmsKey};

@@ -34,6 +34,7 @@ const SQLITE: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0017_sub_accounts.sql"),
     ),
     (18, include_str!("../migrations/sqlite/0018_oidc_rs256.sql")),
+    (19, include_str!("../migrations/sqlite/0019_webauthn.sql")),
     (40, include_str!("../migrations/sqlite/0040_incidents.sql")),
     (
         41,
@@ -93,6 +94,7 @@ const POSTGRES: &[(i64, &str)] = &[
         18,
         include_str!("../migrations/postgres/0018_oidc_rs256.sql"),
     ),
+    (19, include_str!("../migrations/postgres/0019_webauthn.sql")),
     (
         40,
         include_str!("../migrations/postgres/0040_incidents.sql"),

@@ -30,6 +30,7 @@ pub mod notify;
 pub mod oidc;
 pub mod session;
 pub mod subaccount;
+pub mod webauthn;
 pub use access::{AccessGrant, AccessStore};
 pub use account::{AccountPolicy, AccountRow, AccountState, AccountStore, Attempt, Factor, Lock};
 pub use alert::{
@@ -55,6 +56,7 @@ pub use notify::{AttemptResult, ChannelRecord, NotifyStore, OutboxItem, OutboxSt
 pub use oidc::{CodeRedemption, OidcClient, OidcCode, OidcKey, OidcStore, OidcToken};
 pub use session::{SessionInfo, SessionStore};
 pub use subaccount::SubAccountStore;
+pub use webauthn::{WebAuthnChallenge, WebAuthnCredential, WebAuthnStore};
 
 /// What a storage call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -329,6 +331,7 @@ pub trait Store:
     + LdapStore
     + GroupStore
     + SubAccountStore
+    + WebAuthnStore
     + NotifyStore
     + EventStore
     + AlertStore
@@ -352,6 +355,7 @@ impl<T> Store for T where
         + LdapStore
         + GroupStore
         + SubAccountStore
+        + WebAuthnStore
         + NotifyStore
         + EventStore
         + AlertStore
