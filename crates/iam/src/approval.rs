@@ -255,7 +255,10 @@ impl IamService {
                 ApprovalKind::RoleChange => {
                     let u = self.user_in(&t, &req.username).await?;
                     self.check_sub_account_role(&t, &u, req.role).await?;
-                    ApprovalEffect::SetRole(u.id, req.role)
+                    let subs = self
+                        .sub_account_cascade(&t, &u, req.role, &p.actor(), meta)
+                        .await?;
+                    ApprovalEffect::SetRole(u.id, req.role, subs)
                 }
                 ApprovalKind::Elevation => {
                     let u = self.user_in(&t, &req.username).await?;
@@ -309,7 +312,10 @@ impl IamService {
             )
             .await?;
         match &effect {
-            Some(ApprovalEffect::SetRole(u, _)) => self.forget_cached(None, Some(*u)),
+            Some(ApprovalEffect::SetRole(u, _, subs)) => {
+                self.forget_cached(None, Some(*u));
+                self.forget_changed(subs);
+            }
             Some(ApprovalEffect::Elevate(g)) => self.forget_cached(None, Some(g.user)),
             _ => {}
         }
@@ -347,6 +353,9 @@ impl IamService {
             ));
         }
         self.check_sub_account_role(&t, &u, role).await?;
+        let subs = self
+            .sub_account_cascade(&t, &u, role, &p.actor(), meta)
+            .await?;
         let e = event(
             &self.env,
             Some(&t),
@@ -358,9 +367,10 @@ impl IamService {
             json!({"from": u.role, "to": role, "granted": role, "revoked": u.role}),
         );
         self.store
-            .set_user_role(TenantCtx::new(t.id), u.id, role, &e)
+            .set_user_role(TenantCtx::new(t.id), u.id, role, &e, &subs)
             .await?;
         self.forget_cached(None, Some(u.id));
+        self.forget_changed(&subs);
         u.role = role;
         Ok(u)
     }

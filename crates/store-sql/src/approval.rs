@@ -185,8 +185,9 @@ impl ApprovalStore for SqlStore {
                     }
                     insert_user!(&mut *tx, u);
                 }
-                Some(ApprovalEffect::SetRole(user, role)) => {
+                Some(ApprovalEffect::SetRole(user, role, subs)) => {
                     set_role!(&mut *tx, ctx, *user, *role, at);
+                    crate::subaccount::apply_sub_changes!(&mut *tx, ctx, subs);
                 }
                 Some(ApprovalEffect::Elevate(g)) => {
                     if g.tenant != ctx.tenant {
@@ -207,10 +208,12 @@ impl ApprovalStore for SqlStore {
         user: UserId,
         role: Role,
         audit: &AuditEvent,
+        subs: &[parapet_store::SubAccountChange],
     ) -> StoreResult<()> {
         with_tx!(self, |tx| {
             set_role!(&mut *tx, ctx, user, role, audit.time);
             insert_audit!(&mut *tx, audit);
+            crate::subaccount::apply_sub_changes!(&mut *tx, ctx, subs);
         });
         Ok(())
     }

@@ -61,7 +61,8 @@ pub struct ApprovalRequest {
 #[derive(Debug, Clone)]
 pub enum ApprovalEffect {
     CreateUser(User),
-    SetRole(UserId, Role),
+    /// A new role, with what it does to the user's sub-accounts.
+    SetRole(UserId, Role, Vec<crate::SubAccountChange>),
     /// Starts a just-in-time grant.
     Elevate(crate::access::AccessGrant),
 }
@@ -95,12 +96,14 @@ pub trait ApprovalStore: Send + Sync {
         audit: &AuditEvent,
     ) -> StoreResult<()>;
 
-    /// Changes a user's role (revoking its sessions and tokens, which carry the old privileges).
+    /// Changes a user's role (revoking its sessions and tokens, which carry the old privileges),
+    /// and applies `subs` to its sub-accounts, in one transaction.
     async fn set_user_role(
         &self,
         ctx: TenantCtx,
         user: UserId,
         role: Role,
         audit: &AuditEvent,
+        subs: &[crate::SubAccountChange],
     ) -> StoreResult<()>;
 }

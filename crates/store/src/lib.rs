@@ -55,7 +55,7 @@ pub use mfa::{MfaStore, TotpRecord};
 pub use notify::{AttemptResult, ChannelRecord, NotifyStore, OutboxItem, OutboxStatus};
 pub use oidc::{CodeRedemption, OidcClient, OidcCode, OidcKey, OidcStore, OidcToken};
 pub use session::{SessionInfo, SessionStore};
-pub use subaccount::SubAccountStore;
+pub use subaccount::{SubAccountChange, SubAccountStore};
 pub use webauthn::{WebAuthnChallenge, WebAuthnCredential, WebAuthnStore};
 
 /// What a storage call can fail with.
