@@ -23,6 +23,7 @@ pub use assets::{
 mod account;
 mod approval;
 mod mfa;
+mod subaccount;
 mod webauthn;
 pub use account::{AccountInfo, AccountPolicyView, AccountReport, FlaggedAccount, SweepResult};
 pub use approval::Approval;

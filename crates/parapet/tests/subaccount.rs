@@ -14,7 +14,7 @@
 mod common;
 
 use common::api::Api;
-use common::{ADMIN_PASSWORD, Backend, start};
+use common::{ADMIN_PASSWORD, Backend, run_cli, start};
 use serde_json::{Value, json};
 
 on_both!(sub_accounts_over_the_api_and_console);
@@ -218,6 +218,37 @@ fn sub_accounts_over_the_api_and_console(backend: Backend) {
         let (_, list) = api.get("/api/v1/me/sub-accounts", &boss).await;
         assert_eq!(sub(&list, "viewer")["status"], "disabled");
         assert_eq!(sub(&list, "robot")["role"], "tenant-member");
+        // The CLI: list (JSON), change a role, disable; a refusal is one line, non-zero.
+        let cli = |args: &[&str]| {
+            let o = run_cli(&url, &boss, args, b"");
+            (
+                o.status.success(),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        };
+        let (ok, out, err) = cli(&["user", "sub-account", "list", "--json"]);
+        assert!(ok, "{err}");
+        let listed: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(listed.as_array().unwrap().len(), 3, "{out}");
+        let (ok, out, err) = cli(&[
+            "user",
+            "sub-account",
+            "role",
+            "robot",
+            "tenant-member",
+            "--json",
+        ]);
+        assert!(ok, "{err}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&out).unwrap()["role"],
+            "tenant-member"
+        );
+        // A tenant-member main account holds no audit-reading right to hand on.
+        let (ok, _, err) = cli(&["user", "sub-account", "role", "robot", "tenant-auditor"]);
+        assert!(!ok && err.trim().lines().count() == 1, "{err}");
+        let (ok, _, err) = cli(&["user", "sub-account", "disable", "nobody"]);
+        assert!(!ok && !err.is_empty(), "{err}");
         // A forged form (no CSRF cookie) changes nothing.
         let res = api
             .http
