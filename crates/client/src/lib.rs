@@ -50,7 +50,7 @@ mod backup;
 pub use access::AccessGrant;
 pub use backup::{BackupPolicyInput, BackupReportInput, BackupRetention};
 mod group;
-pub use group::GroupInfo;
+pub use group::{GroupInfo, MemberAdded};
 mod ldap;
 pub use ldap::{LdapDirectory, LdapMapping, LdapSettings, LdapTest};
 

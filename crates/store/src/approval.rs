@@ -14,6 +14,8 @@ pub enum ApprovalKind {
     RoleChange,
     /// Lend a user a (privileged) role for a limited time: just-in-time access.
     Elevation,
+    /// Add a user to a group (whose roles it then holds).
+    GroupMember,
 }
 
 impl ApprovalKind {
@@ -22,6 +24,7 @@ impl ApprovalKind {
             ApprovalKind::UserCreate => "user-create",
             ApprovalKind::RoleChange => "role-change",
             ApprovalKind::Elevation => "elevation",
+            ApprovalKind::GroupMember => "group-member",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -29,6 +32,7 @@ impl ApprovalKind {
             "user-create" => Some(ApprovalKind::UserCreate),
             "role-change" => Some(ApprovalKind::RoleChange),
             "elevation" => Some(ApprovalKind::Elevation),
+            "group-member" => Some(ApprovalKind::GroupMember),
             _ => None,
         }
     }
@@ -55,6 +59,8 @@ pub struct ApprovalRequest {
     pub comment: Option<String>,
     /// For elevations: how long the role is lent once approved, in seconds.
     pub duration_secs: Option<i64>,
+    /// For group memberships: the group (`role` is then the most privileged of its roles).
+    pub group: Option<String>,
 }
 
 /// What an approval applies, in the same transaction as the decision.
@@ -65,6 +71,8 @@ pub enum ApprovalEffect {
     SetRole(UserId, Role, Vec<crate::SubAccountChange>),
     /// Starts a just-in-time grant.
     Elevate(crate::access::AccessGrant),
+    /// Adds the user to the group (by name).
+    AddGroupMember(String, UserId),
 }
 
 #[async_trait::async_trait]

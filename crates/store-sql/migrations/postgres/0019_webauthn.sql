@@ -27,3 +27,10 @@ CREATE TABLE webauthn_challenges (
     expires_at  BIGINT NOT NULL
 );
 CREATE INDEX webauthn_challenges_expiry ON webauthn_challenges (expires_at);
+
+-- Issue 4 §1: in tenants whose policy requires approval for privilege changes, adding a member
+-- to a group is an approval request (kind `group-member`) naming the group.
+ALTER TABLE approval_requests DROP CONSTRAINT approval_requests_kind_check;
+ALTER TABLE approval_requests ADD CONSTRAINT approval_requests_kind_check
+    CHECK (kind IN ('user-create', 'role-change', 'elevation', 'group-member'));
+ALTER TABLE approval_requests ADD COLUMN group_name TEXT;
