@@ -56,6 +56,8 @@ def discover(issuer):
     check(meta["issuer"] == issuer, f"discovery issuer {meta['issuer']!r} != {issuer!r}")
     check("S256" in meta["code_challenge_methods_supported"], "S256 not advertised")
     check("plain" not in meta["code_challenge_methods_supported"], "plain PKCE advertised")
+    algs = meta["id_token_signing_alg_values_supported"]
+    check("ES256" in algs and "RS256" in algs, f"ID token algorithms advertised: {algs}")
     jwks = requests.get(meta["jwks_uri"], timeout=30).json()
     check(jwks.get("keys"), "the JWKS is empty")
     return meta, jwks
@@ -73,7 +75,7 @@ def verify_jwt(meta, token, audience=None, nonce=None):
     from joserfc import jwt
     from joserfc.jwt import JWTClaimsRegistry
 
-    tok = jwt.decode(token, key_set(meta), algorithms=["ES256"])
+    tok = jwt.decode(token, key_set(meta), algorithms=["ES256", "RS256"])
     claims = {"iss": {"essential": True, "value": meta["issuer"]},
               "exp": {"essential": True}, "iat": {"essential": True},
               "sub": {"essential": True}}
@@ -196,6 +198,10 @@ def flows(a):
     token, nonce, _ = code_flow(meta, browser, conf, a.redirect_uri)
     check(browser.logins == 1, "the user was not sent through the console log-in")
     idt = verify_jwt(meta, token["id_token"], audience=a.client_id, nonce=nonce)
+    check(idt.header["alg"] == a.id_token_alg,
+          f"the confidential client's ID token is {idt.header['alg']}, not {a.id_token_alg}")
+    rsa_keys = [k for k in key_set(meta).keys if k.key_type == "RSA"]
+    check(rsa_keys, "the JWKS has no RSA key")
     check(idt.claims["preferred_username"] == a.username.split("@")[0],
           f"ID token names {idt.claims.get('preferred_username')!r}")
     check(idt.claims["at_hash"] == at_hash(token["access_token"]), "at_hash does not match")
@@ -240,7 +246,8 @@ def flows(a):
                         code_challenge_method="S256")
     token, nonce, _ = code_flow(meta, browser, pub, a.redirect_uri, scope="openid profile")
     check(browser.logins == 1, "a logged-in user was asked to log in again")
-    verify_jwt(meta, token["id_token"], audience=a.public_client_id, nonce=nonce)
+    pidt = verify_jwt(meta, token["id_token"], audience=a.public_client_id, nonce=nonce)
+    check(pidt.header["alg"] == "ES256", f"the public client's ID token is {pidt.header['alg']}")
 
     # 5. Client credentials, both client authentication methods.
     for method in ("client_secret_basic", "client_secret_post"):
@@ -329,6 +336,8 @@ def main():
                  "public-client-id", "redirect-uri", "foreign-client-id",
                  "foreign-client-secret"):
         f.add_argument(f"--{name}", required=True)
+    f.add_argument("--id-token-alg", default="ES256",
+                   help="the algorithm the confidential client registered for its ID tokens")
     v = sub.add_parser("verify")
     v.add_argument("--issuer", required=True)
     v.add_argument("--token", required=True)

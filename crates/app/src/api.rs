@@ -68,7 +68,7 @@ pub fn user_view(t: &Tenant, u: &User) -> UserView {
     }
 }
 
-fn principal_view(p: &Principal) -> UserView {
+pub(crate) fn principal_view(p: &Principal) -> UserView {
     user_view(&p.tenant, &p.user)
 }
 

@@ -21,10 +21,13 @@ use crate::extract::{ApiJson, Auth, Meta};
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ApprovalView {
     pub id: String,
-    /// `user-create` or `role-change`.
+    /// `user-create`, `role-change`, `elevation` or `group-member`.
     pub kind: String,
     pub username: String,
     pub role: String,
+    /// For `group-member`: the group the user would join (`role`: its most privileged role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     pub reason: String,
     pub requested_by: String,
     pub requested_at: String,
@@ -41,6 +44,7 @@ pub fn approval_view(r: &ApprovalRequest) -> ApprovalView {
         kind: r.kind.as_str().into(),
         username: r.username.clone(),
         role: r.role.as_str().into(),
+        group: r.group.clone(),
         reason: r.reason.clone(),
         requested_by: r.requested_by_name.clone(),
         requested_at: r.requested_at.rfc3339(),
@@ -134,12 +138,13 @@ pub async fn create(
                 .request_role(&p, &tenant, &req.username, r, &req.reason, &meta)
                 .await?
         }
-        Some(ApprovalKind::Elevation) | None => {
+        Some(ApprovalKind::Elevation | ApprovalKind::GroupMember) | None => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid",
                 "kind must be user-create or role-change (ask for just-in-time access with \
-                 POST /api/v1/access/requests)",
+                 POST /api/v1/access/requests; group memberships are requested by adding the \
+                 member to the group)",
             ));
         }
     };

@@ -423,11 +423,14 @@ struct LoginPage {
 struct NextQuery {
     #[serde(default)]
     next: String,
+    /// `failed` after a refused security key.
+    #[serde(default)]
+    key: String,
 }
 
 /// The `next` target when it is one of ours to return to: an authorization request of the
 /// OpenID Connect provider (never another site).
-fn safe_next(next: &str) -> Option<&str> {
+pub(crate) fn safe_next(next: &str) -> Option<&str> {
     (next.starts_with("/oidc/")
         && next.len() <= 4096
         && !next.contains("//")
@@ -442,15 +445,19 @@ async fn login_page(
     q: Result<axum::extract::Query<NextQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let (csrf, set) = csrf_token(&st, &headers);
+    let q = q.ok().map(|axum::extract::Query(q)| q);
     let next = q
-        .ok()
-        .and_then(|axum::extract::Query(q)| safe_next(&q.next).map(String::from))
+        .as_ref()
+        .and_then(|q| safe_next(&q.next).map(String::from))
         .unwrap_or_default();
+    let error = q
+        .filter(|q| q.key == "failed")
+        .map(|_| "The security key was not accepted; log in again.".to_string());
     render(
         StatusCode::OK,
         &LoginPage {
             csrf,
-            error: None,
+            error,
             username: String::new(),
             next,
         },
@@ -500,12 +507,26 @@ async fn login_submit(
         return page(StatusCode::UNAUTHORIZED, "Wrong user name or password.");
     }
     let otp = Some(f.otp.trim()).filter(|o| !o.is_empty());
+    // Security keys work where the browser can reach a relying party (a host name).
+    let rp = crate::webauthn::relying_party(&st, &headers).ok();
     match st
         .iam
-        .login_with_otp(f.username.trim(), &f.password, otp, &meta)
+        .login_step(f.username.trim(), &f.password, otp, rp.as_ref(), &meta)
         .await
     {
-        Ok(issued) => {
+        Ok(parapet_iam::LoginStep::SecurityKey(p)) => render(
+            StatusCode::OK,
+            &crate::webauthn::KeyLoginPage {
+                csrf: csrf.clone(),
+                username: f.username.trim().to_string(),
+                next: safe_next(&f.next).unwrap_or_default().to_string(),
+                handle: p.handle,
+                options: p.options.to_string(),
+                error: None,
+            },
+            set.clone(),
+        ),
+        Ok(parapet_iam::LoginStep::Done(issued)) => {
             let max_age = (issued.expires_at.0 - st.iam.env().now().0) / 1000;
             let enrol = issued
                 .principal
@@ -541,7 +562,8 @@ async fn login_submit(
         ),
         Err(IamError::MfaRequired) => page(
             StatusCode::UNAUTHORIZED,
-            "Enter the code of your authenticator app (or a recovery code) with your password.",
+            "Enter the code of your authenticator app (or a recovery code) with your password \
+             (security keys need the server to be reached by a host name).",
         ),
         Err(IamError::PasswordExpired) => page(
             StatusCode::FORBIDDEN,

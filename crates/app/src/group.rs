@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use parapet_iam::group::GroupChange;
 use parapet_store::Group;
 use parapet_types::Role;
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,9 @@ pub struct NewGroup {
 #[serde(deny_unknown_fields)]
 pub struct MemberBody {
     pub username: String,
+    /// Why, for the approval request filed in tenants that require approval.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// The tenant's groups.
@@ -119,10 +123,12 @@ pub async fn delete_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Adds a member (grants the group's roles, audited).
+/// Adds a member (grants the group's roles, audited). In a tenant whose policy requires
+/// approval, files an approval request instead (202 with the request).
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/groups/{name}/members", tag = "groups",
     params(("tenant" = String, Path), ("name" = String, Path)), request_body = MemberBody,
-    responses((status = 200, body = GroupOut), (status = 403, body = Problem),
+    responses((status = 200, body = GroupOut),
+        (status = 202, body = crate::approval::ApprovalView), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn add_member(
@@ -131,12 +137,28 @@ pub async fn add_member(
     Meta(meta): Meta,
     Path((tenant, name)): Path<(String, String)>,
     ApiJson(body): ApiJson<MemberBody>,
-) -> ApiResult<Json<GroupOut>> {
-    let g = st
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let r = st
         .iam
-        .set_group_member(&p, &tenant, &name, &body.username, true, &meta)
+        .set_group_member(
+            &p,
+            &tenant,
+            &name,
+            &body.username,
+            true,
+            body.reason.as_deref(),
+            &meta,
+        )
         .await?;
-    Ok(Json(out(&g)))
+    Ok(match r {
+        GroupChange::Applied(g) => Json(out(&g)).into_response(),
+        GroupChange::Requested(req) => (
+            StatusCode::ACCEPTED,
+            Json(crate::approval::approval_view(&req)),
+        )
+            .into_response(),
+    })
 }
 
 /// Removes a member (revokes the group's roles, audited).
@@ -152,11 +174,18 @@ pub async fn remove_member(
     Meta(meta): Meta,
     Path((tenant, name, username)): Path<(String, String, String)>,
 ) -> ApiResult<Json<GroupOut>> {
-    let g = st
+    match st
         .iam
-        .set_group_member(&p, &tenant, &name, &username, false, &meta)
-        .await?;
-    Ok(Json(out(&g)))
+        .set_group_member(&p, &tenant, &name, &username, false, None, &meta)
+        .await?
+    {
+        GroupChange::Applied(g) => Ok(Json(out(&g))),
+        GroupChange::Requested(_) => Err(crate::error::ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "a removal never needs approval",
+        )),
+    }
 }
 
 // -- console ---------------------------------------------------------------------------------
@@ -320,15 +349,20 @@ async fn page_member(
     let add = f.op != "remove";
     let r = st
         .iam
-        .set_group_member(&u.p, &tenant, &f.group, &f.username, add, &u.meta)
+        .set_group_member(&u.p, &tenant, &f.group, &f.username, add, None, &u.meta)
         .await
-        .map(|g| {
-            format!(
+        .map(|c| match c {
+            GroupChange::Applied(g) => format!(
                 "{} {} group {}.",
                 f.username,
                 if add { "joined" } else { "left" },
                 g.name
-            )
+            ),
+            GroupChange::Requested(req) => format!(
+                "This tenant requires approval: request {} to add {} to group {} awaits \
+                 another administrator.",
+                req.id, f.username, f.group
+            ),
         });
     after(&st, &u, &tenant, r).await
 }

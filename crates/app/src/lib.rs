@@ -47,6 +47,8 @@ pub mod notify;
 pub mod oidc;
 mod openapi;
 pub mod sessions;
+pub mod subaccount;
+pub mod webauthn;
 pub mod witness;
 
 pub use error::{ApiError, Problem};
@@ -241,6 +243,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ldap::api_routes())
         .merge(group::api_routes())
         .merge(group::sub_account_routes())
+        .merge(webauthn::api_routes())
+        .merge(subaccount::api_routes())
         .merge(monitor::api_routes())
         .merge(monitor_health::api_routes())
         .merge(monitor_alerts::api_routes())
@@ -259,6 +263,8 @@ pub fn router(state: AppState) -> Router {
         .merge(oidc::protocol_routes())
         .merge(access::console_routes())
         .merge(ldap::console_routes())
+        .merge(webauthn::console_routes())
+        .merge(subaccount::console_routes())
         .merge(group::console_routes())
         .merge(notify::console_routes())
         .merge(monitor::console_routes())
@@ -288,6 +294,8 @@ async fn openapi_json() -> Response {
     doc.merge(incident::IncidentApi::openapi());
     doc.merge(incident_sla::IncidentSlaApi::openapi());
     doc.merge(oidc::OidcApi::openapi());
+    doc.merge(webauthn::WebAuthnApi::openapi());
+    doc.merge(subaccount::SubAccountManageApi::openapi());
     doc.merge(access::AccessApi::openapi());
     doc.merge(ldap::LdapApi::openapi());
     doc.merge(group::GroupApi::openapi());

@@ -515,6 +515,8 @@ pub struct ClientView {
     pub grant_types: Vec<String>,
     pub created_at: String,
     pub secret_rotated_at: Option<String>,
+    /// The algorithm of its ID tokens: `ES256` or `RS256`.
+    pub id_token_signed_response_alg: String,
     /// The issuer path relative to the server (`/oidc/{tenant}`).
     pub issuer_path: String,
 }
@@ -539,6 +541,9 @@ pub struct NewClientBody {
     /// Defaults: authorization_code and refresh_token (and client_credentials when confidential).
     #[serde(default)]
     pub grant_types: Vec<String>,
+    /// The algorithm of its ID tokens: `ES256` (default) or `RS256`.
+    #[serde(default)]
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 /// A signing key of the tenant's issuer (public part only).
@@ -560,6 +565,7 @@ fn client_view(tenant: &str, c: &OidcClient) -> ClientView {
         grant_types: c.grants.clone(),
         created_at: c.created_at.rfc3339(),
         secret_rotated_at: c.secret_rotated_at.map(|t| t.rfc3339()),
+        id_token_signed_response_alg: c.id_token_alg.clone(),
         issuer_path: format!("/oidc/{tenant}"),
     }
 }
@@ -607,6 +613,7 @@ pub async fn add_client(
         public: b.public,
         redirect_uris: b.redirect_uris,
         grants: b.grant_types,
+        id_token_alg: b.id_token_signed_response_alg,
     };
     let (c, secret) = st.iam.oidc_client_add(&p, &tenant, &req, &meta).await?;
     let t = st
@@ -675,7 +682,8 @@ pub async fn list_keys(
     Ok(Json(keys.iter().map(key_view).collect()))
 }
 
-/// Replaces the issuer's signing key; the old key stays in the JWKS until its tokens expire.
+/// Replaces the issuer's signing keys (ES256 and RS256); the old keys stay in the JWKS until
+/// their tokens expire. The answer is the new ES256 key (the one that signs access tokens).
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/oidc/keys/rotate", tag = "oidc",
     params(("tenant" = String, Path)), responses((status = 200, body = KeyView)),
     security(("bearer" = [])))]
@@ -769,6 +777,9 @@ struct AddForm {
     redirect_uris: String,
     #[serde(default)]
     client_credentials: Option<String>,
+    /// `ES256` or `RS256`.
+    #[serde(default)]
+    id_token_alg: Option<String>,
 }
 
 async fn page_add(
@@ -799,6 +810,7 @@ async fn page_add(
             .map(String::from)
             .collect(),
         grants,
+        id_token_alg: f.id_token_alg.filter(|a| !a.is_empty()),
     };
     let tenant = u.p.tenant.name.clone();
     match st.iam.oidc_client_add(&u.p, &tenant, &req, &u.meta).await {

@@ -11,6 +11,9 @@ pub struct Approval {
     pub kind: String,
     pub username: String,
     pub role: String,
+    /// For `group-member` requests: the group.
+    #[serde(default)]
+    pub group: Option<String>,
     pub reason: String,
     pub requested_by: String,
     pub requested_at: String,

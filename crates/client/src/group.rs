@@ -13,6 +13,14 @@ pub struct GroupInfo {
     pub created_at: String,
 }
 
+/// What adding a member did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MemberAdded {
+    Applied(GroupInfo),
+    Requested(crate::Approval),
+}
+
 impl Client {
     /// `GET /api/v1/tenants/{tenant}/groups`.
     pub async fn groups(&self, tenant: &str) -> Result<Vec<GroupInfo>, ClientError> {
@@ -44,16 +52,18 @@ impl Client {
         .map(|_| ())
     }
 
-    /// `POST /api/v1/tenants/{tenant}/groups/{name}/members`.
+    /// `POST /api/v1/tenants/{tenant}/groups/{name}/members`: the group, or (in tenants that
+    /// require approval) the approval request filed instead.
     pub async fn add_group_member(
         &self,
         tenant: &str,
         name: &str,
         username: &str,
-    ) -> Result<GroupInfo, ClientError> {
+        reason: Option<&str>,
+    ) -> Result<MemberAdded, ClientError> {
         self.post(
             self.url(&["tenants", tenant, "groups", name, "members"], &[]),
-            &serde_json::json!({"username": username}),
+            &serde_json::json!({"username": username, "reason": reason}),
         )
         .await
     }

@@ -23,9 +23,12 @@ pub use assets::{
 mod account;
 mod approval;
 mod mfa;
+mod subaccount;
+mod webauthn;
 pub use account::{AccountInfo, AccountPolicyView, AccountReport, FlaggedAccount, SweepResult};
 pub use approval::Approval;
 pub use mfa::{MfaStatus, TotpEnrolment};
+pub use webauthn::SecurityKey;
 
 mod kms;
 pub use kms::{DataKey, KmsInit, KmsKey, KmsKeyVersion, KmsStatus, NewKmsKey};
@@ -49,7 +52,7 @@ pub use backup::{
     BackupJobInput, BackupPolicyInput, BackupReportInput, BackupRetention, BackupStepOutcome,
 };
 mod group;
-pub use group::GroupInfo;
+pub use group::{GroupInfo, MemberAdded};
 mod ldap;
 mod metrics;
 pub use ldap::{LdapDirectory, LdapMapping, LdapSettings, LdapTest};
@@ -315,6 +318,8 @@ pub enum AuditActor {
     },
     /// Parapet itself.
     System,
+    /// A registered client acting for itself (e.g. an OIDC client's own grants).
+    Service { client: String },
     /// A kind this client does not know yet.
     #[serde(other)]
     Other,
@@ -328,6 +333,7 @@ impl AuditActor {
             AuditActor::Anonymous { claimed: Some(c) } => format!("anonymous({c})"),
             AuditActor::Anonymous { claimed: None } => "anonymous".to_string(),
             AuditActor::System => "system".to_string(),
+            AuditActor::Service { client } => format!("service({client})"),
             AuditActor::Other => "other".to_string(),
         }
     }

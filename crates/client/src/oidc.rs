@@ -17,6 +17,9 @@ pub struct OidcClient {
     pub created_at: String,
     #[serde(default)]
     pub secret_rotated_at: Option<String>,
+    /// `ES256` or `RS256`.
+    #[serde(default)]
+    pub id_token_signed_response_alg: Option<String>,
     pub issuer_path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
@@ -47,11 +50,13 @@ impl Client {
         public: bool,
         redirect_uris: &[String],
         grant_types: &[String],
+        id_token_alg: Option<&str>,
     ) -> Result<OidcClient, ClientError> {
         self.post(
             self.url(&["tenants", tenant, "oidc", "clients"], &[]),
             &serde_json::json!({"name": name, "public": public,
-                                "redirect_uris": redirect_uris, "grant_types": grant_types}),
+                                "redirect_uris": redirect_uris, "grant_types": grant_types,
+                                "id_token_signed_response_alg": id_token_alg}),
         )
         .await
     }

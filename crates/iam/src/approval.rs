@@ -164,6 +164,7 @@ impl IamService {
             decided_at: None,
             comment: None,
             duration_secs,
+            group: None,
         };
         let e = event(
             &self.env,
@@ -175,6 +176,59 @@ impl IamService {
             AuditOutcome::Success,
             json!({"kind": kind.as_str(), "user": username, "role": role, "reason": reason,
                    "duration_secs": duration_secs}),
+        );
+        self.store
+            .create_approval(TenantCtx::new(t.id), &req, &e)
+            .await?;
+        Ok(req)
+    }
+
+    /// Files a request to add `username` to `group` (tenants that require approval).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn file_group_request(
+        &self,
+        p: &Principal,
+        t: &Tenant,
+        username: &str,
+        group: &str,
+        role: Role,
+        reason: &str,
+        meta: &RequestMeta,
+    ) -> IamResult<ApprovalRequest> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(IamError::Invalid(
+                "give a reason of 1 to 500 characters".into(),
+            ));
+        }
+        let req = ApprovalRequest {
+            id: self.new_id()?.to_string(),
+            tenant: t.id,
+            kind: ApprovalKind::GroupMember,
+            username: username.to_string(),
+            role,
+            password_hash: None,
+            reason: reason.to_string(),
+            requested_by: p.user.id,
+            requested_by_name: p.login_name(),
+            requested_at: self.env.now(),
+            status: "pending".into(),
+            decided_by_name: None,
+            decided_at: None,
+            comment: None,
+            duration_secs: None,
+            group: Some(group.to_string()),
+        };
+        let e = event(
+            &self.env,
+            Some(t),
+            p.actor(),
+            "approval.request",
+            format!("approval:{}", req.id),
+            meta,
+            AuditOutcome::Success,
+            json!({"kind": req.kind.as_str(), "user": username, "group": group, "role": role,
+                   "reason": reason}),
         );
         self.store
             .create_approval(TenantCtx::new(t.id), &req, &e)
@@ -255,7 +309,17 @@ impl IamService {
                 ApprovalKind::RoleChange => {
                     let u = self.user_in(&t, &req.username).await?;
                     self.check_sub_account_role(&t, &u, req.role).await?;
-                    ApprovalEffect::SetRole(u.id, req.role)
+                    let subs = self
+                        .sub_account_cascade(&t, &u, req.role, &p.actor(), meta)
+                        .await?;
+                    ApprovalEffect::SetRole(u.id, req.role, subs)
+                }
+                ApprovalKind::GroupMember => {
+                    let name = req.group.clone().unwrap_or_default();
+                    let g = self.group_in(&t, &name).await?;
+                    self.may_grant_all(p, &t, &g.roles, meta).await?;
+                    let u = self.user_in(&t, &req.username).await?;
+                    ApprovalEffect::AddGroupMember(g.name, u.id)
                 }
                 ApprovalKind::Elevation => {
                     let u = self.user_in(&t, &req.username).await?;
@@ -281,6 +345,9 @@ impl IamService {
             (Some(ApprovalEffect::CreateUser(_)), _) => ("approval.approve", "user.create"),
             (Some(ApprovalEffect::SetRole(..)), _) => ("approval.approve", "user.role.change"),
             (Some(ApprovalEffect::Elevate(..)), _) => ("approval.approve", "access.grant"),
+            (Some(ApprovalEffect::AddGroupMember(..)), _) => {
+                ("approval.approve", "group.member.add")
+            }
             (None, _) => ("approval.reject", ""),
         };
         let now = self.env.now();
@@ -293,7 +360,7 @@ impl IamService {
             meta,
             AuditOutcome::Success,
             json!({"kind": req.kind.as_str(), "user": format!("user:{}/{}", t.name, req.username),
-                   "role": req.role, "requested_by": req.requested_by_name,
+                   "role": req.role, "group": req.group, "requested_by": req.requested_by_name,
                    "applied": applied, "comment": comment}),
         );
         self.store
@@ -309,8 +376,12 @@ impl IamService {
             )
             .await?;
         match &effect {
-            Some(ApprovalEffect::SetRole(u, _)) => self.forget_cached(None, Some(*u)),
+            Some(ApprovalEffect::SetRole(u, _, subs)) => {
+                self.forget_cached(None, Some(*u));
+                self.forget_changed(subs);
+            }
             Some(ApprovalEffect::Elevate(g)) => self.forget_cached(None, Some(g.user)),
+            Some(ApprovalEffect::AddGroupMember(_, u)) => self.forget_cached(None, Some(*u)),
             _ => {}
         }
         Ok(self.store.get_approval(ctx, &req.id).await?)
@@ -347,6 +418,9 @@ impl IamService {
             ));
         }
         self.check_sub_account_role(&t, &u, role).await?;
+        let subs = self
+            .sub_account_cascade(&t, &u, role, &p.actor(), meta)
+            .await?;
         let e = event(
             &self.env,
             Some(&t),
@@ -358,9 +432,10 @@ impl IamService {
             json!({"from": u.role, "to": role, "granted": role, "revoked": u.role}),
         );
         self.store
-            .set_user_role(TenantCtx::new(t.id), u.id, role, &e)
+            .set_user_role(TenantCtx::new(t.id), u.id, role, &e, &subs)
             .await?;
         self.forget_cached(None, Some(u.id));
+        self.forget_changed(&subs);
         u.role = role;
         Ok(u)
     }

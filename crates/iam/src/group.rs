@@ -26,7 +26,7 @@ impl IamService {
     }
 
     /// Checks that `p` may grant every role of `roles` in `t` (recording a refusal).
-    async fn may_grant_all(
+    pub(crate) async fn may_grant_all(
         &self,
         p: &Principal,
         t: &Tenant,
@@ -99,7 +99,7 @@ impl IamService {
         Ok(g)
     }
 
-    async fn group_in(&self, t: &Tenant, name: &str) -> IamResult<Group> {
+    pub(crate) async fn group_in(&self, t: &Tenant, name: &str) -> IamResult<Group> {
         self.store
             .list_groups(TenantCtx::new(t.id))
             .await?
@@ -145,6 +145,9 @@ impl IamService {
     }
 
     /// Adds (`add`) or removes a member: a privilege grant or revocation, audited with the roles.
+    /// In a tenant whose policy requires approval, an addition files an approval request
+    /// (`reason`, else a generated one) that another administrator decides.
+    #[allow(clippy::too_many_arguments)]
     pub async fn set_group_member(
         &self,
         p: &Principal,
@@ -152,19 +155,31 @@ impl IamService {
         name: &str,
         username: &str,
         add: bool,
+        reason: Option<&str>,
         meta: &RequestMeta,
-    ) -> IamResult<Group> {
+    ) -> IamResult<GroupChange> {
         let t = self.resolve(p, tenant, Action::GroupManage, meta).await?;
         let g = self.group_in(&t, name).await?;
         self.may_grant_all(p, &t, &g.roles, meta).await?;
-        if add && self.effective_policy(&t).await?.policy.approval_required {
-            return Err(IamError::Forbidden(format!(
-                "tenant {}'s policy requires approval for privilege changes; group membership \
-                 cannot be approved yet: change the user's role through an approval request",
-                t.name
-            )));
-        }
         let u = self.user_in(&t, username).await?;
+        if add && self.effective_policy(&t).await?.policy.approval_required {
+            if g.members.contains(&u.username) {
+                return Err(IamError::Conflict("already a member of this group".into()));
+            }
+            // A privilege grant: another administrator must approve it.
+            let top = Role::ALL
+                .into_iter()
+                .find(|r| g.roles.contains(r))
+                .ok_or_else(|| IamError::Internal("a group without roles".into()))?;
+            let reason = reason.map(str::trim).filter(|r| !r.is_empty()).map_or_else(
+                || format!("add {} to group {}", u.username, g.name),
+                String::from,
+            );
+            let req = self
+                .file_group_request(p, &t, &u.username, &g.name, top, &reason, meta)
+                .await?;
+            return Ok(GroupChange::Requested(Box::new(req)));
+        }
         let e = event(
             &self.env,
             Some(&t),
@@ -196,6 +211,14 @@ impl IamService {
             Err(e) => return Err(e.into()),
         }
         self.forget_cached(None, Some(u.id));
-        self.group_in(&t, &g.name).await
+        Ok(GroupChange::Applied(self.group_in(&t, &g.name).await?))
     }
+}
+
+/// What a change of a group's members did.
+#[derive(Debug, Clone)]
+pub enum GroupChange {
+    Applied(Group),
+    /// The tenant requires approval: a request was filed instead.
+    Requested(Box<parapet_store::ApprovalRequest>),
 }

@@ -540,8 +540,12 @@ impl IamService {
                         AuditOutcome::Success,
                         json!({"from": u.role, "to": role, "dn": dn, "groups": groups}),
                     );
-                    self.store.set_user_role(ctx, u.id, role, &e).await?;
+                    let subs = self
+                        .sub_account_cascade(t, &u, role, &Actor::System, meta)
+                        .await?;
+                    self.store.set_user_role(ctx, u.id, role, &e, &subs).await?;
                     self.forget_cached(None, Some(u.id));
+                    self.forget_changed(&subs);
                     u.role = role;
                 }
                 Ok(DirectoryLogin::Ok(u))

@@ -29,6 +29,7 @@ pub mod sealer;
 pub mod secret;
 mod sessions;
 pub mod subaccount;
+pub mod webauthn;
 
 pub use authz::{Action, Denied, KeyOp, authorize, authorize_key};
 pub use secret::PasswordCost;
@@ -180,6 +181,15 @@ pub struct IssuedCredential {
     pub principal: Principal,
 }
 
+/// Where a log-in stands after its first step.
+#[derive(Debug, Clone)]
+pub enum LoginStep {
+    /// Every factor passed: the session.
+    Done(Box<IssuedCredential>),
+    /// The password passed; the account's security key must now sign this challenge.
+    SecurityKey(webauthn::PendingKey),
+}
+
 const AUTH_CACHE_MAX: usize = 65_536;
 
 /// The identity and access service.
@@ -194,10 +204,8 @@ pub struct IamService {
     /// Tenants resolved by (viewer, id or name), kept as long as authentications: ids and names
     /// never change, and a status change clears the entry on this replica.
     tenant_cache: RwLock<HashMap<(parapet_types::TenantId, String), (Tenant, Timestamp)>>,
-    /// Seals second-factor secrets (see [`IamConfig::secrets_key`]).
-    secrets_key: [u8; 32],
     /// Seals platform secrets: under the key service once it is in use, else with
-    /// `secrets_key` (`sealer.rs`).
+    /// [`IamConfig::secrets_key`] (`sealer.rs`).
     secrets: sealer::SecretBox,
     /// Each tenant's OIDC signing keys, kept as long as authentications.
     oidc_keys: RwLock<oidc::KeyCache>,
@@ -263,7 +271,6 @@ impl IamService {
         };
         Ok(IamService {
             secrets: sealer::SecretBox::new(secrets_key, env.clone()),
-            secrets_key,
             store,
             env,
             config,
@@ -414,6 +421,8 @@ impl IamService {
     /// Log-in with a password and, for an account with a second factor, a TOTP or recovery
     /// code (`MfaRequired` without one, after a correct password). An account of a tenant whose
     /// policy requires a second factor but that has none gets a session that may only enrol one.
+    /// An account whose only second factor is a security key must log in through
+    /// [`IamService::login_step`] with a relying party (`MfaRequired` here).
     pub async fn login_with_otp(
         &self,
         login: &str,
@@ -421,6 +430,24 @@ impl IamService {
         otp: Option<&str>,
         meta: &RequestMeta,
     ) -> IamResult<IssuedCredential> {
+        match self.login_step(login, password, otp, None, meta).await? {
+            LoginStep::Done(issued) => Ok(*issued),
+            LoginStep::SecurityKey(_) => Err(IamError::MfaRequired),
+        }
+    }
+
+    /// The first step of a log-in: the password and, if given, a TOTP or recovery code. When
+    /// the account has a security key, no code was given and the caller can run WebAuthn
+    /// (`rp`), the answer is a challenge for the key ([`IamService::webauthn_login_finish`]
+    /// ends the log-in) instead of a session.
+    pub async fn login_step(
+        &self,
+        login: &str,
+        password: &str,
+        otp: Option<&str>,
+        rp: Option<&webauthn::RelyingParty>,
+        meta: &RequestMeta,
+    ) -> IamResult<LoginStep> {
         let (tenant, user, policy) = self
             .password_attempt(login, password, meta, "auth.login")
             .await?;
@@ -439,17 +466,22 @@ impl IamService {
             return Err(IamError::PasswordExpired);
         }
         let mut scopes = vec![];
-        let method = if self.has_totp(&tenant, &user).await? {
-            let Some(code) = otp.filter(|c| !c.trim().is_empty()) else {
-                return Err(IamError::MfaRequired);
-            };
+        let totp = self.has_totp(&tenant, &user).await?;
+        let keys = self.has_security_key(&tenant, &user).await?;
+        let code = otp.filter(|c| !c.trim().is_empty());
+        let method = if totp && code.is_some() {
             match self
-                .second_factor(&tenant, &user, &policy, code, meta)
+                .second_factor(&tenant, &user, &policy, code.unwrap_or_default(), meta)
                 .await?
             {
                 "totp" => "password+totp",
                 _ => "password+recovery-code",
             }
+        } else if keys && let Some(rp) = rp {
+            let pending = self.webauthn_login_begin(&tenant, &user, rp).await?;
+            return Ok(LoginStep::SecurityKey(pending));
+        } else if totp || keys {
+            return Err(IamError::MfaRequired);
         } else {
             if self.mfa_required_for(&policy, &user) {
                 scopes.push(mfa::ENROL_ONLY_SCOPE.to_string());
@@ -465,6 +497,21 @@ impl IamService {
                 .await?;
             "password"
         };
+        let issued = self
+            .open_session(tenant, user, scopes, method, meta)
+            .await?;
+        Ok(LoginStep::Done(Box::new(issued)))
+    }
+
+    /// Opens a console/API session for a user who passed every factor `method` names.
+    pub(crate) async fn open_session(
+        &self,
+        tenant: Tenant,
+        user: User,
+        scopes: Vec<String>,
+        method: &str,
+        meta: &RequestMeta,
+    ) -> IamResult<IssuedCredential> {
         let group_roles = self.group_roles(&tenant, &user).await?;
         let secret = secret::new_secret(&self.env, secret::SESSION_PREFIX)?;
         let now = self.env.now();

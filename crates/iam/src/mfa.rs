@@ -161,10 +161,6 @@ pub struct TotpEnrolment {
 }
 
 impl IamService {
-    pub(crate) fn secrets_key(&self) -> &[u8; 32] {
-        &self.secrets_key
-    }
-
     /// The caller's second factors.
     pub async fn mfa_status(&self, p: &Principal) -> IamResult<MfaStatus> {
         let ctx = TenantCtx::new(p.tenant.id);

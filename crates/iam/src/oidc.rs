@@ -13,9 +13,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
+    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, RsaPublicKeyComponents,
     UnparsedPublicKey,
 };
 use base64::Engine;
@@ -48,7 +51,12 @@ const CLIENT_ID_PREFIX: &str = "pco_";
 const CLIENT_SECRET_PREFIX: &str = "pcs_";
 const CODE_PREFIX: &str = "pac_";
 const REFRESH_PREFIX: &str = "pcr_";
-const ALG: &str = "ES256";
+/// JWS algorithms of the issuer's keys: each tenant has one active key of each.
+pub const ALG_ES256: &str = "ES256";
+pub const ALG_RS256: &str = "RS256";
+pub const ALGS: [&str; 2] = [ALG_ES256, ALG_RS256];
+/// Access tokens are always ES256 (fast to sign and verify); ID tokens use the client's choice.
+const ACCESS_ALG: &str = ALG_ES256;
 
 /// An OAuth 2.0 protocol error (RFC 6749 §5.2, RFC 7009, RFC 7662).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +109,8 @@ pub struct NewClient {
     /// Empty: `authorization_code` and `refresh_token` (plus `client_credentials` for a
     /// confidential client).
     pub grants: Vec<String>,
+    /// `id_token_signed_response_alg`: `ES256` (the default) or `RS256`.
+    pub id_token_alg: Option<String>,
 }
 
 /// A parameterised authorization request (`/authorize`).
@@ -154,11 +164,88 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
+enum Signer {
+    Es(EcdsaKeyPair),
+    Rs(RsaKeyPair),
+}
+
+enum Verifier {
+    /// The uncompressed P-256 point.
+    Es(Vec<u8>),
+    Rs(RsaPublicKeyComponents<Vec<u8>>),
+}
+
+/// A published key of the issuer.
+struct PublicKeyEntry {
+    kid: String,
+    alg: String,
+    verifier: Verifier,
+    jwk: Value,
+}
+
 /// A tenant's signing keys, ready to use.
 pub(crate) struct KeyRing {
-    signing: Option<(String, EcdsaKeyPair)>,
-    /// (kid, uncompressed public point, JWK) of every published key.
-    public: Vec<(String, Vec<u8>, Value)>,
+    /// (alg, kid, key) of the active key of each algorithm.
+    signing: Vec<(String, String, Signer)>,
+    /// Every published key (active, and retired ones until their tokens expire).
+    public: Vec<PublicKeyEntry>,
+}
+
+/// Reads the modulus and exponent of a DER `RSAPublicKey` (RFC 8017 A.1.1).
+fn rsa_public_components(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    fn tlv(b: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+        let (&t, rest) = b.split_first()?;
+        if t != tag {
+            return None;
+        }
+        let (&l, rest) = rest.split_first()?;
+        let (len, rest) = if l < 0x80 {
+            (usize::from(l), rest)
+        } else {
+            let n = usize::from(l & 0x7f);
+            if n == 0 || n > 4 {
+                return None;
+            }
+            let (lb, rest) = (rest.get(..n)?, rest.get(n..)?);
+            (
+                lb.iter().fold(0usize, |a, &x| (a << 8) | usize::from(x)),
+                rest,
+            )
+        };
+        Some((rest.get(..len)?, rest.get(len..)?))
+    }
+    let strip = |v: &[u8]| {
+        let i = v.iter().position(|&x| x != 0).unwrap_or(v.len());
+        v.get(i..).unwrap_or_default().to_vec()
+    };
+    let (seq, _) = tlv(der, 0x30)?;
+    let (n, rest) = tlv(seq, 0x02)?;
+    let (e, _) = tlv(rest, 0x02)?;
+    Some((strip(n), strip(e)))
+}
+
+fn verifier_of(alg: &str, jwk: &Value) -> IamResult<Verifier> {
+    let field = |n: &str| {
+        jwk.get(n)
+            .and_then(Value::as_str)
+            .and_then(|s| B64.decode(s).ok())
+            .ok_or_else(|| IamError::Internal(format!("a stored JWK lacks {n}")))
+    };
+    match alg {
+        ALG_ES256 => {
+            let mut point = vec![4u8];
+            point.extend(field("x")?);
+            point.extend(field("y")?);
+            Ok(Verifier::Es(point))
+        }
+        ALG_RS256 => Ok(Verifier::Rs(RsaPublicKeyComponents {
+            n: field("n")?,
+            e: field("e")?,
+        })),
+        other => Err(IamError::Internal(format!(
+            "a stored signing key has the unknown algorithm {other:?}"
+        ))),
+    }
 }
 
 /// Sets a member of a JSON object (claims, responses).
@@ -210,11 +297,11 @@ pub fn check_redirect_uri(u: &str) -> IamResult<()> {
     Ok(())
 }
 
-/// The actor of a client acting on its own behalf: audit records name it by its client id (it
-/// is authenticated by its secret, but is no user of the tenant).
+/// The actor of a client acting on its own behalf (it is authenticated by its secret, but is no
+/// user of the tenant): audit records name it by its client id.
 fn client_actor(c: &OidcClient) -> Actor {
-    Actor::Anonymous {
-        claimed: Some(format!("oidc-client:{}", c.id)),
+    Actor::Service {
+        client: format!("oidc-client:{}", c.id),
     }
 }
 
@@ -331,6 +418,13 @@ impl IamService {
         for u in &req.redirect_uris {
             check_redirect_uri(u)?;
         }
+        let id_token_alg = req.id_token_alg.as_deref().unwrap_or(ALG_ES256);
+        if !ALGS.contains(&id_token_alg) {
+            return Err(IamError::Invalid(format!(
+                "unsupported ID token algorithm {id_token_alg:?}; expected one of {}",
+                ALGS.join(", ")
+            )));
+        }
         let id = secret::new_secret(&self.env, CLIENT_ID_PREFIX)?;
         let id: String = id.chars().take(CLIENT_ID_PREFIX.len() + 22).collect();
         let secret_value = if req.public {
@@ -348,6 +442,7 @@ impl IamService {
             grants: grants.clone(),
             created_at: self.env.now(),
             secret_rotated_at: None,
+            id_token_alg: id_token_alg.to_string(),
         };
         let e = event(
             &self.env,
@@ -358,7 +453,7 @@ impl IamService {
             meta,
             AuditOutcome::Success,
             json!({"name": name, "public": req.public, "grants": grants,
-                   "redirect_uris": req.redirect_uris}),
+                   "redirect_uris": req.redirect_uris, "id_token_alg": id_token_alg}),
         );
         self.store
             .create_oidc_client(TenantCtx::new(t.id), &client, &e)
@@ -453,7 +548,8 @@ impl IamService {
         Ok(())
     }
 
-    /// Replaces the tenant's signing key; the old one stays published until its tokens expire.
+    /// Replaces the tenant's signing keys (one per algorithm); the old ones stay published until
+    /// their tokens expire. Returns the kid of the new ES256 key (the access-token key).
     pub async fn oidc_rotate_key(
         &self,
         p: &Principal,
@@ -463,7 +559,8 @@ impl IamService {
         let t = self
             .resolve(p, tenant, Action::OidcClientManage, meta)
             .await?;
-        let kid = self.new_signing_key(&t, p.actor(), meta).await?;
+        let kid = self.new_signing_key(&t, ALG_ES256, p.actor(), meta).await?;
+        self.new_signing_key(&t, ALG_RS256, p.actor(), meta).await?;
         let cutoff = Timestamp(
             self.env
                 .now()
@@ -496,32 +593,55 @@ impl IamService {
     async fn new_signing_key(
         &self,
         t: &Tenant,
+        alg: &str,
         actor: Actor,
         meta: &RequestMeta,
     ) -> IamResult<String> {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .map_err(|_| IamError::Internal("cannot generate a P-256 key".into()))?;
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
-            .map_err(|_| IamError::Internal("cannot load a P-256 key".into()))?;
-        let point = pair.public_key().as_ref();
-        let (x, y) = match (point.get(1..33), point.get(33..65)) {
-            (Some(x), Some(y)) if point.len() == 65 => (B64.encode(x), B64.encode(y)),
-            _ => return Err(IamError::Internal("unexpected P-256 public key".into())),
+        let (pkcs8, jwk, kid) = match alg {
+            ALG_ES256 => {
+                let rng = SystemRandom::new();
+                let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| IamError::Internal("cannot generate a P-256 key".into()))?;
+                let pair =
+                    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+                        .map_err(|_| IamError::Internal("cannot load a P-256 key".into()))?;
+                let point = pair.public_key().as_ref();
+                let (x, y) = match (point.get(1..33), point.get(33..65)) {
+                    (Some(x), Some(y)) if point.len() == 65 => (B64.encode(x), B64.encode(y)),
+                    _ => return Err(IamError::Internal("unexpected P-256 public key".into())),
+                };
+                let kid = B64.encode(Sha256::digest(point).get(..12).unwrap_or_default());
+                let jwk = json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid,
+                                 "use": "sig", "alg": ALG_ES256});
+                (pkcs8.as_ref().to_vec(), jwk, kid)
+            }
+            ALG_RS256 => {
+                let pair = RsaKeyPair::generate(KeySize::Rsa2048)
+                    .map_err(|_| IamError::Internal("cannot generate an RSA key".into()))?;
+                let der: Pkcs8V1Der<'static> = pair
+                    .as_der()
+                    .map_err(|_| IamError::Internal("cannot encode an RSA key".into()))?;
+                let public = pair.public_key().as_ref();
+                let (n, e) = rsa_public_components(public)
+                    .ok_or_else(|| IamError::Internal("unexpected RSA public key".into()))?;
+                let kid = B64.encode(Sha256::digest(public).get(..12).unwrap_or_default());
+                let jwk = json!({"kty": "RSA", "n": B64.encode(&n), "e": B64.encode(&e),
+                                 "kid": kid, "use": "sig", "alg": ALG_RS256});
+                (der.as_ref().to_vec(), jwk, kid)
+            }
+            other => {
+                return Err(IamError::Invalid(format!(
+                    "unsupported signing algorithm {other:?}"
+                )));
+            }
         };
-        let kid = B64.encode(Sha256::digest(point).get(..12).unwrap_or_default());
-        let jwk = json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid,
-                         "use": "sig", "alg": ALG});
-        let sealed = mfa::seal_local(
-            self.secrets_key(),
-            &self.env,
-            &key_aad(t.id, &kid),
-            pkcs8.as_ref(),
-        )?;
+        // The private part is a platform secret: sealed under the key service once it is in
+        // use (re-sealed by `migrate_secrets` otherwise).
+        let sealed = self.seal_secret(&key_aad(t.id, &kid), &pkcs8)?;
         let key = OidcKey {
             kid: kid.clone(),
             tenant: t.id,
-            alg: ALG.into(),
+            alg: alg.into(),
             sealed_private: sealed,
             public_jwk: jwk.to_string(),
             created_at: self.env.now(),
@@ -535,7 +655,7 @@ impl IamService {
             format!("oidc-key:{}/{kid}", t.name),
             meta,
             AuditOutcome::Success,
-            json!({"alg": ALG}),
+            json!({"alg": alg}),
         );
         self.store
             .add_oidc_key(TenantCtx::new(t.id), &key, &e)
@@ -544,6 +664,53 @@ impl IamService {
             c.remove(&t.id);
         }
         Ok(kid)
+    }
+
+    /// Re-seals under the key service the signing keys still sealed by the local key; returns
+    /// how many (part of [`IamService::migrate_secrets`]).
+    pub(crate) async fn migrate_oidc_keys(&self, provider: &Tenant) -> IamResult<u64> {
+        let mut n = 0;
+        for k in self
+            .store
+            .oidc_local_keys(TenantCtx::new(provider.id))
+            .await?
+        {
+            let aad = key_aad(k.tenant, &k.kid);
+            let Some(new) = self.secrets.reseal_local(&aad, &k.sealed_private)? else {
+                continue;
+            };
+            let e = parapet_store::AuditEvent {
+                time: self.env.now(),
+                tenant: Some(k.tenant),
+                actor: Actor::System,
+                action: "kms.platform-secret.reseal".into(),
+                target: format!("oidc-key:{}", k.kid),
+                source_ip: None,
+                user_agent: None,
+                outcome: AuditOutcome::Success,
+                details: json!({"secret": "oidc-signing-key", "alg": k.alg,
+                                "from": "local-key", "to": "kms"}),
+            };
+            if self
+                .store
+                .oidc_reseal_key(
+                    TenantCtx::new(k.tenant),
+                    &k.kid,
+                    &k.sealed_private,
+                    &new,
+                    &e,
+                )
+                .await?
+            {
+                n += 1;
+            }
+        }
+        if n > 0
+            && let Ok(mut c) = self.oidc_keys.write()
+        {
+            c.clear();
+        }
+        Ok(n)
     }
 
     /// The tenant's key ring (made on first use), cached as long as authentications.
@@ -556,16 +723,22 @@ impl IamService {
             return Ok(ring.clone());
         }
         let mut keys = self.store.list_oidc_keys(TenantCtx::new(t.id)).await?;
-        if !keys.iter().any(|k| k.retired_at.is_none()) {
-            self.new_signing_key(t, Actor::System, &RequestMeta::default())
-                .await?;
+        let mut made = false;
+        for alg in ALGS {
+            if !keys.iter().any(|k| k.retired_at.is_none() && k.alg == alg) {
+                self.new_signing_key(t, alg, Actor::System, &RequestMeta::default())
+                    .await?;
+                made = true;
+            }
+        }
+        if made {
             keys = self.store.list_oidc_keys(TenantCtx::new(t.id)).await?;
         }
         let keep_after = now
             .0
             .saturating_sub((ACCESS_TTL_SECS + 60).saturating_mul(1000));
         let mut ring = KeyRing {
-            signing: None,
+            signing: Vec::new(),
             public: Vec::new(),
         };
         for k in &keys {
@@ -574,26 +747,26 @@ impl IamService {
             }
             let jwk: Value = serde_json::from_str(&k.public_jwk)
                 .map_err(|e| IamError::Internal(format!("corrupt JWK: {e}")))?;
-            let coord = |n: &str| {
-                jwk.get(n)
-                    .and_then(Value::as_str)
-                    .and_then(|s| B64.decode(s).ok())
-                    .unwrap_or_default()
-            };
-            let mut point = vec![4u8];
-            point.extend(coord("x"));
-            point.extend(coord("y"));
-            if k.retired_at.is_none() && ring.signing.is_none() {
-                let pkcs8 = mfa::open_local(
-                    self.secrets_key(),
-                    &key_aad(t.id, &k.kid),
-                    &k.sealed_private,
-                )?;
-                let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
-                    .map_err(|_| IamError::Internal("a stored signing key is corrupt".into()))?;
-                ring.signing = Some((k.kid.clone(), pair));
+            let verifier = verifier_of(&k.alg, &jwk)?;
+            if k.retired_at.is_none() && !ring.signing.iter().any(|(a, _, _)| *a == k.alg) {
+                let pkcs8 = self.open_secret(&key_aad(t.id, &k.kid), &k.sealed_private)?;
+                let corrupt = || IamError::Internal("a stored signing key is corrupt".into());
+                let signer = if k.alg == ALG_RS256 {
+                    Signer::Rs(RsaKeyPair::from_pkcs8(&pkcs8).map_err(|_| corrupt())?)
+                } else {
+                    Signer::Es(
+                        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
+                            .map_err(|_| corrupt())?,
+                    )
+                };
+                ring.signing.push((k.alg.clone(), k.kid.clone(), signer));
             }
-            ring.public.push((k.kid.clone(), point, jwk));
+            ring.public.push(PublicKeyEntry {
+                kid: k.kid.clone(),
+                alg: k.alg.clone(),
+                verifier,
+                jwk,
+            });
         }
         let ring = Arc::new(ring);
         if let Ok(mut c) = self.oidc_keys.write() {
@@ -608,24 +781,41 @@ impl IamService {
     /// The JSON Web Key Set of the tenant's issuer.
     pub async fn oidc_jwks(&self, t: &Tenant) -> IamResult<Value> {
         let ring = self.key_ring(t).await?;
-        Ok(json!({"keys": ring.public.iter().map(|(_, _, j)| j.clone()).collect::<Vec<_>>()}))
+        Ok(json!({"keys": ring.public.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}))
     }
 
-    fn sign(&self, ring: &KeyRing, claims: &Value) -> IamResult<String> {
-        let (kid, pair) = ring
+    fn sign(&self, ring: &KeyRing, alg: &str, claims: &Value) -> IamResult<String> {
+        let (_, kid, signer) = ring
             .signing
-            .as_ref()
-            .ok_or_else(|| IamError::Internal("no signing key".into()))?;
-        let header = json!({"alg": ALG, "typ": "JWT", "kid": kid});
+            .iter()
+            .find(|(a, _, _)| a == alg)
+            .ok_or_else(|| IamError::Internal(format!("no {alg} signing key")))?;
+        let header = json!({"alg": alg, "typ": "JWT", "kid": kid});
         let input = format!(
             "{}.{}",
             B64.encode(header.to_string()),
             B64.encode(claims.to_string())
         );
-        let sig = pair
-            .sign(&SystemRandom::new(), input.as_bytes())
-            .map_err(|_| IamError::Internal("signing failed".into()))?;
-        Ok(format!("{input}.{}", B64.encode(sig.as_ref())))
+        let failed = || IamError::Internal("signing failed".into());
+        let sig = match signer {
+            Signer::Es(pair) => pair
+                .sign(&SystemRandom::new(), input.as_bytes())
+                .map_err(|_| failed())?
+                .as_ref()
+                .to_vec(),
+            Signer::Rs(pair) => {
+                let mut sig = vec![0u8; pair.public_modulus_len()];
+                pair.sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    input.as_bytes(),
+                    &mut sig,
+                )
+                .map_err(|_| failed())?;
+                sig
+            }
+        };
+        Ok(format!("{input}.{}", B64.encode(sig)))
     }
 
     /// Verifies a JWT of the tenant's issuer (signature, issuer, expiry); `None` when it is not
@@ -650,14 +840,15 @@ impl IamService {
             Some(v) => v,
             None => return Ok(None),
         };
-        if header.get("alg").and_then(Value::as_str) != Some(ALG) {
+        let Some(alg) = header.get("alg").and_then(Value::as_str) else {
             return Ok(None);
-        }
+        };
         let Some(kid) = header.get("kid").and_then(Value::as_str) else {
             return Ok(None);
         };
         let ring = self.key_ring(t).await?;
-        let Some((_, point, _)) = ring.public.iter().find(|(k, _, _)| k == kid) else {
+        // The key's own algorithm decides, never the header's alone (no algorithm confusion).
+        let Some(key) = ring.public.iter().find(|k| k.kid == kid && k.alg == alg) else {
             return Ok(None);
         };
         let Ok(sig) = B64.decode(s) else {
@@ -665,10 +856,15 @@ impl IamService {
         };
         let input_len = h.len() + 1 + c.len();
         let input = token.get(..input_len).unwrap_or("");
-        if UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
-            .verify(input.as_bytes(), &sig)
-            .is_err()
-        {
+        let ok = match &key.verifier {
+            Verifier::Es(point) => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+                .verify(input.as_bytes(), &sig)
+                .is_ok(),
+            Verifier::Rs(c) => c
+                .verify(&RSA_PKCS1_2048_8192_SHA256, input.as_bytes(), &sig)
+                .is_ok(),
+        };
+        if !ok {
             return Ok(None);
         }
         let claims: Value = match B64
@@ -1305,7 +1501,7 @@ impl IamService {
         if let Some(u) = user {
             set_claim(&mut access, "preferred_username", json!(u.username));
         }
-        let access_token = self.sign(&ring, &access)?;
+        let access_token = self.sign(&ring, ACCESS_ALG, &access)?;
         let base = OidcToken {
             id: jti.clone(),
             tenant: t.id,
@@ -1354,7 +1550,7 @@ impl IamService {
                     "at_hash",
                     json!(B64.encode(digest.get(..16).unwrap_or_default())),
                 );
-                Some(self.sign(&ring, &claims)?)
+                Some(self.sign(&ring, &client.id_token_alg, &claims)?)
             }
             _ => None,
         };
@@ -1565,7 +1761,7 @@ pub fn discovery(issuer: &str) -> Value {
         "response_modes_supported": ["query"],
         "grant_types_supported": GRANTS,
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [ALG],
+        "id_token_signing_alg_values_supported": ALGS,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

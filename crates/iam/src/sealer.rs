@@ -1,5 +1,5 @@
 //! Platform secrets (issue 5 §7, X.1642 8.1.2(3)): the secrets of the identity service (TOTP
-//! seeds today; LDAP credentials and webhook secrets later) are sealed under a key of the key
+//! seeds, LDAP bind passwords, OIDC signing keys, notify's webhook secrets) are sealed under a key of the key
 //! service once it is initialized, through [`PlatformSealer`], which the key service installs.
 //! Before that (a development server without keys) they are sealed with the local secrets key
 //! (`parapet-secrets.key`). Values sealed by the key service start with `kms:`; the others are
@@ -187,8 +187,10 @@ impl IamService {
                 }
             }
             if !full {
-                // LDAP bind passwords too (`ldap.rs`).
-                return Ok(n + self.migrate_directory_secrets(provider).await?);
+                // LDAP bind passwords (`ldap.rs`) and OIDC signing keys (`oidc.rs`) too.
+                return Ok(n
+                    + self.migrate_directory_secrets(provider).await?
+                    + self.migrate_oidc_keys(provider).await?);
             }
         }
     }

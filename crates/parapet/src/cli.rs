@@ -28,6 +28,7 @@ mod output;
 mod plan;
 mod session;
 mod sla;
+mod subaccount;
 
 use std::io::BufRead;
 use std::str::FromStr;
@@ -259,6 +260,9 @@ pub enum UserCommand {
     SweepDormant(Plain),
     /// Account audit report: dormant, over-privileged, orphaned and locked accounts.
     Report(account::ReportArgs),
+    /// Your sub-accounts: list, change a role (within yours), disable.
+    #[command(subcommand)]
+    SubAccount(subaccount::SubAccountCommand),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -790,6 +794,7 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::Password(a) => account::password(a).await,
         UserCommand::SweepDormant(a) => account::sweep(a.common).await,
         UserCommand::Report(a) => account::report(a).await,
+        UserCommand::SubAccount(c) => subaccount::run(c).await,
         UserCommand::List(a) => {
             let s = Session::open(&a.common)?;
             let users = s.client.all_users(&a.tenant).await.map_err(|e| s.fail(e))?;

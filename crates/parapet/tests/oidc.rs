@@ -171,6 +171,8 @@ fn oidc_provider_end_to_end(backend: Backend) {
                 "wiki",
                 "--redirect-uri",
                 REDIRECT,
+                "--id-token-alg",
+                "RS256",
                 "--json",
             ],
         );
@@ -180,6 +182,7 @@ fn oidc_provider_end_to_end(backend: Backend) {
         let conf_secret = conf["client_secret"].as_str().unwrap().to_string();
         assert!(conf_secret.starts_with("pcs_"));
         assert_eq!(conf["client_type"], "confidential");
+        assert_eq!(conf["id_token_signed_response_alg"], "RS256");
         let (ok, out, err) = cli(
             &url,
             &alice,
@@ -332,6 +335,8 @@ fn oidc_provider_end_to_end(backend: Backend) {
             foreign["client_id"].as_str().unwrap(),
             "--foreign-client-secret",
             foreign["client_secret"].as_str().unwrap(),
+            "--id-token-alg",
+            "RS256",
         ]);
         assert!(out.status.success(), "{}", show(&out));
         let result: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -367,6 +372,14 @@ fn oidc_provider_end_to_end(backend: Backend) {
         assert!(items.iter().any(|r| r["action"] == "oidc.token"
             && r["details"]["grant_type"] == "authorization_code"
             && r["actor"]["username"] == "alice"));
+        // A client acting for itself is recorded as a service, by its client id.
+        assert!(
+            items.iter().any(|r| r["action"] == "oidc.token"
+                && r["details"]["grant_type"] == "client_credentials"
+                && r["actor"]["kind"] == "service"
+                && r["actor"]["client"] == format!("oidc-client:{conf_id}")),
+            "{audit}"
+        );
         let dump = audit.to_string();
         assert!(
             !dump.contains(&conf_secret),
@@ -393,7 +406,9 @@ fn oidc_provider_end_to_end(backend: Backend) {
             .json()
             .await
             .unwrap();
-        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "{jwks}");
+        // Two new keys (ES256, RS256) and the two retired ones, published until their tokens
+        // expire.
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 4, "{jwks}");
         let old = run(&[
             "verify",
             "--issuer",

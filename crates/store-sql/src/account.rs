@@ -550,6 +550,8 @@ impl AccountStore for SqlStore {
                 "DELETE FROM account_state WHERE tenant_id = $1 AND user_id = $2",
                 "DELETE FROM mfa_recovery_codes WHERE tenant_id = $1 AND user_id = $2",
                 "DELETE FROM mfa_totp WHERE tenant_id = $1 AND user_id = $2",
+                "DELETE FROM webauthn_credentials WHERE tenant_id = $1 AND user_id = $2",
+                "DELETE FROM webauthn_challenges WHERE tenant_id = $1 AND user_id = $2",
                 "DELETE FROM user_group_members WHERE tenant_id = $1 AND user_id = $2",
                 "DELETE FROM sub_accounts WHERE tenant_id = $1 AND (user_id = $2 OR parent_id = $2)",
             ] {

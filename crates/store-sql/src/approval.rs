@@ -15,7 +15,8 @@ use crate::rows::uuid;
 use crate::{DbResult, SqlStore, with_pool, with_tx};
 
 const COLS: &str = "id, tenant_id, kind, username, role, password_hash, reason, requested_by, \
-    requested_by_name, requested_at, status, decided_by_name, decided_at, comment, duration_secs";
+    requested_by_name, requested_at, status, decided_by_name, decided_at, comment, duration_secs, \
+    group_name";
 
 macro_rules! approval_row {
     ($r:expr) => {{
@@ -43,6 +44,7 @@ macro_rules! approval_row {
                 .map(Timestamp),
             comment: r.try_get("comment").db()?,
             duration_secs: r.try_get("duration_secs").db()?,
+            group: r.try_get("group_name").db()?,
         }
     }};
 }
@@ -91,8 +93,8 @@ impl ApprovalStore for SqlStore {
             sqlx::query(
                 "INSERT INTO approval_requests (id, tenant_id, kind, username, role, \
                  password_hash, reason, requested_by, requested_by_name, requested_at, status, \
-                 decided_by_name, decided_at, comment, duration_secs) VALUES ($1, $2, $3, $4, $5, \
-                 $6, $7, $8, $9, $10, 'pending', NULL, NULL, NULL, $11)",
+                 decided_by_name, decided_at, comment, duration_secs, group_name) VALUES ($1, $2, \
+                 $3, $4, $5, $6, $7, $8, $9, $10, 'pending', NULL, NULL, NULL, $11, $12)",
             )
             .bind(&req.id)
             .bind(ctx.tenant.to_string())
@@ -105,6 +107,7 @@ impl ApprovalStore for SqlStore {
             .bind(&req.requested_by_name)
             .bind(req.requested_at.0)
             .bind(req.duration_secs)
+            .bind(&req.group)
             .execute(&mut *tx)
             .await
             .db()?;
@@ -185,8 +188,50 @@ impl ApprovalStore for SqlStore {
                     }
                     insert_user!(&mut *tx, u);
                 }
-                Some(ApprovalEffect::SetRole(user, role)) => {
+                Some(ApprovalEffect::SetRole(user, role, subs)) => {
                     set_role!(&mut *tx, ctx, *user, *role, at);
+                    crate::subaccount::apply_sub_changes!(&mut *tx, ctx, subs);
+                }
+                Some(ApprovalEffect::AddGroupMember(group, user)) => {
+                    let Some((gid,)) = sqlx::query_as::<_, (String,)>(
+                        "SELECT id FROM user_groups WHERE tenant_id = $1 AND name = $2",
+                    )
+                    .bind(ctx.tenant.to_string())
+                    .bind(group)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .db()?
+                    else {
+                        return Err(StoreError::NotFound);
+                    };
+                    let already = sqlx::query_as::<_, (String,)>(
+                        "SELECT user_id FROM user_group_members WHERE group_id = $1 \
+                         AND user_id = $2",
+                    )
+                    .bind(&gid)
+                    .bind(user.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .db()?;
+                    if already.is_some() {
+                        return Err(StoreError::Conflict(
+                            "already a member of this group".into(),
+                        ));
+                    }
+                    let n = sqlx::query(
+                        "INSERT INTO user_group_members (group_id, tenant_id, user_id) \
+                         SELECT $1, tenant_id, id FROM users WHERE tenant_id = $2 AND id = $3",
+                    )
+                    .bind(&gid)
+                    .bind(ctx.tenant.to_string())
+                    .bind(user.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .db()?
+                    .rows_affected();
+                    if n == 0 {
+                        return Err(StoreError::NotFound);
+                    }
                 }
                 Some(ApprovalEffect::Elevate(g)) => {
                     if g.tenant != ctx.tenant {
@@ -207,10 +252,12 @@ impl ApprovalStore for SqlStore {
         user: UserId,
         role: Role,
         audit: &AuditEvent,
+        subs: &[parapet_store::SubAccountChange],
     ) -> StoreResult<()> {
         with_tx!(self, |tx| {
             set_role!(&mut *tx, ctx, user, role, audit.time);
             insert_audit!(&mut *tx, audit);
+            crate::subaccount::apply_sub_changes!(&mut *tx, ctx, subs);
         });
         Ok(())
     }

@@ -40,6 +40,7 @@ mod session;
 mod sqlite_read;
 mod subaccount;
 pub mod testkit;
+mod webauthn;
 
 /// The connection pool of the backend chosen at start.
 #[derive(Clone, Debug)]

@@ -37,6 +37,8 @@ const SQLITE: &[(i64, &str)] = &[
         17,
         include_str!("../migrations/sqlite/0017_sub_accounts.sql"),
     ),
+    (18, include_str!("../migrations/sqlite/0018_oidc_rs256.sql")),
+    (19, include_str!("../migrations/sqlite/0019_webauthn.sql")),
     (40, include_str!("../migrations/sqlite/0040_incidents.sql")),
     (
         41,
@@ -109,6 +111,11 @@ const POSTGRES: &[(i64, &str)] = &[
         17,
         include_str!("../migrations/postgres/0017_sub_accounts.sql"),
     ),
+    (
+        18,
+        include_str!("../migrations/postgres/0018_oidc_rs256.sql"),
+    ),
+    (19, include_str!("../migrations/postgres/0019_webauthn.sql")),
     (
         40,
         include_str!("../migrations/postgres/0040_incidents.sql"),

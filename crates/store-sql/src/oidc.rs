@@ -15,7 +15,7 @@ use crate::{DbResult, SqlStore, with_pool, with_tx};
 use parapet_store::User;
 
 const CLIENT_COLS: &str = "id, tenant_id, name, public_client, secret_hash, redirect_uris, grants, created_at, \
-     secret_rotated_at";
+     secret_rotated_at, id_token_alg";
 const KEY_COLS: &str = "kid, tenant_id, alg, sealed_private, public_jwk, created_at, retired_at";
 const CODE_COLS: &str = "code_hash, tenant_id, client_id, user_id, redirect_uri, code_challenge, \
      scope, nonce, auth_time, family, created_at, expires_at, used_at";
@@ -46,6 +46,7 @@ macro_rules! client_row {
             grants: list("grants", &grants)?,
             created_at: Timestamp(r.try_get("created_at").db()?),
             secret_rotated_at: opt_ts(r.try_get("secret_rotated_at").db()?),
+            id_token_alg: r.try_get("id_token_alg").db()?,
         }
     }};
 }
@@ -181,8 +182,8 @@ impl OidcStore for SqlStore {
         with_tx!(self, |tx| {
             sqlx::query(
                 "INSERT INTO oidc_clients (id, tenant_id, name, public_client, secret_hash, \
-                 redirect_uris, grants, created_at, secret_rotated_at) VALUES ($1, $2, $3, $4, \
-                 $5, $6, $7, $8, NULL)",
+                 redirect_uris, grants, created_at, secret_rotated_at, id_token_alg) VALUES ($1, \
+                 $2, $3, $4, $5, $6, $7, $8, NULL, $9)",
             )
             .bind(&client.id)
             .bind(ctx.tenant.to_string())
@@ -192,6 +193,7 @@ impl OidcStore for SqlStore {
             .bind(&uris)
             .bind(&grants)
             .bind(client.created_at.0)
+            .bind(&client.id_token_alg)
             .execute(&mut *tx)
             .await
             .db()
@@ -338,10 +340,12 @@ impl OidcStore for SqlStore {
         }
         with_tx!(self, |tx| {
             sqlx::query(
-                "UPDATE oidc_keys SET retired_at = $2 WHERE tenant_id = $1 AND retired_at IS NULL",
+                "UPDATE oidc_keys SET retired_at = $2 WHERE tenant_id = $1 AND alg = $3 \
+                 AND retired_at IS NULL",
             )
             .bind(ctx.tenant.to_string())
             .bind(key.created_at.0)
+            .bind(&key.alg)
             .execute(&mut *tx)
             .await
             .db()?;
@@ -376,6 +380,55 @@ impl OidcStore for SqlStore {
             .db()?
             .rows_affected())
         })
+    }
+
+    async fn oidc_local_keys(&self, ctx: TenantCtx) -> StoreResult<Vec<OidcKey>> {
+        let sql = format!(
+            "SELECT {KEY_COLS} FROM oidc_keys k WHERE EXISTS (SELECT 1 FROM tenants p \
+             WHERE p.id = $1 AND p.kind = 'provider') AND k.sealed_private NOT LIKE 'kms:%' \
+             ORDER BY k.tenant_id, k.kid"
+        );
+        with_pool!(self, |pool| {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(ctx.tenant.to_string())
+                .fetch_all(pool)
+                .await
+                .db()?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(key_row!(r));
+            }
+            Ok(out)
+        })
+    }
+
+    async fn oidc_reseal_key(
+        &self,
+        ctx: TenantCtx,
+        kid: &str,
+        old: &str,
+        new: &str,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let changed = with_tx!(self, |tx| {
+            let n = sqlx::query(
+                "UPDATE oidc_keys SET sealed_private = $4 WHERE tenant_id = $1 AND kid = $2 \
+                 AND sealed_private = $3",
+            )
+            .bind(ctx.tenant.to_string())
+            .bind(kid)
+            .bind(old)
+            .bind(new)
+            .execute(&mut *tx)
+            .await
+            .db()?
+            .rows_affected();
+            if n == 1 {
+                insert_audit!(&mut *tx, audit);
+            }
+            n == 1
+        });
+        Ok(changed)
     }
 
     async fn create_oidc_code(

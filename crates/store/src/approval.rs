@@ -14,6 +14,8 @@ pub enum ApprovalKind {
     RoleChange,
     /// Lend a user a (privileged) role for a limited time: just-in-time access.
     Elevation,
+    /// Add a user to a group (whose roles it then holds).
+    GroupMember,
 }
 
 impl ApprovalKind {
@@ -22,6 +24,7 @@ impl ApprovalKind {
             ApprovalKind::UserCreate => "user-create",
             ApprovalKind::RoleChange => "role-change",
             ApprovalKind::Elevation => "elevation",
+            ApprovalKind::GroupMember => "group-member",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -29,6 +32,7 @@ impl ApprovalKind {
             "user-create" => Some(ApprovalKind::UserCreate),
             "role-change" => Some(ApprovalKind::RoleChange),
             "elevation" => Some(ApprovalKind::Elevation),
+            "group-member" => Some(ApprovalKind::GroupMember),
             _ => None,
         }
     }
@@ -55,15 +59,20 @@ pub struct ApprovalRequest {
     pub comment: Option<String>,
     /// For elevations: how long the role is lent once approved, in seconds.
     pub duration_secs: Option<i64>,
+    /// For group memberships: the group (`role` is then the most privileged of its roles).
+    pub group: Option<String>,
 }
 
 /// What an approval applies, in the same transaction as the decision.
 #[derive(Debug, Clone)]
 pub enum ApprovalEffect {
     CreateUser(User),
-    SetRole(UserId, Role),
+    /// A new role, with what it does to the user's sub-accounts.
+    SetRole(UserId, Role, Vec<crate::SubAccountChange>),
     /// Starts a just-in-time grant.
     Elevate(crate::access::AccessGrant),
+    /// Adds the user to the group (by name).
+    AddGroupMember(String, UserId),
 }
 
 #[async_trait::async_trait]
@@ -95,12 +104,14 @@ pub trait ApprovalStore: Send + Sync {
         audit: &AuditEvent,
     ) -> StoreResult<()>;
 
-    /// Changes a user's role (revoking its sessions and tokens, which carry the old privileges).
+    /// Changes a user's role (revoking its sessions and tokens, which carry the old privileges),
+    /// and applies `subs` to its sub-accounts, in one transaction.
     async fn set_user_role(
         &self,
         ctx: TenantCtx,
         user: UserId,
         role: Role,
         audit: &AuditEvent,
+        subs: &[crate::SubAccountChange],
     ) -> StoreResult<()>;
 }

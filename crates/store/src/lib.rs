@@ -33,6 +33,7 @@ pub mod notify;
 pub mod oidc;
 pub mod session;
 pub mod subaccount;
+pub mod webauthn;
 pub use access::{AccessGrant, AccessStore};
 pub use account::{AccountPolicy, AccountRow, AccountState, AccountStore, Attempt, Factor, Lock};
 pub use alert::{
@@ -63,7 +64,8 @@ pub use mfa::{MfaStore, TotpRecord};
 pub use notify::{AttemptResult, ChannelRecord, NotifyStore, OutboxItem, OutboxStatus};
 pub use oidc::{CodeRedemption, OidcClient, OidcCode, OidcKey, OidcStore, OidcToken};
 pub use session::{SessionInfo, SessionStore};
-pub use subaccount::SubAccountStore;
+pub use subaccount::{SubAccountChange, SubAccountStore};
+pub use webauthn::{WebAuthnChallenge, WebAuthnCredential, WebAuthnStore};
 
 /// What a storage call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -338,6 +340,7 @@ pub trait Store:
     + LdapStore
     + GroupStore
     + SubAccountStore
+    + WebAuthnStore
     + NotifyStore
     + EventStore
     + AlertStore
@@ -364,6 +367,7 @@ impl<T> Store for T where
         + LdapStore
         + GroupStore
         + SubAccountStore
+        + WebAuthnStore
         + NotifyStore
         + EventStore
         + AlertStore

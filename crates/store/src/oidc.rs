@@ -23,6 +23,8 @@ pub struct OidcClient {
     pub grants: Vec<String>,
     pub created_at: Timestamp,
     pub secret_rotated_at: Option<Timestamp>,
+    /// The JWS algorithm of its ID tokens (`ES256` or `RS256`).
+    pub id_token_alg: String,
 }
 
 /// A tenant's token-signing key. The private part is sealed by the service.
@@ -30,7 +32,7 @@ pub struct OidcClient {
 pub struct OidcKey {
     pub kid: String,
     pub tenant: TenantId,
-    /// JWS algorithm (`ES256`).
+    /// JWS algorithm (`ES256` or `RS256`).
     pub alg: String,
     pub sealed_private: String,
     /// The public key as a JWK (JSON text).
@@ -128,7 +130,8 @@ pub trait OidcStore: Send + Sync {
 
     /// The tenant's signing keys, newest first.
     async fn list_oidc_keys(&self, ctx: TenantCtx) -> StoreResult<Vec<OidcKey>>;
-    /// Adds a signing key and retires (at `key.created_at`) every key not yet retired.
+    /// Adds a signing key and retires (at `key.created_at`) every key of the same algorithm not
+    /// yet retired.
     async fn add_oidc_key(
         &self,
         ctx: TenantCtx,
@@ -137,6 +140,19 @@ pub trait OidcStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Removes keys retired before `before` (no token they signed is still valid).
     async fn purge_oidc_keys(&self, ctx: TenantCtx, before: Timestamp) -> StoreResult<u64>;
+    /// Every tenant's signing keys whose private part is not sealed by the key service (`ctx`
+    /// must be the provider): the migration path of `migrate_secrets`.
+    async fn oidc_local_keys(&self, ctx: TenantCtx) -> StoreResult<Vec<OidcKey>>;
+    /// Replaces a key's sealed private part if it is still `old`, with `audit`; false when it
+    /// changed meanwhile.
+    async fn oidc_reseal_key(
+        &self,
+        ctx: TenantCtx,
+        kid: &str,
+        old: &str,
+        new: &str,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
 
     async fn create_oidc_code(
         &self,

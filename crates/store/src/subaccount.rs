@@ -1,9 +1,18 @@
 //! Sub-accounts (X.1642 8.1.1(4)): accounts created by a main account, whose privileges never
 //! exceed their main account's, and which are disabled with it.
 
-use parapet_types::{TenantCtx, UserId};
+use parapet_types::{Role, TenantCtx, UserId};
 
 use crate::{AuditEvent, StoreResult, User};
+
+/// What happens to a sub-account when its main account loses privileges: a lower role, or
+/// (`None`) disabled when no role fits under both. Written in the main account's transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubAccountChange {
+    pub user: UserId,
+    pub role: Option<Role>,
+    pub audit: AuditEvent,
+}
 
 #[async_trait::async_trait]
 pub trait SubAccountStore: Send + Sync {

@@ -306,6 +306,10 @@ pub enum Actor {
     Anonymous { claimed: Option<String> },
     /// Parapet itself (bootstrap, background jobs).
     System,
+    /// A registered client acting for itself, authenticated by its own credentials (an OAuth
+    /// client using client credentials, introspection or revocation); `client` names it, e.g.
+    /// `oidc-client:pco_…`.
+    Service { client: String },
 }
 
 impl Actor {
@@ -315,6 +319,7 @@ impl Actor {
             Actor::Anonymous { claimed: Some(c) } => format!("anonymous({c})"),
             Actor::Anonymous { claimed: None } => "anonymous".to_string(),
             Actor::System => "system".to_string(),
+            Actor::Service { client } => format!("service({client})"),
         }
     }
 }

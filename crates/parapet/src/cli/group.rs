@@ -135,13 +135,32 @@ pub async fn run(cmd: GroupCommand) -> anyhow::Result<()> {
 async fn member(a: MemberArgs, add: bool) -> anyhow::Result<()> {
     let s = super::Session::open(&a.common)?;
     let g = if add {
-        s.client.add_group_member(&a.tenant, &a.name, &a.user).await
+        match s
+            .client
+            .add_group_member(&a.tenant, &a.name, &a.user, None)
+            .await
+            .map_err(|e| s.fail(e))?
+        {
+            parapet_client::MemberAdded::Applied(g) => g,
+            parapet_client::MemberAdded::Requested(req) => {
+                if s.json {
+                    return json(&req);
+                }
+                return out(&format!(
+                    "This tenant requires approval: request {} filed; another administrator \
+                     decides it with 'parapet approval approve --tenant {} {}'\n",
+                    clean(&req.id),
+                    clean(&a.tenant),
+                    clean(&req.id)
+                ));
+            }
+        }
     } else {
         s.client
             .remove_group_member(&a.tenant, &a.name, &a.user)
             .await
-    }
-    .map_err(|e| s.fail(e))?;
+            .map_err(|e| s.fail(e))?
+    };
     if s.json {
         return json(&g);
     }

@@ -64,6 +64,9 @@ pub struct AddArgs {
     /// the first two, plus client_credentials for a confidential client.
     #[arg(long = "grant", value_name = "GRANT")]
     pub grants: Vec<String>,
+    /// The signature algorithm of its ID tokens: ES256 (default) or RS256.
+    #[arg(long = "id-token-alg", value_name = "ALG")]
+    pub id_token_alg: Option<String>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -89,12 +92,20 @@ fn rows(list: &[OidcClient]) -> String {
                 clean(&c.name),
                 clean(&c.client_type),
                 clean(&c.grant_types.join(",")),
+                clean(c.id_token_signed_response_alg.as_deref().unwrap_or("ES256")),
                 clean(&c.redirect_uris.join(" ")),
             ]
         })
         .collect();
     table(
-        &["CLIENT ID", "NAME", "TYPE", "GRANTS", "REDIRECT URIS"],
+        &[
+            "CLIENT ID",
+            "NAME",
+            "TYPE",
+            "GRANTS",
+            "ID TOKEN",
+            "REDIRECT URIS",
+        ],
         &rows,
     )
 }
@@ -122,7 +133,14 @@ pub async fn run(cmd: OidcCommand) -> anyhow::Result<()> {
             let s = super::Session::open(&a.common)?;
             let c = s
                 .client
-                .oidc_client_add(&a.tenant, &a.name, a.public, &a.redirect_uris, &a.grants)
+                .oidc_client_add(
+                    &a.tenant,
+                    &a.name,
+                    a.public,
+                    &a.redirect_uris,
+                    &a.grants,
+                    a.id_token_alg.as_deref(),
+                )
                 .await
                 .map_err(|e| s.fail(e))?;
             shown_once(&s, &c)

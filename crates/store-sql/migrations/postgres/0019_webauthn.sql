@@ -1,0 +1,36 @@
+-- Issue 4 §3, X.1642 7.2.2.4(4) and 8.1.2(1): WebAuthn passkeys and security keys as a second
+-- factor. A credential is the public key (COSE, base64url) an authenticator made for one user;
+-- its signature counter only grows (a counter that goes back reveals a cloned authenticator).
+-- Challenges are single use, expire after a few minutes, and are stored by their hash.
+CREATE TABLE webauthn_credentials (
+    id            TEXT PRIMARY KEY,
+    tenant_id     TEXT NOT NULL REFERENCES tenants (id),
+    user_id       TEXT NOT NULL REFERENCES users (id),
+    name          TEXT NOT NULL,
+    public_key    TEXT NOT NULL,
+    alg           BIGINT NOT NULL,
+    sign_count    BIGINT NOT NULL,
+    aaguid        TEXT NOT NULL,
+    attestation   TEXT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    last_used_at  BIGINT,
+    UNIQUE (tenant_id, user_id, name)
+);
+CREATE INDEX webauthn_credentials_user ON webauthn_credentials (tenant_id, user_id);
+
+CREATE TABLE webauthn_challenges (
+    id_hash     TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL REFERENCES tenants (id),
+    user_id     TEXT NOT NULL REFERENCES users (id),
+    purpose     TEXT NOT NULL,
+    challenge   TEXT NOT NULL,
+    expires_at  BIGINT NOT NULL
+);
+CREATE INDEX webauthn_challenges_expiry ON webauthn_challenges (expires_at);
+
+-- Issue 4 §1: in tenants whose policy requires approval for privilege changes, adding a member
+-- to a group is an approval request (kind `group-member`) naming the group.
+ALTER TABLE approval_requests DROP CONSTRAINT approval_requests_kind_check;
+ALTER TABLE approval_requests ADD CONSTRAINT approval_requests_kind_check
+    CHECK (kind IN ('user-create', 'role-change', 'elevation', 'group-member'));
+ALTER TABLE approval_requests ADD COLUMN group_name TEXT;
