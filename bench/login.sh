@@ -23,8 +23,13 @@ command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-cargo build --release -q -p parapet
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/parapet
+# PARAPET_BIN=path/to/parapet skips the release build (a smoke test on a debug build).
+if [ -z "${PARAPET_BIN:-}" ]; then
+  cargo build --release -q -p parapet
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/parapet
+else
+  BIN=$PARAPET_BIN
+fi
 WORK=$(mktemp -d /tmp/parapet-login-bench.XXXXXX)
 PIDS=()
 cleanup() {
