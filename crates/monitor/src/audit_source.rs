@@ -5,7 +5,9 @@
 //! management platform is the provider's) with the record's index as `seq`; batches carry an
 //! idempotency key made of their index range, so two replicas or a restart never store a record
 //! twice. Records of the ingestion itself by Parapet (`events.ingest` by the system) are left
-//! out, or every batch would feed the next.
+//! out, or every batch would feed the next, and so are successful uses of keys (encrypt,
+//! decrypt, sign, … — the key service's data plane), whose volume would swamp ingestion; their
+//! failures and refusals, and changes to keys, are fed.
 
 use parapet_iam::IamError;
 use parapet_store::{AuditEvent, AuditOutcome, EventFilter, Page, StoredRule};
@@ -157,7 +159,7 @@ impl Monitor {
         for r in &records {
             last = last.max(u64::try_from(r.id).unwrap_or(0));
             let e = &r.event;
-            if e.action == "events.ingest" && e.actor == Actor::System {
+            if (e.action == "events.ingest" && e.actor == Actor::System) || routine_key_use(e) {
                 continue;
             }
             let tenant = match e.tenant {
@@ -245,6 +247,29 @@ struct PastLogin {
 }
 
 /// The UTC hour of a time.
+/// A successful use of a key (the key service's data plane, tens of thousands a second): it
+/// stays in the audit log, but detection does not get it — ingesting every encryption as an
+/// event cut the key service's request rate to a fifth. Failures and refusals of key use, and
+/// every change to keys, are still fed to detection.
+fn routine_key_use(e: &AuditEvent) -> bool {
+    e.outcome == AuditOutcome::Success
+        && e.action.strip_prefix("kms.").is_some_and(|op| {
+            matches!(
+                op,
+                "encrypt"
+                    | "decrypt"
+                    | "rewrap"
+                    | "datakey"
+                    | "sign"
+                    | "verify"
+                    | "hmac"
+                    | "verify-hmac"
+                    | "encrypt-batch"
+                    | "decrypt-batch"
+            )
+        })
+}
+
 fn hour_of(t: parapet_types::Timestamp) -> i64 {
     t.0.div_euclid(3_600_000).rem_euclid(24)
 }
@@ -362,6 +387,29 @@ impl Monitor {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn successful_key_uses_are_not_fed_but_their_failures_and_key_changes_are() {
+        let e = |action: &str, outcome| AuditEvent {
+            time: parapet_types::Timestamp(0),
+            tenant: None,
+            actor: Actor::System,
+            action: action.into(),
+            target: "kms:acme/k".into(),
+            source_ip: None,
+            user_agent: None,
+            outcome,
+            details: json!({}),
+        };
+        for op in ["kms.encrypt", "kms.decrypt", "kms.decrypt-batch", "kms.sign"] {
+            assert!(routine_key_use(&e(op, AuditOutcome::Success)), "{op}");
+            assert!(!routine_key_use(&e(op, AuditOutcome::Failure)), "{op} failure");
+            assert!(!routine_key_use(&e(op, AuditOutcome::Denied)), "{op} denied");
+        }
+        for op in ["kms.key.rotate", "kms.key.create", "kms.seal", "auth.login"] {
+            assert!(!routine_key_use(&e(op, AuditOutcome::Success)), "{op}");
+        }
+    }
 
     /// Every built-in file loads alone, and together their correlations resolve and compile.
     #[test]
