@@ -401,10 +401,21 @@ mod tests {
             outcome,
             details: json!({}),
         };
-        for op in ["kms.encrypt", "kms.decrypt", "kms.decrypt-batch", "kms.sign"] {
+        for op in [
+            "kms.encrypt",
+            "kms.decrypt",
+            "kms.decrypt-batch",
+            "kms.sign",
+        ] {
             assert!(routine_key_use(&e(op, AuditOutcome::Success)), "{op}");
-            assert!(!routine_key_use(&e(op, AuditOutcome::Failure)), "{op} failure");
-            assert!(!routine_key_use(&e(op, AuditOutcome::Denied)), "{op} denied");
+            assert!(
+                !routine_key_use(&e(op, AuditOutcome::Failure)),
+                "{op} failure"
+            );
+            assert!(
+                !routine_key_use(&e(op, AuditOutcome::Denied)),
+                "{op} denied"
+            );
         }
         for op in ["kms.key.rotate", "kms.key.create", "kms.seal", "auth.login"] {
             assert!(!routine_key_use(&e(op, AuditOutcome::Success)), "{op}");
