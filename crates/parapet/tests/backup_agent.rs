@@ -705,18 +705,7 @@ fn a_run_takes_its_window_and_retention_from_the_policy(backend: Backend) {
     };
     let (admin, token) = rt.block_on(async {
         let admin = api.login("admin", ADMIN_PASSWORD).await;
-        let (s, b) = api
-            .post("/api/v1/tenants", &admin, json!({"name": "acme"}))
-            .await;
-        assert_eq!(s, 201, "{b}");
-        let (s, b) = api
-            .post(
-                "/api/v1/tenants/acme/users",
-                &admin,
-                json!({"username": "alice", "password": PW, "role": "tenant-admin"}),
-            )
-            .await;
-        assert_eq!(s, 201, "{b}");
+        api.create_tenant_admin(&admin, "acme", "alice", PW).await;
         let alice = api.login("alice@acme", PW).await;
         let (s, b) = api
             .post(
@@ -901,18 +890,7 @@ fn policies_combine_file_and_vm_levels_and_warn_on_snapshots_only(backend: Backe
     };
     let (admin, alice) = rt.block_on(async {
         let admin = api.login("admin", ADMIN_PASSWORD).await;
-        let (s, b) = api
-            .post("/api/v1/tenants", &admin, json!({"name": "acme"}))
-            .await;
-        assert_eq!(s, 201, "{b}");
-        let (s, b) = api
-            .post(
-                "/api/v1/tenants/acme/users",
-                &admin,
-                json!({"username": "alice", "password": PW, "role": "tenant-admin"}),
-            )
-            .await;
-        assert_eq!(s, 201, "{b}");
+        api.create_tenant_admin(&admin, "acme", "alice", PW).await;
         (admin, api.login("alice@acme", PW).await)
     });
     let set = |name: &str, levels: &[&str]| {

@@ -373,18 +373,7 @@ fn the_console_plan_editor_saves_field_by_field_and_compares_versions(backend: B
     let csrf = "c".repeat(43);
     let (admin, alice) = rt().block_on(async {
         let admin = api.login("admin", ADMIN_PASSWORD).await;
-        let (s, b) = api
-            .post("/api/v1/tenants", &admin, json!({"name": "acme"}))
-            .await;
-        assert_eq!(s, 201, "{b}");
-        let (s, b) = api
-            .post(
-                "/api/v1/tenants/acme/users",
-                &admin,
-                json!({"username": "alice", "password": PW, "role": "tenant-admin"}),
-            )
-            .await;
-        assert_eq!(s, 201, "{b}");
+        api.create_tenant_admin(&admin, "acme", "alice", PW).await;
         (admin.clone(), api.login("alice@acme", PW).await)
     });
     let cookie = |t: &str| format!("parapet_session={t}; parapet_csrf={csrf}");
@@ -621,18 +610,7 @@ fn drills_are_scheduled_recorded_with_participants_and_reported(backend: Backend
             )
             .await;
         assert_eq!(s, 201, "{b}");
-        let (s, b) = api
-            .post("/api/v1/tenants", &admin, json!({"name": "acme"}))
-            .await;
-        assert_eq!(s, 201, "{b}");
-        let (s, b) = api
-            .post(
-                "/api/v1/tenants/acme/users",
-                &admin,
-                json!({"username": "alice", "password": PW, "role": "tenant-admin"}),
-            )
-            .await;
-        assert_eq!(s, 201, "{b}");
+        api.create_tenant_admin(&admin, "acme", "alice", PW).await;
         let (s, b) = api
             .post(
                 "/api/v1/plans",

@@ -72,6 +72,21 @@ impl Api {
         )
         .await
     }
+    /// Creates tenant `tenant` and its administrator `user` (as `admin`, the provider's).
+    pub async fn create_tenant_admin(&self, admin: &str, tenant: &str, user: &str, pw: &str) {
+        let (s, b) = self
+            .post("/api/v1/tenants", admin, json!({"name": tenant}))
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let (s, b) = self
+            .post(
+                &format!("/api/v1/tenants/{tenant}/users"),
+                admin,
+                json!({"username": user, "password": pw, "role": "tenant-admin"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+    }
     pub async fn login(&self, user: &str, pw: &str) -> String {
         let res = self
             .http
